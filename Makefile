@@ -1,0 +1,44 @@
+# PGXS build of the vibescaling extension: the Postgres-free core
+# (src/core, also built and unit-tested by CMakeLists.txt) and the thin
+# Postgres layer (src/pg) go into one shared library.
+EXTENSION   = vibescaling
+MODULE_big  = vibescaling
+EXT_VERSION = 0.1.0
+
+CORE_SRCS = $(sort $(wildcard src/core/*.cpp))
+PG_SRCS   = $(sort $(wildcard src/pg/*.cpp))
+OBJS      = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
+
+# The extension script is src/sql/*.sql concatenated in name order.
+SQL_PARTS  = $(sort $(wildcard src/sql/*.sql))
+DATA_built = $(EXTENSION)--$(EXT_VERSION).sql
+
+# pg_regress (sql/, expected/): the SQL surface. They need the simulator
+# (scripts/test.sh starts it) and pg_cron preloaded.
+REGRESS      = 00_setup 01_surface 02_bad_input 03_scheduler
+REGRESS_OPTS = --inputdir=. --load-extension=vibescaling
+
+PG_CXXFLAGS = -std=c++17 -fPIC -Wall -Wno-missing-field-initializers -Wno-register
+SHLIB_LINK  = -lcurl -ljansson -lstdc++
+EXTRA_CLEAN = $(DATA_built)
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# Debian's PGXS also emits LLVM bitcode, and its .cpp -> .bc rule ignores
+# PG_CXXFLAGS.
+COMPILE.cxx.bc += -std=c++17 -Wno-register
+
+$(DATA_built): $(SQL_PARTS)
+	cat $^ > $@
+
+# jansson's json_object() has the same name as a function the postgres
+# executable exports, and the dynamic linker binds our reference to the
+# executable's (a crash). The core makes objects with new_json_object()
+# (src/core/json_raii.hpp) instead; this check keeps it that way.
+all: check-jansson-symbols
+.PHONY: check-jansson-symbols
+check-jansson-symbols: $(shlib)
+	@if nm -u $(shlib) | grep -qw json_object; then \
+	  echo "error: $(shlib) references json_object, which resolves to PostgreSQL's; use new_json_object()" >&2; exit 1; fi

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs everything vibescaling needs to build, test and run its demo on
+# Debian bookworm (as root, or with sudo). Safe to run again.
+set -euo pipefail
+
+packages=(
+  build-essential g++ make cmake pkg-config curl ca-certificates python3
+  postgresql-15 postgresql-server-dev-15 postgresql-contrib
+  postgresql-15-cron postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
+  libcurl4-openssl-dev libjansson-dev libgtest-dev libcpp-httplib-dev
+  clang-14 llvm-14
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

@@ -1,0 +1,993 @@
+"""Tests for the TikTok API simulator (stdlib unittest, in-process server on a free port).
+
+Run: cd /work/main && python3 -m unittest sim.test_tiktok_sim -v
+"""
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import unittest
+from urllib.parse import urlencode, urlsplit
+
+from sim import tiktok_sim as sim
+
+PROCESSING = 0.3          # seconds of simulated processing in these tests
+VERIFIED_URL = "https://verified.example/clip.mp4"
+PHOTO_URL = "https://cdn.vibescaling.test/p/1.jpg"
+MB = 1024 * 1024
+
+
+class SimTestCase(unittest.TestCase):
+    """Starts one simulator for the module; every test begins from /_sim/reset."""
+
+    # Start the server in a background thread.
+    @classmethod
+    def setUpClass(cls):
+        cls.server = sim.make_server("127.0.0.1", 0, processing_seconds=PROCESSING, quiet=True)
+        cls.port = cls.server.server_address[1]
+        cls.thread = threading.Thread(target=cls.server.serve_forever, daemon=True)
+        cls.thread.start()
+
+    # Stop the server.
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.shutdown()
+        cls.server.server_close()
+
+    # Reset all simulator state before each test.
+    def setUp(self):
+        status, _, body = self.call("POST", "/_sim/reset")
+        self.assertEqual((status, body), (200, {"ok": True}))
+
+    # ---- HTTP helpers ------------------------------------------------------
+
+    # One HTTP request on a fresh connection; returns (status, headers, parsed body).
+    def call(self, method, path, body=None, token=None, headers=None, raw=None, conn=None):
+        hdrs = dict(headers or {})
+        if token is not None:
+            hdrs["Authorization"] = f"Bearer {token}"
+        data = raw
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json; charset=UTF-8")
+        own = conn is None
+        conn = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            payload = resp.read()
+            ctype = resp.getheader("Content-Type", "")
+            parsed = payload
+            if payload and ctype.startswith("application/json"):
+                try:
+                    parsed = json.loads(payload)
+                except ValueError:
+                    parsed = payload
+            return resp.status, resp, parsed
+        finally:
+            if own:
+                conn.close()
+
+    # POST a JSON body to a TikTok endpoint with a bearer token.
+    def api(self, path, body, token="tok_a"):
+        return self.call("POST", path, body=body, token=token)
+
+    # POST a form to an OAuth endpoint.
+    def form(self, path, fields):
+        return self.call("POST", path, raw=urlencode(fields).encode(),
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+    # Assert an envelope reply with the given HTTP status and error.code; returns data.
+    def assertEnvelope(self, result, status, code):
+        got_status, _, body = result
+        self.assertIsInstance(body, dict, body)
+        self.assertEqual((got_status, body["error"]["code"]), (status, code), body)
+        self.assertIn("log_id", body["error"])
+        self.assertTrue(body["error"]["log_id"])
+        self.assertIn("message", body["error"])
+        return body["data"]
+
+    # Create a user through the control API.
+    def user(self, token="tok_a", **fields):
+        status, _, body = self.call("POST", "/_sim/users", body={"access_token": token, **fields})
+        self.assertEqual(status, 200, body)
+        return body
+
+    # Change config through the control API.
+    def config(self, **values):
+        status, _, body = self.call("POST", "/_sim/config", body=values)
+        self.assertEqual(status, 200, body)
+        return body
+
+    # A valid Direct Post video init body.
+    @staticmethod
+    def video_body(privacy="PUBLIC_TO_EVERYONE", url=VERIFIED_URL, **post_info):
+        return {"post_info": {"title": "hello #sim", "privacy_level": privacy, **post_info},
+                "source_info": {"source": "PULL_FROM_URL", "video_url": url}}
+
+    # Init a Direct Post from a URL; returns publish_id.
+    def init_pull(self, token="tok_a", url=VERIFIED_URL, privacy="PUBLIC_TO_EVERYONE"):
+        data = self.assertEnvelope(self.api("/v2/post/publish/video/init/",
+                                            self.video_body(privacy, url), token), 200, "ok")
+        return data["publish_id"]
+
+    # Fetch a publish's status data.
+    def status_of(self, publish_id, token="tok_a"):
+        return self.assertEnvelope(self.api("/v2/post/publish/status/fetch/",
+                                            {"publish_id": publish_id}, token), 200, "ok")
+
+    # Poll until a publish reaches a status (or fail the test).
+    def wait_status(self, publish_id, wanted, token="tok_a", timeout=5.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            data = self.status_of(publish_id, token)
+            if data["status"] == wanted:
+                return data
+            time.sleep(0.05)
+        self.fail(f"{publish_id} never reached {wanted}; last {data}")
+
+    # Requests in the simulator's log, optionally filtered.
+    def requests_log(self, **filters):
+        query = ("?" + urlencode(filters)) if filters else ""
+        return self.call("GET", "/_sim/requests" + query)[2]["requests"]
+
+
+class ControlApiTests(SimTestCase):
+    """Health, config, reset, users, publishes, request log."""
+
+    # Health answers ok.
+    def test_health(self):
+        self.assertEqual(self.call("GET", "/_sim/health")[::2], (200, {"ok": True}))
+
+    # Config can be read, changed, rejects unknown keys, and reset restores defaults.
+    def test_config_and_reset(self):
+        cfg = self.call("GET", "/_sim/config")[2]
+        self.assertEqual(cfg["processing_seconds"], PROCESSING)
+        self.assertEqual(cfg["client_key"], "sim_client_key")
+        self.assertEqual(cfg["verified_url_prefixes"],
+                         ["https://verified.example/", "https://cdn.vibescaling.test/"])
+        self.user()
+        self.init_pull()
+        cfg = self.config(latency_ms=5, unaudited=True, rate_limits=False)
+        self.assertEqual((cfg["latency_ms"], cfg["unaudited"], cfg["rate_limits"]), (5, True, False))
+        status, _, body = self.call("POST", "/_sim/config", body={"no_such_key": 1})
+        self.assertEqual(status, 400)
+        self.assertIn("no_such_key", body["error"])
+        self.call("POST", "/_sim/reset")
+        cfg = self.call("GET", "/_sim/config")[2]
+        self.assertEqual((cfg["latency_ms"], cfg["unaudited"], cfg["rate_limits"]), (0, False, True))
+        self.assertEqual(self.call("GET", "/_sim/users")[2]["users"], [])
+        self.assertEqual(self.call("GET", "/_sim/publishes")[2]["publishes"], [])
+        self.assertEqual(self.requests_log(), [])
+
+    # Users list shows hashes, never raw tokens.
+    def test_users_hide_tokens(self):
+        self.user("secret_token_123", open_id="ou_1", refresh_token="secret_refresh_9",
+                  nickname="Nick")
+        status, _, raw = self.call("GET", "/_sim/users", headers={"Accept": "application/json"})
+        text = json.dumps(raw)
+        self.assertNotIn("secret_token_123", text)
+        self.assertNotIn("secret_refresh_9", text)
+        user = raw["users"][0]
+        self.assertEqual(user["open_id"], "ou_1")
+        self.assertEqual(len(user["token_hash"]), 16)
+        self.assertEqual(user["nickname"], "Nick")
+        for key in ("refresh_count", "direct_posts_24h", "pending_shares", "publishes"):
+            self.assertIn(key, user)
+
+    # Control API validates user bodies.
+    def test_users_validation(self):
+        self.assertEqual(self.call("POST", "/_sim/users", body={"open_id": "x"})[0], 400)
+        self.assertEqual(self.call("POST", "/_sim/users",
+                                   body={"access_token": "t", "bogus": 1})[0], 400)
+        self.assertEqual(self.call("POST", "/_sim/users",
+                                   body={"access_token": "t", "cannot_post": "nope"})[0], 400)
+
+    # token_valid false and past expiry both make the token invalid; merge update works.
+    def test_token_invalid_and_expired(self):
+        self.user("tok_bad", token_valid=False)
+        self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}, "tok_bad"),
+                            401, "access_token_invalid")
+        self.user("tok_old", open_id="ou_old", expires_in=-1)
+        self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}, "tok_old"),
+                            401, "access_token_invalid")
+        self.user("tok_ok", open_id="ou_ok")
+        self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}, "tok_ok"), 200, "ok")
+        status, _, body = self.call("POST", "/_sim/users/ou_ok", body={"token_valid": False})
+        self.assertEqual(status, 200, body)
+        self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}, "tok_ok"),
+                            401, "access_token_invalid")
+
+    # Forcing a publish state via the control API.
+    def test_force_publish_state(self):
+        self.config(processing_seconds=60)
+        pid = self.init_pull()
+        status, _, body = self.call("POST", f"/_sim/publishes/{pid}",
+                                    body={"status": "FAILED", "fail_reason": "duration_check_failed"})
+        self.assertEqual(status, 200, body)
+        data = self.status_of(pid)
+        self.assertEqual((data["status"], data["fail_reason"]), ("FAILED", "duration_check_failed"))
+        self.call("POST", f"/_sim/publishes/{pid}", body={"status": "PUBLISH_COMPLETE"})
+        data = self.status_of(pid)
+        self.assertEqual(data["status"], "PUBLISH_COMPLETE")
+        self.assertNotIn("fail_reason", data)
+        self.assertEqual(len(data["publicaly_available_post_id"]), 1)
+        self.assertEqual(self.call("POST", "/_sim/publishes/nope", body={"status": "FAILED"})[0], 404)
+        self.assertEqual(self.call("POST", f"/_sim/publishes/{pid}", body={"status": "BAD"})[0], 400)
+        listed = self.call("GET", "/_sim/publishes")[2]["publishes"]
+        self.assertEqual([p["publish_id"] for p in listed], [pid])
+        for key in ("open_id", "endpoint", "source", "mode", "status", "fail_reason", "title",
+                    "video_url", "photo_images", "created_at", "uploaded_bytes", "post_ids"):
+            self.assertIn(key, listed[0])
+
+    # Request log: fields, filters, since, redaction, clearing.
+    def test_request_log(self):
+        self.user("tok_log_secret", open_id="ou_log")
+        self.api("/v2/post/publish/creator_info/query/", {}, "tok_log_secret")
+        pid = self.init_pull("tok_log_secret")
+        self.form("/v2/oauth/token/", {"client_key": "sim_client_key",
+                                       "client_secret": "sim_client_secret",
+                                       "grant_type": "authorization_code", "code": "code-ou_x"})
+        entries = self.requests_log()
+        self.assertEqual([e["endpoint"] for e in entries],
+                         ["creator_info", "video_init", "oauth_token"])
+        init = entries[1]
+        for key in ("seq", "time", "method", "path", "endpoint", "open_id", "http_status",
+                    "error_code", "publish_id", "body", "fault"):
+            self.assertIn(key, init)
+        self.assertEqual((init["open_id"], init["publish_id"], init["http_status"],
+                          init["error_code"], init["fault"]), ("ou_log", pid, 200, "ok", None))
+        self.assertEqual(init["body"]["source_info"]["video_url"], VERIFIED_URL)
+        oauth = entries[2]
+        self.assertEqual(oauth["body"]["client_secret"], "***")
+        self.assertEqual(oauth["body"]["code"], "***")
+        self.assertEqual(oauth["open_id"], "ou_x")
+        self.assertNotIn("tok_log_secret", json.dumps(entries))
+        self.assertEqual([e["endpoint"] for e in self.requests_log(endpoint="video_init")],
+                         ["video_init"])
+        self.assertEqual(len(self.requests_log(open_id="ou_log")), 2)
+        self.assertEqual([e["seq"] for e in self.requests_log(since=entries[1]["seq"])],
+                         [entries[2]["seq"]])
+        self.assertEqual(self.call("DELETE", "/_sim/requests")[0], 200)
+        self.assertEqual(self.requests_log(), [])
+
+    # Unknown control paths answer 404.
+    def test_unknown_control_path(self):
+        self.assertEqual(self.call("GET", "/_sim/nothing")[0], 404)
+
+
+class AuthAndCreatorInfoTests(SimTestCase):
+    """Bearer tokens, auto users, scopes and creator_info."""
+
+    # Unknown paths answer 404 with the envelope.
+    def test_unknown_path(self):
+        self.assertEnvelope(self.call("GET", "/v2/nothing/"), 404, "not_found")
+        self.assertEnvelope(self.call("GET", "/v2/post/publish/video/init/", token="t"),
+                            404, "not_found")
+
+    # Missing or invalid bearer tokens answer 401 access_token_invalid.
+    def test_missing_and_invalid_tokens(self):
+        path = "/v2/post/publish/creator_info/query/"
+        self.assertEnvelope(self.call("POST", path, body={}), 401, "access_token_invalid")
+        self.assertEnvelope(self.api(path, {}, "invalid_xyz"), 401, "access_token_invalid")
+        self.config(auto_users=False)
+        self.assertEnvelope(self.api(path, {}, "brand_new"), 401, "access_token_invalid")
+
+    # An unknown token becomes an auto user with a public profile.
+    def test_auto_user(self):
+        data = self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}, "t1"),
+                                   200, "ok")
+        self.assertEqual(data["privacy_level_options"],
+                         ["PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY"])
+        for key in ("creator_avatar_url", "creator_username", "creator_nickname",
+                    "comment_disabled", "duet_disabled", "stitch_disabled",
+                    "max_video_post_duration_sec"):
+            self.assertIn(key, data)
+        users = self.call("GET", "/_sim/users")[2]["users"]
+        self.assertEqual(users[0]["open_id"], "auto_" + sim.token_hash("t1", 8))
+
+    # Private accounts and explicit overrides change the privacy options.
+    def test_privacy_options(self):
+        self.user("tok_p", private_account=True, comment_disabled=True)
+        data = self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}, "tok_p"),
+                                   200, "ok")
+        self.assertEqual(data["privacy_level_options"],
+                         ["FOLLOWER_OF_CREATOR", "MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY"])
+        self.assertTrue(data["comment_disabled"])
+        self.user("tok_o", privacy_level_options=["SELF_ONLY"])
+        data = self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}, "tok_o"),
+                                   200, "ok")
+        self.assertEqual(data["privacy_level_options"], ["SELF_ONLY"])
+
+    # cannot_post answers HTTP 200 with the code and empty data.
+    def test_cannot_post(self):
+        for code in sim.CANNOT_POST_CODES:
+            self.user("tok_c", cannot_post=code)
+            data = self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}, "tok_c"),
+                                       200, code)
+            self.assertEqual(data, {})
+
+    # Missing video.publish scope answers 401 scope_not_authorized.
+    def test_scope_not_authorized(self):
+        self.user("tok_s", scopes=["user.info.basic", "video.upload"])
+        self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}, "tok_s"),
+                            401, "scope_not_authorized")
+        self.assertEnvelope(self.api("/v2/post/publish/video/init/", self.video_body(), "tok_s"),
+                            401, "scope_not_authorized")
+        self.user("tok_u", scopes=["user.info.basic", "video.publish"])
+        self.assertEnvelope(self.api("/v2/post/publish/inbox/video/init/",
+                                     {"source_info": {"source": "PULL_FROM_URL",
+                                                      "video_url": VERIFIED_URL}}, "tok_u"),
+                            401, "scope_not_authorized")
+
+    # user_info returns only the requested fields.
+    def test_user_info(self):
+        self.user("tok_i", open_id="ou_i", nickname="Ivy")
+        status, _, body = self.call("GET", "/v2/user/info/?fields=open_id,union_id,avatar_url,"
+                                    "display_name", token="tok_i")
+        self.assertEqual(status, 200)
+        user = body["data"]["user"]
+        self.assertEqual(set(user), {"open_id", "union_id", "avatar_url", "display_name"})
+        self.assertEqual((user["open_id"], user["display_name"]), ("ou_i", "Ivy"))
+        self.assertEnvelope(self.call("GET", "/v2/user/info/?fields=open_id", token="invalid1"),
+                            401, "access_token_invalid")
+        self.assertEnvelope(self.call("GET", "/v2/user/info/?fields=nope", token="tok_i"),
+                            400, "invalid_param")
+
+
+class VideoInitTests(SimTestCase):
+    """Direct Post validation."""
+
+    PATH = "/v2/post/publish/video/init/"
+
+    # A valid PULL_FROM_URL init returns a v_pub_url publish id.
+    def test_pull_success(self):
+        pid = self.init_pull()
+        self.assertRegex(pid, r"^v_pub_url~v2\.\d+$")
+        self.assertLessEqual(len(pid), 64)
+
+    # Body must be a JSON object.
+    def test_body_must_be_object(self):
+        self.assertEnvelope(self.call("POST", self.PATH, raw=b"not json", token="t"),
+                            400, "invalid_param")
+        self.assertEnvelope(self.api(self.PATH, [1, 2]), 400, "invalid_param")
+
+    # privacy_level missing or not offered answers 403.
+    def test_privacy_mismatch(self):
+        body = self.video_body()
+        del body["post_info"]["privacy_level"]
+        self.assertEnvelope(self.api(self.PATH, body), 403, "privacy_level_option_mismatch")
+        self.assertEnvelope(self.api(self.PATH, self.video_body("FOLLOWER_OF_CREATOR")),
+                            403, "privacy_level_option_mismatch")
+        self.user("tok_priv", private_account=True)
+        self.assertEnvelope(self.api(self.PATH, self.video_body(), "tok_priv"),
+                            403, "privacy_level_option_mismatch")
+
+    # Branded content cannot be SELF_ONLY.
+    def test_branded_self_only(self):
+        self.assertEnvelope(self.api(self.PATH, self.video_body("SELF_ONLY",
+                                                                brand_content_toggle=True)),
+                            400, "invalid_param")
+        self.init_pull(privacy="SELF_ONLY")
+
+    # Title limit counts UTF-16 code units (an emoji counts 2).
+    def test_title_length(self):
+        ok = self.video_body()
+        ok["post_info"]["title"] = "\U0001F600" * 1100           # 2200 units
+        self.assertEnvelope(self.api(self.PATH, ok), 200, "ok")
+        bad = self.video_body()
+        bad["post_info"]["title"] = "\U0001F600" * 1100 + "x"    # 2201 units
+        self.assertEnvelope(self.api(self.PATH, bad), 400, "invalid_param")
+
+    # A creator's disabled interactions must be disabled in the request.
+    def test_interaction_toggles(self):
+        self.user("tok_t", comment_disabled=True, duet_disabled=True)
+        self.assertEnvelope(self.api(self.PATH, self.video_body(), "tok_t"), 400, "invalid_param")
+        self.assertEnvelope(self.api(self.PATH, self.video_body(disable_comment=True), "tok_t"),
+                            400, "invalid_param")
+        self.assertEnvelope(self.api(self.PATH, self.video_body(disable_comment=True,
+                                                                disable_duet=True), "tok_t"),
+                            200, "ok")
+
+    # Banned users and cannot_post users get 403.
+    def test_banned(self):
+        self.user("tok_b", banned=True)
+        self.assertEnvelope(self.api(self.PATH, self.video_body(), "tok_b"),
+                            403, "spam_risk_user_banned_from_posting")
+
+    # The daily Direct Post cap answers 403 spam_risk_too_many_posts.
+    def test_daily_cap(self):
+        self.user("tok_d", daily_post_cap=2)
+        self.init_pull("tok_d")
+        self.init_pull("tok_d")
+        self.assertEnvelope(self.api(self.PATH, self.video_body(), "tok_d"),
+                            403, "spam_risk_too_many_posts")
+        self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}, "tok_d"),
+                            200, "spam_risk_too_many_posts")
+
+    # Unaudited apps may only post SELF_ONLY to private accounts.
+    def test_unaudited(self):
+        self.config(unaudited=True)
+        self.assertEnvelope(self.api(self.PATH, self.video_body("SELF_ONLY")),
+                            403, "unaudited_client_can_only_post_to_private_accounts")
+        self.user("tok_pa", private_account=True)
+        self.assertEnvelope(self.api(self.PATH, self.video_body("MUTUAL_FOLLOW_FRIENDS"), "tok_pa"),
+                            403, "unaudited_client_can_only_post_to_private_accounts")
+        self.init_pull("tok_pa", privacy="SELF_ONLY")
+
+    # PULL_FROM_URL needs https, a host name and a verified prefix.
+    def test_url_ownership(self):
+        self.config(rate_limits=False)
+        bad_urls = ["http://verified.example/v.mp4", "https://127.0.0.1/v.mp4",
+                    "https://[::1]/v.mp4", "https://unverified.example/v.mp4",
+                    "https://verified.example.evil.test/v.mp4", "ftp://verified.example/v.mp4"]
+        for url in bad_urls:
+            with self.subTest(url=url):
+                self.assertEnvelope(self.api(self.PATH, self.video_body(url=url)),
+                                    403, "url_ownership_unverified")
+        self.init_pull(url="https://cdn.vibescaling.test/a/b.mp4")
+        self.config(verified_url_prefixes=["https://mine.test/videos/"])
+        self.assertEnvelope(self.api(self.PATH, self.video_body()), 403, "url_ownership_unverified")
+        self.init_pull(url="https://mine.test/videos/x.mp4")
+
+    # FILE_UPLOAD sizes must follow the chunk rules.
+    def test_file_upload_rules_http(self):
+        # A FILE_UPLOAD init body with the given sizes.
+        def body(size, chunk, count):
+            return {"post_info": {"privacy_level": "SELF_ONLY"},
+                    "source_info": {"source": "FILE_UPLOAD", "video_size": size,
+                                    "chunk_size": chunk, "total_chunk_count": count}}
+        data = self.assertEnvelope(self.api(self.PATH, body(1000, 1000, 1)), 200, "ok")
+        self.assertRegex(data["publish_id"], r"^v_pub_file~v2\.\d+$")
+        self.assertRegex(data["upload_url"],
+                         rf"^http://127\.0\.0\.1:{self.port}/upload/\w+\?upload_token=\S+$")
+        self.assertEnvelope(self.api(self.PATH, body(1000, 500, 2)), 400, "invalid_param")
+
+    # The chunk rule checker itself.
+    def test_chunk_rules(self):
+        valid = [(1, 1, 1), (5 * MB - 1, 5 * MB - 1, 1), (5 * MB, 5 * MB, 1),
+                 (50_000_123, 10_000_000, 5), (100 * MB, 64 * MB, 1), (4 * 1024 * MB, 64 * MB, 64),
+                 (819 * 5 * MB, 5 * MB, 819)]
+        invalid = [(0, 0, 1), (1000, 500, 2), (4 * MB, 4 * MB, 2), (10 * MB, 4 * MB, 2),
+                   (130 * MB, 65 * MB, 2), (200 * MB, 64 * MB, 4), (10 * MB, 5 * MB, 1),
+                   (129 * MB + 1, 64 * MB + MB, 1), (4 * 1024 * MB + 1, 64 * MB, 64),
+                   (1001 * 5 * MB, 5 * MB, 1001), (10 * MB, 20 * MB, 0), ("1", 1, 1), (True, 1, 1)]
+        for args in valid:
+            self.assertIsNone(sim.chunk_rule_violation(*args), args)
+        for args in invalid:
+            self.assertIsNotNone(sim.chunk_rule_violation(*args), args)
+
+    # Missing or unknown source_info answers 400.
+    def test_bad_source(self):
+        body = self.video_body()
+        body["source_info"] = {"source": "SOMETHING"}
+        self.assertEnvelope(self.api(self.PATH, body), 400, "invalid_param")
+        del body["source_info"]
+        self.assertEnvelope(self.api(self.PATH, body), 400, "invalid_param")
+
+
+class StatusAndCancelTests(SimTestCase):
+    """Asynchronous status progress, failures, ownership, cancel."""
+
+    # A Direct Post goes PROCESSING_DOWNLOAD -> PUBLISH_COMPLETE -> post id visible.
+    def test_direct_post_progress(self):
+        self.config(processing_seconds=0.6)      # a wide window between COMPLETE and the id
+        pid = self.init_pull()
+        first = self.status_of(pid)
+        self.assertEqual(first["status"], "PROCESSING_DOWNLOAD")
+        self.assertEqual(first["publicaly_available_post_id"], [])
+        self.assertNotIn("fail_reason", first)
+        self.assertIn("downloaded_bytes", first)
+        done = self.wait_status(pid, "PUBLISH_COMPLETE")
+        self.assertEqual(done["publicaly_available_post_id"], [])
+        time.sleep(0.65)
+        status, resp, raw = self.call("POST", "/v2/post/publish/status/fetch/",
+                                      body={"publish_id": pid}, token="tok_a")
+        ids = raw["data"]["publicaly_available_post_id"]
+        self.assertEqual(len(ids), 1)
+        self.assertGreater(ids[0], 2 ** 53)
+        self.assertEqual(len(str(ids[0])), 19)
+        # The raw JSON text carries the id as an exact integer literal.
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        conn.request("POST", "/v2/post/publish/status/fetch/", body=json.dumps({"publish_id": pid}),
+                     headers={"Authorization": "Bearer tok_a"})
+        text = conn.getresponse().read().decode()
+        conn.close()
+        self.assertIn(f'"publicaly_available_post_id": [{ids[0]}]', text)
+
+    # sim_fail in the URL ends FAILED with that reason, still HTTP 200 ok.
+    def test_sim_fail(self):
+        pid = self.init_pull(url=VERIFIED_URL + "?sim_fail=video_pull_failed")
+        data = self.wait_status(pid, "FAILED")
+        self.assertEqual(data["fail_reason"], "video_pull_failed")
+        self.assertEqual(data["publicaly_available_post_id"], [])
+
+    # Unknown and foreign publish ids answer 400 with the matching codes.
+    def test_status_errors(self):
+        pid = self.init_pull("tok_owner")
+        self.assertEnvelope(self.api("/v2/post/publish/status/fetch/",
+                                     {"publish_id": "v_pub_url~v2.1"}), 400, "invalid_publish_id")
+        self.assertEnvelope(self.api("/v2/post/publish/status/fetch/", {"publish_id": pid},
+                                     "tok_other"),
+                            400, "token_not_authorized_for_specified_publish_id")
+        self.status_of(pid, "tok_owner")
+
+    # Cancel an in-flight pull; a final publish is not cancellable.
+    def test_cancel(self):
+        self.config(processing_seconds=30)
+        pid = self.init_pull()
+        self.assertEnvelope(self.api("/v2/post/publish/cancel/", {"publish_id": pid}), 200, "ok")
+        data = self.status_of(pid)
+        self.assertEqual((data["status"], data["fail_reason"]), ("FAILED", "publish_cancelled"))
+        self.assertEnvelope(self.api("/v2/post/publish/cancel/", {"publish_id": pid}),
+                            400, "publish_not_cancellable")
+        self.assertEnvelope(self.api("/v2/post/publish/cancel/", {"publish_id": "nope"}),
+                            400, "invalid_publish_id")
+
+    # Per-publish processing time via sim_processing_seconds in the URL.
+    def test_per_publish_processing(self):
+        self.config(processing_seconds=60)
+        pid = self.init_pull(url=VERIFIED_URL + "?sim_processing_seconds=0")
+        self.assertEqual(self.status_of(pid)["status"], "PUBLISH_COMPLETE")
+
+
+class UploadTests(SimTestCase):
+    """FILE_UPLOAD chunk transfer."""
+
+    # Init a FILE_UPLOAD Direct Post; returns (publish_id, upload path+query).
+    def init_file(self, size, chunk, count, endpoint="/v2/post/publish/video/init/"):
+        body = {"source_info": {"source": "FILE_UPLOAD", "video_size": size,
+                                "chunk_size": chunk, "total_chunk_count": count}}
+        if endpoint.endswith("/video/init/") and "inbox" not in endpoint:
+            body["post_info"] = {"privacy_level": "SELF_ONLY", "title": "file"}
+        data = self.assertEnvelope(self.api(endpoint, body), 200, "ok")
+        parts = urlsplit(data["upload_url"])
+        return data["publish_id"], f"{parts.path}?{parts.query}"
+
+    # PUT one chunk; returns (status, response).
+    def put(self, path, data, first, total, ctype="video/mp4", conn=None, headers=None):
+        hdrs = {"Content-Type": ctype,
+                "Content-Range": f"bytes {first}-{first + len(data) - 1}/{total}"}
+        hdrs.update(headers or {})
+        status, resp, _ = self.call("PUT", path, raw=data, headers=hdrs, conn=conn)
+        return status, resp
+
+    # Two chunks: 206 then 201 with progress in Content-Range; then processing completes.
+    def test_chunked_upload_flow(self):
+        size, chunk = 11 * MB + 7, 5 * MB
+        pid, path = self.init_file(size, chunk, 2)
+        self.assertEqual(self.status_of(pid)["status"], "PROCESSING_UPLOAD")
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        status, resp = self.put(path, b"a" * chunk, 0, size, conn=conn)
+        self.assertEqual(status, 206)
+        self.assertEqual(resp.getheader("Content-Range"), f"bytes 0-{chunk - 1}/{size}")
+        self.assertEqual(self.status_of(pid)["uploaded_bytes"], chunk)
+        status, resp = self.put(path, b"b" * (size - chunk), chunk, size, ctype="video/quicktime",
+                                conn=conn)
+        conn.close()
+        self.assertEqual(status, 201)
+        self.assertEqual(resp.getheader("Content-Range"), f"bytes 0-{size - 1}/{size}")
+        data = self.status_of(pid)
+        self.assertEqual((data["status"], data["uploaded_bytes"]), ("PROCESSING_UPLOAD", size))
+        self.wait_status(pid, "PUBLISH_COMPLETE")
+
+    # Upload errors: 400 headers/length, 404 unknown, 416 range, 403 expired.
+    def test_upload_errors(self):
+        pid, path = self.init_file(1000, 1000, 1)
+        data = b"x" * 1000
+        self.assertEqual(self.put(path, data, 0, 1000, ctype="text/plain")[0], 400)
+        self.assertEqual(self.put(path, data, 0, 1000,
+                                  headers={"Content-Range": "bytes 0-10/1000"})[0], 400)
+        self.assertEqual(self.put(path, data, 0, 1000,
+                                  headers={"Content-Range": "0-999/1000"})[0], 400)
+        self.assertEqual(self.put(path.split("?")[0] + "?upload_token=wrong", data, 0, 1000)[0], 404)
+        self.assertEqual(self.put("/upload/unknown?upload_token=x", data, 0, 1000)[0], 404)
+        self.assertEqual(self.put(path, data, 0, 999 + 1000)[0], 416)        # TOTAL mismatch
+        self.assertEqual(self.put(path, data[:500], 500, 1000)[0], 416)      # not in order
+        self.assertEqual(self.put(path, data, 0, 1000)[0], 201)
+        self.assertEqual(self.put(path, data, 0, 1000)[0], 416)              # already complete
+        self.config(upload_url_ttl_seconds=0)
+        _, path2 = self.init_file(1000, 1000, 1)
+        self.assertEqual(self.put(path2, data, 0, 1000)[0], 403)
+
+    # Chunks must be exactly chunk_size except the last.
+    def test_chunk_length_enforced(self):
+        size, chunk = 11 * MB, 5 * MB
+        _, path = self.init_file(size, chunk, 2)
+        self.assertEqual(self.put(path, b"a" * (chunk - 1), 0, size)[0], 400)
+
+    # The connection stays usable (keep-alive) after an error reply with a body.
+    def test_keep_alive_after_error(self):
+        _, path = self.init_file(1000, 1000, 1)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        self.assertEqual(self.put(path, b"x" * 1000, 0, 1000, ctype="text/plain", conn=conn)[0], 400)
+        self.assertEqual(self.put(path, b"x" * 1000, 0, 1000, conn=conn)[0], 201)
+        status, _, body = self.call("GET", "/_sim/health", conn=conn)
+        conn.close()
+        self.assertEqual((status, body), (200, {"ok": True}))
+
+    # An inbox FILE_UPLOAD ends SEND_TO_USER_INBOX.
+    def test_inbox_file_upload(self):
+        pid, path = self.init_file(1000, 1000, 1, "/v2/post/publish/inbox/video/init/")
+        self.assertRegex(pid, r"^v_pub_file~v2\.\d+$")
+        self.assertEqual(self.put(path, b"x" * 1000, 0, 1000)[0], 201)
+        self.wait_status(pid, "SEND_TO_USER_INBOX")
+        # FILE_UPLOAD publishes cannot be cancelled.
+        self.assertEnvelope(self.api("/v2/post/publish/cancel/", {"publish_id": pid}),
+                            400, "publish_not_cancellable")
+
+
+class InboxAndPhotoTests(SimTestCase):
+    """Inbox video uploads and photo posts."""
+
+    INBOX = "/v2/post/publish/inbox/video/init/"
+    CONTENT = "/v2/post/publish/content/init/"
+
+    # A valid photo body.
+    @staticmethod
+    def photo_body(mode="DIRECT_POST", images=None, cover=0, **post_info):
+        info = {"title": "pics", "description": "desc", **post_info}
+        if mode == "DIRECT_POST":
+            info.setdefault("privacy_level", "PUBLIC_TO_EVERYONE")
+        return {"post_info": info, "post_mode": mode, "media_type": "PHOTO",
+                "source_info": {"source": "PULL_FROM_URL", "photo_cover_index": cover,
+                                "photo_images": images or [PHOTO_URL]}}
+
+    # Inbox pull ends SEND_TO_USER_INBOX.
+    def test_inbox_pull(self):
+        data = self.assertEnvelope(self.api(self.INBOX, {"source_info": {
+            "source": "PULL_FROM_URL", "video_url": VERIFIED_URL}}), 200, "ok")
+        self.assertRegex(data["publish_id"], r"^v_pub_url~v2\.\d+$")
+        self.assertEqual(self.status_of(data["publish_id"])["status"], "PROCESSING_DOWNLOAD")
+        self.wait_status(data["publish_id"], "SEND_TO_USER_INBOX")
+
+    # Six unfinished drafts in 24 h: the sixth is refused.
+    def test_pending_share_limit(self):
+        self.config(rate_limits=False)
+        body = {"source_info": {"source": "PULL_FROM_URL", "video_url": VERIFIED_URL}}
+        for _ in range(5):
+            self.assertEnvelope(self.api(self.INBOX, body), 200, "ok")
+        self.assertEnvelope(self.api(self.INBOX, body), 403, "spam_risk_too_many_pending_share")
+        self.assertEnvelope(self.api(self.CONTENT, self.photo_body("MEDIA_UPLOAD")),
+                            403, "spam_risk_too_many_pending_share")
+
+    # Direct photo post succeeds with a p_pub_url id and completes.
+    def test_photo_direct(self):
+        data = self.assertEnvelope(self.api(self.CONTENT, self.photo_body(
+            images=[PHOTO_URL, PHOTO_URL.replace("1.jpg", "2.jpg")], cover=1)), 200, "ok")
+        self.assertRegex(data["publish_id"], r"^p_pub_url~v2\.\d+$")
+        self.wait_status(data["publish_id"], "PUBLISH_COMPLETE")
+
+    # Photo to the inbox (MEDIA_UPLOAD) needs only video.upload.
+    def test_photo_inbox(self):
+        self.user("tok_up", scopes=["user.info.basic", "video.upload"])
+        data = self.assertEnvelope(self.api(self.CONTENT, self.photo_body("MEDIA_UPLOAD"),
+                                            "tok_up"), 200, "ok")
+        self.wait_status(data["publish_id"], "SEND_TO_USER_INBOX", token="tok_up")
+        self.assertEnvelope(self.api(self.CONTENT, self.photo_body(), "tok_up"),
+                            401, "scope_not_authorized")
+
+    # Photo validation errors.
+    def test_photo_validation(self):
+        self.config(rate_limits=False)
+        cases = [
+            (dict(self.photo_body(), media_type="VIDEO"), 400, "invalid_param"),
+            (dict(self.photo_body(), post_mode="OTHER"), 400, "invalid_param"),
+            (self.photo_body(images=[PHOTO_URL] * 36), 400, "invalid_param"),
+            (self.photo_body(cover=1), 400, "invalid_param"),
+            (self.photo_body(cover=-1), 400, "invalid_param"),
+            (self.photo_body(title="x" * 91), 400, "invalid_param"),
+            (self.photo_body(description="x" * 4001), 400, "invalid_param"),
+            (self.photo_body(images=["https://elsewhere.test/1.jpg"]), 403,
+             "url_ownership_unverified"),
+            (self.photo_body(privacy_level="FOLLOWER_OF_CREATOR"), 403,
+             "privacy_level_option_mismatch"),
+        ]
+        no_cover = self.photo_body()
+        del no_cover["source_info"]["photo_cover_index"]
+        file_source = self.photo_body()
+        file_source["source_info"]["source"] = "FILE_UPLOAD"
+        cases += [(no_cover, 400, "invalid_param"), (file_source, 400, "invalid_param")]
+        for body, status, code in cases:
+            with self.subTest(body=json.dumps(body)[:120]):
+                self.assertEnvelope(self.api(self.CONTENT, body), status, code)
+        self.assertEnvelope(self.api(self.CONTENT, self.photo_body(title="x" * 90)), 200, "ok")
+
+    # A failing photo URL ends FAILED with its reason.
+    def test_photo_fail(self):
+        data = self.assertEnvelope(self.api(self.CONTENT, self.photo_body(
+            images=[PHOTO_URL + "?sim_fail=photo_pull_failed"])), 200, "ok")
+        self.assertEqual(self.wait_status(data["publish_id"], "FAILED")["fail_reason"],
+                         "photo_pull_failed")
+
+
+class OAuthTests(SimTestCase):
+    """Token exchange, refresh rotation, revoke."""
+
+    TOKEN = "/v2/oauth/token/"
+    CLIENT = {"client_key": "sim_client_key", "client_secret": "sim_client_secret"}
+
+    # Exchange a code; returns the token response.
+    def exchange(self, code):
+        status, _, body = self.form(self.TOKEN, {**self.CLIENT, "code": code,
+                                                 "grant_type": "authorization_code",
+                                                 "redirect_uri": "https://app.test/cb"})
+        self.assertEqual(status, 200, body)
+        return body
+
+    # code-<open_id> works once and yields a flat token response.
+    def test_code_exchange(self):
+        body = self.exchange("code-ou_7")
+        self.assertEqual(set(body), {"access_token", "expires_in", "open_id", "refresh_token",
+                                     "refresh_expires_in", "scope", "token_type"})
+        self.assertEqual((body["open_id"], body["token_type"], body["expires_in"],
+                          body["refresh_expires_in"]), ("ou_7", "Bearer", 7200, 15552000))
+        self.assertEqual(body["scope"], "user.info.basic,video.publish,video.upload")
+        self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {},
+                                     body["access_token"]), 200, "ok")
+        status, _, err = self.form(self.TOKEN, {**self.CLIENT, "code": "code-ou_7",
+                                                "grant_type": "authorization_code"})
+        self.assertEqual((status, err["error"]), (400, "invalid_grant"))
+        self.assertIn("error_description", err)
+        self.assertIn("log_id", err)
+        status, _, err = self.form(self.TOKEN, {**self.CLIENT, "code": "random",
+                                                "grant_type": "authorization_code"})
+        self.assertEqual((status, err["error"]), (400, "invalid_grant"))
+
+    # A code registered through the control API maps to that user and its scopes.
+    def test_registered_code(self):
+        self.user("tok_r", open_id="ou_reg", auth_code="abc123",
+                  scopes=["user.info.basic", "video.upload"])
+        body = self.exchange("abc123")
+        self.assertEqual((body["open_id"], body["scope"]), ("ou_reg", "user.info.basic,video.upload"))
+
+    # Wrong client credentials answer 401 invalid_client.
+    def test_invalid_client(self):
+        status, _, err = self.form(self.TOKEN, {"client_key": "sim_client_key",
+                                                "client_secret": "wrong", "code": "code-x",
+                                                "grant_type": "authorization_code"})
+        self.assertEqual((status, err["error"]), (401, "invalid_client"))
+        self.config(client_key="k2", client_secret="s2", access_expires_in=60)
+        status, _, body = self.form(self.TOKEN, {"client_key": "k2", "client_secret": "s2",
+                                                 "code": "code-y",
+                                                 "grant_type": "authorization_code"})
+        self.assertEqual((status, body["expires_in"]), (200, 60))
+
+    # Refresh rotates: new tokens, old refresh token dead, refresh_count counted.
+    def test_refresh_rotation(self):
+        first = self.exchange("code-ou_r")
+        status, _, second = self.form(self.TOKEN, {**self.CLIENT, "grant_type": "refresh_token",
+                                                   "refresh_token": first["refresh_token"]})
+        self.assertEqual(status, 200, second)
+        self.assertNotEqual(second["access_token"], first["access_token"])
+        self.assertNotEqual(second["refresh_token"], first["refresh_token"])
+        self.assertEqual(second["open_id"], "ou_r")
+        status, _, err = self.form(self.TOKEN, {**self.CLIENT, "grant_type": "refresh_token",
+                                                "refresh_token": first["refresh_token"]})
+        self.assertEqual((status, err["error"]), (400, "invalid_grant"))
+        self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {},
+                                     second["access_token"]), 200, "ok")
+        users = {u["open_id"]: u for u in self.call("GET", "/_sim/users")[2]["users"]}
+        self.assertEqual(users["ou_r"]["refresh_count"], 1)
+        log = self.requests_log(endpoint="oauth_token")
+        self.assertEqual(log[1]["body"]["refresh_token"], "***")
+
+    # Revoke kills the access token and its refresh token; reply is an empty 200.
+    def test_revoke(self):
+        tokens = self.exchange("code-ou_v")
+        status, resp, body = self.form("/v2/oauth/revoke/", {**self.CLIENT,
+                                                             "token": tokens["access_token"]})
+        self.assertEqual((status, body), (200, b""))
+        self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {},
+                                     tokens["access_token"]), 401, "access_token_invalid")
+        status, _, err = self.form(self.TOKEN, {**self.CLIENT, "grant_type": "refresh_token",
+                                                "refresh_token": tokens["refresh_token"]})
+        self.assertEqual((status, err["error"]), (400, "invalid_grant"))
+        # A revoked unknown token is never adopted as an auto user.
+        self.form("/v2/oauth/revoke/", {**self.CLIENT, "token": "never_seen"})
+        self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}, "never_seen"),
+                            401, "access_token_invalid")
+        self.assertEqual(self.requests_log(endpoint="oauth_revoke")[0]["body"]["token"], "***")
+
+    # Unsupported grant types and non-form bodies are refused.
+    def test_bad_requests(self):
+        status, _, err = self.form(self.TOKEN, {**self.CLIENT, "grant_type": "password"})
+        self.assertEqual((status, err["error"]), (400, "unsupported_grant_type"))
+        status, _, err = self.call("POST", self.TOKEN, body={**self.CLIENT,
+                                                             "grant_type": "refresh_token"})
+        self.assertEqual((status, err["error"]), (400, "invalid_request"))
+
+
+class RateLimitTests(SimTestCase):
+    """Sliding-window per-token rate limits."""
+
+    # The three init endpoints share 6 per minute per token.
+    def test_init_limit_shared(self):
+        for _ in range(4):
+            self.init_pull()
+        inbox = {"source_info": {"source": "PULL_FROM_URL", "video_url": VERIFIED_URL}}
+        self.assertEnvelope(self.api("/v2/post/publish/inbox/video/init/", inbox), 200, "ok")
+        self.assertEnvelope(self.api("/v2/post/publish/inbox/video/init/", inbox), 200, "ok")
+        status, resp, _ = self.api("/v2/post/publish/video/init/", self.video_body())
+        self.assertEnvelope((status, resp, _), 429, "rate_limit_exceeded")
+        self.assertIsNone(resp.getheader("Retry-After"))
+        # Another token has its own window.
+        self.init_pull("tok_b")
+
+    # status_fetch allows 30 a minute, creator_info 20.
+    def test_status_and_creator_limits(self):
+        pid = self.init_pull()
+        for _ in range(30):
+            self.status_of(pid)
+        self.assertEnvelope(self.api("/v2/post/publish/status/fetch/", {"publish_id": pid}),
+                            429, "rate_limit_exceeded")
+        for _ in range(20):
+            self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}), 200, "ok")
+        self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}),
+                            429, "rate_limit_exceeded")
+
+    # Limits can be switched off or tuned.
+    def test_limits_configurable(self):
+        self.config(rate_limits=False)
+        for _ in range(8):
+            self.init_pull()
+        self.config(rate_limits={"creator_info": 1})
+        self.api("/v2/post/publish/creator_info/query/", {}, "tok_z")
+        self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}, "tok_z"),
+                            429, "rate_limit_exceeded")
+
+
+class FaultTests(SimTestCase):
+    """Fault injection and latency."""
+
+    # Queue a fault.
+    def fault(self, **spec):
+        status, _, body = self.call("POST", "/_sim/faults", body=spec)
+        self.assertEqual(status, 200, body)
+        return body
+
+    # An error fault replaces N replies, with Retry-After when asked, then stops.
+    def test_error_fault_count_and_retry_after(self):
+        self.fault(endpoint="creator_info", count=2, http_status=503, error_code="internal_error",
+                   retry_after=7)
+        for _ in range(2):
+            status, resp, body = self.api("/v2/post/publish/creator_info/query/", {})
+            self.assertEnvelope((status, resp, body), 503, "internal_error")
+            self.assertEqual(resp.getheader("Retry-After"), "7")
+        self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}), 200, "ok")
+        self.assertEqual(self.call("GET", "/_sim/faults")[2]["faults"], [])
+        log = self.requests_log(endpoint="creator_info")
+        self.assertEqual([e["fault"] for e in log], ["error", "error", None])
+
+    # Faults can be listed and cleared; bad specs are rejected.
+    def test_fault_listing(self):
+        self.fault(endpoint="*", count=3, action="empty")
+        self.assertEqual(self.call("GET", "/_sim/faults")[2]["faults"][0]["count"], 3)
+        self.assertEqual(self.call("DELETE", "/_sim/faults")[0], 200)
+        self.assertEqual(self.call("GET", "/_sim/faults")[2]["faults"], [])
+        self.assertEqual(self.call("POST", "/_sim/faults", body={"endpoint": "nope"})[0], 400)
+        self.assertEqual(self.call("POST", "/_sim/faults",
+                                   body={"endpoint": "cancel", "action": "explode"})[0], 400)
+
+    # drop closes the socket without any reply, and has no effect.
+    def test_drop(self):
+        self.fault(endpoint="video_init", action="drop")
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionResetError)):
+            self.api("/v2/post/publish/video/init/", self.video_body())
+        self.assertEqual(self.call("GET", "/_sim/publishes")[2]["publishes"], [])
+        entry = self.requests_log(endpoint="video_init")[0]
+        self.assertEqual((entry["fault"], entry["http_status"]), ("drop", None))
+
+    # after_processing: the publish is created, but the reply is lost.
+    def test_drop_after_processing(self):
+        self.fault(endpoint="video_init", action="drop", after_processing=True)
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionResetError)):
+            self.api("/v2/post/publish/video/init/", self.video_body())
+        publishes = self.call("GET", "/_sim/publishes")[2]["publishes"]
+        self.assertEqual(len(publishes), 1)
+        entry = self.requests_log(endpoint="video_init")[0]
+        self.assertEqual(entry["publish_id"], publishes[0]["publish_id"])
+        self.assertEqual(entry["effect_error_code"], "ok")
+        self.wait_status(publishes[0]["publish_id"], "PUBLISH_COMPLETE")
+
+    # slow delays the reply but answers normally.
+    def test_slow(self):
+        self.fault(endpoint="status_fetch", action="slow", delay_ms=300)
+        pid = self.init_pull()
+        start = time.time()
+        self.status_of(pid)
+        self.assertGreaterEqual(time.time() - start, 0.29)
+
+    # html, malformed and empty replies.
+    def test_bad_bodies(self):
+        self.fault(endpoint="video_init", action="html", http_status=502)
+        status, resp, body = self.api("/v2/post/publish/video/init/", self.video_body())
+        self.assertEqual(status, 502)
+        self.assertTrue(resp.getheader("Content-Type").startswith("text/html"))
+        self.assertIn(b"<html>", body)
+        self.fault(endpoint="video_init", action="malformed")
+        status, _, body = self.api("/v2/post/publish/video/init/", self.video_body())
+        self.assertEqual(status, 200)
+        with self.assertRaises(ValueError):
+            json.loads(body)
+        self.fault(endpoint="video_init", action="empty")
+        status, resp, body = self.api("/v2/post/publish/video/init/", self.video_body())
+        self.assertEqual((status, body, resp.getheader("Content-Length")), (200, b"", "0"))
+        self.assertEqual(self.call("GET", "/_sim/publishes")[2]["publishes"], [])
+
+    # Faults on OAuth use the flat OAuth error format; on upload they hit PUT.
+    def test_oauth_and_upload_faults(self):
+        self.fault(endpoint="oauth_token", http_status=500, error_code="internal_error")
+        status, _, body = self.form("/v2/oauth/token/", {"client_key": "sim_client_key",
+                                                         "client_secret": "sim_client_secret",
+                                                         "grant_type": "authorization_code",
+                                                         "code": "code-f"})
+        self.assertEqual((status, body["error"]), (500, "internal_error"))
+        data = self.assertEnvelope(self.api("/v2/post/publish/video/init/", {
+            "post_info": {"privacy_level": "SELF_ONLY"},
+            "source_info": {"source": "FILE_UPLOAD", "video_size": 10, "chunk_size": 10,
+                            "total_chunk_count": 1}}), 200, "ok")
+        parts = urlsplit(data["upload_url"])
+        path = f"{parts.path}?{parts.query}"
+        self.fault(endpoint="upload", http_status=503)
+        headers = {"Content-Type": "video/mp4", "Content-Range": "bytes 0-9/10"}
+        self.assertEqual(self.call("PUT", path, raw=b"0123456789", headers=headers)[0], 503)
+        self.assertEqual(self.call("PUT", path, raw=b"0123456789", headers=headers)[0], 201)
+
+    # latency_ms delays every TikTok call but not the control API.
+    def test_latency(self):
+        self.config(latency_ms=400)
+        start = time.time()
+        self.api("/v2/post/publish/creator_info/query/", {})
+        self.assertGreaterEqual(time.time() - start, 0.39)
+        start = time.time()
+        self.call("GET", "/_sim/health")
+        self.assertLess(time.time() - start, 0.35)
+
+
+class HttpBehaviourTests(SimTestCase):
+    """Keep-alive, Content-Length, process lifecycle."""
+
+    # Several requests share one HTTP/1.1 connection; Content-Length is always sent.
+    def test_keep_alive(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        for _ in range(3):
+            status, resp, _ = self.call("POST", "/v2/post/publish/creator_info/query/", body={},
+                                        token="tok_a", conn=conn)
+            self.assertEqual(status, 200)
+            self.assertEqual(resp.version, 11)
+            self.assertIsNotNone(resp.getheader("Content-Length"))
+        status, resp, _ = self.call("GET", "/_sim/health", conn=conn)
+        self.assertIsNotNone(resp.getheader("Content-Length"))
+        conn.close()
+
+    # The script prints its listening line and exits 0 on SIGTERM.
+    def test_cli_sigterm(self):
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiktok_sim.py")
+        proc = subprocess.Popen([sys.executable, script, "--port", "0", "--quiet"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            line = proc.stdout.readline()
+            self.assertRegex(line, r"^tiktok_sim listening on http://127\.0\.0\.1:\d+$")
+            port = int(line.rsplit(":", 1)[1])
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/_sim/health")
+            self.assertEqual(conn.getresponse().status, 200)
+            conn.close()
+            proc.send_signal(signal.SIGTERM)
+            self.assertEqual(proc.wait(timeout=5), 0)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+            proc.stderr.close()
+
+
+if __name__ == "__main__":
+    unittest.main()

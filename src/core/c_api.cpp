@@ -1,0 +1,214 @@
+/*
+ * c_api.cpp: the extern "C" wall between the C++ core and its C callers
+ * (the Postgres layer). Every function catches everything: no exception,
+ * std::bad_alloc included, may unwind into C frames (Postgres would be left
+ * in an undefined state).
+ */
+#include "vs_core.h"
+
+#include "c_result.hpp"
+#include "call.hpp"
+#include "endpoints.hpp"
+#include "error_map.hpp"
+#include "json_out.hpp"
+#include "reply_parser.hpp"
+#include "request_builder.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <new>
+
+using namespace vibescaling;
+
+namespace {
+
+/* Stores a malloc'd copy of message in *error when the caller asked for it. */
+void
+set_error(char **error, const char *message) noexcept
+{
+	if (error != nullptr)
+		*error = dup_text(message);
+}
+
+/* A malloc'd copy of s, or NULL when memory runs out. */
+char *
+dup_or_null(const std::string &s) noexcept
+{
+	char	   *p = static_cast<char *>(std::malloc(s.size() + 1));
+
+	if (p != nullptr)
+		std::memcpy(p, s.c_str(), s.size() + 1);
+	return p;
+}
+
+}								/* namespace */
+
+extern "C" {
+
+/* Maps a logical endpoint name to its enum; VS_EP_UNKNOWN when unknown. */
+vs_endpoint
+vs_endpoint_from_name(const char *name)
+{
+	return endpoint_from_name(name);
+}
+
+/* The URL path of an endpoint (static string), "" for VS_EP_UNKNOWN. */
+const char *
+vs_endpoint_path(vs_endpoint ep)
+{
+	return endpoint_path(ep);
+}
+
+/* The request body for ep, or NULL with *error set. */
+char *
+vs_build_request_body(vs_endpoint ep, const char *options_json, char **error)
+{
+	if (error != nullptr)
+		*error = nullptr;
+	try
+	{
+		char	   *body = dup_or_null(build_request_body(ep, options_json));
+
+		if (body == nullptr)
+			set_error(error, "out of memory");
+		return body;
+	}
+	catch (const std::bad_alloc &)
+	{
+		set_error(error, "out of memory");
+	}
+	catch (const std::exception &e)
+	{
+		/* OptionsError lands here too: its message names the option. */
+		set_error(error, e.what());
+	}
+	catch (...)
+	{
+		set_error(error, "unexpected failure while building the request body");
+	}
+	return nullptr;
+}
+
+/* One call to TikTok; always fills *out. */
+void
+vs_call(const vs_http_options *opt, vs_endpoint ep, const char *access_token,
+		const char *options_json, vs_call_result *out)
+{
+	if (out == nullptr)
+		return;
+	bool		started = false;
+
+	try
+	{
+		fill_c_result(perform_call(opt, ep, access_token, options_json, &started), out);
+		return;
+	}
+	catch (const std::bad_alloc &)
+	{
+		fill_c_failure(out, "out_of_memory", "vibescaling: out of memory during the call",
+					   started);
+	}
+	catch (const std::exception &e)
+	{
+		fill_c_failure(out, "core_error", e.what(), started);
+	}
+	catch (...)
+	{
+		fill_c_failure(out, "core_error", "vibescaling: unexpected failure during the call",
+					   started);
+	}
+}
+
+/* Parses a raw HTTP reply into *out; duration_ms is 0. */
+void
+vs_parse_reply(long http_status, const char *body, size_t body_len, vs_call_result *out)
+{
+	if (out == nullptr)
+		return;
+	try
+	{
+		fill_c_result(parse_reply(http_status, body, body_len), out);
+		return;
+	}
+	catch (const std::bad_alloc &)
+	{
+		fill_c_failure(out, "out_of_memory", "vibescaling: out of memory parsing the reply",
+					   false);
+	}
+	catch (const std::exception &e)
+	{
+		fill_c_failure(out, "core_error", e.what(), false);
+	}
+	catch (...)
+	{
+		fill_c_failure(out, "core_error", "vibescaling: unexpected failure parsing the reply",
+					   false);
+	}
+	out->http_status = http_status;
+}
+
+/* SQLSTATE for an error code and HTTP status (static string). */
+const char *
+vs_sqlstate_for(const char *error_code, long http_status)
+{
+	return sqlstate_for(error_code, http_status);
+}
+
+/* 1 when a failure with this code / HTTP status may be retried later. */
+int
+vs_is_retryable(const char *error_code, long http_status)
+{
+	return is_retryable(error_code, http_status) ? 1 : 0;
+}
+
+/* The dispatch_logs JSON for one call (malloc'd), NULL when memory runs out. */
+char *
+vs_dispatch_log_json(const vs_call_result *r, const char *post_id, const char *account_id,
+					 const char *trigger, const char *endpoint)
+{
+	if (r == nullptr)
+		return nullptr;
+	try
+	{
+		return dup_or_null(dispatch_log_json(*r, post_id, account_id, trigger, endpoint));
+	}
+	catch (...)
+	{
+		return nullptr;
+	}
+}
+
+/* The JSON SQL receives for one call (malloc'd), NULL when memory runs out. */
+char *
+vs_result_json(const vs_call_result *r)
+{
+	if (r == nullptr)
+		return nullptr;
+	try
+	{
+		return dup_or_null(result_json(*r));
+	}
+	catch (...)
+	{
+		return nullptr;
+	}
+}
+
+/* Frees the strings inside *r (not r itself); safe to call twice. */
+void
+vs_call_result_free(vs_call_result *r)
+{
+	if (r != nullptr)
+		free_c_result(r);
+}
+
+/* Frees a string the core returned (static fallbacks are left alone). */
+void
+vs_free(void *p)
+{
+	if (p != nullptr && !is_static_text(p))
+		std::free(p);
+}
+
+}								/* extern "C" */

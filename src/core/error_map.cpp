@@ -1,0 +1,100 @@
+/*
+ * error_map.cpp: the SQLSTATE table (documented in README.md) and the
+ * retry policy. Keep both in sync with the README.
+ */
+#include "error_map.hpp"
+
+#include <cstddef>
+#include <cstring>
+
+namespace vibescaling {
+
+namespace {
+
+/* One code -> SQLSTATE pair. */
+struct SqlstateRow
+{
+	const char *code;
+	const char *sqlstate;
+};
+
+/* Known codes. 22023 invalid_parameter_value, 42501 insufficient_privilege,
+ * 28000 invalid_authorization_specification, 55000 object_not_in_prerequisite_state,
+ * 53400 configuration_limit_exceeded, 08000/08001/08P01 connection classes,
+ * 57014 query_canceled. */
+const SqlstateRow kSqlstates[] = {
+	{"ok", "00000"},
+	{"invalid_param", "22023"},
+	{"invalid_params", "22023"},
+	{"invalid_publish_id", "22023"},
+	{"privacy_level_option_mismatch", "22023"},
+	{"token_not_authorized_for_specified_publish_id", "42501"},
+	{"scope_not_authorized", "42501"},
+	{"spam_risk_user_banned_from_posting", "42501"},
+	{"unaudited_client_can_only_post_to_private_accounts", "42501"},
+	{"url_ownership_unverified", "42501"},
+	{"access_token_invalid", "28000"},
+	{"invalid_grant", "28000"},
+	{"app_version_check_failed", "55000"},
+	{"publish_not_cancellable", "55000"},
+	{"spam_risk_too_many_posts", "53400"},
+	{"spam_risk_too_many_pending_share", "53400"},
+	{"reached_active_user_cap", "53400"},
+	{"rate_limit_exceeded", "53400"},
+	{"internal_error", "08000"},
+	{"timeout", "08000"},
+	{"transport_error", "08000"},
+	{"connect_failed", "08001"},
+	{"bad_response", "08P01"},
+	{"aborted", "57014"},
+};
+
+/* Codes worth retrying later: TikTok overload/faults and transport trouble. */
+const char *const kRetryable[] = {
+	"rate_limit_exceeded", "internal_error", "timeout",
+	"connect_failed", "transport_error", "bad_response",
+};
+
+/* Codes never retried, whatever the HTTP status: success, and the user's own cancel. */
+const char *const kNeverRetried[] = {"ok", "aborted"};
+
+/* True when code equals one of the listed strings. */
+template <std::size_t N>
+bool
+listed(const char *code, const char *const (&list)[N]) noexcept
+{
+	for (const char *item : list)
+		if (std::strcmp(item, code) == 0)
+			return true;
+	return false;
+}
+
+}								/* namespace */
+
+/* The SQLSTATE (static 5-char string) for an error code and HTTP status. */
+const char *
+sqlstate_for(const char *error_code, long http_status) noexcept
+{
+	const char *code = error_code ? error_code : "";
+
+	for (const SqlstateRow &row : kSqlstates)
+		if (std::strcmp(row.code, code) == 0)
+			return row.sqlstate;
+	/* Unknown codes: a server fault is a connection-class problem, else the call failed. */
+	return http_status >= 500 ? "08000" : "38000";
+}
+
+/* True when a failure with this code / HTTP status may succeed if retried later. */
+bool
+is_retryable(const char *error_code, long http_status) noexcept
+{
+	const char *code = error_code ? error_code : "";
+
+	if (listed(code, kNeverRetried))
+		return false;
+	if (listed(code, kRetryable))
+		return true;
+	return http_status == 429 || http_status >= 500;
+}
+
+}								/* namespace vibescaling */

@@ -1,0 +1,44 @@
+/*
+ * http_transport.hpp: one HTTPS POST through libcurl, with a per-process
+ * reused handle so keep-alive connections to TikTok survive between calls.
+ */
+#ifndef VS_HTTP_TRANSPORT_HPP
+#define VS_HTTP_TRANSPORT_HPP
+
+#include <string>
+
+namespace vibescaling {
+
+/* What to send and how long to wait. */
+struct HttpRequest
+{
+	std::string url;
+	std::string bearer_token;		/* must hold no control characters */
+	std::string body;				/* JSON */
+	long		connect_timeout_ms = 0;
+	long		request_timeout_ms = 0;
+	int			(*should_abort) (void) = nullptr;	/* polled; nonzero aborts */
+};
+
+/* What came back, or why nothing usable did. */
+struct HttpReply
+{
+	bool		completed = false;	/* a whole HTTP reply was read */
+	long		http_status = 0;	/* 0 when no status line arrived */
+	std::string body;				/* when completed */
+	std::string error_code;			/* when !completed: timeout, aborted, ... */
+	std::string error_message;		/* when !completed; never holds the token */
+	bool		outcome_unknown = false;	/* the request may have reached the server */
+	double		duration_ms = 0.0;
+};
+
+/*
+ * POSTs req.body to req.url. Sets *perform_started just before the
+ * request can leave the process. Throws std::bad_alloc when memory runs
+ * out, std::invalid_argument for a token with control characters.
+ */
+HttpReply http_post(const HttpRequest &req, bool *perform_started);
+
+}								/* namespace vibescaling */
+
+#endif

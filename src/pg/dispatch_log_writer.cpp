@@ -1,0 +1,153 @@
+/*
+ * dispatch_log_writer.cpp: durable dispatch_logs rows through a dynamic
+ * background worker (see dispatch_log_writer.h for why).
+ */
+#include "pg_headers.h"
+#include "dispatch_log_writer.h"
+
+#include <string.h>
+
+/* What the caller and the worker share in the DSM segment. */
+typedef struct DispatchLogSlot
+{
+	Oid			database_id;	/* the caller's database */
+	int			caller_pid;		/* recorded as dispatch_logs.backend_pid */
+	volatile int done;			/* set by the worker after its commit */
+	char		error[256];		/* the worker's error, when it failed */
+	char		log_json[FLEXIBLE_ARRAY_MEMBER];
+} DispatchLogSlot;
+
+static const char *insert_sql =
+	"INSERT INTO vibescaling.dispatch_logs"
+	" (post_id, tiktok_account_id, trigger, endpoint, http_status, outcome, error_code,"
+	"  error_message, log_id, publish_id, duration_ms, outcome_unknown, backend_pid)"
+	" SELECT r.post_id, r.tiktok_account_id, r.trigger, r.endpoint, r.http_status, r.outcome,"
+	"  r.error_code, nullif(r.error_message, ''), nullif(r.log_id, ''), nullif(r.publish_id, ''), r.duration_ms,"
+	"  coalesce(r.outcome_unknown, false), $2"
+	" FROM jsonb_populate_record(NULL::vibescaling.dispatch_logs, $1::jsonb) r";
+
+/* Inserts one row with SPI in the current transaction. */
+static void
+insert_log_row(const char *log_json, int caller_pid)
+{
+	Oid			argtypes[2] = {TEXTOID, INT4OID};
+	Datum		args[2] = {CStringGetTextDatum(log_json), Int32GetDatum(caller_pid)};
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(insert_sql, 2, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into vibescaling.dispatch_logs");
+	SPI_finish();
+}
+
+/* Starts the writer worker for a filled slot; false when none could start. */
+static bool
+run_writer_worker(dsm_segment *seg, DispatchLogSlot *slot)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+	BgwHandleStatus status;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "vibescaling");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "vs_dispatch_log_writer_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "vibescaling dispatch log writer for PID %d", MyProcPid);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "vibescaling dispatch log writer");
+	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
+	worker.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	{
+		strlcpy(slot->error, "no free background worker slot (max_worker_processes)", sizeof(slot->error));
+		return false;
+	}
+
+	/*
+	 * Hold off cancel while waiting: the worker commits within its own
+	 * lock/statement timeouts, and leaving early would lose the row when the
+	 * segment goes away before the worker attaches.
+	 */
+	HOLD_INTERRUPTS();
+	status = WaitForBackgroundWorkerShutdown(handle);
+	RESUME_INTERRUPTS();
+
+	return status == BGWH_STOPPED && slot->done;
+}
+
+/* Writes one dispatch_logs row durably (see dispatch_log_writer.h). */
+void
+vs_write_dispatch_log(const char *log_json)
+{
+	Size		len = strlen(log_json);
+	dsm_segment *seg = dsm_create(offsetof(DispatchLogSlot, log_json) + len + 1, 0);
+	DispatchLogSlot *slot = (DispatchLogSlot *) dsm_segment_address(seg);
+
+	slot->database_id = MyDatabaseId;
+	slot->caller_pid = MyProcPid;
+	slot->done = 0;
+	slot->error[0] = '\0';
+	memcpy(slot->log_json, log_json, len + 1);
+
+	if (!run_writer_worker(seg, slot))
+	{
+		ereport(WARNING,
+				(errmsg("vibescaling: dispatch log row written in the caller's transaction; it is lost if that transaction rolls back"),
+				 errdetail("The background writer failed: %s",
+						   slot->error[0] ? slot->error : "it did not start")));
+		insert_log_row(log_json, MyProcPid);
+	}
+	dsm_detach(seg);
+}
+
+extern "C" {
+PGDLLEXPORT void vs_dispatch_log_writer_main(Datum main_arg);
+
+/* Background worker: inserts the slot's row in its own transaction and commits. */
+void
+vs_dispatch_log_writer_main(Datum main_arg)
+{
+	dsm_segment *seg;
+	DispatchLogSlot *slot;
+
+	BackgroundWorkerUnblockSignals();
+	seg = dsm_attach(DatumGetUInt32(main_arg));
+	if (seg == NULL)
+		proc_exit(1);			/* the caller is gone; it falls back to its own insert */
+	slot = (DispatchLogSlot *) dsm_segment_address(seg);
+
+	/* Written as the bootstrap superuser: the worker runs one fixed INSERT. */
+	BackgroundWorkerInitializeConnectionByOid(slot->database_id, BOOTSTRAP_SUPERUSERID, 0);
+	pgstat_report_activity(STATE_RUNNING, "vibescaling: writing a dispatch log row");
+
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		/* Never wait forever: the caller is waiting for us. */
+		SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_SESSION);
+		SetConfigOption("statement_timeout", "10s", PGC_SUSET, PGC_S_SESSION);
+		PushActiveSnapshot(GetTransactionSnapshot());
+		insert_log_row(slot->log_json, slot->caller_pid);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		slot->done = 1;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(TopMemoryContext);
+		edata = CopyErrorData();
+		strlcpy(slot->error, edata->message ? edata->message : "unknown error", sizeof(slot->error));
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	pgstat_report_activity(STATE_IDLE, NULL);
+	dsm_detach(seg);
+	proc_exit(0);
+}
+}

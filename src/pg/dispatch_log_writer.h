@@ -1,0 +1,22 @@
+/*
+ * dispatch_log_writer.h: durable dispatch_logs rows.
+ *
+ * PostgreSQL has no autonomous transactions, yet a dispatch log row must
+ * survive the caller's rollback (a failed publish raises an error). So the
+ * row is handed, through a dynamic shared memory segment, to a short-lived
+ * background worker that inserts it in a transaction of its own and
+ * commits before the caller goes on.
+ */
+#ifndef VS_DISPATCH_LOG_WRITER_H
+#define VS_DISPATCH_LOG_WRITER_H
+
+/*
+ * Writes one dispatch_logs row, given as the JSON object the core builds
+ * (vs_dispatch_log_json), committed independently of the current
+ * transaction. Waits for the commit, holding off query cancel for that
+ * short wait. If no background worker can be started, falls back to an
+ * insert in the current transaction and says so with a WARNING.
+ */
+void		vs_write_dispatch_log(const char *log_json);
+
+#endif

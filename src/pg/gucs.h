@@ -1,0 +1,12 @@
+/* gucs.h: vibescaling's configuration parameters (vibescaling.*). */
+#ifndef VS_GUCS_H
+#define VS_GUCS_H
+
+extern char *vs_guc_api_base_url;
+extern int	vs_guc_connect_timeout_ms;
+extern int	vs_guc_request_timeout_ms;
+
+/* Defines the vibescaling.* GUCs; called once from _PG_init. */
+void		vs_define_gucs(void);
+
+#endif

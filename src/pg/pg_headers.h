@@ -1,0 +1,31 @@
+/*
+ * pg_headers.h: the PostgreSQL headers the Postgres layer uses, with C
+ * linkage. Include this (never jansson or the C++ standard library's
+ * resource-owning types) in src/pg files: ereport(ERROR) longjmps, and a
+ * longjmp must not cross C++ frames that own resources.
+ */
+#ifndef VS_PG_HEADERS_H
+#define VS_PG_HEADERS_H
+
+extern "C" {
+#include "postgres.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "executor/spi.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/dsm.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/uuid.h"
+}
+
+#endif

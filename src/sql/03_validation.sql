@@ -1,0 +1,127 @@
+-- vibescaling: checks shared by publish_post, schedule_post, the posts
+-- trigger and the dispatcher. Each raises with a precise SQLSTATE before
+-- anything is sent to TikTok or written to the post.
+
+-- Length of a text in UTF-16 code units, the unit TikTok counts titles in
+-- (a character outside the Basic Multilingual Plane, e.g. most emoji, counts twice).
+CREATE FUNCTION vibescaling._utf16_length(t text)
+RETURNS integer
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT char_length(t) + char_length(regexp_replace(t, '[^\U00010000-\U0010FFFF]', '', 'g'))
+$$;
+
+-- Checks one post, with the publish options already on it, against TikTok's
+-- published rules; raises 22004 / 22023 / P0002 / 55000 on the first problem.
+CREATE FUNCTION vibescaling._check_publishable(p vibescaling.posts)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_account_status text;
+    v_url text;
+BEGIN
+    -- Publish options.
+    IF p.privacy_level IS NULL THEN
+        RAISE EXCEPTION 'privacy_level is required (no default): one of PUBLIC_TO_EVERYONE, MUTUAL_FOLLOW_FRIENDS, FOLLOWER_OF_CREATOR, SELF_ONLY'
+            USING ERRCODE = '22004';
+    END IF;
+    IF p.privacy_level NOT IN ('PUBLIC_TO_EVERYONE', 'MUTUAL_FOLLOW_FRIENDS', 'FOLLOWER_OF_CREATOR', 'SELF_ONLY') THEN
+        RAISE EXCEPTION 'unknown privacy_level "%"', p.privacy_level
+            USING ERRCODE = '22023',
+                  HINT = 'Use PUBLIC_TO_EVERYONE, MUTUAL_FOLLOW_FRIENDS, FOLLOWER_OF_CREATOR or SELF_ONLY.';
+    END IF;
+    IF p.mode IS NULL OR p.mode NOT IN ('direct', 'inbox') THEN
+        RAISE EXCEPTION 'unknown mode "%": use direct or inbox', p.mode USING ERRCODE = '22023';
+    END IF;
+    IF p.brand_content_toggle AND p.privacy_level = 'SELF_ONLY' THEN
+        RAISE EXCEPTION 'branded content (brand_content_toggle) cannot be posted with privacy_level SELF_ONLY'
+            USING ERRCODE = '22023';
+    END IF;
+
+    -- The account.
+    IF p.tiktok_account_id IS NULL THEN
+        RAISE EXCEPTION 'tiktok_account_id is required' USING ERRCODE = '22004';
+    END IF;
+    SELECT a.status INTO v_account_status
+      FROM vibescaling.tiktok_accounts a WHERE a.id = p.tiktok_account_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'TikTok account % not found', p.tiktok_account_id USING ERRCODE = 'P0002';
+    END IF;
+    IF v_account_status <> 'active' THEN
+        RAISE EXCEPTION 'TikTok account % is %, it cannot publish', p.tiktok_account_id, v_account_status
+            USING ERRCODE = '55000', HINT = 'Reconnect the account.';
+    END IF;
+
+    -- The media.
+    IF p.media_type = 'video' THEN
+        IF coalesce(p.video_url, '') = '' THEN
+            RAISE EXCEPTION 'video post % has no video_url', p.id USING ERRCODE = '22023';
+        END IF;
+        IF p.video_url !~* '^https://[^/?#]+' THEN
+            RAISE EXCEPTION 'video_url must be an https URL that TikTok can pull' USING ERRCODE = '22023';
+        END IF;
+        IF vibescaling._utf16_length(coalesce(p.caption, '')) > 2200 THEN
+            RAISE EXCEPTION 'caption is % UTF-16 units long; TikTok accepts at most 2200 for a video',
+                            vibescaling._utf16_length(p.caption) USING ERRCODE = '22023';
+        END IF;
+    ELSE
+        IF coalesce(cardinality(p.photo_urls), 0) NOT BETWEEN 1 AND 35 THEN
+            RAISE EXCEPTION 'a photo post needs 1 to 35 photo_urls, post % has %',
+                            p.id, coalesce(cardinality(p.photo_urls), 0) USING ERRCODE = '22023';
+        END IF;
+        FOREACH v_url IN ARRAY p.photo_urls LOOP
+            IF v_url IS NULL OR v_url !~* '^https://[^/?#]+' THEN
+                RAISE EXCEPTION 'photo_urls must be https URLs, got "%"', v_url USING ERRCODE = '22023';
+            END IF;
+        END LOOP;
+        IF p.photo_cover_index < 0 OR p.photo_cover_index >= cardinality(p.photo_urls) THEN
+            RAISE EXCEPTION 'photo_cover_index % is outside the % photos', p.photo_cover_index,
+                            cardinality(p.photo_urls) USING ERRCODE = '22023';
+        END IF;
+        IF vibescaling._utf16_length(coalesce(p.title, '')) > 90 THEN
+            RAISE EXCEPTION 'title is % UTF-16 units long; TikTok accepts at most 90 for a photo post',
+                            vibescaling._utf16_length(p.title) USING ERRCODE = '22023';
+        END IF;
+        IF vibescaling._utf16_length(coalesce(p.caption, '')) > 4000 THEN
+            RAISE EXCEPTION 'caption is % UTF-16 units long; TikTok accepts at most 4000 for a photo description',
+                            vibescaling._utf16_length(p.caption) USING ERRCODE = '22023';
+        END IF;
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._check_publishable(vibescaling.posts) FROM PUBLIC;
+
+-- Checks creator_info's answer against the post's options: the privacy level
+-- must be one the creator is offered, and an interaction the creator turned
+-- off must be disabled on the post too (TikTok greys those toggles out).
+CREATE FUNCTION vibescaling._check_creator_allows(p vibescaling.posts, creator jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT coalesce(creator->'privacy_level_options', '[]'::jsonb) ? p.privacy_level THEN
+        RAISE EXCEPTION 'privacy_level % is not offered to this creator', p.privacy_level
+            USING ERRCODE = '22023',
+                  DETAIL = format('creator_info offers %s', creator->'privacy_level_options');
+    END IF;
+    IF coalesce((creator->>'comment_disabled')::boolean, false) AND NOT p.disable_comment THEN
+        RAISE EXCEPTION 'the creator has turned comments off; publish with disable_comment => true'
+            USING ERRCODE = '22023';
+    END IF;
+    IF p.media_type = 'video' THEN
+        IF coalesce((creator->>'duet_disabled')::boolean, false) AND NOT p.disable_duet THEN
+            RAISE EXCEPTION 'the creator has turned duets off; publish with disable_duet => true'
+                USING ERRCODE = '22023';
+        END IF;
+        IF coalesce((creator->>'stitch_disabled')::boolean, false) AND NOT p.disable_stitch THEN
+            RAISE EXCEPTION 'the creator has turned stitches off; publish with disable_stitch => true'
+                USING ERRCODE = '22023';
+        END IF;
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._check_creator_allows(vibescaling.posts, jsonb) FROM PUBLIC;

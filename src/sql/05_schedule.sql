@@ -1,0 +1,88 @@
+-- vibescaling: scheduling. A post is scheduled by schedule_post() or by any
+-- UPDATE/INSERT that sets status = 'scheduled' (a PATCH through PostgREST);
+-- the trigger below applies the same checks to both.
+
+-- Before insert/update of posts: stamps updated_at and, when a row is being
+-- (re)scheduled, checks it: scheduled at least 5 minutes ahead, publishable.
+CREATE FUNCTION vibescaling._posts_before_write()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        IF NEW IS NOT DISTINCT FROM OLD THEN
+            RETURN NEW;
+        END IF;
+        NEW.updated_at := now();
+    END IF;
+
+    IF NEW.status = 'scheduled' THEN
+        IF TG_OP = 'UPDATE' AND OLD.status IN ('publishing', 'posted') THEN
+            RAISE EXCEPTION 'post % is already %; it cannot be scheduled', OLD.id, OLD.status
+                USING ERRCODE = '55000';
+        END IF;
+        IF NEW.scheduled_at IS NULL THEN
+            RAISE EXCEPTION 'scheduled_at is required to schedule a post' USING ERRCODE = '22004';
+        END IF;
+        -- The 5-minute rule applies when the time is set, not to later edits
+        -- of an already scheduled post.
+        IF (TG_OP = 'INSERT' OR OLD.status <> 'scheduled' OR NEW.scheduled_at IS DISTINCT FROM OLD.scheduled_at)
+           AND NEW.scheduled_at < now() + interval '5 minutes' THEN
+            RAISE EXCEPTION 'scheduled_at must be at least 5 minutes in the future (got %, earliest %)',
+                            NEW.scheduled_at, now() + interval '5 minutes'
+                USING ERRCODE = '22023';
+        END IF;
+        PERFORM vibescaling._check_publishable(NEW);
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER posts_before_write
+    BEFORE INSERT OR UPDATE ON vibescaling.posts
+    FOR EACH ROW EXECUTE FUNCTION vibescaling._posts_before_write();
+
+-- Schedules a post (draft, already scheduled, or failed) for scheduled_at with
+-- the given publish options. Returns {"data": <the post>}.
+CREATE FUNCTION vibescaling.schedule_post(
+    post_id               uuid,
+    scheduled_at          timestamptz,
+    tiktok_account_id     uuid,
+    privacy_level         text,
+    mode                  text    DEFAULT 'direct',
+    disable_comment       boolean DEFAULT false,
+    disable_duet          boolean DEFAULT false,
+    disable_stitch        boolean DEFAULT false,
+    brand_content_toggle  boolean DEFAULT false,
+    brand_organic_toggle  boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p vibescaling.posts;
+BEGIN
+    IF schedule_post.post_id IS NULL THEN
+        RAISE EXCEPTION 'post_id is required' USING ERRCODE = '22004';
+    END IF;
+    UPDATE vibescaling.posts AS t
+       SET status = 'scheduled', scheduled_at = schedule_post.scheduled_at,
+           tiktok_account_id = schedule_post.tiktok_account_id,
+           privacy_level = schedule_post.privacy_level, mode = schedule_post.mode,
+           disable_comment = coalesce(schedule_post.disable_comment, false),
+           disable_duet = coalesce(schedule_post.disable_duet, false),
+           disable_stitch = coalesce(schedule_post.disable_stitch, false),
+           brand_content_toggle = coalesce(schedule_post.brand_content_toggle, false),
+           brand_organic_toggle = coalesce(schedule_post.brand_organic_toggle, false),
+           last_error = NULL
+     WHERE t.id = schedule_post.post_id
+    RETURNING t.* INTO p;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'post % not found', schedule_post.post_id USING ERRCODE = 'P0002';
+    END IF;
+    RETURN jsonb_build_object('data', to_jsonb(p));
+END
+$$;
+COMMENT ON FUNCTION vibescaling.schedule_post(uuid, timestamptz, uuid, text, text, boolean, boolean, boolean, boolean, boolean) IS
+    'Schedules a post at least 5 minutes ahead; returns {"data": <post>}.';

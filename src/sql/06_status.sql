@@ -1,0 +1,101 @@
+-- vibescaling: publish status.
+
+-- Maps TikTok's data.status to the product's local status.
+CREATE FUNCTION vibescaling._local_publish_status(tiktok_status text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE tiktok_status
+               WHEN 'PROCESSING_UPLOAD'   THEN 'processing'
+               WHEN 'PROCESSING_DOWNLOAD' THEN 'processing'
+               WHEN 'SEND_TO_USER_INBOX'  THEN 'sent_to_inbox'
+               WHEN 'PUBLISH_COMPLETE'    THEN 'published'
+               WHEN 'FAILED'              THEN 'failed'
+           END
+$$;
+
+-- The API shape of a publish record: {"data": {publish_id, status, tiktok_status, ...}}.
+-- Public post ids are strings: they have 19 digits, beyond what a JSON
+-- double (JavaScript's number) holds exactly.
+CREATE FUNCTION vibescaling._publish_status_json(r vibescaling.publish_records)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT jsonb_build_object('data', jsonb_build_object(
+        'publish_id', r.publish_id,
+        'status', r.status,
+        'tiktok_status', r.tiktok_status,
+        'fail_reason', r.fail_reason,
+        'public_post_ids', to_jsonb(r.public_post_ids::text[]),
+        'uploaded_bytes', r.uploaded_bytes,
+        'downloaded_bytes', r.downloaded_bytes,
+        'checked_at', r.checked_at))
+$$;
+
+-- Asks TikTok how the post's latest publish is going, records the answer and
+-- returns it. P0002 when the post has no publish record. A publish TikTok
+-- reports FAILED marks the post failed with TikTok's fail_reason.
+CREATE FUNCTION vibescaling.publish_status(post_id uuid)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r       vibescaling.publish_records;
+    v_call  jsonb;
+    v_data  jsonb;
+BEGIN
+    IF publish_status.post_id IS NULL THEN
+        RAISE EXCEPTION 'post_id is required' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO r FROM vibescaling.publish_records pr
+     WHERE pr.post_id = publish_status.post_id
+     ORDER BY pr.created_at DESC, pr.id DESC
+     LIMIT 1
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'post % has no publish record', publish_status.post_id
+            USING ERRCODE = 'P0002',
+                  HINT = CASE WHEN NOT EXISTS (SELECT 1 FROM vibescaling.posts WHERE id = publish_status.post_id)
+                              THEN 'No such post.' ELSE 'The post has not been published.' END;
+    END IF;
+
+    -- A failure is final: no need to ask TikTok again.
+    IF r.status = 'failed' THEN
+        RETURN vibescaling._publish_status_json(r);
+    END IF;
+
+    v_call := vibescaling._tiktok_call('status_fetch', r.tiktok_account_id, r.post_id, 'status',
+                                       jsonb_build_object('publish_id', r.publish_id));
+    IF NOT (v_call->>'ok')::boolean THEN
+        PERFORM vibescaling._raise_tiktok_error(v_call, 'status_fetch');
+    END IF;
+    v_data := v_call->'data';
+
+    UPDATE vibescaling.publish_records pr
+       SET tiktok_status    = v_data->>'status',
+           status           = coalesce(vibescaling._local_publish_status(v_data->>'status'), pr.status),
+           fail_reason      = v_data->>'fail_reason',
+           -- jsonb numbers are exact decimals, so 19-digit ids survive the cast.
+           public_post_ids  = coalesce((SELECT array_agg(x::bigint)
+                                          FROM jsonb_array_elements_text(v_data->'publicaly_available_post_id') x),
+                                       pr.public_post_ids),
+           uploaded_bytes   = coalesce((v_data->>'uploaded_bytes')::bigint, pr.uploaded_bytes),
+           downloaded_bytes = coalesce((v_data->>'downloaded_bytes')::bigint, pr.downloaded_bytes),
+           checked_at       = now(),
+           updated_at       = now()
+     WHERE pr.id = r.id
+    RETURNING pr.* INTO r;
+
+    IF r.status = 'failed' THEN
+        UPDATE vibescaling.posts
+           SET status = 'failed', last_error = format('TikTok: publish %s failed: %s', r.publish_id, r.fail_reason)
+         WHERE id = r.post_id;
+    END IF;
+    RETURN vibescaling._publish_status_json(r);
+END
+$$;
+COMMENT ON FUNCTION vibescaling.publish_status(uuid) IS
+    'Fetches TikTok''s processing status of the post''s latest publish; {"data":{"publish_id","status","tiktok_status",...}}.';

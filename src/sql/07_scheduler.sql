@@ -1,0 +1,93 @@
+-- vibescaling: the due-post dispatcher and its pg_cron job.
+
+-- Publishes every scheduled post due at as_of, one transaction per post.
+-- FOR UPDATE SKIP LOCKED lets several dispatchers run at once without
+-- touching the same post; a post that cannot be published becomes failed
+-- with last_error. Query cancel stops the run (committed posts stay done).
+-- Call it as a statement of its own: CALL vibescaling.dispatch_due_posts();
+CREATE PROCEDURE vibescaling.dispatch_due_posts(as_of timestamptz DEFAULT now())
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_post_id uuid;
+BEGIN
+    LOOP
+        SELECT p.id INTO v_post_id
+          FROM vibescaling.posts p
+         WHERE p.status = 'scheduled' AND p.scheduled_at <= as_of
+         ORDER BY p.scheduled_at, p.id
+         LIMIT 1
+           FOR UPDATE SKIP LOCKED;
+        EXIT WHEN NOT FOUND;
+
+        BEGIN
+            PERFORM vibescaling._publish_locked(v_post_id, 'scheduler');
+        EXCEPTION WHEN OTHERS THEN
+            -- The subtransaction rolled back; the row lock and the
+            -- dispatch_logs rows remain. (OTHERS never catches query_canceled.)
+            UPDATE vibescaling.posts
+               SET status = 'failed', last_error = format('%s [SQLSTATE %s]', SQLERRM, SQLSTATE)
+             WHERE id = v_post_id;
+        END;
+        COMMIT;
+    END LOOP;
+END
+$$;
+COMMENT ON PROCEDURE vibescaling.dispatch_due_posts(timestamptz) IS
+    'Publishes scheduled posts due at as_of, each in its own transaction; safe to run concurrently.';
+-- The procedure reads tokens (through _tiktok_call): not for everyone.
+REVOKE ALL ON PROCEDURE vibescaling.dispatch_due_posts(timestamptz) FROM PUBLIC;
+
+-- Raises unless pg_cron is installed in this database.
+CREATE FUNCTION vibescaling._require_pg_cron()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'pg_cron is not installed in database %', current_database()
+            USING ERRCODE = '55000',
+                  HINT = 'Add pg_cron to shared_preload_libraries, set cron.database_name to this database, restart, then CREATE EXTENSION pg_cron.';
+    END IF;
+END
+$$;
+
+-- Registers (or updates) the pg_cron job that runs the dispatcher; returns its job id.
+CREATE FUNCTION vibescaling.enable_scheduler(schedule text DEFAULT '*/5 * * * *')
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_job_id bigint;
+BEGIN
+    PERFORM vibescaling._require_pg_cron();
+    -- pg_cron runs a procedure that COMMITs only when the command is exactly one CALL.
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)'
+       INTO v_job_id
+      USING 'vibescaling-dispatch', enable_scheduler.schedule, 'CALL vibescaling.dispatch_due_posts()';
+    RETURN v_job_id;
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling.enable_scheduler(text) FROM PUBLIC;
+
+-- Drops the dispatcher's pg_cron job; false when there was none.
+CREATE FUNCTION vibescaling.disable_scheduler()
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_found boolean;
+BEGIN
+    PERFORM vibescaling._require_pg_cron();
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1)'
+       INTO v_found USING 'vibescaling-dispatch';
+    IF v_found THEN
+        EXECUTE 'SELECT cron.unschedule($1)' USING 'vibescaling-dispatch';
+    END IF;
+    RETURN v_found;
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling.disable_scheduler() FROM PUBLIC;

@@ -1,0 +1,35 @@
+/* endpoints_test.cpp: endpoint names <-> enum <-> paths. */
+#include "test_support.hpp"
+
+#include <gtest/gtest.h>
+
+// Every logical name maps to its enum and TikTok path.
+TEST(Endpoints, NamesAndPaths)
+{
+	struct Row { const char *name; vs_endpoint ep; const char *path; };
+	const Row rows[] = {
+		{"creator_info", VS_EP_CREATOR_INFO, "/v2/post/publish/creator_info/query/"},
+		{"video_init", VS_EP_VIDEO_INIT, "/v2/post/publish/video/init/"},
+		{"inbox_video_init", VS_EP_INBOX_VIDEO_INIT, "/v2/post/publish/inbox/video/init/"},
+		{"content_init", VS_EP_CONTENT_INIT, "/v2/post/publish/content/init/"},
+		{"status_fetch", VS_EP_STATUS_FETCH, "/v2/post/publish/status/fetch/"},
+	};
+
+	for (const Row &row : rows)
+	{
+		EXPECT_EQ(vs_endpoint_from_name(row.name), row.ep) << row.name;
+		EXPECT_STREQ(vs_endpoint_path(row.ep), row.path) << row.name;
+	}
+}
+
+// Unknown, NULL, empty and differently-cased names are VS_EP_UNKNOWN with an empty path.
+TEST(Endpoints, Unknown)
+{
+	EXPECT_EQ(vs_endpoint_from_name("cancel"), VS_EP_UNKNOWN);
+	EXPECT_EQ(vs_endpoint_from_name(""), VS_EP_UNKNOWN);
+	EXPECT_EQ(vs_endpoint_from_name(nullptr), VS_EP_UNKNOWN);
+	EXPECT_EQ(vs_endpoint_from_name("Video_Init"), VS_EP_UNKNOWN);
+	EXPECT_EQ(vs_endpoint_from_name("video_init "), VS_EP_UNKNOWN);
+	EXPECT_STREQ(vs_endpoint_path(VS_EP_UNKNOWN), "");
+	EXPECT_STREQ(vs_endpoint_path(static_cast<vs_endpoint>(99)), "");
+}
