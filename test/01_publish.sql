@@ -78,7 +78,7 @@ SELECT is((SELECT count(*) FROM vs_test.sim_requests(:'oid', 'creator_info')), 2
 -- Photo to the inbox (MEDIA_UPLOAD).
 SELECT vs_test.new_photo(1) AS p2 \gset
 SELECT vibescaling.publish_post(:'p2', :'acct', 'SELF_ONLY', mode => 'inbox') AS res4 \gset
-SELECT is((SELECT r->>'post_mode' FROM vs_test.sim_requests(:'oid', 'content_init') r
+SELECT is((SELECT r->'body'->>'post_mode' FROM vs_test.sim_requests(:'oid', 'content_init') r
             ORDER BY (r->>'seq')::int DESC LIMIT 1), 'MEDIA_UPLOAD', 'a photo to the inbox uses MEDIA_UPLOAD');
 SELECT is((SELECT (r->'body'->'post_info') FROM vs_test.sim_requests(:'oid', 'content_init') r
             ORDER BY (r->>'seq')::int DESC LIMIT 1), '{"title": "Title", "description": "photos"}'::jsonb,

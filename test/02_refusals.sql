@@ -4,7 +4,7 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(30);
+SELECT plan(29);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 

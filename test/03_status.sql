@@ -3,7 +3,7 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(20);
+SELECT plan(19);
 
 SELECT 'status_' || substr(md5(random()::text), 1, 8) AS oid \gset
 SELECT vs_test.new_account(:'oid') AS acct \gset

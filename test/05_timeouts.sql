@@ -30,7 +30,7 @@ $$;
 SET vibescaling.request_timeout_ms = 500;
 SELECT vs_test.sim_post('/_sim/faults', '{"endpoint": "creator_info", "action": "slow", "delay_ms": 3000}');
 SELECT * FROM pg_temp.timed(format($$SELECT vibescaling.publish_post(%L, %L, 'SELF_ONLY')$$, :'v', :'acct')) \gset t1_
-SELECT is(:'t1_code', '08000', 'a reply slower than vibescaling.request_timeout_ms → 08000');
+SELECT is(:'t1_code'::text, '08000', 'a reply slower than vibescaling.request_timeout_ms → 08000');
 SELECT ok(:'t1_seconds'::numeric < 2, format('... after %s s, not 3', :'t1_seconds'));
 SELECT results_eq(format($$SELECT error_code, outcome_unknown, http_status IS NULL FROM vibescaling.dispatch_logs
                           WHERE post_id = %L ORDER BY id DESC LIMIT 1$$, :'v'),
@@ -43,7 +43,7 @@ SELECT vs_test.sim_post('/_sim/faults', '{"endpoint": "creator_info", "action": 
 SET statement_timeout = '1s';
 SELECT * FROM pg_temp.timed(format($$SELECT vibescaling.publish_post(%L, %L, 'SELF_ONLY')$$, :'v', :'acct')) \gset t2_
 RESET statement_timeout;
-SELECT is(:'t2_code', '57014', 'statement_timeout stops an in-flight call → 57014');
+SELECT is(:'t2_code'::text, '57014', 'statement_timeout stops an in-flight call → 57014');
 SELECT ok(:'t2_seconds'::numeric < 3, format('... after %s s, not 6', :'t2_seconds'));
 SELECT is((SELECT error_code FROM vibescaling.dispatch_logs WHERE post_id = :'v' ORDER BY id DESC LIMIT 1), 'aborted',
           '... and the aborted call is logged');
@@ -55,7 +55,7 @@ SELECT is((SELECT status FROM vibescaling.posts WHERE id = :'v'), 'draft', '... 
 SET vibescaling.api_base_url = 'http://127.0.0.1:9';
 SELECT * FROM pg_temp.timed(format($$SELECT vibescaling.publish_post(%L, %L, 'SELF_ONLY')$$, :'v', :'acct')) \gset t3_
 RESET vibescaling.api_base_url;
-SELECT is(:'t3_code', '08001', 'connection refused → 08001');
+SELECT is(:'t3_code'::text, '08001', 'connection refused → 08001');
 SELECT results_eq(format($$SELECT error_code, outcome_unknown FROM vibescaling.dispatch_logs
                           WHERE post_id = %L ORDER BY id DESC LIMIT 1$$, :'v'),
                   $$VALUES ('connect_failed', false)$$,

@@ -83,6 +83,7 @@ perform_call(const vs_http_options *opt, vs_endpoint ep, const char *access_toke
 	req.connect_timeout_ms = opt->connect_timeout_ms;
 	req.request_timeout_ms = opt->request_timeout_ms;
 	req.should_abort = opt->should_abort;
+	req.fresh_connection = endpoint_creates_post(ep);
 
 	HttpReply	reply = http_post(req, perform_started);
 	CallOutcome out;

@@ -68,4 +68,11 @@ endpoint_path(vs_endpoint ep) noexcept
 	return row ? row->path : "";
 }
 
+/* True for the init endpoints, which create a post (see the header). */
+bool
+endpoint_creates_post(vs_endpoint ep) noexcept
+{
+	return ep == VS_EP_VIDEO_INIT || ep == VS_EP_INBOX_VIDEO_INIT || ep == VS_EP_CONTENT_INIT;
+}
+
 }								/* namespace vibescaling */

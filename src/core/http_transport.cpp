@@ -215,6 +215,7 @@ http_post(const HttpRequest &req, bool *perform_started)
 #endif
 	set(h, CURLOPT_NOSIGNAL, 1L);
 	set(h, CURLOPT_FOLLOWLOCATION, 0L);
+	set(h, CURLOPT_FRESH_CONNECT, req.fresh_connection ? 1L : 0L);
 	set(h, CURLOPT_CONNECTTIMEOUT_MS, req.connect_timeout_ms > 0 ? req.connect_timeout_ms : 0L);
 	set(h, CURLOPT_TIMEOUT_MS, req.request_timeout_ms > 0 ? req.request_timeout_ms : 0L);
 	set(h, CURLOPT_HTTPHEADER, headers.get());

@@ -21,7 +21,7 @@ static const char *insert_sql =
 	"INSERT INTO vibescaling.dispatch_logs"
 	" (post_id, tiktok_account_id, trigger, endpoint, http_status, outcome, error_code,"
 	"  error_message, log_id, publish_id, duration_ms, outcome_unknown, backend_pid)"
-	" SELECT r.post_id, r.tiktok_account_id, r.trigger, r.endpoint, r.http_status, r.outcome,"
+	" SELECT r.post_id, r.tiktok_account_id, r.trigger, r.endpoint, nullif(r.http_status, 0), r.outcome,"
 	"  r.error_code, nullif(r.error_message, ''), nullif(r.log_id, ''), nullif(r.publish_id, ''), r.duration_ms,"
 	"  coalesce(r.outcome_unknown, false), $2"
 	" FROM jsonb_populate_record(NULL::vibescaling.dispatch_logs, $1::jsonb) r";

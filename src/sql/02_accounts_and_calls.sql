@@ -65,15 +65,19 @@ RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_message text := format('TikTok %s failed: %s (log_id %s)', endpoint, call->>'error_code',
+                             coalesce(nullif(call->>'log_id', ''), 'none'));
+    v_detail  text := format('http_status=%s error_code=%s log_id=%s outcome_unknown=%s message=%s',
+                             coalesce(call->>'http_status', 'none'), call->>'error_code',
+                             coalesce(call->>'log_id', ''), call->>'outcome_unknown',
+                             coalesce(call->>'error_message', ''));
 BEGIN
-    RAISE EXCEPTION 'TikTok % failed: % (log_id %)',
-                    endpoint, call->>'error_code', coalesce(nullif(call->>'log_id', ''), 'none')
-        USING ERRCODE = call->>'sqlstate',
-              DETAIL  = format('http_status=%s error_code=%s log_id=%s message=%s',
-                               coalesce(call->>'http_status', 'none'), call->>'error_code',
-                               call->>'log_id', call->>'error_message'),
-              HINT    = CASE WHEN (call->>'retryable')::boolean
-                             THEN 'The failure is transient; try again later.' END;
+    IF (call->>'retryable')::boolean THEN
+        RAISE EXCEPTION USING ERRCODE = call->>'sqlstate', MESSAGE = v_message, DETAIL = v_detail,
+                              HINT = 'The failure is transient; try again later.';
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = call->>'sqlstate', MESSAGE = v_message, DETAIL = v_detail;
 END
 $$;
 REVOKE ALL ON FUNCTION vibescaling._raise_tiktok_error(jsonb, text) FROM PUBLIC;

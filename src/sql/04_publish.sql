@@ -122,8 +122,10 @@ BEGIN
     IF p.status <> 'draft' THEN
         RAISE EXCEPTION 'post % is %; only a draft can be published', p.id, p.status
             USING ERRCODE = '55000',
-                  HINT = CASE WHEN p.status = 'posted' THEN 'It was already published.'
-                              WHEN p.status = 'scheduled' THEN 'The dispatcher will publish it; set it back to draft to publish now.' END;
+                  HINT = CASE p.status
+                             WHEN 'posted' THEN 'It was already published.'
+                             WHEN 'scheduled' THEN 'The dispatcher will publish it; set it back to draft to publish now.'
+                             ELSE 'Set it back to draft (or schedule it) first.' END;
     END IF;
 
     p.tiktok_account_id    := publish_post.tiktok_account_id;

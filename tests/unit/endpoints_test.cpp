@@ -1,5 +1,6 @@
 /* endpoints_test.cpp: endpoint names <-> enum <-> paths. */
 #include "test_support.hpp"
+#include "endpoints.hpp"
 
 #include <gtest/gtest.h>
 
@@ -32,4 +33,15 @@ TEST(Endpoints, Unknown)
 	EXPECT_EQ(vs_endpoint_from_name("video_init "), VS_EP_UNKNOWN);
 	EXPECT_STREQ(vs_endpoint_path(VS_EP_UNKNOWN), "");
 	EXPECT_STREQ(vs_endpoint_path(static_cast<vs_endpoint>(99)), "");
+}
+
+// Only the init endpoints create posts: they must never be re-sent.
+TEST(Endpoints, OnlyInitsCreatePosts)
+{
+	EXPECT_TRUE(vibescaling::endpoint_creates_post(VS_EP_VIDEO_INIT));
+	EXPECT_TRUE(vibescaling::endpoint_creates_post(VS_EP_INBOX_VIDEO_INIT));
+	EXPECT_TRUE(vibescaling::endpoint_creates_post(VS_EP_CONTENT_INIT));
+	EXPECT_FALSE(vibescaling::endpoint_creates_post(VS_EP_CREATOR_INFO));
+	EXPECT_FALSE(vibescaling::endpoint_creates_post(VS_EP_STATUS_FETCH));
+	EXPECT_FALSE(vibescaling::endpoint_creates_post(VS_EP_UNKNOWN));
 }
