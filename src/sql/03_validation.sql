@@ -33,7 +33,10 @@ BEGIN
             USING ERRCODE = '22023',
                   HINT = 'Use PUBLIC_TO_EVERYONE, MUTUAL_FOLLOW_FRIENDS, FOLLOWER_OF_CREATOR or SELF_ONLY.';
     END IF;
-    IF p.mode IS NULL OR p.mode NOT IN ('direct', 'inbox') THEN
+    IF p.mode IS NULL THEN
+        RAISE EXCEPTION 'mode is required: direct or inbox' USING ERRCODE = '22004';
+    END IF;
+    IF p.mode NOT IN ('direct', 'inbox') THEN
         RAISE EXCEPTION 'unknown mode "%": use direct or inbox', p.mode USING ERRCODE = '22023';
     END IF;
     IF p.brand_content_toggle AND p.privacy_level = 'SELF_ONLY' THEN

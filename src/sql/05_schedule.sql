@@ -17,9 +17,16 @@ BEGIN
         NEW.updated_at := now();
     END IF;
 
+    -- A post TikTok has is never a draft or scheduled again (that would
+    -- publish it twice); only publish_status may turn it failed.
+    IF TG_OP = 'UPDATE' AND OLD.status = 'posted' AND NEW.status NOT IN ('posted', 'failed') THEN
+        RAISE EXCEPTION 'post % is already posted; its status cannot become %', OLD.id, NEW.status
+            USING ERRCODE = '55000';
+    END IF;
+
     IF NEW.status = 'scheduled' THEN
-        IF TG_OP = 'UPDATE' AND OLD.status IN ('publishing', 'posted') THEN
-            RAISE EXCEPTION 'post % is already %; it cannot be scheduled', OLD.id, OLD.status
+        IF TG_OP = 'UPDATE' AND OLD.status = 'publishing' THEN
+            RAISE EXCEPTION 'post % is being published; it cannot be scheduled', OLD.id
                 USING ERRCODE = '55000';
         END IF;
         IF NEW.scheduled_at IS NULL THEN
@@ -29,9 +36,10 @@ BEGIN
         -- of an already scheduled post.
         IF (TG_OP = 'INSERT' OR OLD.status <> 'scheduled' OR NEW.scheduled_at IS DISTINCT FROM OLD.scheduled_at)
            AND NEW.scheduled_at < now() + interval '5 minutes' THEN
-            RAISE EXCEPTION 'scheduled_at must be at least 5 minutes in the future (got %, earliest %)',
-                            NEW.scheduled_at, now() + interval '5 minutes'
-                USING ERRCODE = '22023';
+            RAISE EXCEPTION 'scheduled_at must be at least 5 minutes in the future'
+                USING ERRCODE = '22023',
+                      DETAIL = format('scheduled_at is %s; the earliest allowed now is %s.',
+                                      NEW.scheduled_at, now() + interval '5 minutes');
         END IF;
         PERFORM vibescaling._check_publishable(NEW);
     END IF;

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Concurrency and cancellation, with several real sessions (which a single
+# pgTAP session cannot open). Needs the simulator on $VS_SIM_PORT and the
+# PG* variables pointing at a database with vibescaling and test/fixtures.
+#   1. two dispatchers over the same 20 due posts: each published exactly once
+#   2. five sessions publishing the same draft at once: one wins, four get 55000
+#   3. "publish now" racing the dispatcher on 10 due posts: one init per post
+#   4. pg_cancel_backend stops an in-flight TikTok call within about a second
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+sim="http://127.0.0.1:${VS_SIM_PORT:-18443}"
+run=$(date +%s%N | tail -c 9)
+passed=0
+failed=0
+
+# Runs SQL, prints unaligned tuples.
+q() { psql -X -qAt -v ON_ERROR_STOP=1 -c "$1"; }
+
+# Records one assertion: check NAME EXPECTED ACTUAL.
+check() {
+  if [ "$2" = "$3" ]; then
+    passed=$((passed + 1)); echo "ok - $1"
+  else
+    failed=$((failed + 1)); echo "not ok - $1 (expected '$2', got '$3')"
+  fi
+}
+
+# Number of calls of an endpoint the simulator saw for the open_ids with a prefix.
+sim_count() {
+  curl -s "$sim/_sim/requests?endpoint=$2" |
+    python3 -c "import json,sys; print(sum(1 for r in json.load(sys.stdin)['requests'] if (r.get('open_id') or '').startswith('$1') and r.get('http_status') == 200))"
+}
+
+# Per open_id with a prefix, how many successful inits; prints the distinct counts.
+inits_per_account() {
+  curl -s "$sim/_sim/requests" |
+    python3 -c "
+import json, sys, collections
+c = collections.Counter(r['open_id'] for r in json.load(sys.stdin)['requests']
+                        if (r.get('open_id') or '').startswith('$1') and r['endpoint'].endswith('init')
+                        and r.get('http_status') == 200)
+print(' '.join(sorted({str(v) for v in c.values()})) + ' x' + str(len(c)))"
+}
+
+curl -s -X POST "$sim/_sim/config" -d '{"latency_ms": 300}' >/dev/null
+
+echo "# 1. two dispatchers, 20 due posts on 20 accounts (300 ms per TikTok call)"
+q "CREATE TABLE IF NOT EXISTS public.conc_posts (run text, label text, id uuid);
+   INSERT INTO public.conc_posts
+   SELECT '$run', 'disp', (vibescaling.schedule_post(vs_test.new_video('concurrent ' || i), now() + interval '10 minutes',
+                                                  vs_test.new_account('conc${run}_' || i), 'SELF_ONLY') #>> '{data,id}')::uuid
+     FROM generate_series(1, 20) i;" >/dev/null
+later=$(q "SELECT now() + interval '15 minutes'")
+q "CALL vibescaling.dispatch_due_posts('$later')" & p1=$!
+q "CALL vibescaling.dispatch_due_posts('$later')" & p2=$!
+wait $p1; wait $p2
+check "all 20 posts are posted" 20 \
+  "$(q "SELECT count(*) FROM vibescaling.posts p JOIN conc_posts c USING (id) WHERE c.run = '$run' AND c.label = 'disp' AND p.status = 'posted'")"
+check "each account received exactly one init (counts: 1 x20)" "1 x20" "$(inits_per_account "conc${run}_")"
+check "20 publish records" 20 \
+  "$(q "SELECT count(*) FROM vibescaling.publish_records r JOIN conc_posts c ON c.id = r.post_id WHERE c.run = '$run'")"
+check "40 dispatch_logs rows (creator_info + init per post)" 40 \
+  "$(q "SELECT count(*) FROM vibescaling.dispatch_logs l JOIN conc_posts c ON c.id = l.post_id WHERE c.run = '$run' AND c.label = 'disp'")"
+echo "# posts published per dispatcher backend: $(q "SELECT string_agg(n::text, ' ') FROM (SELECT count(*) n FROM vibescaling.dispatch_logs l JOIN conc_posts c ON c.id = l.post_id WHERE c.run = '$run' AND l.endpoint = 'video_init' GROUP BY l.backend_pid ORDER BY 1) s")"
+
+echo "# 2. five sessions publish the same draft at once"
+acct=$(q "SELECT vs_test.new_account('race${run}')")
+post=$(q "SELECT vs_test.new_video('raced')")
+for i in 1 2 3 4 5; do
+  (psql -X -qAt -c "SELECT vibescaling.publish_post('$post', '$acct', 'SELF_ONLY')" >/tmp/race.$run.$i 2>&1) &
+done
+wait
+check "exactly one session got a publish_id" 1 "$(grep -l '"publish_id"' /tmp/race.$run.* | wc -l | tr -d ' ')"
+check "the four others were refused with 'is posted'" 4 "$(grep -l 'is posted; only a draft can be published' /tmp/race.$run.* | wc -l | tr -d ' ')"
+check "TikTok received one init" 1 "$(sim_count "race${run}" video_init)"
+rm -f /tmp/race.$run.*
+
+echo "# 3. publish-now racing the dispatcher on 10 due posts"
+q "INSERT INTO public.conc_posts
+   SELECT '$run', 'mix', (vibescaling.schedule_post(vs_test.new_video('mixed ' || i), now() + interval '10 minutes',
+                                                 vs_test.new_account('mix${run}_' || i), 'SELF_ONLY') #>> '{data,id}')::uuid
+     FROM generate_series(1, 10) i;" >/dev/null
+later=$(q "SELECT now() + interval '15 minutes'")
+q "CALL vibescaling.dispatch_due_posts('$later')" & pd=$!
+for id in $(q "SELECT id FROM conc_posts WHERE run = '$run' AND label = 'mix'"); do
+  # What an app does for "publish now" on a scheduled post: unschedule it, publish it.
+  (psql -X -qAt -c "BEGIN" \
+        -c "UPDATE vibescaling.posts SET status = 'draft' WHERE id = '$id' AND status = 'scheduled'" \
+        -c "SELECT vibescaling.publish_post(p.id, p.tiktok_account_id, 'SELF_ONLY') FROM vibescaling.posts p WHERE p.id = '$id'" \
+        -c "COMMIT" >/dev/null 2>&1) &
+done
+wait
+check "all 10 posts are posted" 10 \
+  "$(q "SELECT count(*) FROM vibescaling.posts p JOIN conc_posts c USING (id) WHERE c.run = '$run' AND c.label = 'mix' AND p.status = 'posted'")"
+check "each of the 10 accounts received exactly one init" "1 x10" "$(inits_per_account "mix${run}_")"
+
+echo "# 4. pg_cancel_backend during a slow TikTok call"
+curl -s -X POST "$sim/_sim/config" -d '{"latency_ms": 0}' >/dev/null
+acct=$(q "SELECT vs_test.new_account('cancel${run}')")
+post=$(q "SELECT vs_test.new_video('cancelled')")
+curl -s -X POST "$sim/_sim/faults" -d '{"endpoint": "creator_info", "action": "slow", "delay_ms": 8000}' >/dev/null
+start=$(date +%s.%N)
+(PGAPPNAME="cancel$run" psql -X -qAt -c "SELECT vibescaling.publish_post('$post', '$acct', 'SELF_ONLY')" >/tmp/cancel.$run 2>&1) & pc=$!
+sleep 1
+q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'cancel$run'" >/dev/null
+wait $pc
+elapsed=$(python3 -c "import time; print(round(time.time() - $start - 1, 2))")
+check "the call was cancelled (57014 canceling statement)" 1 "$(grep -c 'canceling statement due to user request' /tmp/cancel.$run)"
+check "it stopped within 1.5 s of the cancel (took ${elapsed}s, TikTok would take 8 s)" 1 \
+  "$(python3 -c "print(1 if $elapsed < 1.5 else 0)")"
+check "the aborted call is in dispatch_logs" aborted \
+  "$(q "SELECT error_code FROM vibescaling.dispatch_logs WHERE post_id = '$post' ORDER BY id DESC LIMIT 1")"
+check "the post is still a draft" draft "$(q "SELECT status FROM vibescaling.posts WHERE id = '$post'")"
+rm -f /tmp/cancel.$run
+curl -s -X DELETE "$sim/_sim/faults" >/dev/null
+
+echo "concurrency: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
