@@ -2,22 +2,23 @@
 # Sets up this Debian machine and runs every vibescaling test:
 #   1. GoogleTest unit tests of the Postgres-free C++ core (CMake/ctest)
 #   2. the TikTok simulator's own tests
-#   3. pg_regress (sql/, expected/) and pgTAP (test/*.sql) in a throwaway
-#      PostgreSQL 15 cluster (pg_virtualenv) with pg_cron, against the simulator
-#   4. the concurrency test (two dispatchers and manual publishes racing)
+#   3. pg_regress (sql/, expected/), pgTAP (test/*.sql) and the concurrency
+#      test (test/concurrency.sh) in a throwaway PostgreSQL 15 cluster
+#      (pg_virtualenv) with pg_cron, against the simulator
 # Usage: scripts/test.sh      (as root or with sudo rights; CI runs exactly this)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+log=$(mktemp /tmp/vibescaling-test.XXXXXX)
 scripts/install-deps.sh
 
 echo "== 1. core unit tests (GoogleTest)"
 cmake -S . -B build/core -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/core -j2 >/dev/null
-ctest --test-dir build/core --output-on-failure
+ctest --test-dir build/core --output-on-failure | tee -a "$log" | tail -n 3
 
 echo "== 2. simulator tests"
-python3 -m unittest sim.test_tiktok_sim 2>&1 | tail -n 3
+python3 -m unittest sim.test_tiktok_sim 2>&1 | tee -a "$log" | tail -n 3
 
 echo "== 3. build and install the extension"
 make -j2 >/dev/null
@@ -33,4 +34,15 @@ pg_virtualenv -t \
   -o cron.database_name=contrib_regression \
   -o cron.use_background_workers=on \
   -o max_worker_processes=32 \
-  scripts/test-in-cluster.sh
+  scripts/test-in-cluster.sh 2>&1 | tee -a "$log"
+
+# Every suite passed (set -e and pipefail stop at the first failure); add up
+# what each runner reported.
+unit=$(grep -oP 'tests passed, 0 tests failed out of \K[0-9]+' "$log")
+sim=$(grep -oP '^Ran \K[0-9]+' "$log")
+regress=$(grep -oP 'All \K[0-9]+(?= tests passed)' "$log")
+tap=$(grep -oP '^Files=[0-9]+, Tests=\K[0-9]+' "$log")
+conc=$(grep -oP '^concurrency: \K[0-9]+(?= passed, 0 failed)' "$log")
+rm -f "$log"
+echo "== core $unit, simulator $sim, pg_regress $regress, pgTAP $tap, concurrency $conc"
+echo "tests: $((unit + sim + regress + tap + conc)) passed, 0 failed"

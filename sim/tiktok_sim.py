@@ -1683,6 +1683,9 @@ class SimHTTPServer(ThreadingHTTPServer):
 class SimHandler(BaseHTTPRequestHandler):
     """Per-connection request handler: parses HTTP, applies latency/faults, logs."""
     protocol_version = "HTTP/1.1"
+    # Send each reply as soon as it is written: with Nagle on, a keep-alive
+    # client waits ~40 ms for the delayed ACK on every reused connection.
+    disable_nagle_algorithm = True
     server_version = "tiktok_sim/1.0"
 
     # The Server header value.

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One command for a fresh Debian machine: installs what vibescaling needs,
+# builds and installs it, starts the TikTok simulator and a throwaway
+# PostgreSQL 15 cluster with pg_cron, and runs the demo (scripts/demo.sql):
+# connect an account, publish a video directly, to the inbox and a photo
+# post, schedule one and dispatch it, poll status to completion, print the
+# dispatch log.  Usage: scripts/demo.sh   (as root or with sudo rights)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+echo "demo: building and installing the extension"
+make -j2 >/dev/null
+make install >/dev/null
+
+export VS_SIM_PORT=${VS_SIM_PORT:-18444}
+scripts/sim.sh start
+trap 'scripts/sim.sh stop' EXIT
+
+pg_virtualenv -t \
+  -o shared_preload_libraries=pg_cron \
+  -o cron.database_name=vibescaling_demo \
+  -o cron.use_background_workers=on \
+  -o max_worker_processes=32 \
+  sh -c "createdb vibescaling_demo && psql -X -d vibescaling_demo -v sim_url=http://127.0.0.1:$VS_SIM_PORT -f scripts/demo.sql"
