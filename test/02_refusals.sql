@@ -40,7 +40,7 @@ SELECT throws_like(format($$SELECT vibescaling.publish_post(%L, %L, 'SELF_ONLY')
                    'TikTok creator_info failed: spam_risk_too_many_posts (log_id %)',
                    'HTTP 200 with a non-ok code is a failure, TikTok''s code and log_id in the message');
 SELECT is(vs_test.sqlstate_of(format($$SELECT vibescaling.publish_post(%L, %L, 'SELF_ONLY')$$, :'v', :'capped')),
-          '53400', '... SQLSTATE 53400 (a TikTok limit)');
+          '53000', '... SQLSTATE 53000 (a TikTok limit: PostgREST answers 503)');
 SELECT results_eq(format($$SELECT http_status, outcome, error_code, log_id <> '' FROM vibescaling.dispatch_logs
                           WHERE post_id = %L ORDER BY id LIMIT 1$$, :'v'),
                   $$VALUES (200, 'failure', 'spam_risk_too_many_posts', true)$$,
@@ -66,7 +66,7 @@ SELECT is(vs_test.sqlstate_of(format($$SELECT vibescaling.publish_post(%L, %L, '
           '08000', 'internal_error (HTTP 500) → 08000');
 SELECT vs_test.sim_post('/_sim/faults', '{"endpoint": "video_init", "http_status": 429, "error_code": "rate_limit_exceeded"}');
 SELECT is(vs_test.sqlstate_of(format($$SELECT vibescaling.publish_post(%L, %L, 'SELF_ONLY')$$, :'v', :'acct')),
-          '53400', 'rate_limit_exceeded (HTTP 429) → 53400');
+          '53000', 'rate_limit_exceeded (HTTP 429) → 53000');
 SELECT vs_test.sim_post('/_sim/faults', '{"endpoint": "creator_info", "action": "html", "http_status": 502}');
 SELECT is(vs_test.sqlstate_of(format($$SELECT vibescaling.publish_post(%L, %L, 'SELF_ONLY')$$, :'v', :'acct')),
           '08P01', 'an HTML 502 page → 08P01 (bad_response)');

@@ -20,8 +20,9 @@ struct SqlstateRow
 
 /* Known codes. 22023 invalid_parameter_value, 42501 insufficient_privilege,
  * 28000 invalid_authorization_specification, 55000 object_not_in_prerequisite_state,
- * 53400 configuration_limit_exceeded, 08000/08001/08P01 connection classes,
- * 57014 query_canceled. */
+ * 53000 insufficient_resources (a TikTok limit or cap: "try later"; PostgREST
+ * answers 503, where 53400 would give 500), 08000/08001/08P01 connection
+ * classes, 57014 query_canceled. */
 const SqlstateRow kSqlstates[] = {
 	{"ok", "00000"},
 	{"invalid_param", "22023"},
@@ -37,10 +38,10 @@ const SqlstateRow kSqlstates[] = {
 	{"invalid_grant", "28000"},
 	{"app_version_check_failed", "55000"},
 	{"publish_not_cancellable", "55000"},
-	{"spam_risk_too_many_posts", "53400"},
-	{"spam_risk_too_many_pending_share", "53400"},
-	{"reached_active_user_cap", "53400"},
-	{"rate_limit_exceeded", "53400"},
+	{"spam_risk_too_many_posts", "53000"},
+	{"spam_risk_too_many_pending_share", "53000"},
+	{"reached_active_user_cap", "53000"},
+	{"rate_limit_exceeded", "53000"},
 	{"internal_error", "08000"},
 	{"timeout", "08000"},
 	{"transport_error", "08000"},

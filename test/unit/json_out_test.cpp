@@ -27,7 +27,7 @@ TEST(JsonOut, ResultFailure)
 	res->outcome_unknown = 1;
 	EXPECT_EQ(take_text(vs_result_json(&res.r)),
 			  R"({"ok":false,"http_status":429,"error_code":"rate_limit_exceeded","error_message":"Too \"many\"",)"
-			  R"("log_id":"L2","publish_id":"","data":{},"sqlstate":"53400","duration_ms":5.0,)"
+			  R"("log_id":"L2","publish_id":"","data":{},"sqlstate":"53000","duration_ms":5.0,)"
 			  R"("retryable":true,"outcome_unknown":true})");
 }
 

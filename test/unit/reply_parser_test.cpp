@@ -78,7 +78,7 @@ TEST(ReplyParser, Http200WithErrorCodeIsFailure)
 	EXPECT_STREQ(res->error_code, "spam_risk_too_many_posts");
 	EXPECT_STREQ(res->error_message, "The user has reached the daily post cap");
 	EXPECT_STREQ(res->log_id, "L1");
-	EXPECT_STREQ(res->sqlstate, "53400");
+	EXPECT_STREQ(res->sqlstate, "53000");
 	EXPECT_EQ(res->retryable, 0);
 	EXPECT_STREQ(res->data_json, "{}");
 }
@@ -99,7 +99,7 @@ TEST(ReplyParser, ErrorEnvelope)
 
 	parse(rate, 429, R"({"error":{"code":"rate_limit_exceeded","message":"slow down"}})");
 	EXPECT_STREQ(rate->error_code, "rate_limit_exceeded");
-	EXPECT_STREQ(rate->sqlstate, "53400");
+	EXPECT_STREQ(rate->sqlstate, "53000");
 	EXPECT_EQ(rate->retryable, 1);
 	EXPECT_STREQ(rate->log_id, "");
 
