@@ -17,9 +17,4 @@ export VS_SIM_PORT=${VS_SIM_PORT:-18444}
 scripts/sim.sh start
 trap 'scripts/sim.sh stop' EXIT
 
-pg_virtualenv -t \
-  -o shared_preload_libraries=pg_cron \
-  -o cron.database_name=vibescaling_demo \
-  -o cron.use_background_workers=on \
-  -o max_worker_processes=32 \
-  sh -c "createdb vibescaling_demo && psql -X -d vibescaling_demo -v sim_url=http://127.0.0.1:$VS_SIM_PORT -f scripts/demo.sql"
+scripts/pg-cluster.sh vibescaling_demo sh -c "createdb vibescaling_demo && psql -X -d vibescaling_demo -v sim_url=http://127.0.0.1:$VS_SIM_PORT -f scripts/demo.sql"

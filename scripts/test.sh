@@ -29,12 +29,7 @@ scripts/sim.sh start
 trap 'scripts/sim.sh stop' EXIT
 
 echo "== 4. database tests (pg_regress, pgTAP, concurrency) in a throwaway cluster"
-pg_virtualenv -t \
-  -o shared_preload_libraries=pg_cron \
-  -o cron.database_name=contrib_regression \
-  -o cron.use_background_workers=on \
-  -o max_worker_processes=32 \
-  scripts/test-in-cluster.sh 2>&1 | tee -a "$log"
+scripts/pg-cluster.sh contrib_regression scripts/test-in-cluster.sh 2>&1 | tee -a "$log"
 
 # Every suite passed (set -e and pipefail stop at the first failure); add up
 # what each runner reported.

@@ -3,7 +3,7 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(19);
+SELECT plan(21);
 
 SELECT 'status_' || substr(md5(random()::text), 1, 8) AS oid \gset
 SELECT vs_test.new_account(:'oid') AS acct \gset
@@ -65,5 +65,14 @@ SELECT is((SELECT count(*) FROM vs_test.sim_requests(:'oid', 'status_fetch')), 5
 SELECT is(vibescaling.publish_status(:'bad') #>> '{data,status}', 'failed', 'a failed publish stays failed');
 SELECT is((SELECT count(*) FROM vs_test.sim_requests(:'oid', 'status_fetch')), 5::bigint,
           '... without asking TikTok again (FAILED is final)');
+
+-- TikTok refuses a status fetch for a publish_id it does not know.
+INSERT INTO vibescaling.publish_records (post_id, tiktok_account_id, publish_id, endpoint, mode)
+VALUES (:'draft', :'acct', 'v_pub_url~v2.unknown', 'video_init', 'direct');
+SELECT throws_like(format('SELECT vibescaling.publish_status(%L)', :'draft'),
+                   'TikTok status_fetch failed: invalid_publish_id (log_id %)',
+                   'an unknown publish_id: TikTok''s invalid_publish_id in the message');
+SELECT is(vs_test.sqlstate_of(format('SELECT vibescaling.publish_status(%L)', :'draft')), '22023',
+          '... SQLSTATE 22023');
 
 SELECT * FROM finish();

@@ -18,5 +18,4 @@ export VS_SIM_PORT=${VS_BENCH_SIM_PORT:-18445}
 VS_SIM_ARGS="--no-rate-limits --quiet" VS_SIM_STATE=/tmp/vibescaling-bench-sim scripts/sim.sh start
 trap 'VS_SIM_STATE=/tmp/vibescaling-bench-sim scripts/sim.sh stop' EXIT
 
-pg_virtualenv -t -o max_worker_processes=32 \
-  sh -c "createdb vs_bench && psql -X -d vs_bench -v n=$n -v sim_url=http://127.0.0.1:$VS_SIM_PORT -f test/bench/publish_bench.sql"
+scripts/pg-cluster.sh vs_bench sh -c "createdb vs_bench && psql -X -d vs_bench -v n=$n -v sim_url=http://127.0.0.1:$VS_SIM_PORT -f test/bench/publish_bench.sql"
