@@ -16,7 +16,7 @@ DATA_built = $(EXTENSION)--$(EXT_VERSION).sql
 # pg_regress (sql/, expected/): the SQL surface. They need the simulator
 # (scripts/test.sh starts it) and pg_cron preloaded.
 REGRESS      = 00_setup 01_surface 02_bad_input 03_scheduler
-REGRESS_OPTS = --inputdir=. --load-extension=vibescaling
+REGRESS_OPTS = --inputdir=. --load-extension=pgcrypto --load-extension=vibescaling
 
 PG_CXXFLAGS = -std=c++17 -fPIC -Wall -Wno-missing-field-initializers -Wno-register
 SHLIB_LINK  = -lcurl -ljansson -lstdc++

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Runs a command inside a throwaway PostgreSQL 15 cluster (Debian's
 # pg_virtualenv, which works as root) configured as vibescaling needs it:
-# pg_cron preloaded for database DBNAME, pg_cron jobs in background workers,
-# worker slots for the dispatch-log writer. PG* variables point at it.
+# pg_cron and vibescaling preloaded (vibescaling so that its secret settings
+# are defined, superuser-only, before any session can read them), pg_cron
+# for database DBNAME with jobs in background workers, worker slots for the
+# dispatch-log writer and token refresher, and the TikTok simulator's app
+# credentials plus a throwaway token encryption key. PG* point at it.
 #   scripts/pg-cluster.sh DBNAME COMMAND [ARGS...]
 set -euo pipefail
 db=$1
 shift
 exec pg_virtualenv -t \
-  -o shared_preload_libraries=pg_cron \
+  -o shared_preload_libraries=pg_cron,vibescaling \
   -o "cron.database_name=$db" \
   -o cron.use_background_workers=on \
   -o max_worker_processes=32 \
+  -o vibescaling.client_key=sim_client_key \
+  -o vibescaling.client_secret=sim_client_secret \
+  -o "vibescaling.token_encryption_key=throwaway-test-key-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
   "$@"

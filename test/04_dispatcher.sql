@@ -8,7 +8,7 @@ SELECT plan(14);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 SELECT vs_test.new_account('disp_' || :'run') AS acct \gset
-SELECT vs_test.new_account('disppriv_' || :'run', '{"private_account": true}') AS priv \gset
+SELECT vs_test.new_account('disppriv_' || :'run') AS priv \gset
 SELECT vibescaling.add_account('dispgone_' || :'run', 'act.dispgone.' || :'run') AS gone \gset
 
 CREATE TEMP TABLE due (label text, id uuid);
@@ -21,8 +21,10 @@ SELECT count(*) AS scheduled FROM due d,
        vibescaling.schedule_post(d.id, now() + CASE WHEN d.label = 'later' THEN interval '2 hours' ELSE interval '10 minutes' END,
                                  CASE d.label WHEN 'private' THEN :'priv'::uuid WHEN 'gone' THEN :'gone'::uuid ELSE :'acct'::uuid END,
                                  'PUBLIC_TO_EVERYONE');
--- The account is disconnected after its post was scheduled.
+-- After scheduling: one account is disconnected, one creator goes private
+-- (PUBLIC_TO_EVERYONE is no longer offered).
 UPDATE vibescaling.tiktok_accounts SET status = 'disconnected' WHERE id = :'gone';
+SELECT vs_test.sim_post('/_sim/users/disppriv_' || :'run', '{"private_account": true}') IS NOT NULL AS went_private;
 
 -- Nothing is due yet.
 CALL vibescaling.dispatch_due_posts();

@@ -53,7 +53,7 @@ vs_endpoint_from_name(const char *name)
 	return endpoint_from_name(name);
 }
 
-/* The URL path of an endpoint (static string), "" for VS_EP_UNKNOWN. */
+/* The URL path of an endpoint (static string, user_info's with its query), "" for VS_EP_UNKNOWN. */
 const char *
 vs_endpoint_path(vs_endpoint ep)
 {
@@ -129,6 +129,35 @@ vs_parse_reply(long http_status, const char *body, size_t body_len, vs_call_resu
 	try
 	{
 		fill_c_result(parse_reply(http_status, body, body_len), out);
+		return;
+	}
+	catch (const std::bad_alloc &)
+	{
+		fill_c_failure(out, "out_of_memory", "vibescaling: out of memory parsing the reply",
+					   false);
+	}
+	catch (const std::exception &e)
+	{
+		fill_c_failure(out, "core_error", e.what(), false);
+	}
+	catch (...)
+	{
+		fill_c_failure(out, "core_error", "vibescaling: unexpected failure parsing the reply",
+					   false);
+	}
+	out->http_status = http_status;
+}
+
+/* Parses a raw HTTP reply of endpoint ep into *out; duration_ms is 0. */
+void
+vs_parse_endpoint_reply(vs_endpoint ep, long http_status, const char *body, size_t body_len,
+						vs_call_result *out)
+{
+	if (out == nullptr)
+		return;
+	try
+	{
+		fill_c_result(parse_endpoint_reply(ep, http_status, body, body_len), out);
 		return;
 	}
 	catch (const std::bad_alloc &)

@@ -8,8 +8,11 @@
 #include "http_transport.hpp"
 #include "reply_parser.hpp"
 #include "request_builder.hpp"
+#include "secrets.hpp"
 
 #include <cstring>
+#include <string>
+#include <vector>
 
 namespace vibescaling {
 
@@ -51,21 +54,18 @@ join_url(const char *base_url, const char *path)
 	return url + path;
 }
 
-}								/* namespace */
-
-/* One call end to end; see the header. */
+/* The call itself, before secrets are redacted from its message. */
 CallOutcome
-perform_call(const vs_http_options *opt, vs_endpoint ep, const char *access_token,
-			 const char *options_json, bool *perform_started)
+call_unredacted(const vs_http_options *opt, vs_endpoint ep, const char *token,
+				const char *options_json, bool *perform_started)
 {
+	const EndpointInfo *info = endpoint_info(ep);
+
 	if (opt == nullptr || opt->base_url == nullptr || *opt->base_url == '\0')
 		return refused("no TikTok base_url configured");
-	if (*endpoint_path(ep) == '\0')
+	if (info == nullptr)
 		return refused("unknown endpoint");
-
-	const char *token = access_token ? access_token : "";
-
-	if (has_control_chars(token))
+	if (info->bearer && has_control_chars(token))
 		return refused("access token contains control characters");
 
 	HttpRequest req;
@@ -78,18 +78,23 @@ perform_call(const vs_http_options *opt, vs_endpoint ep, const char *access_toke
 	{
 		return refused(e.what());
 	}
-	req.url = join_url(opt->base_url, endpoint_path(ep));
-	req.bearer_token = token;
+	req.url = join_url(opt->base_url, info->path);
+	req.get = (info->method == HttpMethod::kGet);
+	req.send_bearer = info->bearer;
+	if (info->bearer)
+		req.bearer_token = token;
+	if (info->body == BodyFormat::kForm)
+		req.content_type = "application/x-www-form-urlencoded";
 	req.connect_timeout_ms = opt->connect_timeout_ms;
 	req.request_timeout_ms = opt->request_timeout_ms;
 	req.should_abort = opt->should_abort;
-	req.fresh_connection = endpoint_creates_post(ep);
+	req.fresh_connection = endpoint_never_resend(ep);
 
-	HttpReply	reply = http_post(req, perform_started);
+	HttpReply	reply = http_send(req, perform_started);
 	CallOutcome out;
 
 	if (reply.completed)
-		out = parse_reply(reply.http_status, reply.body.data(), reply.body.size());
+		out = parse_endpoint_reply(ep, reply.http_status, reply.body.data(), reply.body.size());
 	else
 	{
 		out.http_status = reply.http_status;
@@ -98,6 +103,23 @@ perform_call(const vs_http_options *opt, vs_endpoint ep, const char *access_toke
 		out.outcome_unknown = reply.outcome_unknown;
 	}
 	out.duration_ms = reply.duration_ms;
+	return out;
+}
+
+}								/* namespace */
+
+/* One call end to end; see the header. */
+CallOutcome
+perform_call(const vs_http_options *opt, vs_endpoint ep, const char *access_token,
+			 const char *options_json, bool *perform_started)
+{
+	const char *token = access_token ? access_token : "";
+
+	/* Collected before sending: a server may echo any of them back in its message. */
+	std::vector<std::string> secrets = secret_values(options_json, token);
+	CallOutcome out = call_unredacted(opt, ep, token, options_json, perform_started);
+
+	out.error_message = redact_secrets(std::move(out.error_message), secrets);
 	return out;
 }
 

@@ -10,7 +10,9 @@
 namespace vibescaling {
 
 /*
- * Builds the body for ep, POSTs it, parses the reply. Problems found
+ * Builds the body for ep, sends it (method, content type and bearer as the
+ * endpoint table says), parses the reply, and replaces the call's secrets
+ * (see secret_values) in error_message by "***". Problems found
  * before sending (bad options, unknown endpoint, no base_url, bad token)
  * come back as error_code "invalid_param" with http_status 0. Sets
  * *perform_started once the request may leave the process, so a caller

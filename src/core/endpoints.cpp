@@ -9,34 +9,37 @@ namespace vibescaling {
 
 namespace {
 
-/* One row of the endpoint table. */
-struct EndpointRow
-{
-	vs_endpoint ep;
-	const char *name;
-	const char *path;
+/* Every endpoint SQL may name. */
+const EndpointInfo kEndpoints[] = {
+	{VS_EP_CREATOR_INFO, "creator_info", "/v2/post/publish/creator_info/query/",
+	 HttpMethod::kPost, BodyFormat::kJson, true, ReplyFormat::kEnvelope},
+	{VS_EP_VIDEO_INIT, "video_init", "/v2/post/publish/video/init/",
+	 HttpMethod::kPost, BodyFormat::kJson, true, ReplyFormat::kEnvelope},
+	{VS_EP_INBOX_VIDEO_INIT, "inbox_video_init", "/v2/post/publish/inbox/video/init/",
+	 HttpMethod::kPost, BodyFormat::kJson, true, ReplyFormat::kEnvelope},
+	{VS_EP_CONTENT_INIT, "content_init", "/v2/post/publish/content/init/",
+	 HttpMethod::kPost, BodyFormat::kJson, true, ReplyFormat::kEnvelope},
+	{VS_EP_STATUS_FETCH, "status_fetch", "/v2/post/publish/status/fetch/",
+	 HttpMethod::kPost, BodyFormat::kJson, true, ReplyFormat::kEnvelope},
+	{VS_EP_OAUTH_TOKEN, "oauth_token", "/v2/oauth/token/",
+	 HttpMethod::kPost, BodyFormat::kForm, false, ReplyFormat::kOAuthToken},
+	{VS_EP_OAUTH_REVOKE, "oauth_revoke", "/v2/oauth/revoke/",
+	 HttpMethod::kPost, BodyFormat::kForm, false, ReplyFormat::kOAuthRevoke},
+	{VS_EP_USER_INFO, "user_info", "/v2/user/info/?fields=open_id,union_id,avatar_url,display_name",
+	 HttpMethod::kGet, BodyFormat::kNone, true, ReplyFormat::kEnvelope},
 };
 
-/* Every endpoint SQL may name; all are POST with a JSON body. */
-const EndpointRow kEndpoints[] = {
-	{VS_EP_CREATOR_INFO, "creator_info", "/v2/post/publish/creator_info/query/"},
-	{VS_EP_VIDEO_INIT, "video_init", "/v2/post/publish/video/init/"},
-	{VS_EP_INBOX_VIDEO_INIT, "inbox_video_init", "/v2/post/publish/inbox/video/init/"},
-	{VS_EP_CONTENT_INIT, "content_init", "/v2/post/publish/content/init/"},
-	{VS_EP_STATUS_FETCH, "status_fetch", "/v2/post/publish/status/fetch/"},
-};
+}								/* namespace */
 
-/* The table row for ep, or nullptr. */
-const EndpointRow *
-find_row(vs_endpoint ep) noexcept
+/* The table row of ep, or nullptr. */
+const EndpointInfo *
+endpoint_info(vs_endpoint ep) noexcept
 {
-	for (const EndpointRow &row : kEndpoints)
+	for (const EndpointInfo &row : kEndpoints)
 		if (row.ep == ep)
 			return &row;
 	return nullptr;
 }
-
-}								/* namespace */
 
 /* The enum for a logical endpoint name (exact, case-sensitive); VS_EP_UNKNOWN otherwise. */
 vs_endpoint
@@ -44,7 +47,7 @@ endpoint_from_name(const char *name) noexcept
 {
 	if (name == nullptr)
 		return VS_EP_UNKNOWN;
-	for (const EndpointRow &row : kEndpoints)
+	for (const EndpointInfo &row : kEndpoints)
 		if (std::strcmp(row.name, name) == 0)
 			return row.ep;
 	return VS_EP_UNKNOWN;
@@ -54,7 +57,7 @@ endpoint_from_name(const char *name) noexcept
 const char *
 endpoint_name(vs_endpoint ep) noexcept
 {
-	const EndpointRow *row = find_row(ep);
+	const EndpointInfo *row = endpoint_info(ep);
 
 	return row ? row->name : "";
 }
@@ -63,7 +66,7 @@ endpoint_name(vs_endpoint ep) noexcept
 const char *
 endpoint_path(vs_endpoint ep) noexcept
 {
-	const EndpointRow *row = find_row(ep);
+	const EndpointInfo *row = endpoint_info(ep);
 
 	return row ? row->path : "";
 }
@@ -73,6 +76,13 @@ bool
 endpoint_creates_post(vs_endpoint ep) noexcept
 {
 	return ep == VS_EP_VIDEO_INIT || ep == VS_EP_INBOX_VIDEO_INIT || ep == VS_EP_CONTENT_INIT;
+}
+
+/* True when a request must never be sent twice (see the header). */
+bool
+endpoint_never_resend(vs_endpoint ep) noexcept
+{
+	return endpoint_creates_post(ep) || ep == VS_EP_OAUTH_TOKEN;
 }
 
 }								/* namespace vibescaling */

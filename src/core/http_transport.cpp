@@ -180,13 +180,15 @@ elapsed_ms(std::chrono::steady_clock::time_point start) noexcept
 
 }								/* namespace */
 
-/* POSTs req.body to req.url; see the header. */
+/* POSTs req.body to req.url, or GETs it; see the header. */
 HttpReply
-http_post(const HttpRequest &req, bool *perform_started)
+http_send(const HttpRequest &req, bool *perform_started)
 {
 	/* A CR/LF in the token would inject headers. */
-	if (has_control_chars(req.bearer_token))
+	if (req.send_bearer && has_control_chars(req.bearer_token))
 		throw std::invalid_argument("access token contains control characters");
+	if (has_control_chars(req.content_type))
+		throw std::invalid_argument("content type contains control characters");
 
 	std::lock_guard<std::mutex> lock(g_handle_mutex);
 	CURL	   *h = shared_handle();
@@ -196,8 +198,10 @@ http_post(const HttpRequest &req, bool *perform_started)
 
 	CurlSlistPtr headers;
 
-	add_header(headers, "Authorization: Bearer " + req.bearer_token);
-	add_header(headers, "Content-Type: application/json; charset=UTF-8");
+	if (req.send_bearer)
+		add_header(headers, "Authorization: Bearer " + req.bearer_token);
+	if (!req.get)
+		add_header(headers, "Content-Type: " + req.content_type);
 	add_header(headers, "Accept: application/json");
 	add_header(headers, "Expect:");	/* no 100-continue round trip */
 
@@ -220,9 +224,14 @@ http_post(const HttpRequest &req, bool *perform_started)
 	set(h, CURLOPT_TIMEOUT_MS, req.request_timeout_ms > 0 ? req.request_timeout_ms : 0L);
 	set(h, CURLOPT_HTTPHEADER, headers.get());
 	set(h, CURLOPT_USERAGENT, "vibescaling");
-	set(h, CURLOPT_POST, 1L);
-	set(h, CURLOPT_POSTFIELDS, req.body.c_str());
-	set(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+	if (req.get)
+		set(h, CURLOPT_HTTPGET, 1L);
+	else
+	{
+		set(h, CURLOPT_POST, 1L);
+		set(h, CURLOPT_POSTFIELDS, req.body.c_str());
+		set(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+	}
 	set(h, CURLOPT_WRITEFUNCTION, &on_write);
 	set(h, CURLOPT_WRITEDATA, static_cast<void *>(&st));
 	set(h, CURLOPT_NOPROGRESS, 0L);
@@ -274,7 +283,8 @@ http_post(const HttpRequest &req, bool *perform_started)
 		if (errbuf[0] != '\0' && msg != errbuf)
 			msg += std::string(": ") + errbuf;
 		/* curl's messages do not quote headers, but never risk leaking the token. */
-		msg = redact(msg, req.bearer_token);
+		if (req.send_bearer)
+			msg = redact(msg, req.bearer_token);
 		reply.error_message = utf8_sanitize(msg.data(), msg.size(), 1000, true);
 	}
 	/* Once connected (or something was written) the server may have acted on it. */

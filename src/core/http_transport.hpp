@@ -1,6 +1,7 @@
 /*
- * http_transport.hpp: one HTTPS POST through libcurl, with a per-process
- * reused handle so keep-alive connections to TikTok survive between calls.
+ * http_transport.hpp: one HTTPS request (POST or GET) through libcurl, with
+ * a per-process reused handle so keep-alive connections to TikTok survive
+ * between calls.
  */
 #ifndef VS_HTTP_TRANSPORT_HPP
 #define VS_HTTP_TRANSPORT_HPP
@@ -13,8 +14,11 @@ namespace vibescaling {
 struct HttpRequest
 {
 	std::string url;
+	bool		get = false;		/* GET without a body; else POST body */
+	bool		send_bearer = true; /* "Authorization: Bearer <bearer_token>" */
 	std::string bearer_token;		/* must hold no control characters */
-	std::string body;				/* JSON */
+	std::string content_type = "application/json; charset=UTF-8";	/* POST only */
+	std::string body;				/* POST only */
 	long		connect_timeout_ms = 0;
 	long		request_timeout_ms = 0;
 	int			(*should_abort) (void) = nullptr;	/* polled; nonzero aborts */
@@ -41,11 +45,12 @@ struct HttpReply
 };
 
 /*
- * POSTs req.body to req.url. Sets *perform_started just before the
- * request can leave the process. Throws std::bad_alloc when memory runs
- * out, std::invalid_argument for a token with control characters.
+ * POSTs req.body to req.url (or GETs it). Sets *perform_started just before
+ * the request can leave the process. Throws std::bad_alloc when memory runs
+ * out, std::invalid_argument for a token or content type with control
+ * characters.
  */
-HttpReply http_post(const HttpRequest &req, bool *perform_started);
+HttpReply http_send(const HttpRequest &req, bool *perform_started);
 
 }								/* namespace vibescaling */
 

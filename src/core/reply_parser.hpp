@@ -5,6 +5,7 @@
 #define VS_REPLY_PARSER_HPP
 
 #include "call_outcome.hpp"
+#include "vs_core.h"
 
 #include <cstddef>
 
@@ -16,6 +17,15 @@ namespace vibescaling {
  * yields error_code "bad_response". Throws only std::bad_alloc.
  */
 CallOutcome parse_reply(long http_status, const char *body, std::size_t body_len);
+
+/*
+ * Parses the reply of endpoint ep (see vs_parse_endpoint_reply in
+ * vs_core.h): the envelope for the publish endpoints and user_info, the
+ * flat OAuth shapes for oauth_token and oauth_revoke. An unknown endpoint
+ * is parsed as an envelope. Throws only std::bad_alloc.
+ */
+CallOutcome parse_endpoint_reply(vs_endpoint ep, long http_status, const char *body,
+								 std::size_t body_len);
 
 }								/* namespace vibescaling */
 

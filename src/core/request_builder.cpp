@@ -1,14 +1,18 @@
 /*
  * request_builder.cpp: turns the flat options object SQL passes into the
- * JSON body of each TikTok endpoint (see /work/shared/tiktok-api.md).
+ * body of each TikTok endpoint (see /work/shared/tiktok-api.md): JSON for
+ * the publish endpoints, an application/x-www-form-urlencoded form for
+ * OAuth, nothing for user_info (a GET).
  *
  * A JSON null option counts as absent, so SQL can pass NULL for "not set".
  * Output key order is fixed (insertion order) so bodies are stable strings.
+ * Error messages name options, never their values (they may be secrets).
  */
 #include "request_builder.hpp"
 
 #include "endpoints.hpp"
 #include "json_raii.hpp"
+#include "text_util.hpp"
 
 namespace vibescaling {
 
@@ -83,7 +87,17 @@ parse_options(const char *options_json)
 	JsonPtr		root(json_loads(options_json, 0, &err));
 
 	if (!root)
-		throw OptionsError(std::string("options are not valid JSON: ") + err.text);
+	{
+		/* jansson quotes the text "near" the error, which may be part of a secret. */
+		std::string what = err.text;
+		std::size_t near = what.find(" near ");
+
+		if (near != std::string::npos)
+			what.erase(near);
+		throw OptionsError("options are not valid JSON: " + what + " (line " +
+						   std::to_string(err.line) + ", column " +
+						   std::to_string(err.column) + ")");
+	}
 	if (!json_is_object(root.get()))
 		throw OptionsError("options must be a JSON object");
 	return root;
@@ -207,9 +221,82 @@ status_fetch_body(const Options &o)
 	return body;
 }
 
+/* An application/x-www-form-urlencoded body built field by field, in order. */
+class FormBody
+{
+public:
+	/* Appends key=value, the value percent-encoded (RFC 3986). */
+	void add(const char *key, const json_t *string_value)
+	{
+		if (!text_.empty())
+			text_ += '&';
+		text_ += key;
+		text_ += '=';
+		text_ += percent_encode(std::string(json_string_value(string_value),
+											json_string_length(string_value)));
+	}
+
+	const std::string &text() const { return text_; }
+
+private:
+	std::string text_;
+};
+
+/* Body of oauth/token: the code exchange or the refresh, by grant_type. */
+std::string
+oauth_token_body(const Options &o)
+{
+	json_t	   *client_key = req_string(o, "client_key");
+	json_t	   *client_secret = req_string(o, "client_secret");
+	json_t	   *grant_type = req_string(o, "grant_type");
+	std::string grant = json_string_value(grant_type);
+	FormBody	form;
+
+	form.add("client_key", client_key);
+	form.add("client_secret", client_secret);
+	if (grant == "authorization_code")
+	{
+		json_t	   *code = req_string(o, "code");
+		json_t	   *redirect_uri = req_string(o, "redirect_uri");
+		json_t	   *code_verifier = opt_string(o, "code_verifier");
+
+		form.add("code", code);
+		form.add("grant_type", grant_type);
+		form.add("redirect_uri", redirect_uri);
+		/* PKCE (desktop/mobile flows): sent only when the caller has one. */
+		if (code_verifier != nullptr && json_string_length(code_verifier) > 0)
+			form.add("code_verifier", code_verifier);
+	}
+	else if (grant == "refresh_token")
+	{
+		json_t	   *refresh_token = req_string(o, "refresh_token");
+
+		form.add("grant_type", grant_type);
+		form.add("refresh_token", refresh_token);
+	}
+	else
+		fail(o, "grant_type", "must be \"authorization_code\" or \"refresh_token\"");
+	return form.text();
+}
+
+/* Body of oauth/revoke: the token to revoke. */
+std::string
+oauth_revoke_body(const Options &o)
+{
+	json_t	   *client_key = req_string(o, "client_key");
+	json_t	   *client_secret = req_string(o, "client_secret");
+	json_t	   *token = req_string(o, "token");
+	FormBody	form;
+
+	form.add("client_key", client_key);
+	form.add("client_secret", client_secret);
+	form.add("token", token);
+	return form.text();
+}
+
 }								/* namespace */
 
-/* The compact JSON body for ep built from options_json; see the header. */
+/* The body for ep built from options_json; see the header. */
 std::string
 build_request_body(vs_endpoint ep, const char *options_json)
 {
@@ -237,6 +324,12 @@ build_request_body(vs_endpoint ep, const char *options_json)
 		case VS_EP_STATUS_FETCH:
 			body = status_fetch_body(o);
 			break;
+		case VS_EP_OAUTH_TOKEN:
+			return oauth_token_body(o);
+		case VS_EP_OAUTH_REVOKE:
+			return oauth_revoke_body(o);
+		case VS_EP_USER_INFO:
+			return std::string();	/* a GET: the fields are in the path's query */
 		default:
 			throw OptionsError("unknown endpoint");
 	}

@@ -1,5 +1,6 @@
 /*
- * request_builder.hpp: TikTok request bodies from SQL's flat options object.
+ * request_builder.hpp: TikTok request bodies (JSON or form) from SQL's flat
+ * options object.
  */
 #ifndef VS_REQUEST_BUILDER_HPP
 #define VS_REQUEST_BUILDER_HPP
@@ -19,9 +20,11 @@ public:
 };
 
 /*
- * The compact JSON body for ep built from options_json (NULL counts as
- * "{}"). Throws OptionsError for bad options or an unknown endpoint,
- * std::bad_alloc when memory runs out.
+ * The body for ep built from options_json (NULL counts as "{}"): compact
+ * JSON for the publish endpoints, a percent-encoded form for oauth_token and
+ * oauth_revoke (fields in the order vs_core.h documents), "" for user_info.
+ * Throws OptionsError for bad options or an unknown endpoint (its message
+ * names the option, never a value), std::bad_alloc when memory runs out.
  */
 std::string build_request_body(vs_endpoint ep, const char *options_json);
 

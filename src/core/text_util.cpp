@@ -1,5 +1,6 @@
 /*
- * text_util.cpp: UTF-8 repair and truncation, secret redaction.
+ * text_util.cpp: UTF-8 repair and truncation, secret redaction,
+ * percent-encoding.
  */
 #include "text_util.hpp"
 
@@ -107,6 +108,31 @@ redact(std::string text, const std::string &secret)
 		pos += mask.size();
 	}
 	return text;
+}
+
+/* RFC 3986 percent-encoding; see the header. */
+std::string
+percent_encode(const std::string &value)
+{
+	static const char kHex[] = "0123456789ABCDEF";
+	std::string out;
+
+	out.reserve(value.size() * 3);
+	for (unsigned char c : value)
+	{
+		bool		unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			(c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+
+		if (unreserved)
+			out += static_cast<char>(c);
+		else
+		{
+			out += '%';
+			out += kHex[c >> 4];
+			out += kHex[c & 0x0F];
+		}
+	}
+	return out;
 }
 
 }								/* namespace vibescaling */

@@ -1,12 +1,27 @@
-/* account_tokens.h: reading a connected account's access token. */
+/* account_tokens.h: reading a connected account's status and access token. */
 #ifndef VS_ACCOUNT_TOKENS_H
 #define VS_ACCOUNT_TOKENS_H
 
+/* What a call needs to know about an account (palloc'd strings). */
+typedef struct VsAccount
+{
+	char	   *status;			/* active | needs_reauth | disconnected */
+	char	   *access_token;	/* decrypted; NULL once wiped */
+	double		expires_in_s;	/* seconds until the access token expires (1e9 if unknown) */
+	long long	token_version;	/* bumped by every refresh (see token_refresher.h) */
+} VsAccount;
+
 /*
- * Returns the access token of an active account, palloc'd in the caller's
- * memory context. Raises P0002 for an unknown account, 55000 for one that
- * is not active.
+ * Loads an account, decrypting its access token. The query runs as the
+ * owner of vibescaling.tiktok_accounts, so the calling role needs no right
+ * on the token columns. Raises P0002 for an unknown account.
  */
-char	   *vs_load_access_token(const char *account_id);
+void		vs_load_account(const char *account_id, VsAccount *out);
+
+/* Raises 55000 unless the account is active and has a token. */
+void		vs_require_active(const char *account_id, const VsAccount *account);
+
+/* Overwrites and frees the token held in *account. */
+void		vs_forget_token(VsAccount *account);
 
 #endif

@@ -27,8 +27,8 @@ static const char *insert_sql =
 	" FROM jsonb_populate_record(NULL::vibescaling.dispatch_logs, $1::jsonb) r";
 
 /* Inserts one row with SPI in the current transaction. */
-static void
-insert_log_row(const char *log_json, int caller_pid)
+void
+vs_insert_dispatch_log(const char *log_json, int caller_pid)
 {
 	Oid			argtypes[2] = {TEXTOID, INT4OID};
 	Datum		args[2] = {CStringGetTextDatum(log_json), Int32GetDatum(caller_pid)};
@@ -97,7 +97,7 @@ vs_write_dispatch_log(const char *log_json)
 				(errmsg("vibescaling: dispatch log row written in the caller's transaction; it is lost if that transaction rolls back"),
 				 errdetail("The background writer failed: %s",
 						   slot->error[0] ? slot->error : "it did not start")));
-		insert_log_row(log_json, MyProcPid);
+		vs_insert_dispatch_log(log_json, MyProcPid);
 	}
 	dsm_detach(seg);
 }
@@ -130,7 +130,7 @@ vs_dispatch_log_writer_main(Datum main_arg)
 		SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_SESSION);
 		SetConfigOption("statement_timeout", "10s", PGC_SUSET, PGC_S_SESSION);
 		PushActiveSnapshot(GetTransactionSnapshot());
-		insert_log_row(slot->log_json, slot->caller_pid);
+		vs_insert_dispatch_log(slot->log_json, slot->caller_pid);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		slot->done = 1;

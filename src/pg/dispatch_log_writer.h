@@ -19,4 +19,10 @@
  */
 void		vs_write_dispatch_log(const char *log_json);
 
+/*
+ * Inserts one dispatch_logs row in the current transaction (SPI), for
+ * callers that already run in a transaction of their own (the workers).
+ */
+void		vs_insert_dispatch_log(const char *log_json, int caller_pid);
+
 #endif

@@ -5,6 +5,18 @@
 char	   *vs_guc_api_base_url = NULL;
 int			vs_guc_connect_timeout_ms = 5000;
 int			vs_guc_request_timeout_ms = 30000;
+char	   *vs_guc_client_key = NULL;
+char	   *vs_guc_client_secret = NULL;
+char	   *vs_guc_token_encryption_key = NULL;
+int			vs_guc_token_refresh_margin_s = 300;
+int			vs_guc_creator_info_ttl_s = 60;
+
+/*
+ * Secrets: settable by superusers only, shown to superusers only, left out
+ * of SHOW ALL. Before this library is loaded a setting is a placeholder that
+ * anyone can SHOW, hence the README's advice to preload vibescaling.
+ */
+static const int secret_flags = GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL;
 
 /* Defines the vibescaling.* GUCs; called once from _PG_init. */
 void
@@ -39,6 +51,53 @@ vs_define_gucs(void)
 							30000, 1, 3600000,
 							PGC_USERSET,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("vibescaling.client_key",
+							   "The TikTok app's client key (Login Kit).",
+							   NULL,
+							   &vs_guc_client_key,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("vibescaling.client_secret",
+							   "The TikTok app's client secret (secret: superusers only).",
+							   NULL,
+							   &vs_guc_client_secret,
+							   "",
+							   PGC_SUSET,
+							   secret_flags,
+							   NULL, NULL, NULL);
+
+	/* Read by SQL (vibescaling._token_key) to encrypt tokens with pgcrypto. */
+	DefineCustomStringVariable("vibescaling.token_encryption_key",
+							   "Key that encrypts the accounts' tokens at rest (secret: superusers only).",
+							   NULL,
+							   &vs_guc_token_encryption_key,
+							   "",
+							   PGC_SUSET,
+							   secret_flags,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("vibescaling.token_refresh_margin",
+							"An access token expiring within this margin is refreshed before a call.",
+							NULL,
+							&vs_guc_token_refresh_margin_s,
+							300, 0, 86400,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	/* Read by SQL (vibescaling.creator_info). */
+	DefineCustomIntVariable("vibescaling.creator_info_ttl",
+							"How long creator_info() answers from its cache.",
+							NULL,
+							&vs_guc_creator_info_ttl_s,
+							60, 0, 86400,
+							PGC_USERSET,
+							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("vibescaling");

@@ -5,6 +5,9 @@
 extern char *vs_guc_api_base_url;
 extern int	vs_guc_connect_timeout_ms;
 extern int	vs_guc_request_timeout_ms;
+extern char *vs_guc_client_key;
+extern char *vs_guc_client_secret;
+extern int	vs_guc_token_refresh_margin_s;
 
 /* Defines the vibescaling.* GUCs; called once from _PG_init. */
 void		vs_define_gucs(void);

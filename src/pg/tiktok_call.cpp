@@ -2,17 +2,26 @@
  * tiktok_call.cpp: vibescaling._tiktok_call(endpoint, account, post,
  * trigger, options), the one SQL function that talks to TikTok.
  *
- * The path of a call: plpgsql (publish_post, the dispatcher, publish_status)
- * -> vs_tiktok_call here -> vs_call in the core (src/core/c_api.cpp), which
- * builds the request, runs libcurl and parses the reply -> back here, where
- * the dispatch log row is committed on its own and the reply is returned as
- * jsonb. Only plain C data lives on this file's stack: the core's results
- * are copied into palloc'd memory and freed before anything can raise.
+ * The path of a call: plpgsql (publish_post, the dispatcher, publish_status,
+ * connect_account, ...) -> vs_tiktok_call here -> vs_call in the core
+ * (src/core/c_api.cpp), which builds the request, runs libcurl and parses
+ * the reply -> back here, where the dispatch log row is committed on its own
+ * and the reply is returned as jsonb.
+ *
+ * Around the call: the account's access token is read here (never passed
+ * through SQL); a token that expires within vibescaling.token_refresh_margin
+ * is refreshed first, and a call answered access_token_invalid refreshes
+ * once and is retried once (token_refresher.cpp). The OAuth endpoints get
+ * the app's client credentials from the superuser-only settings.
+ *
+ * Only plain C data lives on this file's stack: the core's results are
+ * copied into palloc'd memory and freed before anything can raise.
  */
 #include "pg_headers.h"
 #include "account_tokens.h"
 #include "dispatch_log_writer.h"
 #include "gucs.h"
+#include "token_refresher.h"
 #include "../core/vs_core.h"
 
 #include <string.h>
@@ -46,60 +55,70 @@ uuid_arg_text(FunctionCallInfo fcinfo, int argno)
 	return DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(argno)));
 }
 
-extern "C" {
-PG_FUNCTION_INFO_V1(vs_tiktok_call);
-
-/* vibescaling._tiktok_call(endpoint text, tiktok_account_id uuid, post_id uuid, trigger text, options jsonb) RETURNS jsonb */
-Datum
-vs_tiktok_call(PG_FUNCTION_ARGS)
+/* True for the endpoints that authenticate with the app's credentials, not a user token. */
+static bool
+uses_client_credentials(vs_endpoint ep)
 {
-	char	   *endpoint_name;
-	vs_endpoint endpoint;
-	char	   *account_id;
-	char	   *post_id;
-	char	   *trigger;
-	char	   *options;
-	char	   *token;
-	vs_http_options http;
+	return ep == VS_EP_OAUTH_TOKEN || ep == VS_EP_OAUTH_REVOKE;
+}
+
+/* Raises 55000 unless the app's client key and secret are configured. */
+static void
+require_client_credentials(void)
+{
+	if (vs_guc_client_key == NULL || *vs_guc_client_key == '\0' ||
+		vs_guc_client_secret == NULL || *vs_guc_client_secret == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("vibescaling.client_key and vibescaling.client_secret are not set"),
+				 errhint("Set your TikTok app's credentials in postgresql.conf (superuser-only settings).")));
+}
+
+/*
+ * The options with the app's client credentials added (and, for revoke,
+ * the token to revoke), as JSON text in the caller's memory context.
+ */
+static char *
+options_with_credentials(const char *options, const char *token_to_revoke)
+{
+	Oid			argtypes[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		args[4] = {CStringGetTextDatum(options), CStringGetTextDatum(vs_guc_client_key),
+						   CStringGetTextDatum(vs_guc_client_secret),
+						   token_to_revoke ? CStringGetTextDatum(token_to_revoke) : (Datum) 0};
+	const char	nulls[4] = {' ', ' ', ' ', token_to_revoke ? ' ' : 'n'};
+	char	   *value;
+	char	   *result;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT ($1::jsonb || jsonb_build_object('client_key', $2, 'client_secret', $3)"
+							  " || CASE WHEN $4 IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('token', $4) END)::text",
+							  4, argtypes, args, nulls, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not build the OAuth request options");
+	value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	result = (char *) SPI_palloc(strlen(value) + 1);
+	strcpy(result, value);
+	memset(value, 0, strlen(value));
+	SPI_finish();
+	return result;
+}
+
+/*
+ * One HTTP exchange with TikTok, logged durably. Returns the result JSON
+ * (palloc'd); *token_rejected tells whether TikTok refused the token.
+ */
+static char *
+call_and_log(const vs_http_options *http, vs_endpoint endpoint, const char *endpoint_name,
+			 const char *token, const char *options, const char *post_id,
+			 const char *account_id, const char *trigger, bool *token_rejected)
+{
 	vs_call_result reply;
 	char	   *log_json;
 	char	   *result_json;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("endpoint, tiktok_account_id and trigger are required")));
-
-	endpoint_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	endpoint = vs_endpoint_from_name(endpoint_name);
-	if (endpoint == VS_EP_UNKNOWN)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown TikTok endpoint \"%s\"", endpoint_name)));
-	account_id = uuid_arg_text(fcinfo, 1);
-	post_id = uuid_arg_text(fcinfo, 2);
-	trigger = text_to_cstring(PG_GETARG_TEXT_PP(3));
-	if (PG_ARGISNULL(4))
-		options = pstrdup("{}");
-	else
-	{
-		Jsonb	   *jb = PG_GETARG_JSONB_P(4);
-
-		options = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
-	}
-
-	token = vs_load_access_token(account_id);
-
-	http.base_url = vs_guc_api_base_url;
-	http.connect_timeout_ms = vs_guc_connect_timeout_ms;
-	http.request_timeout_ms = vs_guc_request_timeout_ms;
-	http.should_abort = interrupt_requested;
-
 	/* The core never throws and never calls PostgreSQL. */
-	vs_call(&http, endpoint, token, options, &reply);
-	memset(token, 0, strlen(token));
-	pfree(token);
-
+	vs_call(http, endpoint, token, options, &reply);
+	*token_rejected = strcmp(reply.error_code, "access_token_invalid") == 0;
 	log_json = take_core_string(vs_dispatch_log_json(&reply, post_id, account_id, trigger, endpoint_name));
 	result_json = take_core_string(vs_result_json(&reply));
 	vs_call_result_free(&reply);
@@ -113,7 +132,144 @@ vs_tiktok_call(PG_FUNCTION_ARGS)
 
 	/* An aborted call was a query cancel or timeout: let PostgreSQL raise it now. */
 	CHECK_FOR_INTERRUPTS();
+	return result_json;
+}
 
+/* The result JSON of a call that could not be made because the token refresh failed. */
+static char *
+refresh_failure_json(const VsRefreshResult *r)
+{
+	vs_call_result failed;
+
+	memset(&failed, 0, sizeof(failed));
+	failed.ok = 0;
+	failed.http_status = r->http_status;
+	failed.error_code = (char *) r->error_code;
+	failed.error_message = (char *) r->message;
+	failed.log_id = (char *) r->log_id;
+	failed.publish_id = (char *) "";
+	failed.data_json = (char *) "{}";
+	failed.sqlstate = (char *) r->sqlstate;
+	failed.retryable = vs_is_retryable(r->error_code, r->http_status);
+	return take_core_string(vs_result_json(&failed));
+}
+
+/* Refreshes the account's token and reloads it; false (with *failure set) when the refresh failed. */
+static bool
+refresh_and_reload(const char *account_id, VsAccount *account, bool force, const char *trigger,
+				   const char *post_id, const vs_http_options *http, char **failure, bool *refreshed)
+{
+	VsRefreshResult refresh;
+
+	vs_refresh_account_token(account_id, account->token_version, force, trigger, post_id, http, &refresh);
+	if (refresh.outcome == VS_REFRESH_FAILED)
+	{
+		*failure = refresh_failure_json(&refresh);
+		return false;
+	}
+	*refreshed = refresh.outcome == VS_REFRESH_DONE;
+	vs_forget_token(account);
+	vs_load_account(account_id, account);
+	vs_require_active(account_id, account);
+	return true;
+}
+
+extern "C" {
+PG_FUNCTION_INFO_V1(vs_tiktok_call);
+
+/* vibescaling._tiktok_call(endpoint text, tiktok_account_id uuid, post_id uuid, trigger text, options jsonb) RETURNS jsonb */
+Datum
+vs_tiktok_call(PG_FUNCTION_ARGS)
+{
+	char	   *endpoint_name;
+	vs_endpoint endpoint;
+	char	   *account_id;
+	char	   *post_id;
+	char	   *trigger;
+	char	   *options;
+	VsAccount	account;
+	vs_http_options http;
+	char	   *result_json;
+	bool		token_rejected = false;
+	bool		refreshed = false;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("endpoint and trigger are required")));
+	endpoint_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	endpoint = vs_endpoint_from_name(endpoint_name);
+	if (endpoint == VS_EP_UNKNOWN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown TikTok endpoint \"%s\"", endpoint_name)));
+	account_id = uuid_arg_text(fcinfo, 1);
+	if (account_id == NULL && endpoint != VS_EP_OAUTH_TOKEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tiktok_account_id is required for %s", endpoint_name)));
+	post_id = uuid_arg_text(fcinfo, 2);
+	trigger = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	if (PG_ARGISNULL(4))
+		options = pstrdup("{}");
+	else
+	{
+		Jsonb	   *jb = PG_GETARG_JSONB_P(4);
+
+		options = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+	}
+
+	http.base_url = vs_guc_api_base_url;
+	http.connect_timeout_ms = vs_guc_connect_timeout_ms;
+	http.request_timeout_ms = vs_guc_request_timeout_ms;
+	http.should_abort = interrupt_requested;
+
+	memset(&account, 0, sizeof(account));
+	if (account_id != NULL)
+		vs_load_account(account_id, &account);
+
+	/* OAuth: the app's credentials, no bearer token, no refresh. */
+	if (uses_client_credentials(endpoint))
+	{
+		char	   *oauth_options;
+
+		require_client_credentials();
+		oauth_options = options_with_credentials(options, endpoint == VS_EP_OAUTH_REVOKE ? account.access_token : NULL);
+		result_json = call_and_log(&http, endpoint, endpoint_name, NULL, oauth_options, post_id,
+								   account_id, trigger, &token_rejected);
+		memset(oauth_options, 0, strlen(oauth_options));
+		vs_forget_token(&account);
+		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(result_json)));
+	}
+
+	vs_require_active(account_id, &account);
+
+	/*
+	 * connect_account uses the token it has just obtained, with the account
+	 * row written by its own transaction: no refresh there (the refresh
+	 * worker would wait for that transaction's row lock).
+	 */
+	if (strcmp(trigger, "connect") == 0)
+		refreshed = true;
+
+	/* A token about to expire is refreshed before the call. */
+	if (!refreshed && account.expires_in_s <= vs_guc_token_refresh_margin_s &&
+		!refresh_and_reload(account_id, &account, false, trigger, post_id, &http, &result_json, &refreshed))
+	{
+		vs_forget_token(&account);
+		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(result_json)));
+	}
+
+	result_json = call_and_log(&http, endpoint, endpoint_name, account.access_token, options, post_id,
+							   account_id, trigger, &token_rejected);
+
+	/* TikTok refused the token: refresh once, retry once, never loop. */
+	if (token_rejected && !refreshed &&
+		refresh_and_reload(account_id, &account, true, trigger, post_id, &http, &result_json, &refreshed))
+		result_json = call_and_log(&http, endpoint, endpoint_name, account.access_token, options, post_id,
+								   account_id, trigger, &token_rejected);
+
+	vs_forget_token(&account);
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(result_json)));
 }
 }

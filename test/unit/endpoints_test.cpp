@@ -14,6 +14,9 @@ TEST(Endpoints, NamesAndPaths)
 		{"inbox_video_init", VS_EP_INBOX_VIDEO_INIT, "/v2/post/publish/inbox/video/init/"},
 		{"content_init", VS_EP_CONTENT_INIT, "/v2/post/publish/content/init/"},
 		{"status_fetch", VS_EP_STATUS_FETCH, "/v2/post/publish/status/fetch/"},
+		{"oauth_token", VS_EP_OAUTH_TOKEN, "/v2/oauth/token/"},
+		{"oauth_revoke", VS_EP_OAUTH_REVOKE, "/v2/oauth/revoke/"},
+		{"user_info", VS_EP_USER_INFO, "/v2/user/info/?fields=open_id,union_id,avatar_url,display_name"},
 	};
 
 	for (const Row &row : rows)
@@ -44,4 +47,44 @@ TEST(Endpoints, OnlyInitsCreatePosts)
 	EXPECT_FALSE(vibescaling::endpoint_creates_post(VS_EP_CREATOR_INFO));
 	EXPECT_FALSE(vibescaling::endpoint_creates_post(VS_EP_STATUS_FETCH));
 	EXPECT_FALSE(vibescaling::endpoint_creates_post(VS_EP_UNKNOWN));
+	EXPECT_FALSE(vibescaling::endpoint_creates_post(VS_EP_OAUTH_TOKEN));
+	EXPECT_FALSE(vibescaling::endpoint_creates_post(VS_EP_OAUTH_REVOKE));
+	EXPECT_FALSE(vibescaling::endpoint_creates_post(VS_EP_USER_INFO));
+}
+
+// Requests never re-sent: the inits, and oauth_token (single-use code, rotating refresh token).
+TEST(Endpoints, NeverResend)
+{
+	using vibescaling::endpoint_never_resend;
+
+	for (vs_endpoint ep : {VS_EP_VIDEO_INIT, VS_EP_INBOX_VIDEO_INIT, VS_EP_CONTENT_INIT, VS_EP_OAUTH_TOKEN})
+		EXPECT_TRUE(endpoint_never_resend(ep)) << ep;
+	for (vs_endpoint ep : {VS_EP_CREATOR_INFO, VS_EP_STATUS_FETCH, VS_EP_OAUTH_REVOKE, VS_EP_USER_INFO,
+						   VS_EP_UNKNOWN})
+		EXPECT_FALSE(endpoint_never_resend(ep)) << ep;
+}
+
+// How each new endpoint is called.
+TEST(Endpoints, OAuthAndUserInfoShape)
+{
+	using namespace vibescaling;
+	const EndpointInfo *token = endpoint_info(VS_EP_OAUTH_TOKEN);
+	const EndpointInfo *revoke = endpoint_info(VS_EP_OAUTH_REVOKE);
+	const EndpointInfo *user = endpoint_info(VS_EP_USER_INFO);
+
+	ASSERT_TRUE(token && revoke && user);
+	EXPECT_EQ(token->method, HttpMethod::kPost);
+	EXPECT_EQ(token->body, BodyFormat::kForm);
+	EXPECT_FALSE(token->bearer);
+	EXPECT_EQ(token->reply, ReplyFormat::kOAuthToken);
+	EXPECT_EQ(revoke->method, HttpMethod::kPost);
+	EXPECT_EQ(revoke->body, BodyFormat::kForm);
+	EXPECT_FALSE(revoke->bearer);
+	EXPECT_EQ(revoke->reply, ReplyFormat::kOAuthRevoke);
+	EXPECT_EQ(user->method, HttpMethod::kGet);
+	EXPECT_EQ(user->body, BodyFormat::kNone);
+	EXPECT_TRUE(user->bearer);
+	EXPECT_EQ(user->reply, ReplyFormat::kEnvelope);
+	EXPECT_EQ(endpoint_info(VS_EP_UNKNOWN), nullptr);
+	EXPECT_TRUE(endpoint_info(VS_EP_VIDEO_INIT)->bearer);
 }

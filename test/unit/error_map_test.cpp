@@ -20,6 +20,10 @@ TEST(ErrorMap, SqlstateTable)
 		{"url_ownership_unverified", "42501"},
 		{"access_token_invalid", "28000"},
 		{"invalid_grant", "28000"},
+		{"invalid_client", "28000"},
+		{"invalid_request", "22023"},
+		{"unauthorized_client", "42501"},
+		{"access_denied", "42501"},
 		{"app_version_check_failed", "55000"},
 		{"publish_not_cancellable", "55000"},
 		{"spam_risk_too_many_posts", "53000"},
@@ -86,7 +90,8 @@ TEST(ErrorMap, NotRetryable)
 	EXPECT_EQ(vs_is_retryable("aborted", 503), 0);
 	for (const char *code : {"invalid_param", "invalid_params", "invalid_publish_id",
 							 "privacy_level_option_mismatch", "scope_not_authorized",
-							 "access_token_invalid", "invalid_grant",
+							 "access_token_invalid", "invalid_grant", "invalid_client",
+							 "invalid_request", "unauthorized_client", "access_denied",
 							 "spam_risk_too_many_posts", "spam_risk_too_many_pending_share",
 							 "reached_active_user_cap", "url_ownership_unverified",
 							 "app_version_check_failed", "publish_not_cancellable"})

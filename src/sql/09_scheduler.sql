@@ -53,7 +53,9 @@ BEGIN
 END
 $$;
 
--- Registers (or updates) the pg_cron job that runs the dispatcher; returns its job id.
+-- Registers (or updates) the pg_cron jobs: vibescaling-dispatch runs the
+-- dispatcher on the given schedule; vibescaling-refresh refreshes tokens
+-- that expire within 30 minutes, every 15 minutes. Returns the dispatch job's id.
 CREATE FUNCTION vibescaling.enable_scheduler(schedule text DEFAULT '*/5 * * * *')
 RETURNS bigint
 LANGUAGE plpgsql
@@ -67,27 +69,28 @@ BEGIN
     EXECUTE 'SELECT cron.schedule($1, $2, $3)'
        INTO v_job_id
       USING 'vibescaling-dispatch', enable_scheduler.schedule, 'CALL vibescaling.dispatch_due_posts()';
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)'
+      USING 'vibescaling-refresh', '*/15 * * * *', 'SELECT vibescaling.refresh_expiring_tokens()';
     RETURN v_job_id;
 END
 $$;
-REVOKE ALL ON FUNCTION vibescaling.enable_scheduler(text) FROM PUBLIC;
 
--- Drops the dispatcher's pg_cron job; false when there was none.
+-- Drops vibescaling's pg_cron jobs; false when there were none.
 CREATE FUNCTION vibescaling.disable_scheduler()
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_found boolean;
+    v_job text;
+    v_found boolean := false;
 BEGIN
     PERFORM vibescaling._require_pg_cron();
-    EXECUTE 'SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1)'
-       INTO v_found USING 'vibescaling-dispatch';
-    IF v_found THEN
-        EXECUTE 'SELECT cron.unschedule($1)' USING 'vibescaling-dispatch';
-    END IF;
+    FOR v_job IN EXECUTE 'SELECT jobname FROM cron.job WHERE jobname IN ($1, $2)'
+                 USING 'vibescaling-dispatch', 'vibescaling-refresh' LOOP
+        EXECUTE 'SELECT cron.unschedule($1)' USING v_job;
+        v_found := true;
+    END LOOP;
     RETURN v_found;
 END
 $$;
-REVOKE ALL ON FUNCTION vibescaling.disable_scheduler() FROM PUBLIC;

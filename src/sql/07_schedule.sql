@@ -42,6 +42,16 @@ BEGIN
                                       NEW.scheduled_at, now() + interval '5 minutes');
         END IF;
         PERFORM vibescaling._check_publishable(NEW);
+        -- What the creator allows (cached creator_info); the dispatcher checks
+        -- again with a fresh answer. TikTok being unreachable does not stop
+        -- scheduling.
+        IF NEW.mode = 'direct' THEN
+            BEGIN
+                PERFORM vibescaling._check_creator_allows(NEW, vibescaling.creator_info(NEW.tiktok_account_id)->'data');
+            EXCEPTION WHEN connection_exception OR insufficient_resources THEN
+                NULL;
+            END;
+        END IF;
     END IF;
     RETURN NEW;
 END

@@ -21,6 +21,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_account_status text;
+    v_scopes text[];
+    v_needed text;
     v_url text;
 BEGIN
     -- Publish options.
@@ -48,14 +50,21 @@ BEGIN
     IF p.tiktok_account_id IS NULL THEN
         RAISE EXCEPTION 'tiktok_account_id is required' USING ERRCODE = '22004';
     END IF;
-    SELECT a.status INTO v_account_status
+    SELECT a.status, a.scopes INTO v_account_status, v_scopes
       FROM vibescaling.tiktok_accounts a WHERE a.id = p.tiktok_account_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'TikTok account % not found', p.tiktok_account_id USING ERRCODE = 'P0002';
     END IF;
     IF v_account_status <> 'active' THEN
         RAISE EXCEPTION 'TikTok account % is %, it cannot publish', p.tiktok_account_id, v_account_status
-            USING ERRCODE = '55000', HINT = 'Reconnect the account.';
+            USING ERRCODE = '55000', HINT = 'Reconnect the account with vibescaling.connect_account().';
+    END IF;
+    -- Direct Post needs video.publish, the inbox video.upload (unknown scopes: TikTok decides).
+    v_needed := CASE p.mode WHEN 'direct' THEN 'video.publish' ELSE 'video.upload' END;
+    IF v_scopes IS NOT NULL AND NOT v_needed = ANY (v_scopes) THEN
+        RAISE EXCEPTION 'TikTok account % has not granted the % scope that % mode needs',
+                        p.tiktok_account_id, v_needed, p.mode
+            USING ERRCODE = '42501', HINT = 'Reconnect the account and grant the scope.';
     END IF;
 
     -- The media.
