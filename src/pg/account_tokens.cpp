@@ -57,7 +57,8 @@ vs_load_account(const char *account_id, VsAccount *out)
 								  " coalesce(extract(epoch FROM a.access_token_expires_at - now()), 1e9),"
 								  " a.token_version"
 								  " FROM vibescaling.tiktok_accounts a WHERE a.id = $1::uuid",
-								  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+								  /* read_only = false: a fresh snapshot sees a token the refresher just committed */
+								  1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not read vibescaling.tiktok_accounts");
 		if (SPI_processed == 0)
 			ereport(ERROR,
