@@ -17,3 +17,6 @@ pg_prove --failures test/*.sql
 
 echo "-- concurrency"
 test/concurrency.sh
+
+echo "-- secrets in logs"
+test/secrets_in_logs.sh

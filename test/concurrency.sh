@@ -6,6 +6,8 @@
 #   2. five sessions publishing the same draft at once: one wins, four get 55000
 #   3. "publish now" racing the dispatcher on 10 due posts: one init per post
 #   4. pg_cancel_backend stops an in-flight TikTok call within about a second
+#   5. five sessions publishing with the same expiring token: one refresh
+#      (the rotated refresh token is spent once), no token in pg_stat_activity
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -114,6 +116,27 @@ check "the aborted call is in dispatch_logs" aborted \
 check "the post is still a draft" draft "$(q "SELECT status FROM vibescaling.posts WHERE id = '$post'")"
 rm -f /tmp/cancel.$run
 curl -s -X DELETE "$sim/_sim/faults" >/dev/null
+
+echo "# 5. five sessions, one account whose token expires within the refresh margin"
+acct=$(q "SELECT vs_test.new_account('refr${run}')")
+q "UPDATE vibescaling.tiktok_accounts SET access_token_expires_at = now() + interval '1 minute' WHERE id = '$acct'" >/dev/null
+curl -s -X POST "$sim/_sim/config" -d '{"latency_ms": 200}' >/dev/null
+for i in 1 2 3 4 5; do
+  post=$(q "SELECT vs_test.new_video('refresh race $i')")
+  (psql -X -qAt -c "SELECT vibescaling.publish_post('$post', '$acct', 'SELF_ONLY')" >/tmp/refresh.$run.$i 2>&1) &
+done
+# What pg_stat_activity shows while they run (tokens must not be there).
+sleep 0.3
+q "SELECT coalesce(string_agg(query, E'\n'), '') FROM pg_stat_activity" >/tmp/activity.$run
+wait
+curl -s -X POST "$sim/_sim/config" -d '{"latency_ms": 0}' >/dev/null
+check "all five publishes succeeded" 5 "$(grep -l '"publish_id"' /tmp/refresh.$run.* | wc -l | tr -d ' ')"
+check "TikTok saw one refresh for the account" 1 "$(sim_count "refr${run}" oauth_token)"
+check "one oauth_token row in dispatch_logs" 1 \
+  "$(q "SELECT count(*) FROM vibescaling.dispatch_logs WHERE tiktok_account_id = '$acct' AND endpoint = 'oauth_token'")"
+token=$(q "SELECT vibescaling._unseal(access_token_enc) FROM vibescaling.tiktok_accounts WHERE id = '$acct'")
+check "pg_stat_activity never showed the token (sampled mid-run)" 0 "$(grep -cF "$token" /tmp/activity.$run)"
+rm -f /tmp/refresh.$run.* /tmp/activity.$run
 
 echo "concurrency: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
