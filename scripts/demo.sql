@@ -6,17 +6,23 @@ SET client_min_messages = warning;
 
 \echo
 \echo '== 1. Install the extension; point it at the TikTok simulator'
-CREATE EXTENSION vibescaling;
+CREATE EXTENSION vibescaling CASCADE;   -- CASCADE: also pgcrypto
 CREATE EXTENSION pg_cron;
 SELECT format('ALTER DATABASE %I SET vibescaling.api_base_url = %L', current_database(), :'sim_url') \gexec
 SET vibescaling.api_base_url = :'sim_url';
 SHOW vibescaling.api_base_url;
 
 \echo
-\echo '== 2. Connect a TikTok account (tokens obtained by your OAuth flow)'
-SELECT vibescaling.add_account('demo_creator', 'act.demo-creator-token', 'rft.demo-creator-token',
-                               now() + interval '2 hours', 'Demo Creator') AS account_id \gset
-SELECT id, open_id, display_name, status FROM vibescaling.accounts;
+\echo '== 2. Connect a TikTok account (OAuth: consent URL, then the code TikTok sends to your redirect URI)'
+SELECT vibescaling.authorize_url('https://app.example/tiktok/callback', 'csrf-state-123') AS consent_url;
+\echo 'The simulator accepts the code "code-<open_id>":'
+SELECT vibescaling.connect_account('code-demo_creator', 'https://app.example/tiktok/callback') AS account_id \gset
+SELECT id, open_id, display_name, scopes, access_token_expires_at > now() AS token_valid, status
+  FROM vibescaling.accounts;
+\echo 'Tokens are stored encrypted (pgcrypto); the table is not readable by application roles:'
+SELECT open_id, left(encode(access_token_enc, 'hex'), 32) || '...' AS access_token_at_rest
+  FROM vibescaling.tiktok_accounts;
+SELECT vibescaling.creator_info(:'account_id') #> '{data}' AS creator_info;
 
 \echo
 \echo '== 3. Publish a video now (Direct Post: creator_info, then video/init)'
@@ -83,6 +89,6 @@ SELECT p.media_type, p.mode, p.status AS post_status, r.status, r.tiktok_status,
  ORDER BY r.id;
 
 \echo
-\echo '== 9. The dispatch log: every call to TikTok'
+\echo '== 9. The dispatch log: every call to TikTok (no tokens in it)'
 SELECT id, trigger, endpoint, http_status, outcome, error_code, log_id, publish_id, round(duration_ms::numeric, 1) AS ms
   FROM vibescaling.dispatch_logs ORDER BY id;

@@ -4,7 +4,7 @@
 \set QUIET 1
 \pset footer off
 SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS vibescaling;
+CREATE EXTENSION IF NOT EXISTS vibescaling CASCADE;
 SET vibescaling.api_base_url = :'sim_url';
 
 -- One creator without TikTok's daily Direct Post cap (the simulator's profile switch).
