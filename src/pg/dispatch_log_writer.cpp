@@ -4,6 +4,7 @@
  */
 #include "pg_headers.h"
 #include "dispatch_log_writer.h"
+#include "session_worker.h"
 
 #include <string.h>
 
@@ -44,22 +45,10 @@ vs_insert_dispatch_log(const char *log_json, int caller_pid)
 static bool
 run_writer_worker(dsm_segment *seg, DispatchLogSlot *slot)
 {
-	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
 	BgwHandleStatus status;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "vibescaling");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "vs_dispatch_log_writer_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "vibescaling dispatch log writer for PID %d", MyProcPid);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "vibescaling dispatch log writer");
-	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
-	worker.bgw_notify_pid = MyProcPid;
-
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	if (!vs_start_session_worker("vs_dispatch_log_writer_main", "vibescaling dispatch log writer", seg, &handle))
 	{
 		strlcpy(slot->error, "no free background worker slot (max_worker_processes)", sizeof(slot->error));
 		return false;

@@ -5,6 +5,8 @@
  *   tiktok_call.cpp        vibescaling._tiktok_call(), the one SQL function that calls TikTok
  *   account_tokens.cpp     reading an account's access token (SPI)
  *   dispatch_log_writer.cpp durable dispatch_logs rows via a background worker
+ *   token_refresher.cpp    refreshing tokens durably and once, in a background worker
+ *   session_worker.cpp     starting those short-lived workers
  */
 #include "pg_headers.h"
 #include "gucs.h"

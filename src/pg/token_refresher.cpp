@@ -7,6 +7,7 @@
 #include "account_tokens.h"
 #include "dispatch_log_writer.h"
 #include "gucs.h"
+#include "session_worker.h"
 
 #include <signal.h>
 #include <string.h>
@@ -65,7 +66,6 @@ vs_refresh_account_token(const char *account_id, long long seen_version, bool fo
 {
 	dsm_segment *seg;
 	TokenRefreshSlot *slot;
-	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
 	BgwHandleStatus status;
 
@@ -95,18 +95,7 @@ vs_refresh_account_token(const char *account_id, long long seen_version, bool fo
 	set_result(&slot->result, VS_REFRESH_FAILED, "XX000", "refresh_worker_failed",
 			   "the token refresh worker did not finish");
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "vibescaling");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "vs_token_refresh_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "vibescaling token refresh for PID %d", MyProcPid);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "vibescaling token refresh");
-	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
-	worker.bgw_notify_pid = MyProcPid;
-
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	if (!vs_start_session_worker("vs_token_refresh_worker_main", "vibescaling token refresh", seg, &handle))
 	{
 		memset(slot->client_secret, 0, sizeof(slot->client_secret));
 		ereport(ERROR,

@@ -1,0 +1,25 @@
+/* session_worker.cpp: starting a short-lived background worker for this backend. */
+#include "pg_headers.h"
+#include "session_worker.h"
+
+#include <string.h>
+
+/* Registers a worker that serves this backend (see session_worker.h). */
+bool
+vs_start_session_worker(const char *function_name, const char *type,
+						dsm_segment *seg, BackgroundWorkerHandle **handle)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "vibescaling");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "%s", function_name);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "%s for PID %d", type, MyProcPid);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "%s", type);
+	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
+	worker.bgw_notify_pid = MyProcPid;
+	return RegisterDynamicBackgroundWorker(&worker, handle);
+}
