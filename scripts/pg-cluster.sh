@@ -5,7 +5,8 @@
 # are defined, superuser-only, before any session can read them), pg_cron
 # for database DBNAME with jobs in background workers, worker slots for the
 # dispatch-log writer and token refresher, and the TikTok simulator's app
-# credentials plus a throwaway token encryption key. PG* point at it.
+# credentials, the URL prefixes the simulator treats as verified, and a
+# throwaway token encryption key. PG* point at it.
 #   scripts/pg-cluster.sh DBNAME COMMAND [ARGS...]
 set -euo pipefail
 db=$1
@@ -16,6 +17,7 @@ exec pg_virtualenv -t \
   -o cron.use_background_workers=on \
   -o max_worker_processes=32 \
   -o vibescaling.client_key=sim_client_key \
+  -o "vibescaling.pull_url_prefixes=https://verified.example/,https://cdn.vibescaling.test/" \
   -o vibescaling.client_secret=sim_client_secret \
   -o "vibescaling.token_encryption_key=throwaway-test-key-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
   "$@"

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import unittest
+import zlib
 from urllib.parse import urlencode, urlsplit
 
 from sim import tiktok_sim as sim
@@ -20,6 +21,39 @@ PROCESSING = 0.3          # seconds of simulated processing in these tests
 VERIFIED_URL = "https://verified.example/clip.mp4"
 PHOTO_URL = "https://cdn.vibescaling.test/p/1.jpg"
 MB = 1024 * 1024
+GiB = 1024 * MB
+
+# Expected media headers, written out independently of the simulator's constants.
+MEDIA_HEADERS = {
+    "mp4": bytes([0, 0, 0, 0x18]) + b"ftypisom" + bytes([0, 0, 2, 0]) + b"isommp41",
+    "mov": bytes([0, 0, 0, 0x14]) + b"ftypqt  " + bytes([0, 0, 2, 0]) + b"qt  ",
+    "webm": bytes([0x1A, 0x45, 0xDF, 0xA3, 0, 0, 0, 0]),
+}
+
+
+# Reference bytes [first, last] of a synthetic media file (slow; for small spans only).
+def expected_media(kind, first, last):
+    header = MEDIA_HEADERS[kind]
+    return bytes(header[i] if i < len(header) else (i * 31 + 7) & 0xFF
+                 for i in range(first, last + 1))
+
+
+# Reference CRC32 of a whole synthetic media file, built from its 256-byte period.
+def expected_media_crc(kind, size):
+    header = MEDIA_HEADERS[kind][:size]
+    period = bytes((i * 31 + 7) & 0xFF for i in range(256))
+    block = period * 4096                   # 1 MiB, starting at a multiple of 256
+    crc = zlib.crc32(header)
+    offset = len(header)
+    if offset < size:                       # the rest of the first 256-byte period
+        head = period[offset:min(256, size)]
+        crc = zlib.crc32(head, crc)
+        offset += len(head)
+    while offset < size:
+        piece = block[:size - offset]
+        crc = zlib.crc32(piece, crc)
+        offset += len(piece)
+    return crc
 
 
 class SimTestCase(unittest.TestCase):
@@ -621,6 +655,107 @@ class UploadTests(SimTestCase):
         self.assertEnvelope(self.api("/v2/post/publish/cancel/", {"publish_id": pid}),
                             400, "publish_not_cancellable")
 
+    # The publish as /_sim/publishes/<id> shows it.
+    def publish(self, pid):
+        return self.call("GET", f"/_sim/publishes/{pid}")[2]
+
+    # Queue a fault through the control API.
+    def fault(self, **spec):
+        status, _, body = self.call("POST", "/_sim/faults", body=spec)
+        self.assertEqual(status, 200, body)
+        return body
+
+    # A 2-chunk upload of media fetched from /_sim/media: CRC, ranges and types recorded.
+    def test_crc_of_two_chunk_upload(self):
+        size, chunk = 11 * MB + 7, 5 * MB
+        status, _, video = self.call("GET", f"/_sim/media/clip.mp4?size={size}")
+        self.assertEqual((status, len(video)), (200, size))
+        pid, path = self.init_file(size, chunk, 2)
+        before = self.publish(pid)
+        self.assertEqual((before["uploaded_bytes"], before["uploaded_crc32"], before["chunks"],
+                          before["content_type"]), (0, 0, [], None))
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        self.assertEqual(self.put(path, video[:chunk], 0, size, conn=conn)[0], 206)
+        mid = self.publish(pid)
+        self.assertEqual(mid["uploaded_crc32"], zlib.crc32(video[:chunk]))
+        self.assertEqual(mid["chunks"], [[0, chunk - 1]])
+        self.assertEqual(self.put(path, video[chunk:], chunk, size, ctype="video/quicktime",
+                                  conn=conn)[0], 201)
+        conn.close()
+        done = self.publish(pid)
+        self.assertEqual(done["uploaded_bytes"], size)
+        self.assertEqual(done["uploaded_crc32"], zlib.crc32(video))
+        self.assertEqual(done["uploaded_crc32"], expected_media_crc("mp4", size))
+        self.assertEqual(done["chunks"], [[0, chunk - 1], [chunk, size - 1]])
+        self.assertEqual(done["content_type"], "video/quicktime")
+        self.assertEqual(done["content_types"], ["video/mp4", "video/quicktime"])
+        listed = self.call("GET", "/_sim/publishes")[2]["publishes"][0]
+        self.assertEqual(listed["uploaded_crc32"], done["uploaded_crc32"])
+
+    # skip=2 lets the first two chunks through and fails the third, which is not counted.
+    def test_fault_skip_fails_third_chunk(self):
+        size, chunk = 17 * MB, 5 * MB
+        data = bytes(range(256)) * (size // 256)
+        pid, path = self.init_file(size, chunk, 3)
+        listed = self.fault(endpoint="upload", skip=2, http_status=500)
+        self.assertEqual((listed["skip"], listed["count"]), (2, 1))
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        self.assertEqual(self.put(path, data[:chunk], 0, size, conn=conn)[0], 206)
+        self.assertEqual(self.call("GET", "/_sim/faults")[2]["faults"][0]["skip"], 1)
+        self.assertEqual(self.put(path, data[chunk:2 * chunk], chunk, size, conn=conn)[0], 206)
+        status, _ = self.put(path, data[2 * chunk:], 2 * chunk, size, conn=conn)
+        self.assertEqual(status, 500)
+        self.assertEqual(self.publish(pid)["uploaded_bytes"], 2 * chunk)
+        # Same connection, same range again: accepted now that the fault is used up.
+        self.assertEqual(self.put(path, data[2 * chunk:], 2 * chunk, size, conn=conn)[0], 201)
+        conn.close()
+        done = self.publish(pid)
+        self.assertEqual((done["uploaded_bytes"], done["uploaded_crc32"]),
+                         (size, zlib.crc32(data)))
+        self.assertEqual(len(done["chunks"]), 3)
+        log = self.requests_log(endpoint="upload")
+        self.assertEqual([e["fault"] for e in log], [None, None, "error", None])
+        self.assertEqual({e["publish_id"] for e in log}, {pid})
+
+    # drop and error faults on upload read the body but count nothing; the range is resent.
+    def test_dropped_and_failed_chunks_not_counted(self):
+        size, chunk = 11 * MB, 5 * MB
+        data = b"\x5a" * size
+        pid, path = self.init_file(size, chunk, 2)
+        self.fault(endpoint="upload", action="drop")
+        # The body is read before the close, so the client sees a clean EOF, not a reset.
+        with self.assertRaises(http.client.RemoteDisconnected):
+            self.put(path, data[:chunk], 0, size)
+        for http_status in (403, 500):
+            self.fault(endpoint="upload", http_status=http_status, error_code="internal_error")
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            self.assertEqual(self.put(path, data[:chunk], 0, size, conn=conn)[0], http_status)
+            # The body was drained, so the same keep-alive connection still works.
+            self.assertEqual(self.call("GET", "/_sim/health", conn=conn)[0], 200)
+            conn.close()
+        state = self.publish(pid)
+        self.assertEqual((state["uploaded_bytes"], state["uploaded_crc32"], state["chunks"]),
+                         (0, 0, []))
+        self.assertEqual(self.put(path, data[:chunk], 0, size)[0], 206)
+        self.assertEqual(self.put(path, data[chunk:], chunk, size)[0], 201)
+        self.assertEqual(self.publish(pid)["uploaded_crc32"], zlib.crc32(data))
+        log = self.requests_log(endpoint="upload")
+        self.assertEqual([(e["fault"], e["http_status"]) for e in log],
+                         [("drop", None), ("error", 403), ("error", 500), (None, 206),
+                          (None, 201)])
+        self.assertEqual(log[0]["publish_id"], pid)
+
+    # after_processing is the exception: the chunk is counted, only the reply is lost.
+    def test_drop_after_processing_counts_chunk(self):
+        pid, path = self.init_file(1000, 1000, 1)
+        self.fault(endpoint="upload", action="drop", after_processing=True)
+        with self.assertRaises(http.client.RemoteDisconnected):
+            self.put(path, b"x" * 1000, 0, 1000)
+        state = self.publish(pid)
+        self.assertEqual((state["uploaded_bytes"], state["uploaded_crc32"]),
+                         (1000, zlib.crc32(b"x" * 1000)))
+        self.assertEqual(self.put(path, b"x" * 1000, 0, 1000)[0], 416)
+
 
 class InboxAndPhotoTests(SimTestCase):
     """Inbox video uploads and photo posts."""
@@ -873,6 +1008,24 @@ class FaultTests(SimTestCase):
         self.assertEqual(self.call("POST", "/_sim/faults", body={"endpoint": "nope"})[0], 400)
         self.assertEqual(self.call("POST", "/_sim/faults",
                                    body={"endpoint": "cancel", "action": "explode"})[0], 400)
+        for bad in (-1, 1.5, "2", True):
+            self.assertEqual(self.call("POST", "/_sim/faults",
+                                       body={"endpoint": "cancel", "skip": bad})[0], 400)
+
+    # skip lets K matching calls through, then the fault applies to `count` calls.
+    def test_skip(self):
+        self.fault(endpoint="creator_info", skip=1, count=2, http_status=503)
+        self.fault(endpoint="status_fetch", skip=5)          # other endpoints do not count
+        codes = [self.api("/v2/post/publish/creator_info/query/", {})[0] for _ in range(4)]
+        self.assertEqual(codes, [200, 503, 503, 200])
+        faults = self.call("GET", "/_sim/faults")[2]["faults"]
+        self.assertEqual([(f["endpoint"], f["skip"]) for f in faults], [("status_fetch", 5)])
+        # A skipping fault counts calls another fault answered: skip 1 hits the 2nd call.
+        self.call("DELETE", "/_sim/faults")
+        self.fault(endpoint="creator_info", skip=1, http_status=502)
+        self.fault(endpoint="creator_info", http_status=504)
+        codes = [self.api("/v2/post/publish/creator_info/query/", {})[0] for _ in range(3)]
+        self.assertEqual(codes, [504, 502, 200])
 
     # drop closes the socket without any reply, and has no effect.
     def test_drop(self):
@@ -948,6 +1101,179 @@ class FaultTests(SimTestCase):
         start = time.time()
         self.call("GET", "/_sim/health")
         self.assertLess(time.time() - start, 0.35)
+
+
+class MediaTests(SimTestCase):
+    """The synthetic video source: GET/HEAD /_sim/media/<name>."""
+
+    # One request on a raw connection; returns (status, response, body bytes).
+    def get(self, path, headers=None, method="GET", conn=None):
+        own = conn is None
+        conn = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(method, path, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, resp, resp.read()
+        finally:
+            if own:
+                conn.close()
+
+    # Queue a fault through the control API.
+    def fault(self, **spec):
+        status, _, body = self.call("POST", "/_sim/faults", body=spec)
+        self.assertEqual(status, 200, body)
+        return body
+
+    # Each type: right Content-Type, header bytes, then the pattern (across 64 KiB pieces).
+    def test_header_and_bytes_per_type(self):
+        size = 3 * 65536 + 1001
+        for kind, ctype in (("mp4", "video/mp4"), ("mov", "video/quicktime"),
+                            ("webm", "video/webm")):
+            with self.subTest(kind=kind):
+                status, resp, body = self.get(f"/_sim/media/v?size={size}&type={kind}")
+                self.assertEqual(status, 200)
+                self.assertEqual(resp.getheader("Content-Type"), ctype)
+                self.assertEqual(resp.getheader("Accept-Ranges"), "bytes")
+                self.assertEqual(resp.getheader("Content-Length"), str(size))
+                self.assertIsNone(resp.getheader("Content-Range"))
+                self.assertEqual(body, expected_media(kind, 0, size - 1))
+                header = MEDIA_HEADERS[kind]
+                self.assertEqual(body[:len(header)], header)
+                self.assertEqual(body[len(header)], (len(header) * 31 + 7) & 0xFF)
+        self.assertEqual(expected_media("mp4", 0, 7), b"\x00\x00\x00\x18ftyp")
+        self.assertEqual(expected_media("mov", 8, 11), b"qt  ")
+
+    # The type comes from ?type=, else from the name's extension, else mp4; bytes are stable.
+    def test_type_defaults_and_determinism(self):
+        self.assertEqual(self.get("/_sim/media/a.webm?size=10")[1].getheader("Content-Type"),
+                         "video/webm")
+        self.assertEqual(self.get("/_sim/media/a.MOV?size=10")[1].getheader("Content-Type"),
+                         "video/quicktime")
+        self.assertEqual(self.get("/_sim/media/a?size=10")[1].getheader("Content-Type"),
+                         "video/mp4")
+        self.assertEqual(self.get("/_sim/media/a.webm?size=10&type=mp4")[1]
+                         .getheader("Content-Type"), "video/mp4")
+        first = self.get("/_sim/media/one.mp4?size=70000")[2]
+        second = self.get("/_sim/media/other-name.mp4?size=90000")[2]
+        self.assertEqual(first, second[:70000])
+        status, _, body = self.get("/_sim/media/short?size=5&type=mp4")
+        self.assertEqual((status, body), (200, MEDIA_HEADERS["mp4"][:5]))
+        status, resp, body = self.get("/_sim/media/empty?size=0")
+        self.assertEqual((status, body, resp.getheader("Content-Length")), (200, b"", "0"))
+
+    # Single ranges give 206 + Content-Range; bad ones 416 with bytes */N.
+    def test_ranges(self):
+        size = 200000
+        base = f"/_sim/media/r.mov?size={size}"
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        cases = [("bytes=0-99", 0, 99), ("bytes=10-30", 10, 30),
+                 ("bytes=65530-65545", 65530, 65545), ("bytes=199990-", 199990, size - 1),
+                 ("bytes=199990-300000", 199990, size - 1), ("bytes=-16", size - 16, size - 1),
+                 ("bytes=199999-199999", 199999, 199999)]
+        for header, first, last in cases:
+            with self.subTest(range=header):
+                status, resp, body = self.get(base, {"Range": header}, conn=conn)
+                self.assertEqual(status, 206)
+                self.assertEqual(resp.getheader("Content-Range"), f"bytes {first}-{last}/{size}")
+                self.assertEqual(resp.getheader("Content-Length"), str(last - first + 1))
+                self.assertEqual(resp.getheader("Content-Type"), "video/quicktime")
+                self.assertEqual(body, expected_media("mov", first, last))
+        for header in ("bytes=200000-", "bytes=250000-250010", "bytes=-0", "bytes=9-3",
+                       "bytes=x-y"):
+            with self.subTest(range=header):
+                status, resp, _ = self.get(base, {"Range": header}, conn=conn)
+                self.assertEqual(status, 416)
+                self.assertEqual(resp.getheader("Content-Range"), f"bytes */{size}")
+        # The connection is still usable after the 416 replies (keep-alive).
+        status, _, body = self.get(base, {"Range": "bytes=0-3"}, conn=conn)
+        self.assertEqual((status, body), (206, MEDIA_HEADERS["mov"][:4]))
+        conn.close()
+        self.assertEqual(self.get("/_sim/media/e?size=0", {"Range": "bytes=0-"})[0], 416)
+        # Multi-range and other units are ignored: the whole file.
+        status, _, body = self.get("/_sim/media/m?size=100", {"Range": "bytes=0-1,5-6"})
+        self.assertEqual((status, len(body)), (200, 100))
+        status, _, body = self.get("/_sim/media/m?size=100", {"Range": "items=0-1"})
+        self.assertEqual((status, len(body)), (200, 100))
+
+    # HEAD: the same headers (incl. for a Range), no body; sizes up to 8 GiB.
+    def test_head_and_large_sizes(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        status, resp, body = self.get(f"/_sim/media/big.webm?size={8 * GiB}", method="HEAD",
+                                      conn=conn)
+        self.assertEqual((status, body), (200, b""))
+        self.assertEqual(resp.getheader("Content-Length"), str(8 * GiB))
+        self.assertEqual(resp.getheader("Content-Type"), "video/webm")
+        self.assertEqual(resp.getheader("Accept-Ranges"), "bytes")
+        status, resp, body = self.get("/_sim/media/big.mp4?size=1000", {"Range": "bytes=100-"},
+                                      method="HEAD", conn=conn)
+        self.assertEqual((status, body), (206, b""))
+        self.assertEqual(resp.getheader("Content-Range"), "bytes 100-999/1000")
+        self.assertEqual(resp.getheader("Content-Length"), "900")
+        status, resp, _ = self.get("/_sim/media/big.mp4?size=1000", {"Range": "bytes=1000-"},
+                                   method="HEAD", conn=conn)
+        self.assertEqual((status, resp.getheader("Content-Range")), (416, "bytes */1000"))
+        # The tail of an 8 GiB file, past 2**32, on the same connection.
+        first, last = 8 * GiB - 70000, 8 * GiB - 1
+        status, resp, body = self.get(f"/_sim/media/big.mp4?size={8 * GiB}",
+                                      {"Range": f"bytes={first}-"}, conn=conn)
+        conn.close()
+        self.assertEqual(status, 206)
+        self.assertEqual(resp.getheader("Content-Range"), f"bytes {first}-{last}/{8 * GiB}")
+        self.assertEqual(body, expected_media("mp4", first, last))
+        self.assertEqual(self.get(f"/_sim/media/x?size={8 * GiB + 1}")[0], 400)
+        for query in ("", "?size=-1", "?size=abc", "?size=10&type=avi"):
+            self.assertEqual(self.get("/_sim/media/x" + query)[0], 400, query)
+        self.assertEqual(self.call("POST", "/_sim/media/x?size=10", body={})[0], 405)
+
+    # A client that stops reading a huge file does not hang the server; the log shows it.
+    def test_streams_without_buffering(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn.request("GET", f"/_sim/media/huge.mp4?size={8 * GiB}")
+        resp = conn.getresponse()
+        self.assertEqual(resp.getheader("Content-Length"), str(8 * GiB))
+        chunk = resp.read(MB)
+        self.assertEqual(chunk[:64], expected_media("mp4", 0, 63))
+        conn.close()
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            entry = self.requests_log(endpoint="media")[0]
+            if entry["body"]["bytes_sent"]:
+                break
+            time.sleep(0.05)
+        self.assertGreaterEqual(entry["body"]["bytes_sent"], MB)
+        self.assertLess(entry["body"]["bytes_sent"], 8 * GiB)
+        self.assertEqual(self.call("GET", "/_sim/health")[0], 200)
+
+    # Media calls are logged as "media", skip latency and "*" faults, and take media faults.
+    def test_log_latency_and_faults(self):
+        self.config(latency_ms=400)
+        self.fault(endpoint="*", action="drop")
+        start = time.time()
+        status, _, _ = self.get("/_sim/media/l.mp4?size=10", {"Range": "bytes=2-"})
+        self.assertLess(time.time() - start, 0.35)
+        self.assertEqual(status, 206)
+        self.assertEqual(len(self.call("GET", "/_sim/faults")[2]["faults"]), 1)  # "*" untouched
+        self.call("DELETE", "/_sim/faults")
+        entry = self.requests_log(endpoint="media")[0]
+        self.assertEqual((entry["method"], entry["endpoint"], entry["http_status"],
+                          entry["fault"]), ("GET", "media", 206, None))
+        self.assertEqual(entry["body"], {"name": "l.mp4", "type": "mp4", "size": 10,
+                                         "range": "bytes=2-", "bytes_sent": 8})
+        self.fault(endpoint="media", action="drop", skip=1)
+        self.assertEqual(self.get("/_sim/media/l.mp4?size=10")[0], 200)
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionResetError)):
+            self.get("/_sim/media/l.mp4?size=10")
+        self.fault(endpoint="media", http_status=503, retry_after=2)
+        status, resp, _ = self.get("/_sim/media/l.mp4?size=10", method="HEAD")
+        self.assertEqual((status, resp.getheader("Retry-After")), (503, "2"))
+        self.fault(endpoint="media", action="slow", delay_ms=200)
+        start = time.time()
+        status, _, body = self.get("/_sim/media/l.mp4?size=10")
+        self.assertGreaterEqual(time.time() - start, 0.19)
+        self.assertEqual((status, len(body)), (200, 10))
+        log = self.requests_log(endpoint="media")
+        self.assertEqual([(e["fault"], e["http_status"]) for e in log[1:]],
+                         [(None, 200), ("drop", None), ("error", 503), ("slow", 200)])
 
 
 class HttpBehaviourTests(SimTestCase):

@@ -8,7 +8,9 @@ error codes, TikTok's field spelling).  Python 3.11 standard library only.
         [--processing-seconds 3] [--no-rate-limits] [--quiet] [--verbose]
 
 A control API under /_sim/ (no auth) drives users, config, faults and shows
-the request log and publishes; see sim/README.md.
+the request log and publishes (with the CRC32 of uploaded bytes); it also serves
+synthetic video files for download tests at /_sim/media/<name>?size=N&type=...
+See sim/README.md.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import sys
 import threading
 import time
 import traceback
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -84,7 +87,9 @@ ROUTES = {
     ("GET", "/v2/user/info/"): "user_info",
 }
 UPLOAD_PATH_RE = re.compile(r"^/upload/([A-Za-z0-9_-]+)$")
-ENDPOINT_NAMES = sorted(set(ROUTES.values()) | {"upload"})
+MEDIA_PREFIX = "/_sim/media/"
+# "media" is the synthetic video source under the control API; a "*" fault skips it.
+ENDPOINT_NAMES = sorted(set(ROUTES.values()) | {"upload", "media"})
 OAUTH_ENDPOINTS = ("oauth_token", "oauth_revoke")
 
 # Which endpoints share which per-token rate-limit bucket.
@@ -101,6 +106,19 @@ REDACTED_KEYS = {"client_secret", "refresh_token", "code", "token", "access_toke
                  "upload_token"}
 
 FAULT_ACTIONS = ("error", "drop", "slow", "html", "malformed", "empty")
+
+# Synthetic media (GET/HEAD /_sim/media/<name>?size=N&type=...): a header per type,
+# then byte i = (i * 31 + 7) & 0xFF.  Served in 64 KiB pieces, never held whole.
+MEDIA_HEADERS = {
+    "mp4": b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isommp41",    # 24 bytes
+    "mov": b"\x00\x00\x00\x14ftypqt  \x00\x00\x02\x00qt  ",         # 20 bytes
+    "webm": b"\x1a\x45\xdf\xa3\x00\x00\x00\x00",                     # 8 bytes
+}
+MEDIA_CONTENT_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime", "webm": "video/webm"}
+MEDIA_MAX_SIZE = 8 * GB
+MEDIA_PIECE = 64 * 1024
+# The pattern repeats every 256 bytes, so one piece plus a period covers any offset.
+_MEDIA_PATTERN = bytes((i * 31 + 7) & 0xFF for i in range(MEDIA_PIECE + 256))
 
 # --------------------------------------------------------------------------
 # Small helpers
@@ -234,6 +252,42 @@ def chunk_rule_violation(video_size, chunk_size, total_chunk_count) -> str | Non
     if video_size - (total_chunk_count - 1) * chunk_size > 128 * MB:
         return "the last chunk exceeds 128 MB"
     return None
+
+
+# Bytes [offset, offset + length) of a synthetic media file (length <= MEDIA_PIECE).
+def media_bytes(kind: str, offset: int, length: int) -> bytes:
+    if length > MEDIA_PIECE:
+        raise ValueError("media_bytes serves at most one 64 KiB piece")
+    start = offset % 256
+    piece = _MEDIA_PATTERN[start:start + length]
+    header = MEDIA_HEADERS[kind]
+    if offset < len(header):
+        overlay = header[offset:offset + length]
+        piece = overlay + piece[len(overlay):]
+    return piece
+
+
+# Parse a Range header against a size: None (serve whole), (first, last), or "416".
+def parse_byte_range(value: str | None, size: int):
+    if value is None:
+        return None
+    unit, _, spec = value.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None                   # other units and multi-range: ignored (200, whole body)
+    match = re.fullmatch(r"\s*(\d*)\s*-\s*(\d*)\s*", spec)
+    if not match or match.groups() == ("", ""):
+        return "416"
+    first_text, last_text = match.groups()
+    if first_text == "":              # suffix: the last N bytes
+        suffix = int(last_text)
+        if suffix == 0 or size == 0:
+            return "416"
+        return max(0, size - suffix), size - 1
+    first = int(first_text)
+    last = int(last_text) if last_text else size - 1
+    if first >= size or last < first:
+        return "416"
+    return first, min(last, size - 1)
 
 
 # --------------------------------------------------------------------------
@@ -423,6 +477,9 @@ class Publish:
     upload_token: str | None = None
     upload_expires_at: float | None = None
     uploaded_bytes: int = 0
+    uploaded_crc32: int = 0          # zlib.crc32 of all accepted chunk bytes, in order
+    chunks: list = field(default_factory=list)          # accepted [first, last] ranges
+    content_types: list = field(default_factory=list)   # Content-Type of each accepted chunk
     upload_completed_at: float | None = None
     planned_fail_reason: str | None = None
     post_id: int | None = None
@@ -482,6 +539,10 @@ class Publish:
             "created_at": self.created_at, "processing_seconds": self.processing_seconds,
             "video_size": self.video_size, "chunk_size": self.chunk_size,
             "total_chunk_count": self.total_chunk_count, "uploaded_bytes": self.uploaded_bytes,
+            "uploaded_crc32": self.uploaded_crc32,
+            "chunks": [list(c) for c in self.chunks],
+            "content_type": self.content_types[-1] if self.content_types else None,
+            "content_types": list(self.content_types),
             "upload_completed_at": self.upload_completed_at, "post_ids": post_ids,
             "assigned_post_id": self.post_id,
         }
@@ -500,10 +561,16 @@ class Fault:
     delay_ms: float = 0
     retry_after: int | None = None
     after_processing: bool = False
+    skip: int = 0                    # matching calls still to let through before applying
+
+    # Whether calls to this endpoint concern the fault ("*" covers all but "media").
+    def matches(self, endpoint: str) -> bool:
+        return self.endpoint == endpoint or (self.endpoint == "*" and endpoint != "media")
 
     # JSON view for /_sim/faults.
     def describe(self) -> dict:
         return {"id": self.fault_id, "endpoint": self.endpoint, "count": self.count,
+                "skip": self.skip,
                 "action": self.action, "http_status": self.http_status,
                 "error_code": self.error_code, "message": self.message,
                 "delay_ms": self.delay_ms, "retry_after": self.retry_after,
@@ -660,16 +727,21 @@ class SimState:
 
     # ---- faults ---------------------------------------------------------
 
-    # Take one use of the first pending fault matching an endpoint.
+    # Take one use of the first armed fault matching an endpoint.  Every matching fault
+    # still skipping counts this call as one of the calls it lets through.
     def take_fault(self, endpoint: str) -> Fault | None:
-        for fault in self.faults:
-            if fault.endpoint in (endpoint, "*") and fault.count > 0:
-                fault.count -= 1
-                taken = copy.copy(fault)
-                if fault.count <= 0:
-                    self.faults.remove(fault)
-                return taken
-        return None
+        matching = [f for f in self.faults if f.matches(endpoint) and f.count > 0]
+        chosen = next((f for f in matching if f.skip <= 0), None)
+        for fault in matching:
+            if fault.skip > 0:
+                fault.skip -= 1
+        if chosen is None:
+            return None
+        chosen.count -= 1
+        taken = copy.copy(chosen)
+        if chosen.count <= 0:
+            self.faults.remove(chosen)
+        return taken
 
     # ---- request log ----------------------------------------------------
 
@@ -1219,20 +1291,25 @@ class UploadHandler:
         try:
             with self.state.lock:
                 publish, first, last, total = self.check_before_body(req, upload_id, length)
+                base_crc = publish.uploaded_crc32
         except ApiError as err:
             return self.reject(req, err, length)
-        received = self.read_and_count(req, length)
+        received, crc = self.read_and_count(req, length, base_crc)
         if received != length:
             reply = self.error_reply(ApiError(400, "invalid_param",
                                               "body shorter than Content-Length"))
             reply.close = True
             return reply
         with self.state.lock:
+            # uploaded_bytes only grows, so an unchanged value also means an unchanged CRC.
             if publish.uploaded_bytes != first:
                 return self.error_reply(ApiError(416, "range_not_satisfiable",
                                                  "concurrent chunk upload"),
                                         publish)
             publish.uploaded_bytes += received
+            publish.uploaded_crc32 = crc
+            publish.chunks.append([first, last])
+            publish.content_types.append(req.headers.get("Content-Type", "").strip())
             done = publish.uploaded_bytes == total
             if done:
                 publish.upload_completed_at = now()
@@ -1295,9 +1372,9 @@ class UploadHandler:
             raise ApiError(400, "invalid_param",
                            f"chunk {index + 1} must be exactly chunk_size bytes")
 
-    # Read the body in pieces and return how many bytes arrived.
+    # Read the body in pieces; returns (bytes that arrived, zlib.crc32 continued from crc).
     @staticmethod
-    def read_and_count(req: Request, length: int) -> int:
+    def read_and_count(req: Request, length: int, crc: int = 0) -> tuple[int, int]:
         received = 0
         try:
             if req.set_read_timeout:
@@ -1307,16 +1384,29 @@ class UploadHandler:
                 if not piece:
                     break
                 received += len(piece)
+                crc = zlib.crc32(piece, crc)
         except (OSError, socket.timeout):
             pass
-        return received
+        return received, crc
+
+    # Read and discard a body; True when all of it arrived (the connection stays usable).
+    @classmethod
+    def discard(cls, req: Request, length: int | None) -> bool:
+        return length is not None and cls.read_and_count(req, length)[0] == length
+
+    # Fill in publish_id/open_id for the log when the upload URL is valid (no other checks).
+    def identify(self, req: Request, upload_id: str) -> None:
+        with self.state.lock:
+            publish = self.state.publishes.get(self.state.uploads.get(upload_id) or "")
+            token = req.query.get("upload_token", [""])[0]
+            if publish is not None and token and secrets.compare_digest(
+                    token.encode(), (publish.upload_token or "").encode()):
+                req.publish_id, req.open_id = publish.publish_id, publish.open_id
 
     # Answer an error, draining the body first so the connection stays usable.
     def reject(self, req: Request, err: ApiError, length: int | None) -> Reply:
         reply = self.error_reply(err)
-        if length is None:
-            reply.close = True
-        elif self.read_and_count(req, length) != length:
+        if not self.discard(req, length):
             reply.close = True
         return reply
 
@@ -1327,6 +1417,75 @@ class UploadHandler:
         if publish is not None and err.http_status == 416:
             reply.headers["Content-Range"] = f"bytes */{publish.video_size}"
         return reply
+
+
+# --------------------------------------------------------------------------
+# Synthetic media source (GET/HEAD /_sim/media/<name>)
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class MediaPlan:
+    """What a media request will get: a ready error reply, or a byte range to stream."""
+    log_body: dict
+    reply: Reply | None = None
+    status: int = 200
+    kind: str = "mp4"
+    first: int = 0
+    last: int = -1
+    headers: dict = field(default_factory=dict)
+
+
+# A small JSON error reply from the media source.
+def media_error(status: int, message: str, headers: dict | None = None,
+                close: bool = False) -> Reply:
+    body = json.dumps({"ok": False, "error": message}).encode("utf-8")
+    return Reply(status, body, headers=dict(headers or {}), close=close,
+                 error_code="range_not_satisfiable" if status == 416 else "invalid_param")
+
+
+# Validate a media request and work out status, headers and byte range.
+def media_plan(method: str, path: str, query: dict, range_header: str | None) -> MediaPlan:
+    name = unquote(path[len(MEDIA_PREFIX):])
+    kind = query.get("type", [""])[0].lower()
+    if not kind:
+        suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        kind = suffix if suffix in MEDIA_HEADERS else "mp4"
+    size_text = query.get("size", [""])[0]
+    log_body = {"name": name, "type": kind, "size": None, "range": range_header,
+                "bytes_sent": 0}
+    plan = MediaPlan(log_body=log_body, kind=kind)
+    if method not in ("GET", "HEAD"):
+        plan.reply = media_error(405, "the media source answers GET and HEAD only",
+                                 {"Allow": "GET, HEAD"})
+        return plan
+    if not name:
+        plan.reply = media_error(404, "a media name is required: /_sim/media/<name>")
+        return plan
+    if kind not in MEDIA_HEADERS:
+        plan.reply = media_error(400, f"type must be one of {sorted(MEDIA_HEADERS)}")
+        return plan
+    if not (size_text.isascii() and size_text.isdigit()) or int(size_text) > MEDIA_MAX_SIZE:
+        plan.reply = media_error(400, f"size must be an integer from 0 to {MEDIA_MAX_SIZE}")
+        return plan
+    size = int(size_text)
+    log_body["size"] = size
+    common = {"Content-Type": MEDIA_CONTENT_TYPES[kind], "Accept-Ranges": "bytes",
+              "ETag": f'"sim-{kind}-{size}"', "Cache-Control": "no-store"}
+    byte_range = parse_byte_range(range_header, size)
+    if byte_range == "416":
+        plan.reply = media_error(416, f"range not satisfiable for {size} bytes",
+                                 {"Accept-Ranges": "bytes", "Content-Range": f"bytes */{size}"})
+        return plan
+    if byte_range is None:
+        plan.first, plan.last = 0, size - 1
+    else:
+        plan.status = 206
+        plan.first, plan.last = byte_range
+        common["Content-Range"] = f"bytes {plan.first}-{plan.last}/{size}"
+    common["Content-Length"] = str(plan.last - plan.first + 1)
+    plan.headers = common
+    return plan
 
 
 # --------------------------------------------------------------------------
@@ -1576,7 +1735,7 @@ class ControlApi:
         if not isinstance(body, dict):
             raise ControlError("fault must be a JSON object")
         allowed = {"endpoint", "count", "action", "http_status", "error_code", "message",
-                   "delay_ms", "retry_after", "after_processing"}
+                   "delay_ms", "retry_after", "after_processing", "skip"}
         unknown = sorted(set(body) - allowed)
         if unknown:
             raise ControlError(f"unknown fault fields: {', '.join(unknown)}")
@@ -1590,6 +1749,9 @@ class ControlApi:
         status = body.get("http_status", 500)
         if not is_int(count) or count < 1:
             raise ControlError("count must be a positive integer")
+        skip = body.get("skip", 0)
+        if not is_int(skip) or skip < 0:
+            raise ControlError("skip must be a non-negative integer")
         if not is_int(status) or not 100 <= status <= 599:
             raise ControlError("http_status must be an HTTP status code")
         delay = body.get("delay_ms", 0)
@@ -1604,7 +1766,7 @@ class ControlApi:
                       error_code=str(body.get("error_code", "internal_error")),
                       message=str(body.get("message", "simulated fault")), delay_ms=delay,
                       retry_after=retry_after,
-                      after_processing=bool(body.get("after_processing", False)))
+                      after_processing=bool(body.get("after_processing", False)), skip=skip)
         self.state.faults.append(fault)
         return fault
 
@@ -1704,6 +1866,10 @@ class SimHandler(BaseHTTPRequestHandler):
     def do_PUT(self):
         self.dispatch("PUT")
 
+    # HEAD requests (only the synthetic media source has a body to leave out).
+    def do_HEAD(self):
+        self.dispatch("HEAD")
+
     # DELETE requests.
     def do_DELETE(self):
         self.dispatch("DELETE")
@@ -1722,7 +1888,9 @@ class SimHandler(BaseHTTPRequestHandler):
         try:
             url = urlsplit(self.path)
             query = parse_qs(url.query, keep_blank_values=True)
-            if url.path == "/_sim" or url.path.startswith("/_sim/"):
+            if url.path.startswith(MEDIA_PREFIX):
+                self.handle_media(method, url.path, query)
+            elif url.path == "/_sim" or url.path.startswith("/_sim/"):
                 raw = self.read_body()
                 if raw is None:
                     self.send_json(400, {"ok": False, "error": "bad body"}, close=True)
@@ -1780,10 +1948,13 @@ class SimHandler(BaseHTTPRequestHandler):
             reply = envelope_reply(404, {}, "not_found", f"No such endpoint: {method} {path}")
         elif fault and fault.action != "slow" and not fault.after_processing:
             if endpoint == "upload":
-                length = UploadHandler.content_length(req)
-                if length is None or UploadHandler.read_and_count(req, length) != length:
-                    self.close_connection = True
+                # The chunk is read and thrown away: nothing is counted, so the client can
+                # resend the same range.
+                server.uploads.identify(req, upload_id)
+                drained = UploadHandler.discard(req, UploadHandler.content_length(req))
             reply = fault_reply(fault, endpoint)
+            if endpoint == "upload" and not drained:
+                reply.close = True
         else:
             if endpoint == "upload":
                 reply = server.uploads.handle(req, upload_id)
@@ -1796,8 +1967,53 @@ class SimHandler(BaseHTTPRequestHandler):
                 reply.effect_error_code = real_code
         self.finish_tiktok(req, reply, fault)
 
-    # Log the call, then send the reply (or drop the connection).
-    def finish_tiktok(self, req: Request, reply: Reply, fault: Fault | None) -> None:
+    # Serve GET/HEAD /_sim/media/<name>?size=N&type=mp4|mov|webm (no latency, no rate
+    # limits; faults with endpoint "media" apply).
+    def handle_media(self, method: str, path: str, query: dict) -> None:
+        state = self.server.state
+        req = Request(method=method, path=path, query=query, headers=self.headers,
+                      endpoint="media", host_header=self.host_header())
+        if self.read_body() is None:
+            self.finish_tiktok(req, media_error(400, "unreadable request body", close=True), None)
+            return
+        plan = media_plan(method, path, query, self.headers.get("Range"))
+        req.log_body = plan.log_body
+        with state.lock:
+            fault = state.take_fault("media")
+        if fault and fault.delay_ms:
+            time.sleep(fault.delay_ms / 1000.0)
+        if fault and fault.action != "slow":
+            self.finish_tiktok(req, fault_reply(fault, "media"), fault)
+            return
+        if plan.reply is not None:
+            self.finish_tiktok(req, plan.reply, fault)
+            return
+        entry = self.finish_tiktok(req, Reply(plan.status, error_code=None), fault,
+                                   send=False)
+        self.send_response(plan.status)
+        for name, value in plan.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        sent = 0
+        try:
+            if method == "GET":
+                self.connection.settimeout(UPLOAD_READ_TIMEOUT)
+                offset, end = plan.first, plan.last + 1
+                while offset < end:
+                    piece = media_bytes(plan.kind, offset, min(MEDIA_PIECE, end - offset))
+                    self.wfile.write(piece)
+                    offset += len(piece)
+                    sent += len(piece)
+            self.wfile.flush()
+        except OSError:                   # client went away or stopped reading
+            self.close_connection = True
+        finally:
+            with state.lock:
+                entry["body"]["bytes_sent"] = sent
+
+    # Log the call, then send the reply (or drop the connection); returns the log entry.
+    def finish_tiktok(self, req: Request, reply: Reply, fault: Fault | None,
+                      send: bool = True) -> dict:
         entry = {
             "method": req.method, "path": redact_path(self.path), "endpoint": req.endpoint,
             "open_id": req.open_id, "http_status": None if reply.drop else reply.status,
@@ -1808,16 +2024,19 @@ class SimHandler(BaseHTTPRequestHandler):
         if fault and fault.after_processing:
             entry["effect_error_code"] = reply.effect_error_code
         with self.server.state.lock:
-            self.server.state.log_request(entry)
+            entry = self.server.state.log_request(entry)
+        if not send:
+            return entry
         if reply.drop:
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-            return
+            return entry
         self.send_raw(reply.status, reply.body, reply.content_type, reply.headers,
                       close=reply.close)
+        return entry
 
     # The publish id named in a JSON reply body, if any.
     @staticmethod

@@ -5,14 +5,18 @@ SELECT vibescaling.add_account('bad_input_user', 'act.bad_input', 'rft.bad_input
 SELECT vibescaling.add_account('bad_input_gone', 'act.gone', NULL, NULL, 'Gone') AS gone \gset
 UPDATE vibescaling.tiktok_accounts SET status = 'disconnected' WHERE id = :'gone';
 
-INSERT INTO vibescaling.posts (id, caption, video_url) VALUES
-    ('00000000-0000-0000-0000-0000000000a1', 'a video', 'https://verified.example/a.mp4'),
-    ('00000000-0000-0000-0000-0000000000a2', 'no url', NULL),
-    ('00000000-0000-0000-0000-0000000000a3', 'plain http', 'http://verified.example/a.mp4'),
-    ('00000000-0000-0000-0000-0000000000a4', repeat('x', 2201), 'https://verified.example/a.mp4'),
+INSERT INTO vibescaling.posts (id, caption, video_url, upload_method) VALUES
+    ('00000000-0000-0000-0000-0000000000a1', 'a video', 'https://verified.example/a.mp4', NULL),
+    ('00000000-0000-0000-0000-0000000000a2', 'no video', NULL, NULL),
+    ('00000000-0000-0000-0000-0000000000a3', 'plain http', 'http://verified.example/a.mp4', 'pull')
+    ('00000000-0000-0000-0000-0000000000a4', repeat('x', 2201), 'https://verified.example/a.mp4', NULL),
     -- 1101 emoji: 1101 characters but 2202 UTF-16 units, over TikTok's 2200.
-    ('00000000-0000-0000-0000-0000000000a5', repeat(U&'\+01F600', 1101), 'https://verified.example/a.mp4'),
-    ('00000000-0000-0000-0000-0000000000a6', repeat(U&'\+01F600', 1100), NULL);
+    ('00000000-0000-0000-0000-0000000000a5', repeat(U&'\+01F600', 1101), 'https://verified.example/a.mp4', NULL),
+    ('00000000-0000-0000-0000-0000000000a6', repeat(U&'\+01F600', 1100), NULL, NULL),
+    ('00000000-0000-0000-0000-0000000000a7', 'ftp', 'ftp://files.example/a.mp4', 'upload');
+INSERT INTO vibescaling.posts (id, caption, video_url, video_lo) VALUES
+    ('00000000-0000-0000-0000-0000000000a8', 'two sources', 'https://verified.example/a.mp4', 4242),
+    ('00000000-0000-0000-0000-0000000000a9', 'no such large object', NULL, 4242);
 INSERT INTO vibescaling.posts (id, media_type, title, photo_urls, photo_cover_index) VALUES
     ('00000000-0000-0000-0000-0000000000b1', 'photo', 'none', '{}', 0),
     ('00000000-0000-0000-0000-0000000000b2', 'photo', 'too many',
@@ -41,6 +45,9 @@ SELECT sqlstate_of(format($$SELECT vibescaling.publish_post('00000000-0000-0000-
 SELECT sqlstate_of(format($$SELECT vibescaling.publish_post('00000000-0000-0000-0000-0000000000a5', %L, 'SELF_ONLY')$$, :'acct'));
 -- 1100 emoji are exactly 2200 UTF-16 units: the caption passes, the missing URL does not.
 SELECT sqlstate_of(format($$SELECT vibescaling.publish_post('00000000-0000-0000-0000-0000000000a6', %L, 'SELF_ONLY')$$, :'acct'));
+SELECT sqlstate_of(format($$SELECT vibescaling.publish_post('00000000-0000-0000-0000-0000000000a7', %L, 'SELF_ONLY')$$, :'acct'));
+SELECT sqlstate_of(format($$SELECT vibescaling.publish_post('00000000-0000-0000-0000-0000000000a8', %L, 'SELF_ONLY')$$, :'acct'));
+SELECT sqlstate_of(format($$SELECT vibescaling.publish_post('00000000-0000-0000-0000-0000000000a9', %L, 'SELF_ONLY')$$, :'acct'));
 SELECT sqlstate_of(format($$SELECT vibescaling.publish_post('00000000-0000-0000-0000-0000000000b1', %L, 'SELF_ONLY')$$, :'acct'));
 SELECT sqlstate_of(format($$SELECT vibescaling.publish_post('00000000-0000-0000-0000-0000000000b2', %L, 'SELF_ONLY')$$, :'acct'));
 SELECT sqlstate_of(format($$SELECT vibescaling.publish_post('00000000-0000-0000-0000-0000000000b3', %L, 'SELF_ONLY')$$, :'acct'));

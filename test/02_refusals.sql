@@ -51,6 +51,7 @@ SELECT is((SELECT count(*) FROM vs_test.sim_requests('capped_' || :'run', 'video
 -- init refusals, each with its SQLSTATE.
 SELECT vs_test.new_account('err_' || :'run') AS acct \gset
 SELECT vs_test.new_video('x', 'https://unverified.example/v.mp4') AS v \gset
+UPDATE vibescaling.posts SET upload_method = 'pull' WHERE id = :'v';  -- TikTok pulls it (and refuses)
 SELECT is(vs_test.sqlstate_of(format($$SELECT vibescaling.publish_post(%L, %L, 'SELF_ONLY')$$, :'v', :'acct')),
           '42501', 'url_ownership_unverified → 42501');
 SELECT results_eq(format($$SELECT endpoint, http_status, error_code FROM vibescaling.dispatch_logs

@@ -17,6 +17,7 @@ INSERT INTO due VALUES ('later', vs_test.new_video('later')),
                        ('unverified', vs_test.new_video('u', 'https://unverified.example/v.mp4')),
                        ('private', vs_test.new_video('p')),
                        ('gone', vs_test.new_video('g'));
+UPDATE vibescaling.posts SET upload_method = 'pull' WHERE id = (SELECT id FROM due WHERE label = 'unverified');
 SELECT count(*) AS scheduled FROM due d,
        vibescaling.schedule_post(d.id, now() + CASE WHEN d.label = 'later' THEN interval '2 hours' ELSE interval '10 minutes' END,
                                  CASE d.label WHEN 'private' THEN :'priv'::uuid WHEN 'gone' THEN :'gone'::uuid ELSE :'acct'::uuid END,

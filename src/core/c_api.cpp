@@ -8,11 +8,15 @@
 
 #include "c_result.hpp"
 #include "call.hpp"
+#include "chunk_plan.hpp"
+#include "chunk_upload.hpp"
 #include "endpoints.hpp"
 #include "error_map.hpp"
 #include "json_out.hpp"
+#include "range_fetch.hpp"
 #include "reply_parser.hpp"
 #include "request_builder.hpp"
+#include "video_sniff.hpp"
 
 #include <cstdlib>
 #include <cstring>
@@ -40,6 +44,36 @@ dup_or_null(const std::string &s) noexcept
 	if (p != nullptr)
 		std::memcpy(p, s.c_str(), s.size() + 1);
 	return p;
+}
+
+/*
+ * Runs an operation producing a CallOutcome into *out, turning every
+ * exception into a failed result (oom_message when memory runs out).
+ */
+template <typename Operation>
+void
+fill_guarded(vs_call_result *out, const char *oom_message, Operation operation) noexcept
+{
+	bool		started = false;
+
+	try
+	{
+		fill_c_result(operation(&started), out);
+		return;
+	}
+	catch (const std::bad_alloc &)
+	{
+		fill_c_failure(out, "out_of_memory", oom_message, started);
+	}
+	catch (const std::exception &e)
+	{
+		fill_c_failure(out, "core_error", e.what(), started);
+	}
+	catch (...)
+	{
+		fill_c_failure(out, "core_error", "vibescaling: unexpected failure during the transfer",
+					   started);
+	}
 }
 
 }								/* namespace */
@@ -222,6 +256,72 @@ vs_result_json(const vs_call_result *r)
 	{
 		return nullptr;
 	}
+}
+
+/* Plans the FILE_UPLOAD chunks of a video. */
+void
+vs_plan_chunks(long long video_size, long long preferred_chunk_size, vs_chunk_plan *out)
+{
+	if (out != nullptr)
+		*out = plan_chunks(video_size, preferred_chunk_size);
+}
+
+/* First byte and length of one chunk of a valid plan (0, 0 otherwise). */
+void
+vs_chunk_range(const vs_chunk_plan *plan, int index, long long *first, long long *length)
+{
+	if (plan == nullptr)
+	{
+		if (first != nullptr)
+			*first = 0;
+		if (length != nullptr)
+			*length = 0;
+		return;
+	}
+	chunk_range(*plan, index, first, length);
+}
+
+/* PUTs one chunk to TikTok's upload_url; always fills *out. */
+void
+vs_put_chunk(const vs_http_options *opt, const vs_chunk_put *chunk, vs_call_result *out)
+{
+	if (out == nullptr)
+		return;
+	fill_guarded(out, "vibescaling: out of memory during the chunk upload", [&](bool *started) {
+		return put_chunk(opt, chunk, started);
+	});
+}
+
+/* Size and type of a video source; always fills *out. */
+void
+vs_probe_source(const vs_http_options *opt, const char *url, vs_call_result *out)
+{
+	if (out == nullptr)
+		return;
+	fill_guarded(out, "vibescaling: out of memory during the source probe", [&](bool *started) {
+		return probe_source(opt, url, started);
+	});
+}
+
+/* One byte range of a video source into buffer; always fills *out. */
+void
+vs_fetch_range(const vs_http_options *opt, const char *url, long long first, long long length,
+			   char *buffer, long long *received, vs_call_result *out)
+{
+	if (received != nullptr)
+		*received = 0;
+	if (out == nullptr)
+		return;
+	fill_guarded(out, "vibescaling: out of memory during the source download", [&](bool *started) {
+		return fetch_range(opt, url, first, length, buffer, received, started);
+	});
+}
+
+/* The video Content-Type from a file's first bytes, or NULL. */
+const char *
+vs_sniff_video_type(const unsigned char *head, size_t len)
+{
+	return sniff_video_type(head, len);
 }
 
 /* Frees the strings inside *r (not r itself); safe to call twice. */

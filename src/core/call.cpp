@@ -79,7 +79,7 @@ call_unredacted(const vs_http_options *opt, vs_endpoint ep, const char *token,
 		return refused(e.what());
 	}
 	req.url = join_url(opt->base_url, info->path);
-	req.get = (info->method == HttpMethod::kGet);
+	req.verb = (info->method == HttpMethod::kGet) ? HttpVerb::kGet : HttpVerb::kPost;
 	req.send_bearer = info->bearer;
 	if (info->bearer)
 		req.bearer_token = token;

@@ -42,6 +42,10 @@ const SqlstateRow kSqlstates[] = {
 	{"access_denied", "42501"},
 	{"app_version_check_failed", "55000"},
 	{"publish_not_cancellable", "55000"},
+	{"chunk_rejected", "22023"},		/* chunk PUT answered 400: bad headers or length */
+	{"upload_url_expired", "55000"},	/* chunk PUT 403: start again with a fresh init */
+	{"upload_not_found", "55000"},		/* chunk PUT 404 */
+	{"range_mismatch", "55000"},		/* chunk PUT 416: resync from uploaded_bytes */
 	{"spam_risk_too_many_posts", "53000"},
 	{"spam_risk_too_many_pending_share", "53000"},
 	{"reached_active_user_cap", "53000"},
@@ -60,8 +64,14 @@ const char *const kRetryable[] = {
 	"connect_failed", "transport_error", "bad_response",
 };
 
-/* Codes never retried, whatever the HTTP status: success, and the user's own cancel. */
-const char *const kNeverRetried[] = {"ok", "aborted"};
+/*
+ * Codes never retried, whatever the HTTP status: success, the user's own
+ * cancel, and chunk PUT answers that resending the same chunk cannot fix.
+ */
+const char *const kNeverRetried[] = {
+	"ok", "aborted",
+	"chunk_rejected", "upload_url_expired", "upload_not_found", "range_mismatch",
+};
 
 /* True when code equals one of the listed strings. */
 template <std::size_t N>

@@ -3,8 +3,8 @@
  *
  * Runs inside Postgres backends: no signals (CURLOPT_NOSIGNAL, Postgres owns
  * SIGALRM), no exceptions through curl's C frames (callbacks are noexcept
- * and only set flags), and cancellation through should_abort polled from
- * the progress callback.
+ * and only copy bytes and set flags), and cancellation through should_abort
+ * polled from the progress callback.
  */
 #include "http_transport.hpp"
 
@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -22,9 +23,6 @@
 namespace vibescaling {
 
 namespace {
-
-/* Replies larger than this are not TikTok's JSON: refuse them. */
-constexpr std::size_t kMaxReplyBytes = 4u * 1024u * 1024u;
 
 /* Deleter for an easy handle. */
 struct CurlEasyCleanup
@@ -44,10 +42,23 @@ using CurlSlistPtr = std::unique_ptr<curl_slist, CurlSlistFree>;
 /* Per-transfer state shared with the callbacks. */
 struct TransferState
 {
+	CURL	   *handle = nullptr;
 	std::string body;
+	std::size_t max_body = kMaxReplyBytes;
+	bool		truncate_body = false;
 	bool		too_large = false;
+	bool		truncated = false;	/* stopped on purpose: the reply still counts */
 	bool		out_of_memory = false;
 	int			(*should_abort) (void) = nullptr;
+
+	char	   *sink = nullptr;
+	std::size_t sink_capacity = 0;
+	std::size_t sink_bytes = 0;
+	bool		sink_overflow = false;
+	bool		sink_takes_200 = true;
+
+	const std::vector<std::string> *capture = nullptr;
+	std::map<std::string, std::string> headers;
 };
 
 /* Serializes use of the shared handle (Postgres backends are single-threaded; tests may not be). */
@@ -81,17 +92,49 @@ shared_handle()
 	return g_handle;
 }
 
-/* curl write callback: appends to the reply body up to kMaxReplyBytes. */
+
+/*
+ * curl write callback: into the sink when there is one (206 replies, and
+ * 200 ones when sink_takes_200), else appended to the reply body up to
+ * max_body. Returning less than
+ * asked makes curl stop with CURLE_WRITE_ERROR; the flags say why.
+ */
 size_t
 on_write(char *data, size_t size, size_t nmemb, void *userp) noexcept
 {
 	TransferState *st = static_cast<TransferState *>(userp);
 	size_t		n = size * nmemb;
 
-	if (st->body.size() + n > kMaxReplyBytes)
+	if (st->sink != nullptr)
 	{
-		st->too_large = true;
-		return 0;				/* makes curl fail with CURLE_WRITE_ERROR */
+		long		status = 0;
+
+		curl_easy_getinfo(st->handle, CURLINFO_RESPONSE_CODE, &status);
+		if (status == 206 || (status == 200 && st->sink_takes_200))
+		{
+			std::size_t room = st->sink_capacity - st->sink_bytes;
+			std::size_t take = n < room ? n : room;
+
+			if (take > 0)
+				std::memcpy(st->sink + st->sink_bytes, data, take);
+			st->sink_bytes += take;
+			if (take < n)
+			{
+				st->sink_overflow = true;
+				return 0;
+			}
+			return n;
+		}
+	}
+	if (st->body.size() + n > st->max_body)
+	{
+		if (!st->truncate_body)
+		{
+			st->too_large = true;
+			return 0;
+		}
+		n = st->max_body - st->body.size();
+		st->truncated = true;
 	}
 	try
 	{
@@ -101,6 +144,60 @@ on_write(char *data, size_t size, size_t nmemb, void *userp) noexcept
 	{
 		st->out_of_memory = true;
 		return 0;
+	}
+	return st->truncated ? 0 : n;
+}
+
+/* s without leading and trailing spaces, tabs, CR and LF. */
+std::string
+trimmed(const char *p, std::size_t n)
+{
+	std::size_t b = 0;
+
+	while (b < n && (p[b] == ' ' || p[b] == '\t' || p[b] == '\r' || p[b] == '\n'))
+		b++;
+	while (n > b && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r' || p[n - 1] == '\n'))
+		n--;
+	return std::string(p + b, n - b);
+}
+
+/*
+ * curl header callback: keeps the requested reply headers. A status line
+ * starts a new response (a redirect, an interim 1xx): forget earlier ones.
+ */
+size_t
+on_header(char *data, size_t size, size_t nitems, void *userp) noexcept
+{
+	TransferState *st = static_cast<TransferState *>(userp);
+	size_t		n = size * nitems;
+
+	try
+	{
+		if (n >= 5 && std::memcmp(data, "HTTP/", 5) == 0)
+		{
+			st->headers.clear();
+			return n;
+		}
+		const char *colon = static_cast<const char *>(std::memchr(data, ':', n));
+
+		if (colon == nullptr || st->capture == nullptr)
+			return n;
+		std::string name = trimmed(data, static_cast<std::size_t>(colon - data));
+
+		for (char &c : name)
+			if (c >= 'A' && c <= 'Z')
+				c = static_cast<char>(c - 'A' + 'a');
+		for (const std::string &wanted : *st->capture)
+			if (wanted == name)
+			{
+				st->headers[name] = trimmed(colon + 1, n - static_cast<std::size_t>(colon + 1 - data));
+				break;
+			}
+	}
+	catch (...)
+	{
+		st->out_of_memory = true;
+		return 0;				/* makes curl fail */
 	}
 	return n;
 }
@@ -180,7 +277,7 @@ elapsed_ms(std::chrono::steady_clock::time_point start) noexcept
 
 }								/* namespace */
 
-/* POSTs req.body to req.url, or GETs it; see the header. */
+/* Sends req; see the header. */
 HttpReply
 http_send(const HttpRequest &req, bool *perform_started)
 {
@@ -189,6 +286,17 @@ http_send(const HttpRequest &req, bool *perform_started)
 		throw std::invalid_argument("access token contains control characters");
 	if (has_control_chars(req.content_type))
 		throw std::invalid_argument("content type contains control characters");
+	if (has_control_chars(req.accept))
+		throw std::invalid_argument("accept header contains control characters");
+	for (const std::string &line : req.extra_headers)
+		if (has_control_chars(line))
+			throw std::invalid_argument("header line contains control characters");
+	if (has_control_chars(req.range))
+		throw std::invalid_argument("range contains control characters");
+
+	bool		has_body = req.verb != HttpVerb::kGet;
+	const char *body_data = req.body_data != nullptr ? req.body_data : req.body.data();
+	std::size_t body_size = req.body_data != nullptr ? req.body_size : req.body.size();
 
 	std::lock_guard<std::mutex> lock(g_handle_mutex);
 	CURL	   *h = shared_handle();
@@ -200,40 +308,65 @@ http_send(const HttpRequest &req, bool *perform_started)
 
 	if (req.send_bearer)
 		add_header(headers, "Authorization: Bearer " + req.bearer_token);
-	if (!req.get)
+	if (has_body)
 		add_header(headers, "Content-Type: " + req.content_type);
-	add_header(headers, "Accept: application/json");
+	if (!req.accept.empty())
+		add_header(headers, "Accept: " + req.accept);
+	for (const std::string &line : req.extra_headers)
+		add_header(headers, line);
 	add_header(headers, "Expect:");	/* no 100-continue round trip */
 
 	TransferState st;
 	char		errbuf[CURL_ERROR_SIZE];
 
 	errbuf[0] = '\0';
+	st.handle = h;
 	st.should_abort = req.should_abort;
+	st.max_body = req.max_reply_bytes;
+	st.truncate_body = req.truncate_reply;
+	st.sink = req.sink;
+	st.sink_capacity = req.sink != nullptr ? req.sink_capacity : 0;
+	st.sink_takes_200 = req.sink_takes_200;
+	st.capture = &req.capture_headers;
 
 	set(h, CURLOPT_URL, req.url.c_str());
 #if LIBCURL_VERSION_NUM >= 0x075500
 	set(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	set(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 #else
 	set(h, CURLOPT_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+	set(h, CURLOPT_REDIR_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
 	set(h, CURLOPT_NOSIGNAL, 1L);
-	set(h, CURLOPT_FOLLOWLOCATION, 0L);
+	if (req.max_redirects > 0)
+	{
+		set(h, CURLOPT_FOLLOWLOCATION, 1L);
+		set(h, CURLOPT_MAXREDIRS, req.max_redirects);
+	}
+	else
+		set(h, CURLOPT_FOLLOWLOCATION, 0L);
 	set(h, CURLOPT_FRESH_CONNECT, req.fresh_connection ? 1L : 0L);
 	set(h, CURLOPT_CONNECTTIMEOUT_MS, req.connect_timeout_ms > 0 ? req.connect_timeout_ms : 0L);
 	set(h, CURLOPT_TIMEOUT_MS, req.request_timeout_ms > 0 ? req.request_timeout_ms : 0L);
 	set(h, CURLOPT_HTTPHEADER, headers.get());
 	set(h, CURLOPT_USERAGENT, "vibescaling");
-	if (req.get)
+	if (!req.range.empty())
+		set(h, CURLOPT_RANGE, req.range.c_str());
+	if (!has_body)
 		set(h, CURLOPT_HTTPGET, 1L);
 	else
 	{
+		/* POSTFIELDS uses the caller's buffer in place (COPYPOSTFIELDS would copy it). */
 		set(h, CURLOPT_POST, 1L);
-		set(h, CURLOPT_POSTFIELDS, req.body.c_str());
-		set(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+		set(h, CURLOPT_POSTFIELDS, body_data);
+		set(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body_size));
+		if (req.verb == HttpVerb::kPut)
+			set(h, CURLOPT_CUSTOMREQUEST, "PUT");
 	}
 	set(h, CURLOPT_WRITEFUNCTION, &on_write);
 	set(h, CURLOPT_WRITEDATA, static_cast<void *>(&st));
+	set(h, CURLOPT_HEADERFUNCTION, &on_header);
+	set(h, CURLOPT_HEADERDATA, static_cast<void *>(&st));
 	set(h, CURLOPT_NOPROGRESS, 0L);
 	set(h, CURLOPT_XFERINFOFUNCTION, &on_progress);
 	set(h, CURLOPT_XFERINFODATA, static_cast<void *>(&st));
@@ -255,17 +388,29 @@ http_send(const HttpRequest &req, bool *perform_started)
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_getinfo(h, CURLINFO_CONNECT_TIME_T, &connect_us);
 	curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &request_size);
-	/* The handle outlives this call: never leave it pointing at our stack. */
+	/* The handle outlives this call: never leave it pointing at our stack or the caller's data. */
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, static_cast<char *>(nullptr));
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, static_cast<curl_slist *>(nullptr));
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, static_cast<void *>(nullptr));
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, static_cast<void *>(nullptr));
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, static_cast<void *>(nullptr));
+	if (has_body)
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, static_cast<const char *>(nullptr));
 
 	reply.http_status = status;
+	reply.sink_bytes = st.sink_bytes;
+	reply.sink_overflow = st.sink_overflow;
+	reply.truncated = st.truncated;
 	if (st.out_of_memory)
 		throw std::bad_alloc();
-	if (rc == CURLE_OK)
+	/* Stopped on purpose after a whole status line and headers: a usable reply. */
+	bool		cut_on_purpose = rc == CURLE_WRITE_ERROR && (st.sink_overflow || st.truncated);
+
+	if (rc == CURLE_OK || cut_on_purpose)
 	{
 		reply.completed = true;
 		reply.body = std::move(st.body);
+		reply.headers = std::move(st.headers);
 		return reply;
 	}
 
@@ -273,7 +418,7 @@ http_send(const HttpRequest &req, bool *perform_started)
 	{
 		reply.error_code = "bad_response";
 		reply.error_message = "TikTok replied HTTP " + std::to_string(status) +
-			" with a body larger than 4 MB";
+			" with a body larger than " + std::to_string(st.max_body / (1024 * 1024)) + " MB";
 	}
 	else
 	{

@@ -103,14 +103,91 @@ parse_options(const char *options_json)
 	return root;
 }
 
-/* {"source":"PULL_FROM_URL","video_url":...}: TikTok fetches the video itself. */
+/* A required integer option, at least min. */
+json_t *
+req_integer(const Options &o, const char *key, json_int_t min)
+{
+	json_t	   *v = get(o, key);
+
+	if (v == nullptr || !json_is_integer(v) || json_integer_value(v) < min)
+		fail(o, key, min > 0 ? "is required (a positive integer)" :
+			 "is required (a non-negative integer)");
+	return v;
+}
+
+/* An optional integer option, at least min (nullptr when absent). */
+json_t *
+opt_integer(const Options &o, const char *key, json_int_t min)
+{
+	json_t	   *v = get(o, key);
+
+	if (v != nullptr && (!json_is_integer(v) || json_integer_value(v) < min))
+		fail(o, key, min > 0 ? "must be a positive integer" : "must be a non-negative integer");
+	return v;
+}
+
+/* An optional boolean option, nullptr when absent (sent only when given). */
+json_t *
+opt_present_bool(const Options &o, const char *key)
+{
+	json_t	   *v = get(o, key);
+
+	if (v != nullptr && !json_is_boolean(v))
+		fail(o, key, "must be true or false");
+	return v;
+}
+
+/* True when options ask for FILE_UPLOAD; "source" absent means PULL_FROM_URL. */
+bool
+file_upload_source(const Options &o)
+{
+	json_t	   *source = opt_string(o, "source");
+
+	if (source == nullptr)
+		return false;
+	std::string s = json_string_value(source);
+
+	if (s == "FILE_UPLOAD")
+		return true;
+	if (s != "PULL_FROM_URL")
+		fail(o, "source", "must be \"PULL_FROM_URL\" or \"FILE_UPLOAD\"");
+	return false;
+}
+
+/*
+ * The source_info of a video init: {"source":"PULL_FROM_URL","video_url":...}
+ * (TikTok fetches the video itself), or with "source":"FILE_UPLOAD"
+ * {"source","video_size","chunk_size","total_chunk_count"} (we PUT the
+ * chunks to the upload_url of the reply). The three sizes must be
+ * consistent (total_chunk_count = floor(video_size / chunk_size), see
+ * vs_plan_chunks) or TikTok refuses the init.
+ */
 JsonPtr
 video_source(const Options &o)
 {
 	JsonPtr		source = new_json_object();
 
-	json_put_new(source.get(), "source", json_string("PULL_FROM_URL"));
-	json_put(source.get(), "video_url", req_string(o, "video_url"));
+	if (!file_upload_source(o))
+	{
+		json_put_new(source.get(), "source", json_string("PULL_FROM_URL"));
+		json_put(source.get(), "video_url", req_string(o, "video_url"));
+		return source;
+	}
+
+	json_t	   *video_size = req_integer(o, "video_size", 1);
+	json_t	   *chunk_size = req_integer(o, "chunk_size", 1);
+	json_t	   *total_chunk_count = req_integer(o, "total_chunk_count", 1);
+	json_int_t	size = json_integer_value(video_size);
+	json_int_t	chunk = json_integer_value(chunk_size);
+
+	if (chunk > size)
+		fail(o, "chunk_size", "must not exceed video_size");
+	if (json_integer_value(total_chunk_count) != size / chunk)
+		fail(o, "total_chunk_count", "must be floor(video_size / chunk_size)");
+	json_put_new(source.get(), "source", json_string("FILE_UPLOAD"));
+	json_put(source.get(), "video_size", video_size);
+	json_put(source.get(), "chunk_size", chunk_size);
+	json_put(source.get(), "total_chunk_count", total_chunk_count);
 	return source;
 }
 
@@ -128,6 +205,15 @@ video_init_body(const Options &o)
 	for (const char *key : {"disable_duet", "disable_comment", "disable_stitch",
 							"brand_content_toggle", "brand_organic_toggle"})
 		json_put(post_info.get(), key, opt_bool(o, key));
+
+	/* Sent only when given: TikTok's defaults apply otherwise. */
+	json_t	   *cover_ms = opt_integer(o, "video_cover_timestamp_ms", 0);
+	json_t	   *is_aigc = opt_present_bool(o, "is_aigc");
+
+	if (cover_ms != nullptr)
+		json_put(post_info.get(), "video_cover_timestamp_ms", cover_ms);
+	if (is_aigc != nullptr)
+		json_put(post_info.get(), "is_aigc", is_aigc);
 	json_put(body.get(), "post_info", post_info.get());
 	json_put(body.get(), "source_info", video_source(o).get());
 	return body;

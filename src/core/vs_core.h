@@ -93,8 +93,21 @@ const char *vs_endpoint_path(vs_endpoint ep);
  *   {"caption", "title", "privacy_level", "mode" ("direct"|"inbox"),
  *    "disable_comment", "disable_duet", "disable_stitch",
  *    "brand_content_toggle", "brand_organic_toggle",
- *    "video_url", "photo_urls": [..], "photo_cover_index", "publish_id"}
+ *    "video_cover_timestamp_ms", "is_aigc",
+ *    "source" ("PULL_FROM_URL"|"FILE_UPLOAD"), "video_url",
+ *    "video_size", "chunk_size", "total_chunk_count",
+ *    "photo_urls": [..], "photo_cover_index", "publish_id"}
  * For the publish endpoints the body is compact JSON.
+ *
+ * video_init and inbox_video_init: without "source" (or with
+ * "PULL_FROM_URL") source_info is {"source":"PULL_FROM_URL","video_url"}
+ * and video_url is required. With "source": "FILE_UPLOAD" it is
+ * {"source":"FILE_UPLOAD","video_size","chunk_size","total_chunk_count"},
+ * those three required positive integers with chunk_size <= video_size and
+ * total_chunk_count = floor(video_size / chunk_size) (use vs_plan_chunks),
+ * and video_url is not needed. video_init's post_info gets
+ * "video_cover_timestamp_ms" (integer >= 0) and "is_aigc" (boolean) only
+ * when the options have them.
  *
  * The OAuth endpoints take an application/x-www-form-urlencoded body, every
  * value percent-encoded (RFC 3986: all but A-Z a-z 0-9 - . _ ~), fields in
@@ -185,11 +198,132 @@ char	   *vs_dispatch_log_json(const vs_call_result *r, const char *post_id,
  *  "outcome_unknown"}. malloc'd.
  *
  * It carries "data" whole. For oauth_token that is the new access_token and
- * refresh_token: this document then holds SECRETS. Hand it only to the
+ * refresh_token, for a FILE_UPLOAD init the upload_url (its query string
+ * holds the upload token): this document then holds SECRETS. Hand it only to the
  * caller that stores the tokens; never log it, RAISE it, or write it to
  * dispatch_logs (use vs_dispatch_log_json for logging, which has no data).
  */
 char	   *vs_result_json(const vs_call_result *r);
+
+/*
+ * FILE_UPLOAD (see "FILE_UPLOAD chunks" in /work/shared/tiktok-api.md):
+ * plan the chunks, init with "source": "FILE_UPLOAD" and the plan's sizes
+ * (its reply's data.upload_url is a SECRET: it carries the upload token),
+ * then PUT each chunk in order with vs_put_chunk. A video that is only
+ * reachable at a URL can be read chunk by chunk with vs_probe_source and
+ * vs_fetch_range; vs_sniff_video_type names its Content-Type.
+ */
+
+/* A chunk plan. */
+typedef struct vs_chunk_plan
+{
+	int			ok;				/* 0: error holds why (size 0, over 4 GiB) */
+	long long	video_size,
+				chunk_size,
+				last_chunk_size;
+	int			total_chunk_count;
+	char		error[200];
+} vs_chunk_plan;
+
+/*
+ * Plans TikTok's chunks: MB = 1024*1024. Under 5 MB: one chunk of the
+ * whole size. Else chunk = clamp(preferred (0, or negative, => 10 MB),
+ * 5 MB, 64 MB), and never more than the size; total_chunk_count =
+ * floor(size / chunk); the last chunk takes the remainder (so it is
+ * chunk..2*chunk-1 bytes, at most 128 MB); at most 1000 chunks (raise the
+ * chunk size if needed); video at most 4 GiB (4*1024^3). Never fails for
+ * sizes 1 .. 4 GiB. out may not be NULL.
+ */
+void		vs_plan_chunks(long long video_size, long long preferred_chunk_size, vs_chunk_plan *out);
+
+/*
+ * First byte and length of chunk index (0-based) of a valid plan; 0 and 0
+ * for a plan that is not ok or an index outside [0, total_chunk_count).
+ * first / length may be NULL.
+ */
+void		vs_chunk_range(const vs_chunk_plan *plan, int index, long long *first, long long *length);
+
+/* One chunk to PUT. */
+typedef struct vs_chunk_put
+{
+	const char *upload_url;		/* used whole, with its query string (it carries the
+								 * upload token: a secret) */
+	const char *content_type;	/* video/mp4 | video/quicktime | video/webm */
+	long long	first,
+				length,
+				total;
+	const char *data;			/* length bytes (not copied) */
+} vs_chunk_put;
+
+/*
+ * PUTs one chunk: headers Content-Range: bytes FIRST-LAST/TOTAL,
+ * Content-Length, Content-Type; no Authorization, no "Expect:
+ * 100-continue"; a kept-alive connection may be reused (a PUT of the same
+ * range is idempotent). opt->base_url is not used. Fills *out like vs_call:
+ * ok iff HTTP 206 or 201; for any HTTP reply data_json =
+ * {"complete": bool (HTTP 201), "uploaded_bytes": N}, N = LAST+1 from the
+ * reply's Content-Range "bytes 0-LAST/TOTAL", or -1 when absent (or
+ * another form); log_id from a TikTok envelope body when there is one.
+ * error_code by HTTP status: 400 "chunk_rejected", 403
+ * "upload_url_expired", 404 "upload_not_found", 416 "range_mismatch", 429
+ * "rate_limit_exceeded", 5xx "internal_error", other 4xx
+ * "chunk_rejected", other statuses "bad_response"; transport errors as
+ * vs_call; bad arguments (URL not http/https, unknown content_type, range
+ * not inside [0, total), total over 4 GiB, NULL data) are "invalid_param"
+ * before anything is sent. sqlstate/retryable via vs_sqlstate_for /
+ * vs_is_retryable: chunk_rejected 22023, upload_url_expired 55000 (start
+ * a fresh init), upload_not_found 55000, range_mismatch 55000 (resync
+ * from uploaded_bytes), none of them retried; internal_error 08000
+ * retryable. error_message never contains the upload URL's query string
+ * (masked as "***"). Honours should_abort and timeouts like vs_call.
+ */
+void		vs_put_chunk(const vs_http_options *opt, const vs_chunk_put *chunk, vs_call_result *out);
+
+/*
+ * Probes a video source at an http/https URL (our own download, not
+ * TikTok: up to 5 redirects are followed, http/https only; no
+ * Authorization header; opt->base_url is not used) with a GET "Range:
+ * bytes=0-0" (pre-signed URLs often allow GET only). ok iff the size is
+ * known: from the Content-Range total of a 206 (or of a 416 "bytes * /0":
+ * an empty source), or the Content-Length of a 200 (a server that ignores
+ * Range; the download stops after the first byte). data_json (for a 200,
+ * 206 or 416 reply) = {"size": N (-1 unknown), "content_type": the media
+ * type, lower-case, without parameters ("" when absent),
+ * "accepts_ranges": bool (it answered the range)}. Errors: "invalid_param"
+ * (bad URL), "source_size_unknown" (no size given), "source_http_error"
+ * (any other status; sqlstate/retry by HTTP status), transport codes as
+ * vs_call. The URL's query string never appears in error_message.
+ */
+void		vs_probe_source(const vs_http_options *opt, const char *url, vs_call_result *out);
+
+/*
+ * GETs "Range: bytes=first-(first+length-1)" of the source at url (same
+ * rules as vs_probe_source) into buffer (capacity length bytes: never
+ * written past); *received (may be NULL) = bytes stored, only ever from a
+ * 206 body, or a 200 one when first == 0 (on failure the buffer may hold
+ * that many bytes of no use). ok iff HTTP 206 with exactly length bytes (and, when
+ * given, a Content-Range starting at first), or HTTP 200 when first == 0
+ * and the body is exactly length bytes. data_json for a 200/206 reply =
+ * {"received": N, "total": the source size or -1}. Errors:
+ * "invalid_param" (bad URL, first < 0, length <= 0, NULL buffer),
+ * "range_not_supported" (HTTP 200 when first > 0, or a whole body longer
+ * than length), "source_too_short" (416, or fewer bytes because the source
+ * ends before first+length), "bad_response" (a different range, more
+ * bytes than asked, or a short body for no known reason: retryable),
+ * "source_http_error" (any other status), transport codes as vs_call.
+ */
+void		vs_fetch_range(const vs_http_options *opt, const char *url, long long first,
+						   long long length, char *buffer, long long *received,
+						   vs_call_result *out);
+
+/*
+ * The video Content-Type from a file's first bytes (give at least 12):
+ * "video/mp4" (ISO BMFF "ftyp" box at offset 4 with a major brand other
+ * than "qt  "), "video/quicktime" ("ftyp" with "qt  ", or a first atom
+ * "moov"/"mdat"/"wide"/"free" at offset 4), "video/webm" (EBML magic
+ * 1A 45 DF A3), NULL otherwise (also for NULL head). Static string.
+ */
+const char *vs_sniff_video_type(const unsigned char *head, size_t len);
 
 /* Frees the strings inside *r (not r itself). */
 void		vs_call_result_free(vs_call_result *r);

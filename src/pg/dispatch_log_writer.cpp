@@ -21,10 +21,10 @@ typedef struct DispatchLogSlot
 static const char *insert_sql =
 	"INSERT INTO vibescaling.dispatch_logs"
 	" (post_id, tiktok_account_id, trigger, endpoint, http_status, outcome, error_code,"
-	"  error_message, log_id, publish_id, duration_ms, outcome_unknown, backend_pid)"
+	"  error_message, log_id, publish_id, duration_ms, outcome_unknown, uploaded_bytes, backend_pid)"
 	" SELECT r.post_id, r.tiktok_account_id, r.trigger, r.endpoint, nullif(r.http_status, 0), r.outcome,"
 	"  r.error_code, nullif(r.error_message, ''), nullif(r.log_id, ''), nullif(r.publish_id, ''), r.duration_ms,"
-	"  coalesce(r.outcome_unknown, false), $2"
+	"  coalesce(r.outcome_unknown, false), r.uploaded_bytes, $2"
 	" FROM jsonb_populate_record(NULL::vibescaling.dispatch_logs, $1::jsonb) r";
 
 /* Inserts one row with SPI in the current transaction. */
@@ -139,4 +139,27 @@ vs_dispatch_log_writer_main(Datum main_arg)
 	dsm_detach(seg);
 	proc_exit(0);
 }
+}
+
+/* vs_write_dispatch_log with publish_id and uploaded_bytes added (see the header). */
+void
+vs_write_dispatch_log_with(const char *log_json, const char *publish_id, long long uploaded_bytes)
+{
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, INT8OID};
+	Datum		args[3] = {CStringGetTextDatum(log_json), CStringGetTextDatum(publish_id),
+						   Int64GetDatum(uploaded_bytes)};
+	char	   *value;
+	char	   *merged;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT ($1::jsonb || jsonb_build_object('publish_id', $2)"
+							  " || CASE WHEN $3 >= 0 THEN jsonb_build_object('uploaded_bytes', $3) ELSE '{}' END)::text",
+							  3, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not extend the dispatch log row");
+	value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	merged = (char *) SPI_palloc(strlen(value) + 1);
+	strcpy(merged, value);
+	SPI_finish();
+	vs_write_dispatch_log(merged);
 }

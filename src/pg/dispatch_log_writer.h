@@ -20,6 +20,13 @@
 void		vs_write_dispatch_log(const char *log_json);
 
 /*
+ * vs_write_dispatch_log, with the publish_id and (when >= 0) the bytes
+ * TikTok holds after an upload chunk added to the row.
+ */
+void		vs_write_dispatch_log_with(const char *log_json, const char *publish_id,
+									   long long uploaded_bytes);
+
+/*
  * Inserts one dispatch_logs row in the current transaction (SPI), for
  * callers that already run in a transaction of their own (the workers).
  */

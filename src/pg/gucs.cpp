@@ -10,6 +10,9 @@ char	   *vs_guc_client_secret = NULL;
 char	   *vs_guc_token_encryption_key = NULL;
 int			vs_guc_token_refresh_margin_s = 300;
 int			vs_guc_creator_info_ttl_s = 60;
+char	   *vs_guc_pull_url_prefixes = NULL;
+int			vs_guc_upload_chunk_size_mb = 10;
+int			vs_guc_upload_chunk_attempts = 3;
 
 /*
  * Secrets: settable by superusers only, shown to superusers only, left out
@@ -98,6 +101,35 @@ vs_define_gucs(void)
 							60, 0, 86400,
 							PGC_USERSET,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	/* Read by SQL (vibescaling._upload_method). */
+	DefineCustomStringVariable("vibescaling.pull_url_prefixes",
+							   "Comma-separated URL prefixes verified for the app in TikTok's portal: "
+							   "video_url under them is pulled by TikTok, other videos are uploaded.",
+							   NULL,
+							   &vs_guc_pull_url_prefixes,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("vibescaling.upload_chunk_size_mb",
+							"Preferred FILE_UPLOAD chunk size in MB (TikTok allows 5 to 64).",
+							NULL,
+							&vs_guc_upload_chunk_size_mb,
+							10, 5, 64,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("vibescaling.upload_chunk_attempts",
+							"Attempts per chunk before an upload fails (retryable failures only).",
+							NULL,
+							&vs_guc_upload_chunk_attempts,
+							3, 1, 20,
+							PGC_USERSET,
+							0,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("vibescaling");

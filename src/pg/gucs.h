@@ -8,6 +8,8 @@ extern int	vs_guc_request_timeout_ms;
 extern char *vs_guc_client_key;
 extern char *vs_guc_client_secret;
 extern int	vs_guc_token_refresh_margin_s;
+extern int	vs_guc_upload_chunk_size_mb;
+extern int	vs_guc_upload_chunk_attempts;
 
 /* Defines the vibescaling.* GUCs; called once from _PG_init. */
 void		vs_define_gucs(void);

@@ -44,14 +44,32 @@ CREATE TABLE vibescaling.creator_info_cache (
     fetched_at         timestamptz NOT NULL DEFAULT now()
 );
 
+-- Video bytes kept in the database (a post's media_id). STORAGE EXTERNAL:
+-- uncompressed out-of-line storage, so the uploader reads one chunk at a
+-- time with substring() instead of decompressing the whole video.
+CREATE TABLE vibescaling.media (
+    id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    data          bytea NOT NULL,
+    content_type  text,          -- NULL: sniffed from the bytes (MP4, MOV, WebM)
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE vibescaling.media ALTER COLUMN data SET STORAGE EXTERNAL;
+
 -- Posts: drafts, scheduled posts and their outcome.
 CREATE TABLE vibescaling.posts (
     id                    uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     media_type            text NOT NULL DEFAULT 'video' CHECK (media_type IN ('video', 'photo')),
     caption               text,   -- video: TikTok's title (<= 2200 UTF-16 units); photo: the description (<= 4000)
     title                 text,   -- photo posts only: TikTok's short title (<= 90 UTF-16 units)
-    video_url             text,   -- video posts: https URL TikTok pulls (PULL_FROM_URL)
-    photo_urls            text[], -- photo posts: 1 to 35 https image URLs
+    -- A video's source: exactly one of video_url, video_lo, media_id.
+    video_url             text,   -- pulled by TikTok (PULL_FROM_URL) or downloaded and uploaded by us
+    video_lo              oid,    -- a large object, uploaded by us (FILE_UPLOAD)
+    media_id              uuid REFERENCES vibescaling.media (id),  -- bytea in vibescaling.media, uploaded by us
+    upload_method         text CHECK (upload_method IN ('pull', 'upload')),  -- NULL: pull when
+                                  -- video_url starts with a vibescaling.pull_url_prefixes entry, else upload
+    video_cover_timestamp_ms integer CHECK (video_cover_timestamp_ms >= 0),
+    is_aigc               boolean NOT NULL DEFAULT false,  -- TikTok's AI-generated content label
+    photo_urls            text[], -- photo posts: 1 to 35 https image URLs (TikTok pulls photos)
     photo_cover_index     integer NOT NULL DEFAULT 0,
     status                text NOT NULL DEFAULT 'draft'
                           CHECK (status IN ('draft', 'scheduled', 'publishing', 'posted', 'failed')),
@@ -114,6 +132,7 @@ CREATE TABLE vibescaling.dispatch_logs (
     log_id             text,             -- TikTok's log_id: TikTok support asks for it
     publish_id         text,
     duration_ms        double precision,
+    uploaded_bytes     bigint,           -- upload_chunk rows: bytes TikTok has after this chunk
     outcome_unknown    boolean NOT NULL DEFAULT false,  -- request may have reached TikTok, no reply read
     backend_pid        integer,          -- the backend that made the call
     created_at         timestamptz NOT NULL DEFAULT now()
@@ -127,6 +146,7 @@ CREATE INDEX dispatch_logs_failures_idx ON vibescaling.dispatch_logs (created_at
 -- pg_dump keeps the data of these extension tables (and their id sequences).
 SELECT pg_catalog.pg_extension_config_dump('vibescaling.tiktok_accounts', '');
 SELECT pg_catalog.pg_extension_config_dump('vibescaling.posts', '');
+SELECT pg_catalog.pg_extension_config_dump('vibescaling.media', '');
 SELECT pg_catalog.pg_extension_config_dump('vibescaling.publish_records', '');
 SELECT pg_catalog.pg_extension_config_dump('vibescaling.dispatch_logs', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_get_serial_sequence('vibescaling.publish_records', 'id'), '');

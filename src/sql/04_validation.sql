@@ -24,6 +24,7 @@ DECLARE
     v_scopes text[];
     v_needed text;
     v_url text;
+    v_sources integer;
 BEGIN
     -- Publish options.
     IF p.privacy_level IS NULL THEN
@@ -69,11 +70,28 @@ BEGIN
 
     -- The media.
     IF p.media_type = 'video' THEN
-        IF coalesce(p.video_url, '') = '' THEN
-            RAISE EXCEPTION 'video post % has no video_url', p.id USING ERRCODE = '22023';
+        v_sources := (p.video_url IS NOT NULL)::integer + (p.video_lo IS NOT NULL)::integer
+                     + (p.media_id IS NOT NULL)::integer;
+        IF v_sources = 0 THEN
+            RAISE EXCEPTION 'video post % has no video: set video_url, video_lo or media_id', p.id
+                USING ERRCODE = '22023';
         END IF;
-        IF p.video_url !~* '^https://[^/?#]+' THEN
-            RAISE EXCEPTION 'video_url must be an https URL that TikTok can pull' USING ERRCODE = '22023';
+        IF v_sources > 1 THEN
+            RAISE EXCEPTION 'video post % has more than one of video_url, video_lo and media_id', p.id
+                USING ERRCODE = '22023';
+        END IF;
+        IF vibescaling._upload_method(p) = 'pull' THEN
+            IF p.video_url IS NULL THEN
+                RAISE EXCEPTION 'upload_method pull needs a video_url TikTok can pull' USING ERRCODE = '22023';
+            END IF;
+            IF p.video_url !~* '^https://[^/?#]+' THEN
+                RAISE EXCEPTION 'video_url must be an https URL that TikTok can pull' USING ERRCODE = '22023';
+            END IF;
+        ELSIF p.video_url IS NOT NULL AND p.video_url !~* '^https?://[^/?#]+' THEN
+            RAISE EXCEPTION 'video_url must be an http(s) URL' USING ERRCODE = '22023';
+        END IF;
+        IF p.video_lo IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_largeobject_metadata m WHERE m.oid = p.video_lo) THEN
+            RAISE EXCEPTION 'large object % not found', p.video_lo USING ERRCODE = 'P0002';
         END IF;
         IF vibescaling._utf16_length(coalesce(p.caption, '')) > 2200 THEN
             RAISE EXCEPTION 'caption is % UTF-16 units long; TikTok accepts at most 2200 for a video',

@@ -26,6 +26,10 @@ TEST(ErrorMap, SqlstateTable)
 		{"access_denied", "42501"},
 		{"app_version_check_failed", "55000"},
 		{"publish_not_cancellable", "55000"},
+		{"chunk_rejected", "22023"},
+		{"upload_url_expired", "55000"},
+		{"upload_not_found", "55000"},
+		{"range_mismatch", "55000"},
 		{"spam_risk_too_many_posts", "53000"},
 		{"spam_risk_too_many_pending_share", "53000"},
 		{"reached_active_user_cap", "53000"},
@@ -98,4 +102,19 @@ TEST(ErrorMap, NotRetryable)
 		EXPECT_EQ(vs_is_retryable(code, 400), 0) << code;
 	EXPECT_EQ(vs_is_retryable("spam_risk_too_many_posts", 200), 0);
 	EXPECT_EQ(vs_is_retryable("access_token_invalid", 401), 0);
+}
+
+// The chunk PUT codes are never retried, whatever the HTTP status; a 5xx chunk PUT is.
+TEST(ErrorMap, ChunkUploadCodes)
+{
+	for (const char *code : {"chunk_rejected", "upload_url_expired", "upload_not_found",
+							 "range_mismatch"})
+		for (long status : {0L, 400L, 403L, 404L, 416L, 429L, 500L, 503L})
+			EXPECT_EQ(vs_is_retryable(code, status), 0) << code << " HTTP " << status;
+	EXPECT_STREQ(vs_sqlstate_for("chunk_rejected", 400), "22023");
+	EXPECT_STREQ(vs_sqlstate_for("upload_url_expired", 403), "55000");
+	EXPECT_STREQ(vs_sqlstate_for("upload_not_found", 404), "55000");
+	EXPECT_STREQ(vs_sqlstate_for("range_mismatch", 416), "55000");
+	EXPECT_EQ(vs_is_retryable("internal_error", 503), 1);
+	EXPECT_STREQ(vs_sqlstate_for("internal_error", 503), "08000");
 }

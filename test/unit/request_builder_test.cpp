@@ -214,3 +214,154 @@ TEST(RequestBody, StatusFetch)
 	EXPECT_TRUE(is_error_about(body(VS_EP_STATUS_FETCH, R"({"publish_id":7})"), "publish_id"));
 	EXPECT_TRUE(is_error_about(body(VS_EP_STATUS_FETCH, R"({"publish_id":""})"), "publish_id"));
 }
+
+// video_init with FILE_UPLOAD: source_info carries the sizes, video_url is not needed (nor sent).
+TEST(RequestBody, VideoInitFileUpload)
+{
+	EXPECT_EQ(body(VS_EP_VIDEO_INIT,
+				   R"({"privacy_level":"SELF_ONLY","source":"FILE_UPLOAD","video_size":52428807,)"
+				   R"("chunk_size":10485760,"total_chunk_count":5})"),
+			  R"({"post_info":{"privacy_level":"SELF_ONLY","disable_duet":false,"disable_comment":false,)"
+			  R"("disable_stitch":false,"brand_content_toggle":false,"brand_organic_toggle":false},)"
+			  R"("source_info":{"source":"FILE_UPLOAD","video_size":52428807,"chunk_size":10485760,)"
+			  R"("total_chunk_count":5}})");
+	/* A video_url alongside is ignored; a 4 GiB size stays exact. */
+	EXPECT_EQ(body(VS_EP_VIDEO_INIT,
+				   R"({"privacy_level":"SELF_ONLY","source":"FILE_UPLOAD","video_url":"https://v/1.mp4",)"
+				   R"("video_size":4294967296,"chunk_size":67108864,"total_chunk_count":64})"),
+			  R"({"post_info":{"privacy_level":"SELF_ONLY","disable_duet":false,"disable_comment":false,)"
+			  R"("disable_stitch":false,"brand_content_toggle":false,"brand_organic_toggle":false},)"
+			  R"("source_info":{"source":"FILE_UPLOAD","video_size":4294967296,"chunk_size":67108864,)"
+			  R"("total_chunk_count":64}})");
+	/* A one-chunk small video. */
+	EXPECT_NE(body(VS_EP_VIDEO_INIT,
+				   R"({"privacy_level":"SELF_ONLY","source":"FILE_UPLOAD","video_size":1000,)"
+				   R"("chunk_size":1000,"total_chunk_count":1})")
+				  .find(R"("source_info":{"source":"FILE_UPLOAD","video_size":1000,"chunk_size":1000,"total_chunk_count":1})"),
+			  std::string::npos);
+}
+
+// An explicit PULL_FROM_URL source is today's body.
+TEST(RequestBody, VideoInitExplicitPull)
+{
+	EXPECT_EQ(body(VS_EP_VIDEO_INIT,
+				   R"({"privacy_level":"SELF_ONLY","source":"PULL_FROM_URL","video_url":"https://v/1.mp4",)"
+				   R"("video_size":5})"),
+			  body(VS_EP_VIDEO_INIT, R"({"privacy_level":"SELF_ONLY","video_url":"https://v/1.mp4"})"));
+	EXPECT_EQ(body(VS_EP_VIDEO_INIT,
+				   R"({"privacy_level":"SELF_ONLY","source":null,"video_url":"https://v/1.mp4"})"),
+			  body(VS_EP_VIDEO_INIT, R"({"privacy_level":"SELF_ONLY","video_url":"https://v/1.mp4"})"));
+}
+
+// inbox_video_init with FILE_UPLOAD: source_info only.
+TEST(RequestBody, InboxVideoInitFileUpload)
+{
+	EXPECT_EQ(body(VS_EP_INBOX_VIDEO_INIT,
+				   R"({"caption":"c","source":"FILE_UPLOAD","video_size":11534343,"chunk_size":5242880,)"
+				   R"("total_chunk_count":2,"is_aigc":true,"video_cover_timestamp_ms":5})"),
+			  R"({"source_info":{"source":"FILE_UPLOAD","video_size":11534343,"chunk_size":5242880,)"
+			  R"("total_chunk_count":2}})");
+	EXPECT_TRUE(is_error_about(body(VS_EP_INBOX_VIDEO_INIT,
+									R"({"source":"FILE_UPLOAD","video_size":100,"chunk_size":100})"),
+							   "total_chunk_count"));
+}
+
+// FILE_UPLOAD sizes: required positive integers, consistent; source must be known.
+TEST(RequestBody, FileUploadErrors)
+{
+	const char *ok_sizes = R"("video_size":11534343,"chunk_size":5242880,"total_chunk_count":2)";
+	auto		init = [](const std::string &extra) {
+		return body(VS_EP_VIDEO_INIT,
+					(R"({"privacy_level":"SELF_ONLY","source":"FILE_UPLOAD",)" + extra + "}").c_str());
+	};
+
+	EXPECT_EQ(init(ok_sizes).rfind("ERROR", 0), std::string::npos);
+	EXPECT_TRUE(is_error_about(init(R"("chunk_size":5242880,"total_chunk_count":2)"), "video_size"));
+	EXPECT_TRUE(is_error_about(init(R"("video_size":11534343,"total_chunk_count":2)"), "chunk_size"));
+	EXPECT_TRUE(is_error_about(init(R"("video_size":11534343,"chunk_size":5242880)"), "total_chunk_count"));
+	EXPECT_TRUE(is_error_about(init(R"("video_size":"11534343","chunk_size":5242880,"total_chunk_count":2)"),
+							   "video_size"));
+	EXPECT_TRUE(is_error_about(init(R"("video_size":11534343.0,"chunk_size":5242880,"total_chunk_count":2)"),
+							   "video_size"));
+	EXPECT_TRUE(is_error_about(init(R"("video_size":0,"chunk_size":5242880,"total_chunk_count":2)"),
+							   "video_size"));
+	EXPECT_TRUE(is_error_about(init(R"("video_size":11534343,"chunk_size":-1,"total_chunk_count":2)"),
+							   "chunk_size"));
+	EXPECT_TRUE(is_error_about(init(R"("video_size":11534343,"chunk_size":5242880,"total_chunk_count":0)"),
+							   "total_chunk_count"));
+	EXPECT_TRUE(is_error_about(init(R"("video_size":11534343,"chunk_size":5242880,"total_chunk_count":3)"),
+							   "total_chunk_count"));
+	EXPECT_TRUE(is_error_about(init(R"("video_size":1000,"chunk_size":2000,"total_chunk_count":1)"),
+							   "chunk_size"));
+	EXPECT_TRUE(is_error_about(init(R"("video_size":null,"chunk_size":5242880,"total_chunk_count":2)"),
+							   "video_size"));
+	EXPECT_TRUE(is_error_about(body(VS_EP_VIDEO_INIT,
+									R"({"privacy_level":"SELF_ONLY","source":"file_upload","video_url":"https://v/1.mp4"})"),
+							   "source"));
+	EXPECT_TRUE(is_error_about(body(VS_EP_VIDEO_INIT,
+									R"({"privacy_level":"SELF_ONLY","source":1,"video_url":"https://v/1.mp4"})"),
+							   "source"));
+	/* privacy_level is still required with FILE_UPLOAD. */
+	EXPECT_TRUE(is_error_about(body(VS_EP_VIDEO_INIT, (std::string(R"({"source":"FILE_UPLOAD",)") + ok_sizes + "}").c_str()),
+							   "privacy_level"));
+}
+
+// video_cover_timestamp_ms and is_aigc reach post_info only when given.
+TEST(RequestBody, VideoInitCoverAndAigc)
+{
+	EXPECT_EQ(body(VS_EP_VIDEO_INIT,
+				   R"({"privacy_level":"SELF_ONLY","video_url":"https://v/1.mp4",)"
+				   R"("video_cover_timestamp_ms":1000,"is_aigc":true})"),
+			  R"({"post_info":{"privacy_level":"SELF_ONLY","disable_duet":false,"disable_comment":false,)"
+			  R"("disable_stitch":false,"brand_content_toggle":false,"brand_organic_toggle":false,)"
+			  R"("video_cover_timestamp_ms":1000,"is_aigc":true},)"
+			  R"("source_info":{"source":"PULL_FROM_URL","video_url":"https://v/1.mp4"}})");
+	EXPECT_EQ(body(VS_EP_VIDEO_INIT,
+				   R"({"privacy_level":"SELF_ONLY","video_url":"https://v/1.mp4",)"
+				   R"("video_cover_timestamp_ms":0,"is_aigc":false})"),
+			  R"({"post_info":{"privacy_level":"SELF_ONLY","disable_duet":false,"disable_comment":false,)"
+			  R"("disable_stitch":false,"brand_content_toggle":false,"brand_organic_toggle":false,)"
+			  R"("video_cover_timestamp_ms":0,"is_aigc":false},)"
+			  R"("source_info":{"source":"PULL_FROM_URL","video_url":"https://v/1.mp4"}})");
+	/* null counts as absent */
+	EXPECT_EQ(body(VS_EP_VIDEO_INIT,
+				   R"({"privacy_level":"SELF_ONLY","video_url":"https://v/1.mp4",)"
+				   R"("video_cover_timestamp_ms":null,"is_aigc":null})"),
+			  body(VS_EP_VIDEO_INIT, R"({"privacy_level":"SELF_ONLY","video_url":"https://v/1.mp4"})"));
+	EXPECT_TRUE(is_error_about(body(VS_EP_VIDEO_INIT,
+									R"({"privacy_level":"SELF_ONLY","video_url":"https://v/1.mp4","video_cover_timestamp_ms":-1})"),
+							   "video_cover_timestamp_ms"));
+	EXPECT_TRUE(is_error_about(body(VS_EP_VIDEO_INIT,
+									R"({"privacy_level":"SELF_ONLY","video_url":"https://v/1.mp4","video_cover_timestamp_ms":"1000"})"),
+							   "video_cover_timestamp_ms"));
+	EXPECT_TRUE(is_error_about(body(VS_EP_VIDEO_INIT,
+									R"({"privacy_level":"SELF_ONLY","video_url":"https://v/1.mp4","video_cover_timestamp_ms":1.5})"),
+							   "video_cover_timestamp_ms"));
+	EXPECT_TRUE(is_error_about(body(VS_EP_VIDEO_INIT,
+									R"({"privacy_level":"SELF_ONLY","video_url":"https://v/1.mp4","is_aigc":1})"),
+							   "is_aigc"));
+	/* With FILE_UPLOAD too. */
+	EXPECT_EQ(body(VS_EP_VIDEO_INIT,
+				   R"({"privacy_level":"SELF_ONLY","source":"FILE_UPLOAD","video_size":1000,"chunk_size":1000,)"
+				   R"("total_chunk_count":1,"is_aigc":true})"),
+			  R"({"post_info":{"privacy_level":"SELF_ONLY","disable_duet":false,"disable_comment":false,)"
+			  R"("disable_stitch":false,"brand_content_toggle":false,"brand_organic_toggle":false,"is_aigc":true},)"
+			  R"("source_info":{"source":"FILE_UPLOAD","video_size":1000,"chunk_size":1000,"total_chunk_count":1}})");
+}
+
+// A body built from vs_plan_chunks is always accepted.
+TEST(RequestBody, FileUploadFromPlan)
+{
+	for (long long size : {1LL, 5242879LL, 5242880LL, 73400321LL, 4294967296LL})
+	{
+		vs_chunk_plan p;
+
+		vs_plan_chunks(size, 0, &p);
+		ASSERT_EQ(p.ok, 1);
+		std::string opts = R"({"privacy_level":"SELF_ONLY","source":"FILE_UPLOAD","video_size":)" +
+			std::to_string(p.video_size) + R"(,"chunk_size":)" + std::to_string(p.chunk_size) +
+			R"(,"total_chunk_count":)" + std::to_string(p.total_chunk_count) + "}";
+
+		EXPECT_EQ(body(VS_EP_VIDEO_INIT, opts.c_str()).rfind("ERROR", 0), std::string::npos) << opts;
+	}
+}

@@ -2,7 +2,8 @@
 -- dispatcher shares with it (_publish_locked).
 
 -- Refuses a post that TikTok already accepted: a successful init in the
--- durable dispatch log whose publish did not end FAILED. This catches the
+-- durable dispatch log whose publish did not end FAILED (and, for an upload,
+-- whose last chunk arrived). This catches the
 -- case where init succeeded but the caller's transaction rolled back, so
 -- the post still looks unpublished; calling init again would post twice.
 CREATE FUNCTION vibescaling._refuse_if_already_sent(p_post_id uuid)
@@ -20,6 +21,12 @@ BEGIN
        AND l.outcome = 'success'
        AND NOT EXISTS (SELECT 1 FROM vibescaling.publish_records r
                         WHERE r.publish_id = l.publish_id AND r.status = 'failed')
+       -- An upload whose chunks never all arrived is not a post on TikTok.
+       AND (NOT EXISTS (SELECT 1 FROM vibescaling.dispatch_logs c
+                         WHERE c.post_id = p_post_id AND c.publish_id = l.publish_id AND c.endpoint = 'upload_chunk')
+            OR EXISTS (SELECT 1 FROM vibescaling.dispatch_logs c
+                        WHERE c.post_id = p_post_id AND c.publish_id = l.publish_id AND c.endpoint = 'upload_chunk'
+                          AND c.http_status = 201))
      ORDER BY l.id DESC
      LIMIT 1;
     IF FOUND THEN
@@ -68,11 +75,18 @@ BEGIN
         'disable_comment', p.disable_comment, 'disable_duet', p.disable_duet,
         'disable_stitch', p.disable_stitch, 'brand_content_toggle', p.brand_content_toggle,
         'brand_organic_toggle', p.brand_organic_toggle, 'video_url', p.video_url,
+        'video_cover_timestamp_ms', p.video_cover_timestamp_ms,
+        'is_aigc', CASE WHEN p.media_type = 'video' AND p.mode = 'direct' THEN p.is_aigc END,
         'photo_urls', to_jsonb(p.photo_urls), 'photo_cover_index', p.photo_cover_index));
 
-    v_call := vibescaling._tiktok_call(v_endpoint, p.tiktok_account_id, p.id, p_trigger, v_options);
+    -- TikTok pulls photos and videos under verified prefixes; we upload the rest.
+    IF p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload' THEN
+        v_call := vibescaling._upload_video(p, p_trigger, v_endpoint, v_options);
+    ELSE
+        v_call := vibescaling._tiktok_call(v_endpoint, p.tiktok_account_id, p.id, p_trigger, v_options);
+    END IF;
     IF NOT (v_call->>'ok')::boolean THEN
-        PERFORM vibescaling._raise_tiktok_error(v_call, v_endpoint);
+        PERFORM vibescaling._raise_tiktok_error(v_call, coalesce(v_call->>'endpoint', v_endpoint));
     END IF;
     IF coalesce(v_call->>'publish_id', '') = '' THEN
         RAISE EXCEPTION 'TikTok % answered ok without a publish_id (log_id %)', v_endpoint, v_call->>'log_id'

@@ -1,0 +1,46 @@
+/*
+ * video_source.h: reading a post's video bytes, one chunk at a time, from
+ * wherever they live: a large object, bytea in vibescaling.media, or an
+ * http(s) URL the extension downloads with byte ranges. Nothing ever holds
+ * more than the chunk asked for.
+ */
+#ifndef VS_VIDEO_SOURCE_H
+#define VS_VIDEO_SOURCE_H
+
+#include "../core/vs_core.h"
+
+/* Where the bytes are. */
+typedef enum VsSourceKind
+{
+	VS_SOURCE_URL,
+	VS_SOURCE_LARGE_OBJECT,
+	VS_SOURCE_MEDIA
+} VsSourceKind;
+
+/* An open video source (palloc'd members). */
+typedef struct VsVideoSource
+{
+	VsSourceKind kind;
+	char	   *url;			/* VS_SOURCE_URL */
+	Oid			large_object;	/* VS_SOURCE_LARGE_OBJECT */
+	char	   *media_id;		/* VS_SOURCE_MEDIA */
+	const vs_http_options *http;	/* for downloads */
+} VsVideoSource;
+
+/*
+ * Opens the source described by {"url"} | {"large_object"} | {"media_id"}
+ * (exactly one). Raises 22023 for anything else.
+ */
+void		vs_source_open(const char *source_json, const vs_http_options *http, VsVideoSource *source);
+
+/*
+ * Size in bytes and content type (MP4, MOV or WebM, sniffed from the first
+ * bytes, else the declared type). Raises P0002 for a missing object, 22023
+ * for an unknown format, 08xxx when a URL cannot be read.
+ */
+void		vs_source_describe(VsVideoSource *source, long long *size, const char **content_type);
+
+/* Reads exactly length bytes at offset into buffer; raises on any failure. */
+void		vs_source_read(VsVideoSource *source, long long offset, long long length, char *buffer);
+
+#endif

@@ -1,0 +1,84 @@
+-- vibescaling: videos the extension uploads itself (FILE_UPLOAD), from a
+-- URL it downloads, a large object, or bytea in vibescaling.media. TikTok
+-- pulls a video only from URL prefixes verified for the app
+-- (vibescaling.pull_url_prefixes); everything else is uploaded in chunks.
+
+-- 'pull' or 'upload' for a video post: the post's own choice, else pull a
+-- video_url under a verified prefix and upload the rest.
+CREATE FUNCTION vibescaling._upload_method(p vibescaling.posts)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(p.upload_method,
+                    CASE WHEN p.video_url IS NOT NULL AND EXISTS (
+                                  SELECT 1
+                                    FROM unnest(string_to_array(coalesce(current_setting('vibescaling.pull_url_prefixes', true), ''), ',')) prefix
+                                   WHERE btrim(prefix) <> '' AND starts_with(p.video_url, btrim(prefix)))
+                         THEN 'pull' ELSE 'upload' END)
+$$;
+
+-- Where an uploaded video's bytes are, as the C functions take it.
+CREATE FUNCTION vibescaling._video_source(p vibescaling.posts)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT jsonb_strip_nulls(jsonb_build_object('url', p.video_url, 'large_object', p.video_lo, 'media_id', p.media_id))
+$$;
+
+-- Size and container of a video source (C): {"size", "content_type"}.
+CREATE FUNCTION vibescaling._describe_video(source jsonb)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'vs_describe_video'
+LANGUAGE C VOLATILE STRICT;
+
+-- TikTok's chunk plan for a size (C; vibescaling.upload_chunk_size_mb):
+-- {"video_size", "chunk_size", "total_chunk_count", "last_chunk_size"}.
+CREATE FUNCTION vibescaling._plan_chunks(video_size bigint)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'vs_plan_video_chunks'
+LANGUAGE C VOLATILE STRICT;
+
+-- Streams a video to an upload URL chunk by chunk (C, src/pg/video_upload.cpp).
+CREATE FUNCTION vibescaling._upload_chunks(post_id uuid, tiktok_account_id uuid, trigger text, publish_id text,
+                                           upload_url text, source jsonb, content_type text, video_size bigint)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'vs_upload_chunks'
+LANGUAGE C VOLATILE;
+
+-- Uploads a video post: describes the source, plans the chunks, calls the
+-- init endpoint with FILE_UPLOAD, streams the chunks. An upload URL that
+-- expired (TikTok keeps one an hour) gets one fresh init. Returns the init
+-- call's result (with the publish_id) on success, else the failing call's.
+CREATE FUNCTION vibescaling._upload_video(p vibescaling.posts, p_trigger text, p_endpoint text, p_options jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_source  jsonb := vibescaling._video_source(p);
+    v_video   jsonb := vibescaling._describe_video(v_source);
+    v_plan    jsonb := vibescaling._plan_chunks((v_video->>'size')::bigint);
+    v_init    jsonb;
+    v_upload  jsonb;
+BEGIN
+    FOR attempt IN 1..2 LOOP
+        v_init := vibescaling._tiktok_call(p_endpoint, p.tiktok_account_id, p.id, p_trigger,
+            (p_options - 'video_url') || jsonb_build_object(
+                'source', 'FILE_UPLOAD', 'video_size', v_plan->'video_size',
+                'chunk_size', v_plan->'chunk_size', 'total_chunk_count', v_plan->'total_chunk_count'));
+        IF NOT (v_init->>'ok')::boolean THEN
+            RETURN v_init;
+        END IF;
+        v_upload := vibescaling._upload_chunks(p.id, p.tiktok_account_id, p_trigger, v_init->>'publish_id',
+                                               v_init #>> '{data,upload_url}', v_source,
+                                               v_video->>'content_type', (v_video->>'size')::bigint);
+        IF (v_upload->>'ok')::boolean THEN
+            RETURN v_init - 'data';       -- the upload URL (a credential) goes no further
+        END IF;
+        EXIT WHEN v_upload->>'error_code' <> 'upload_url_expired';
+    END LOOP;
+    RETURN v_upload || '{"endpoint": "upload_chunk"}';
+END
+$$;
