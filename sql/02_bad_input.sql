@@ -8,7 +8,7 @@ UPDATE vibescaling.tiktok_accounts SET status = 'disconnected' WHERE id = :'gone
 INSERT INTO vibescaling.posts (id, caption, video_url, upload_method) VALUES
     ('00000000-0000-0000-0000-0000000000a1', 'a video', 'https://verified.example/a.mp4', NULL),
     ('00000000-0000-0000-0000-0000000000a2', 'no video', NULL, NULL),
-    ('00000000-0000-0000-0000-0000000000a3', 'plain http', 'http://verified.example/a.mp4', 'pull')
+    ('00000000-0000-0000-0000-0000000000a3', 'plain http', 'http://verified.example/a.mp4', 'pull'),
     ('00000000-0000-0000-0000-0000000000a4', repeat('x', 2201), 'https://verified.example/a.mp4', NULL),
     -- 1101 emoji: 1101 characters but 2202 UTF-16 units, over TikTok's 2200.
     ('00000000-0000-0000-0000-0000000000a5', repeat(U&'\+01F600', 1101), 'https://verified.example/a.mp4', NULL),

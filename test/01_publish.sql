@@ -26,7 +26,7 @@ SELECT is(ARRAY(SELECT r->>'endpoint' FROM vs_test.sim_requests(:'oid') r ORDER 
 SELECT is((SELECT r->'body' FROM vs_test.sim_requests(:'oid', 'video_init') r),
           '{"post_info": {"title": "hello #vibescaling @friend", "privacy_level": "PUBLIC_TO_EVERYONE",
                           "disable_duet": true, "disable_comment": false, "disable_stitch": false,
-                          "brand_content_toggle": false, "brand_organic_toggle": true},
+                          "brand_content_toggle": false, "brand_organic_toggle": true, "is_aigc": false},
             "source_info": {"source": "PULL_FROM_URL", "video_url": "https://verified.example/clip.mp4"}}'::jsonb,
           'video/init gets the caption, privacy level, toggles and PULL_FROM_URL source');
 SELECT results_eq(

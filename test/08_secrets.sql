@@ -57,6 +57,7 @@ BEGIN
               WHERE c.relnamespace = 'vibescaling'::regnamespace AND c.relkind IN ('r', 'v')
                 AND has_table_privilege(c.oid, 'SELECT') LOOP
         EXECUTE format('INSERT INTO seen SELECT %L, t::text FROM %s t', r.rel, r.rel);
+        INSERT INTO seen VALUES (r.rel::text, '(read)');  -- counts empty relations as read too
     END LOOP;
 
     FOR r IN SELECT p.oid::regprocedure AS fn, p.proname, p.prokind, p.pronargs,
