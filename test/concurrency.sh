@@ -8,6 +8,7 @@
 #   4. pg_cancel_backend stops an in-flight TikTok call within about a second
 #   5. five sessions publishing with the same expiring token: one refresh
 #      (the rotated refresh token is spent once), no token in pg_stat_activity
+#   6. publish_status from another session shows an upload's progress
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -137,6 +138,23 @@ check "one oauth_token row in dispatch_logs" 1 \
 token=$(q "SELECT vibescaling._unseal(access_token_enc) FROM vibescaling.tiktok_accounts WHERE id = '$acct'")
 check "pg_stat_activity never showed the token (sampled mid-run)" 0 "$(grep -cF "$token" /tmp/activity.$run)"
 rm -f /tmp/refresh.$run.* /tmp/activity.$run
+
+echo "# 6. publish_status while another session uploads a 30 MB video (6 chunks, 400 ms each)"
+acct=$(q "SELECT vs_test.new_account('prog${run}')")
+post=$(q "INSERT INTO vibescaling.posts (caption, video_lo) VALUES ('progress', vs_test.new_lo(30 * 1048576)) RETURNING id")
+curl -s -X POST "$sim/_sim/config" -d '{"latency_ms": 400}' >/dev/null
+(psql -X -qAt -c "SET vibescaling.upload_chunk_size_mb = 5" \
+      -c "SELECT vibescaling.publish_post('$post', '$acct', 'SELF_ONLY')" >/tmp/progress.$run 2>&1) & pu=$!
+sleep 2
+during=$(q "SELECT (s->'data'->>'status') || ' ' || (s->'data'->>'uploaded_bytes') FROM vibescaling.publish_status('$post') s")
+wait $pu
+curl -s -X POST "$sim/_sim/config" -d '{"latency_ms": 0}' >/dev/null
+check "mid-upload, publish_status answers 'uploading' with partial progress (got: $during)" 1 \
+  "$(echo "$during" | awk '$1 == "uploading" && $2 > 0 && $2 < 31457280 { print 1 }')"
+check "the upload then completes" 1 "$(grep -c '"publish_id"' /tmp/progress.$run)"
+check "afterwards publish_status reports every byte uploaded" 31457280 \
+  "$(q "SELECT vibescaling.publish_status('$post') #>> '{data,uploaded_bytes}'")"
+rm -f /tmp/progress.$run
 
 echo "concurrency: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

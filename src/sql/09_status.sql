@@ -34,6 +34,30 @@ AS $$
         'checked_at', r.checked_at))
 $$;
 
+-- What the durable dispatch log says of a post's latest init that has no
+-- committed publish record: {"publish_id", "status": "uploading" while chunks
+-- are still going up (else "processing"), "tiktok_status": null,
+-- "uploaded_bytes"}; NULL when there is no such init.
+CREATE FUNCTION vibescaling._publish_progress_from_log(p_post_id uuid)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT jsonb_build_object(
+               'publish_id', i.publish_id,
+               'status', CASE WHEN c.chunks > 0 AND NOT c.complete THEN 'uploading' ELSE 'processing' END,
+               'tiktok_status', NULL,
+               'uploaded_bytes', c.uploaded_bytes)
+      FROM (SELECT l.publish_id FROM vibescaling.dispatch_logs l
+             WHERE l.post_id = p_post_id AND l.outcome = 'success'
+               AND l.endpoint IN ('video_init', 'inbox_video_init', 'content_init')
+             ORDER BY l.id DESC LIMIT 1) i,
+           LATERAL (SELECT count(*) AS chunks, coalesce(bool_or(u.http_status = 201), false) AS complete,
+                           max(u.uploaded_bytes) AS uploaded_bytes
+                      FROM vibescaling.dispatch_logs u
+                     WHERE u.post_id = p_post_id AND u.publish_id = i.publish_id AND u.endpoint = 'upload_chunk') c
+$$;
+
 -- Asks TikTok how the post's latest publish is going, records the answer and
 -- returns it. P0002 when the post has no publish record. A publish TikTok
 -- reports FAILED marks the post failed with TikTok's fail_reason.
@@ -56,6 +80,13 @@ BEGIN
      LIMIT 1
        FOR UPDATE;
     IF NOT FOUND THEN
+        -- A publish still under way in another session (its record is not
+        -- committed yet), or whose transaction rolled back: the durable
+        -- dispatch log knows the publish_id and the upload's progress.
+        v_data := vibescaling._publish_progress_from_log(publish_status.post_id);
+        IF v_data IS NOT NULL THEN
+            RETURN jsonb_build_object('data', v_data);
+        END IF;
         RAISE EXCEPTION 'post % has no publish record', publish_status.post_id
             USING ERRCODE = 'P0002',
                   HINT = CASE WHEN NOT EXISTS (SELECT 1 FROM vibescaling.posts WHERE id = publish_status.post_id)
