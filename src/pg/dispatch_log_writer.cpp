@@ -163,3 +163,30 @@ vs_write_dispatch_log_with(const char *log_json, const char *publish_id, long lo
 	SPI_finish();
 	vs_write_dispatch_log(merged);
 }
+
+extern "C" {
+PG_FUNCTION_INFO_V1(vs_durable_log);
+
+/*
+ * vibescaling._durable_log(row jsonb) RETURNS void: writes one dispatch_logs
+ * row (keys as the table's columns: post_id, tiktok_account_id, trigger,
+ * endpoint, http_status, outcome, error_code, error_message, log_id,
+ * publish_id, duration_ms, outcome_unknown) committed on its own, so that
+ * it survives the caller's rollback (see vs_write_dispatch_log). For SQL
+ * callers that record a refusal before raising (webhooks). STRICT.
+ */
+Datum
+vs_durable_log(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *jb = PG_GETARG_JSONB_P(0);
+	char	   *log_json;
+
+	if (!JB_ROOT_IS_OBJECT(jb))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a dispatch log row must be a JSON object")));
+	log_json = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+	vs_write_dispatch_log(log_json);
+	PG_RETURN_VOID();
+}
+}

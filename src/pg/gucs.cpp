@@ -13,6 +13,10 @@ int			vs_guc_creator_info_ttl_s = 60;
 char	   *vs_guc_pull_url_prefixes = NULL;
 int			vs_guc_upload_chunk_size_mb = 10;
 int			vs_guc_upload_chunk_attempts = 3;
+int			vs_guc_retry_base_delay_s = 60;
+int			vs_guc_retry_max_delay_s = 3600;
+int			vs_guc_max_attempts = 5;
+int			vs_guc_webhook_tolerance_s = 300;
 
 /*
  * Secrets: settable by superusers only, shown to superusers only, left out
@@ -130,6 +134,44 @@ vs_define_gucs(void)
 							3, 1, 20,
 							PGC_USERSET,
 							0,
+							NULL, NULL, NULL);
+
+	/* Read by SQL (the dispatcher's retry schedule, vibescaling._retry_delay). */
+	DefineCustomIntVariable("vibescaling.retry_base_delay",
+							"First delay before the dispatcher retries a post after a transient failure.",
+							NULL,
+							&vs_guc_retry_base_delay_s,
+							60, 1, 86400,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("vibescaling.retry_max_delay",
+							"Longest delay between two dispatch attempts of a post (the exponential backoff's cap).",
+							NULL,
+							&vs_guc_retry_max_delay_s,
+							3600, 1, 604800,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("vibescaling.max_attempts",
+							"Dispatch attempts of a scheduled post before it fails for good.",
+							NULL,
+							&vs_guc_max_attempts,
+							5, 1, 100,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	/* Read by SQL (vibescaling.handle_webhook). */
+	DefineCustomIntVariable("vibescaling.webhook_tolerance",
+							"Largest age of a webhook's signed timestamp (replay protection).",
+							NULL,
+							&vs_guc_webhook_tolerance_s,
+							300, 1, 86400,
+							PGC_SUSET,
+							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("vibescaling");

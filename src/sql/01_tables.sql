@@ -85,6 +85,8 @@ CREATE TABLE vibescaling.posts (
     brand_organic_toggle  boolean NOT NULL DEFAULT false,
     posted_at             timestamptz,
     last_error            text,
+    attempts              integer NOT NULL DEFAULT 0,   -- dispatch attempts since it was (re)scheduled
+    next_attempt_at       timestamptz,                  -- after a transient failure: not before this
     created_at            timestamptz NOT NULL DEFAULT now(),
     updated_at            timestamptz NOT NULL DEFAULT now()
 );
@@ -92,7 +94,7 @@ COMMENT ON TABLE vibescaling.posts IS
     'TikTok posts. status: draft -> scheduled -> posted | failed (publish_post goes draft -> posted).';
 
 -- The dispatcher's scan: scheduled posts by due time.
-CREATE INDEX posts_due_idx ON vibescaling.posts (scheduled_at) WHERE status = 'scheduled';
+CREATE INDEX posts_due_idx ON vibescaling.posts (coalesce(next_attempt_at, scheduled_at)) WHERE status = 'scheduled';
 
 -- What TikTok said about each publish (one row per publish_id).
 CREATE TABLE vibescaling.publish_records (
@@ -123,7 +125,7 @@ CREATE TABLE vibescaling.dispatch_logs (
     post_id            uuid,
     tiktok_account_id  uuid,
     trigger            text NOT NULL
-                       CHECK (trigger IN ('manual', 'scheduler', 'status', 'connect', 'refresh', 'disconnect')),
+                       CHECK (trigger IN ('manual', 'scheduler', 'status', 'connect', 'refresh', 'disconnect', 'webhook')),
     endpoint           text NOT NULL,
     http_status        integer,          -- NULL when no HTTP reply arrived
     outcome            text NOT NULL CHECK (outcome IN ('success', 'failure')),

@@ -19,6 +19,12 @@ AS 'MODULE_PATHNAME', 'vs_tiktok_call'
 LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION vibescaling._tiktok_call(text, uuid, uuid, text, jsonb) FROM PUBLIC;
 
+-- The HINT of a failure worth retrying later (the dispatcher matches it).
+CREATE FUNCTION vibescaling._transient_hint()
+RETURNS text
+LANGUAGE sql IMMUTABLE
+AS $$ SELECT 'The failure is transient; try again later.'::text $$;
+
 -- Raises the error for a failed TikTok call: TikTok's code and log_id in the
 -- message and detail, the SQLSTATE from the core's mapping table (README).
 CREATE FUNCTION vibescaling._raise_tiktok_error(call jsonb, endpoint text)
@@ -34,9 +40,14 @@ DECLARE
                              coalesce(call->>'log_id', ''), call->>'outcome_unknown',
                              coalesce(call->>'error_message', ''));
 BEGIN
-    IF (call->>'retryable')::boolean THEN
+    -- The dispatcher retries on this hint, unless the request may have reached TikTok.
+    IF (call->>'retryable')::boolean AND NOT coalesce((call->>'outcome_unknown')::boolean, false) THEN
         RAISE EXCEPTION USING ERRCODE = call->>'sqlstate', MESSAGE = v_message, DETAIL = v_detail,
-                              HINT = 'The failure is transient; try again later.';
+                              HINT = vibescaling._transient_hint();
+    END IF;
+    IF coalesce((call->>'outcome_unknown')::boolean, false) THEN
+        RAISE EXCEPTION USING ERRCODE = call->>'sqlstate', MESSAGE = v_message, DETAIL = v_detail,
+                              HINT = 'The request may have reached TikTok: check the account before publishing again.';
     END IF;
     RAISE EXCEPTION USING ERRCODE = call->>'sqlstate', MESSAGE = v_message, DETAIL = v_detail;
 END

@@ -15,10 +15,17 @@ BEGIN
             RETURN NEW;
         END IF;
         NEW.updated_at := now();
+        -- The dispatcher's bookkeeping on a post that stays scheduled (a retry
+        -- after a transient failure) changes nothing the checks look at.
+        IF OLD.status = 'scheduled' AND NEW.status = 'scheduled'
+           AND to_jsonb(NEW) - ARRAY['attempts', 'next_attempt_at', 'last_error', 'updated_at']
+               = to_jsonb(OLD) - ARRAY['attempts', 'next_attempt_at', 'last_error', 'updated_at'] THEN
+            RETURN NEW;
+        END IF;
     END IF;
 
     -- A post TikTok has is never a draft or scheduled again (that would
-    -- publish it twice); only publish_status may turn it failed.
+    -- publish it twice); only TikTok's verdict (publish_status, a webhook) may turn it failed.
     IF TG_OP = 'UPDATE' AND OLD.status = 'posted' AND NEW.status NOT IN ('posted', 'failed') THEN
         RAISE EXCEPTION 'post % is already posted; its status cannot become %', OLD.id, NEW.status
             USING ERRCODE = '55000';
@@ -93,7 +100,7 @@ BEGIN
            disable_stitch = coalesce(schedule_post.disable_stitch, false),
            brand_content_toggle = coalesce(schedule_post.brand_content_toggle, false),
            brand_organic_toggle = coalesce(schedule_post.brand_organic_toggle, false),
-           last_error = NULL
+           last_error = NULL, attempts = 0, next_attempt_at = NULL
      WHERE t.id = schedule_post.post_id
     RETURNING t.* INTO p;
     IF NOT FOUND THEN
@@ -104,3 +111,56 @@ END
 $$;
 COMMENT ON FUNCTION vibescaling.schedule_post(uuid, timestamptz, uuid, text, text, boolean, boolean, boolean, boolean, boolean) IS
     'Schedules a post at least 5 minutes ahead; returns {"data": <post>}.';
+
+-- Unschedules a scheduled post: it becomes a draft again (scheduled_at
+-- cleared). 55000 for a post that is not scheduled (a published post
+-- cannot be cancelled here), P0002 for an unknown one. Returns {"data": post}.
+CREATE FUNCTION vibescaling.cancel_post(post_id uuid)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p vibescaling.posts;
+BEGIN
+    SELECT * INTO p FROM vibescaling.posts t WHERE t.id = cancel_post.post_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'post % not found', cancel_post.post_id USING ERRCODE = 'P0002';
+    END IF;
+    IF p.status <> 'scheduled' THEN
+        RAISE EXCEPTION 'post % is %; only a scheduled post can be cancelled', p.id, p.status
+            USING ERRCODE = '55000';
+    END IF;
+    UPDATE vibescaling.posts t
+       SET status = 'draft', scheduled_at = NULL, attempts = 0, next_attempt_at = NULL, last_error = NULL
+     WHERE t.id = p.id
+    RETURNING t.* INTO p;
+    RETURN jsonb_build_object('data', to_jsonb(p));
+END
+$$;
+
+-- Moves a scheduled post to a new time (at least 5 minutes ahead), starting
+-- its attempts afresh. 55000 unless it is scheduled. Returns {"data": post}.
+CREATE FUNCTION vibescaling.reschedule_post(post_id uuid, scheduled_at timestamptz)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p vibescaling.posts;
+BEGIN
+    SELECT * INTO p FROM vibescaling.posts t WHERE t.id = reschedule_post.post_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'post % not found', reschedule_post.post_id USING ERRCODE = 'P0002';
+    END IF;
+    IF p.status <> 'scheduled' THEN
+        RAISE EXCEPTION 'post % is %; only a scheduled post can be rescheduled', p.id, p.status
+            USING ERRCODE = '55000', HINT = 'Use schedule_post() for a draft or a failed post.';
+    END IF;
+    UPDATE vibescaling.posts t
+       SET scheduled_at = reschedule_post.scheduled_at, attempts = 0, next_attempt_at = NULL, last_error = NULL
+     WHERE t.id = p.id
+    RETURNING t.* INTO p;
+    RETURN jsonb_build_object('data', to_jsonb(p));
+END
+$$;

@@ -1,21 +1,46 @@
 -- vibescaling: the due-post dispatcher and its pg_cron job.
 
+-- The delay before retry number `attempt` (1 = the first retry): exponential
+-- from vibescaling.retry_base_delay, capped at vibescaling.retry_max_delay,
+-- with jitter (a random point in its upper half) so that a burst of failed
+-- posts does not come back at the same instant.
+CREATE FUNCTION vibescaling._retry_delay(attempt integer)
+RETURNS interval
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT make_interval(secs => least(extract(epoch FROM current_setting('vibescaling.retry_max_delay')::interval),
+                                       extract(epoch FROM current_setting('vibescaling.retry_base_delay')::interval)
+                                       * power(2, least(attempt - 1, 30)))
+                                 * (0.5 + random() / 2))
+$$;
+
 -- Publishes every scheduled post due at as_of, one transaction per post.
 -- FOR UPDATE SKIP LOCKED lets several dispatchers run at once without
--- touching the same post; a post that cannot be published becomes failed
--- with last_error. Query cancel stops the run (committed posts stay done).
--- Call it as a statement of its own: CALL vibescaling.dispatch_due_posts();
+-- touching the same post. A transient failure (TikTok 5xx or 429, no
+-- connection, timeout before sending) leaves the post scheduled with
+-- attempts + 1 and next_attempt_at set by exponential backoff, until
+-- vibescaling.max_attempts; any other failure, or one whose request may
+-- have reached TikTok (outcome unknown: resending could post twice), fails
+-- the post with last_error. Query cancel stops the run (committed posts
+-- stay done). Call it as a statement of its own:
+--   CALL vibescaling.dispatch_due_posts();
 CREATE PROCEDURE vibescaling.dispatch_due_posts(as_of timestamptz DEFAULT now())
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    v_post_id uuid;
+    v_post_id   uuid;
+    v_attempts  integer;
+    v_message   text;
+    v_state     text;
+    v_hint      text;
+    v_retry     boolean;
 BEGIN
     LOOP
-        SELECT p.id INTO v_post_id
+        SELECT p.id, p.attempts INTO v_post_id, v_attempts
           FROM vibescaling.posts p
-         WHERE p.status = 'scheduled' AND p.scheduled_at <= as_of
-         ORDER BY p.scheduled_at, p.id
+         WHERE p.status = 'scheduled' AND coalesce(p.next_attempt_at, p.scheduled_at) <= as_of
+         ORDER BY coalesce(p.next_attempt_at, p.scheduled_at), p.id
          LIMIT 1
            FOR UPDATE SKIP LOCKED;
         EXIT WHEN NOT FOUND;
@@ -25,8 +50,20 @@ BEGIN
         EXCEPTION WHEN OTHERS THEN
             -- The subtransaction rolled back; the row lock and the
             -- dispatch_logs rows remain. (OTHERS never catches query_canceled.)
+            GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                                    v_hint = PG_EXCEPTION_HINT;
+            v_retry := v_hint = vibescaling._transient_hint()
+                       AND v_attempts + 1 < current_setting('vibescaling.max_attempts')::integer;
             UPDATE vibescaling.posts
-               SET status = 'failed', last_error = format('%s [SQLSTATE %s]', SQLERRM, SQLSTATE)
+               SET status = CASE WHEN v_retry THEN 'scheduled' ELSE 'failed' END,
+                   attempts = v_attempts + 1,
+                   -- Counted from as_of, the dispatcher's notion of now.
+                   next_attempt_at = CASE WHEN v_retry THEN as_of + vibescaling._retry_delay(v_attempts + 1) END,
+                   last_error = format('%s [SQLSTATE %s]%s', v_message, v_state,
+                                       CASE WHEN v_retry THEN format(' (attempt %s, will retry)', v_attempts + 1)
+                                            WHEN v_hint = vibescaling._transient_hint()
+                                            THEN format(' (attempt %s, no attempts left)', v_attempts + 1)
+                                            ELSE '' END)
              WHERE id = v_post_id;
         END;
         COMMIT;
@@ -34,9 +71,7 @@ BEGIN
 END
 $$;
 COMMENT ON PROCEDURE vibescaling.dispatch_due_posts(timestamptz) IS
-    'Publishes scheduled posts due at as_of, each in its own transaction; safe to run concurrently.';
--- The procedure reads tokens (through _tiktok_call): not for everyone.
-REVOKE ALL ON PROCEDURE vibescaling.dispatch_due_posts(timestamptz) FROM PUBLIC;
+    'Publishes scheduled posts due at as_of, each in its own transaction, retrying transient failures with backoff; safe to run concurrently.';
 
 -- Raises unless pg_cron is installed in this database.
 CREATE FUNCTION vibescaling._require_pg_cron()
