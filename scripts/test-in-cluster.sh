@@ -20,3 +20,6 @@ test/concurrency.sh
 
 echo "-- secrets in logs"
 test/secrets_in_logs.sh
+
+echo "-- crash (kill -9 the postmaster mid-dispatch)"
+test/crash.sh

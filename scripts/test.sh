@@ -39,6 +39,7 @@ regress=$(grep -oP 'All \K[0-9]+(?= tests passed)' "$log")
 tap=$(grep -oP '^Files=[0-9]+, Tests=\K[0-9]+' "$log")
 conc=$(grep -oP '^concurrency: \K[0-9]+(?= passed, 0 failed)' "$log")
 secrets=$(grep -oP '^secrets: \K[0-9]+(?= passed, 0 failed)' "$log")
+crash=$(grep -oP '^crash: \K[0-9]+(?= passed, 0 failed)' "$log")
 rm -f "$log"
-echo "== core $unit, simulator $sim, pg_regress $regress, pgTAP $tap, concurrency $conc, secrets $secrets"
-echo "tests: $((unit + sim + regress + tap + conc + secrets)) passed, 0 failed"
+echo "== core $unit, simulator $sim, pg_regress $regress, pgTAP $tap, concurrency $conc, secrets $secrets, crash $crash"
+echo "tests: $((unit + sim + regress + tap + conc + secrets + crash)) passed, 0 failed"

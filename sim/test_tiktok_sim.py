@@ -3,6 +3,7 @@
 Run: cd /work/main && python3 -m unittest sim.test_tiktok_sim -v
 """
 
+import hashlib
 import http.client
 import json
 import os
@@ -1072,6 +1073,73 @@ class FaultTests(SimTestCase):
         status, resp, body = self.api("/v2/post/publish/video/init/", self.video_body())
         self.assertEqual((status, body, resp.getheader("Content-Length")), (200, b"", "0"))
         self.assertEqual(self.call("GET", "/_sim/publishes")[2]["publishes"], [])
+
+    # array, huge, binary and wrongtypes replies: 200, each wrong in its own way, no effect.
+    def test_garbage_bodies(self):
+        self.fault(endpoint="video_init", action="array")
+        status, _, body = self.api("/v2/post/publish/video/init/", self.video_body())
+        self.assertEqual(status, 200)
+        self.assertIsInstance(body, list)
+        self.assertEqual(body[0]["error"]["code"], "ok")
+
+        self.fault(endpoint="video_init", action="huge")
+        status, resp, body = self.api("/v2/post/publish/video/init/", self.video_body())
+        self.assertEqual((status, resp.getheader("Content-Length")), (200, str(6 * MB)))
+        self.assertIsInstance(body, dict)                      # parsed: valid JSON, only too big
+        self.assertEqual((body["error"]["code"], body["data"]["publish_id"]), ("ok", "v_pub_url~v2.huge"))
+
+        self.fault(endpoint="video_init", action="binary")
+        status, resp, body = self.api("/v2/post/publish/video/init/", self.video_body())
+        self.assertEqual(status, 200)
+        self.assertTrue(resp.getheader("Content-Type").startswith("application/json"))
+        self.assertIsInstance(body, bytes)
+        with self.assertRaises(UnicodeDecodeError):
+            body.decode("utf-8")
+        self.assertIn(b"\x00", body[:200])
+        self.assertEqual(body[:200], self.api_raw_after_fault("binary")[:200])    # deterministic
+
+        self.fault(endpoint="video_init", action="wrongtypes")
+        status, _, body = self.api("/v2/post/publish/video/init/", self.video_body())
+        self.assertEqual((status, body), (200, {"data": {"publish_id": 12345},
+                                                "error": {"code": 7, "message": None, "log_id": []}}))
+        self.fault(endpoint="video_init", action="wrongtypes", error_code="ok")
+        status, _, body = self.api("/v2/post/publish/video/init/", self.video_body())
+        self.assertEqual((status, body), (200, {"data": {"publish_id": 12345},
+                                                "error": {"code": "ok", "message": None, "log_id": []}}))
+
+        self.assertEqual(self.call("GET", "/_sim/publishes")[2]["publishes"], [])
+        log = self.requests_log(endpoint="video_init")
+        self.assertEqual([e["fault"] for e in log],
+                         ["array", "huge", "binary", "binary", "wrongtypes", "wrongtypes"])
+        # The log takes a publish_id from a reply only when it is a string.
+        self.assertEqual([e["publish_id"] for e in log],
+                         [None, "v_pub_url~v2.huge", None, None, None, None])
+
+    # A fault with open_id only hits calls made with that user's token (auto users too).
+    def test_fault_for_one_user(self):
+        self.user(token="tok_a", open_id="alice")
+        self.user(token="tok_b", open_id="bob")
+        self.fault(endpoint="creator_info", open_id="bob", count=2, http_status=503)
+        self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}, token="tok_a"),
+                            200, "ok")
+        self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}, token="tok_b"),
+                            503, "internal_error")
+        self.assertEqual(self.call("GET", "/_sim/faults")[2]["faults"][0]["open_id"], "bob")
+        auto = "auto_" + hashlib.sha256(b"tok_auto").hexdigest()[:8]
+        self.fault(endpoint="creator_info", open_id=auto, http_status=502)
+        self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}, token="tok_auto"),
+                            502, "internal_error")
+        self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}, token="tok_b"),
+                            503, "internal_error")
+        self.assertEqual(self.call("GET", "/_sim/faults")[2]["faults"], [])
+        for bad in ("", 7, ["bob"]):
+            self.assertEqual(self.call("POST", "/_sim/faults",
+                                       body={"endpoint": "cancel", "open_id": bad})[0], 400)
+
+    # The raw body of one video_init answered by a fault with this action.
+    def api_raw_after_fault(self, action):
+        self.fault(endpoint="video_init", action=action)
+        return self.api("/v2/post/publish/video/init/", self.video_body())[2]
 
     # Faults on OAuth use the flat OAuth error format; on upload they hit PUT.
     def test_oauth_and_upload_faults(self):

@@ -105,7 +105,11 @@ USER_INFO_FIELDS = ("open_id", "union_id", "avatar_url", "avatar_url_100", "avat
 REDACTED_KEYS = {"client_secret", "refresh_token", "code", "token", "access_token",
                  "upload_token"}
 
-FAULT_ACTIONS = ("error", "drop", "slow", "html", "malformed", "empty")
+FAULT_ACTIONS = ("error", "drop", "slow", "html", "malformed", "empty", "array", "huge",
+                 "binary", "wrongtypes")
+
+# Size of the body a "huge" fault answers: past any sane reply limit (6 MiB).
+HUGE_BODY_BYTES = 6 * 1024 * 1024
 
 # Synthetic media (GET/HEAD /_sim/media/<name>?size=N&type=...): a header per type,
 # then byte i = (i * 31 + 7) & 0xFF.  Served in 64 KiB pieces, never held whole.
@@ -562,9 +566,13 @@ class Fault:
     retry_after: int | None = None
     after_processing: bool = False
     skip: int = 0                    # matching calls still to let through before applying
+    open_id: str | None = None       # only calls whose bearer token belongs to this user
 
-    # Whether calls to this endpoint concern the fault ("*" covers all but "media").
-    def matches(self, endpoint: str) -> bool:
+    # Whether a call to this endpoint (by this user, if known) concerns the fault
+    # ("*" covers all but "media").
+    def matches(self, endpoint: str, open_id: str | None = None) -> bool:
+        if self.open_id is not None and self.open_id != open_id:
+            return False
         return self.endpoint == endpoint or (self.endpoint == "*" and endpoint != "media")
 
     # JSON view for /_sim/faults.
@@ -574,7 +582,7 @@ class Fault:
                 "action": self.action, "http_status": self.http_status,
                 "error_code": self.error_code, "message": self.message,
                 "delay_ms": self.delay_ms, "retry_after": self.retry_after,
-                "after_processing": self.after_processing}
+                "after_processing": self.after_processing, "open_id": self.open_id}
 
 
 # --------------------------------------------------------------------------
@@ -648,6 +656,18 @@ class SimState:
         if not record.usable(now()):
             return None
         return self.profiles.get(record.open_id)
+
+    # The open_id behind a bearer token, without creating anything (for fault matching):
+    # None for a missing, unknown-and-invalid or unusable token.
+    def token_open_id(self, token: str | None) -> str | None:
+        if not token:
+            return None
+        record = self.tokens.get(token)
+        if record is None:
+            if not self.config["auto_users"] or token.startswith("invalid"):
+                return None
+            return "auto_" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:8]
+        return record.open_id if record.usable(now()) else None
 
     # Issue a fresh access/refresh token pair for a user; returns both tokens.
     def issue_tokens(self, open_id: str) -> tuple[str, str]:
@@ -729,8 +749,8 @@ class SimState:
 
     # Take one use of the first armed fault matching an endpoint.  Every matching fault
     # still skipping counts this call as one of the calls it lets through.
-    def take_fault(self, endpoint: str) -> Fault | None:
-        matching = [f for f in self.faults if f.matches(endpoint) and f.count > 0]
+    def take_fault(self, endpoint: str, open_id: str | None = None) -> Fault | None:
+        matching = [f for f in self.faults if f.matches(endpoint, open_id) and f.count > 0]
         chosen = next((f for f in matching if f.skip <= 0), None)
         for fault in matching:
             if fault.skip > 0:
@@ -1493,6 +1513,37 @@ def media_plan(method: str, path: str, query: dict, range_header: str | None) ->
 # --------------------------------------------------------------------------
 
 
+# A "huge" fault's body: a well-formed, ok-looking envelope of HUGE_BODY_BYTES bytes
+# (its data padded with an array of strings), so only its size is wrong.
+def huge_body() -> bytes:
+    head = json.dumps({"error": {"code": "ok", "message": "", "log_id": make_log_id()},
+                       "data": {"publish_id": "v_pub_url~v2.huge"}})[:-2]
+    head += ', "padding": ['
+    item = '"' + "x" * 1022 + '", '                       # 1026 bytes per element
+    count = (HUGE_BODY_BYTES - len(head) - 8) // len(item)
+    body = head + item * count + '"end"]}}'
+    return (body + " " * (HUGE_BODY_BYTES - len(body))).encode("ascii")
+
+
+# A "binary" fault's body: JSON-looking text with invalid UTF-8 (a lone continuation
+# byte, an overlong form, a UTF-16 surrogate, 0xFF/0xFE) and a NUL early on (inside what
+# a client would quote in an error message), then every byte value and 4 KiB of
+# deterministic pseudo-random bytes.
+def _binary_body() -> bytes:
+    head = (b'{"data": {"publish_id": "v_pub_url~v2.\xff\xfe"}, "error": {"code": "ok\x80", '
+            b'"message": "\xc0\xaf \x00 \xed\xa0\x80 \xf8\x88\x80\x80\x80", "log_id": "\xc3\x28"}}')
+    noise, x = bytearray(), 2463534242
+    for _ in range(4096):                                 # xorshift32
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        noise.append(x & 0xFF)
+    return head + bytes(range(256)) + bytes(noise)
+
+
+BINARY_BODY = _binary_body()
+
+
 # The reply a fault sends instead of the real one (drop = no reply at all).
 def fault_reply(fault: Fault, endpoint: str) -> Reply:
     headers = {}
@@ -1519,6 +1570,19 @@ def fault_reply(fault: Fault, endpoint: str) -> Reply:
                      error_code=None)
     if fault.action == "empty":
         return Reply(200, b"", headers=headers, error_code=None)
+    if fault.action == "array":
+        body = [{"data": {"publish_id": "v_pub_url~v2.array"},
+                 "error": {"code": "ok", "message": "", "log_id": make_log_id()}}]
+        return Reply(200, json.dumps(body).encode("utf-8"), headers=headers, error_code=None)
+    if fault.action == "huge":
+        return Reply(200, huge_body(), headers=headers, error_code=None)
+    if fault.action == "binary":
+        return Reply(200, BINARY_BODY, headers=headers, error_code=None)
+    if fault.action == "wrongtypes":
+        code = "ok" if fault.error_code == "ok" else 7
+        body = {"data": {"publish_id": 12345},
+                "error": {"code": code, "message": None, "log_id": []}}
+        return Reply(200, json.dumps(body).encode("utf-8"), headers=headers, error_code=None)
     raise ValueError(f"no reply for fault action {fault.action}")
 
 
@@ -1735,7 +1799,7 @@ class ControlApi:
         if not isinstance(body, dict):
             raise ControlError("fault must be a JSON object")
         allowed = {"endpoint", "count", "action", "http_status", "error_code", "message",
-                   "delay_ms", "retry_after", "after_processing", "skip"}
+                   "delay_ms", "retry_after", "after_processing", "skip", "open_id"}
         unknown = sorted(set(body) - allowed)
         if unknown:
             raise ControlError(f"unknown fault fields: {', '.join(unknown)}")
@@ -1757,6 +1821,9 @@ class ControlApi:
         delay = body.get("delay_ms", 0)
         if not is_number(delay) or delay < 0:
             raise ControlError("delay_ms must be a non-negative number")
+        open_id = body.get("open_id")
+        if open_id is not None and (not isinstance(open_id, str) or not open_id):
+            raise ControlError("open_id must be a non-empty string")
         retry_after = body.get("retry_after")
         if retry_after is not None and (not is_int(retry_after) or retry_after < 0):
             raise ControlError("retry_after must be a non-negative integer")
@@ -1766,7 +1833,8 @@ class ControlApi:
                       error_code=str(body.get("error_code", "internal_error")),
                       message=str(body.get("message", "simulated fault")), delay_ms=delay,
                       retry_after=retry_after,
-                      after_processing=bool(body.get("after_processing", False)), skip=skip)
+                      after_processing=bool(body.get("after_processing", False)), skip=skip,
+                      open_id=open_id)
         self.state.faults.append(fault)
         return fault
 
@@ -1939,7 +2007,8 @@ class SimHandler(BaseHTTPRequestHandler):
         req.log_body = self.loggable_body(req)
         with state.lock:
             latency = state.config["latency_ms"]
-            fault = state.take_fault(endpoint) if endpoint else None
+            fault = (state.take_fault(endpoint, state.token_open_id(req.bearer_token()))
+                     if endpoint else None)
         if latency:
             time.sleep(latency / 1000.0)
         if fault and fault.delay_ms:
@@ -2042,9 +2111,10 @@ class SimHandler(BaseHTTPRequestHandler):
     @staticmethod
     def publish_id_from(reply: Reply) -> str | None:
         try:
-            return json.loads(reply.body)["data"]["publish_id"]
+            publish_id = json.loads(reply.body)["data"]["publish_id"]
         except (ValueError, KeyError, TypeError):
             return None
+        return publish_id if isinstance(publish_id, str) else None
 
     # What the request log shows of a body (parsed, secrets redacted).
     @staticmethod

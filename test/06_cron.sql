@@ -28,7 +28,8 @@ $$;
 
 SELECT ok(vibescaling.enable_scheduler('* * * * *') > 0, 'enable_scheduler registers the pg_cron job');
 SELECT is(pg_temp.wait_for_dispatch(:'v', 150), 'posted', 'pg_cron''s run of the dispatcher published the due post');
-SELECT results_eq(format($$SELECT endpoint, trigger, outcome FROM vibescaling.dispatch_logs WHERE post_id = %L ORDER BY id$$, :'v'),
+SELECT results_eq(format($$SELECT endpoint, trigger, outcome FROM vibescaling.dispatch_logs
+                          WHERE post_id = %L AND trigger = 'scheduler' ORDER BY id$$, :'v'),
                   $$VALUES ('creator_info', 'scheduler', 'success'), ('video_init', 'scheduler', 'success')$$,
                   '... logged with trigger scheduler');
 SELECT ok(EXISTS (SELECT 1 FROM cron.job_run_details d JOIN cron.job j USING (jobid)

@@ -211,6 +211,13 @@ vs_parse_endpoint_reply(vs_endpoint ep, long http_status, const char *body, size
 	out->http_status = http_status;
 }
 
+/* 1 for the init endpoints, which create a post on TikTok. */
+int
+vs_endpoint_creates_post(vs_endpoint ep)
+{
+	return endpoint_creates_post(ep) ? 1 : 0;
+}
+
 /* SQLSTATE for an error code and HTTP status (static string). */
 const char *
 vs_sqlstate_for(const char *error_code, long http_status)

@@ -94,7 +94,21 @@ call_unredacted(const vs_http_options *opt, vs_endpoint ep, const char *token,
 	CallOutcome out;
 
 	if (reply.completed)
+	{
 		out = parse_endpoint_reply(ep, reply.http_status, reply.body.data(), reply.body.size());
+
+		/*
+		 * An init TikTok says it accepted, but without a publish_id we can
+		 * name: a bad reply, and TikTok may well have the post.
+		 */
+		if (out.ok && endpoint_creates_post(ep) && out.publish_id.empty())
+		{
+			out.ok = false;
+			out.error_code = "bad_response";
+			out.error_message = "TikTok answered ok to an init without a publish_id string";
+			out.outcome_unknown = true;
+		}
+	}
 	else
 	{
 		out.http_status = reply.http_status;

@@ -88,6 +88,13 @@ vs_endpoint vs_endpoint_from_name(const char *name);
 const char *vs_endpoint_path(vs_endpoint ep);
 
 /*
+ * 1 for the init endpoints: each call creates a post on TikTok and TikTok
+ * has no idempotency key, so such a request is never re-sent blindly (the
+ * Postgres layer logs it as "in flight" before sending it).
+ */
+int			vs_endpoint_creates_post(vs_endpoint ep);
+
+/*
  * Builds the TikTok request body for an endpoint from the flat options
  * object SQL passes:
  *   {"caption", "title", "privacy_level", "mode" ("direct"|"inbox"),

@@ -13,32 +13,51 @@ typedef struct DispatchLogSlot
 {
 	Oid			database_id;	/* the caller's database */
 	int			caller_pid;		/* recorded as dispatch_logs.backend_pid */
+	int64		row_id;			/* in: 0 to insert, else the row to replace; out: the row's id */
 	volatile int done;			/* set by the worker after its commit */
 	char		error[256];		/* the worker's error, when it failed */
 	char		log_json[FLEXIBLE_ARRAY_MEMBER];
 } DispatchLogSlot;
 
+/* The row's columns from the log JSON ($1) and the caller's pid ($2). */
+#define LOG_COLUMNS \
+	"(post_id, tiktok_account_id, trigger, endpoint, http_status, outcome, error_code," \
+	" error_message, log_id, publish_id, duration_ms, outcome_unknown, uploaded_bytes, backend_pid)"
+#define LOG_VALUES \
+	" SELECT r.post_id, r.tiktok_account_id, r.trigger, r.endpoint, nullif(r.http_status, 0), r.outcome," \
+	"  r.error_code, nullif(r.error_message, ''), nullif(r.log_id, ''), nullif(r.publish_id, ''), r.duration_ms," \
+	"  coalesce(r.outcome_unknown, false), r.uploaded_bytes, $2" \
+	" FROM jsonb_populate_record(NULL::vibescaling.dispatch_logs, $1::jsonb) r"
+
 static const char *insert_sql =
-	"INSERT INTO vibescaling.dispatch_logs"
-	" (post_id, tiktok_account_id, trigger, endpoint, http_status, outcome, error_code,"
-	"  error_message, log_id, publish_id, duration_ms, outcome_unknown, uploaded_bytes, backend_pid)"
-	" SELECT r.post_id, r.tiktok_account_id, r.trigger, r.endpoint, nullif(r.http_status, 0), r.outcome,"
-	"  r.error_code, nullif(r.error_message, ''), nullif(r.log_id, ''), nullif(r.publish_id, ''), r.duration_ms,"
-	"  coalesce(r.outcome_unknown, false), r.uploaded_bytes, $2"
-	" FROM jsonb_populate_record(NULL::vibescaling.dispatch_logs, $1::jsonb) r";
+	"INSERT INTO vibescaling.dispatch_logs " LOG_COLUMNS LOG_VALUES " RETURNING id";
+static const char *replace_sql =
+	"UPDATE vibescaling.dispatch_logs SET " LOG_COLUMNS " = (" LOG_VALUES ") WHERE id = $3 RETURNING id";
+
+/* Inserts one row (row_id 0) or replaces row row_id, with SPI in the current transaction; returns its id. */
+static int64
+store_log_row(const char *log_json, int caller_pid, int64 row_id)
+{
+	Oid			argtypes[3] = {TEXTOID, INT4OID, INT8OID};
+	Datum		args[3] = {CStringGetTextDatum(log_json), Int32GetDatum(caller_pid), Int64GetDatum(row_id)};
+	bool		isnull;
+	int64		id;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(row_id > 0 ? replace_sql : insert_sql, row_id > 0 ? 3 : 2, argtypes, args,
+							  NULL, false, 0) < 0 || SPI_processed != 1)
+		elog(ERROR, "could not write vibescaling.dispatch_logs");
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return id;
+}
 
 /* Inserts one row with SPI in the current transaction. */
 void
 vs_insert_dispatch_log(const char *log_json, int caller_pid)
 {
-	Oid			argtypes[2] = {TEXTOID, INT4OID};
-	Datum		args[2] = {CStringGetTextDatum(log_json), Int32GetDatum(caller_pid)};
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(insert_sql, 2, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not insert into vibescaling.dispatch_logs");
-	SPI_finish();
+	(void) store_log_row(log_json, caller_pid, 0);
 }
 
 /* Starts the writer worker for a filled slot; false when none could start. */
@@ -63,12 +82,18 @@ run_writer_worker(dsm_segment *seg, DispatchLogSlot *slot)
 	status = WaitForBackgroundWorkerShutdown(handle);
 	RESUME_INTERRUPTS();
 
+	/* The server is gone: stop here, as every backend does (the log stays as it is). */
+	if (status == BGWH_POSTMASTER_DIED)
+		ereport(FATAL,
+				(errcode(ERRCODE_ADMIN_SHUTDOWN),
+				 errmsg("vibescaling: the postmaster died while a dispatch log row was being written")));
+
 	return status == BGWH_STOPPED && slot->done;
 }
 
-/* Writes one dispatch_logs row durably (see dispatch_log_writer.h). */
-void
-vs_write_dispatch_log(const char *log_json)
+/* Writes (row_id 0) or replaces a dispatch_logs row durably; returns its id. */
+static int64
+write_durably(const char *log_json, int64 row_id)
 {
 	Size		len = strlen(log_json);
 	dsm_segment *seg = dsm_create(offsetof(DispatchLogSlot, log_json) + len + 1, 0);
@@ -76,19 +101,37 @@ vs_write_dispatch_log(const char *log_json)
 
 	slot->database_id = MyDatabaseId;
 	slot->caller_pid = MyProcPid;
+	slot->row_id = row_id;
 	slot->done = 0;
 	slot->error[0] = '\0';
 	memcpy(slot->log_json, log_json, len + 1);
 
-	if (!run_writer_worker(seg, slot))
+	if (run_writer_worker(seg, slot))
+		row_id = slot->row_id;
+	else
 	{
 		ereport(WARNING,
 				(errmsg("vibescaling: dispatch log row written in the caller's transaction; it is lost if that transaction rolls back"),
 				 errdetail("The background writer failed: %s",
 						   slot->error[0] ? slot->error : "it did not start")));
-		vs_insert_dispatch_log(log_json, MyProcPid);
+		row_id = store_log_row(log_json, MyProcPid, row_id);
 	}
 	dsm_detach(seg);
+	return row_id;
+}
+
+/* Writes one dispatch_logs row durably (see dispatch_log_writer.h). */
+int64
+vs_write_dispatch_log(const char *log_json)
+{
+	return write_durably(log_json, 0);
+}
+
+/* Replaces a row written by vs_write_dispatch_log, durably (see dispatch_log_writer.h). */
+void
+vs_update_dispatch_log(int64 row_id, const char *log_json)
+{
+	(void) write_durably(log_json, row_id);
 }
 
 extern "C" {
@@ -119,7 +162,7 @@ vs_dispatch_log_writer_main(Datum main_arg)
 		SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_SESSION);
 		SetConfigOption("statement_timeout", "10s", PGC_SUSET, PGC_S_SESSION);
 		PushActiveSnapshot(GetTransactionSnapshot());
-		vs_insert_dispatch_log(slot->log_json, slot->caller_pid);
+		slot->row_id = store_log_row(slot->log_json, slot->caller_pid, slot->row_id);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		slot->done = 1;

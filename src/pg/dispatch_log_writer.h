@@ -13,11 +13,17 @@
 /*
  * Writes one dispatch_logs row, given as the JSON object the core builds
  * (vs_dispatch_log_json), committed independently of the current
- * transaction. Waits for the commit, holding off query cancel for that
+ * transaction; returns the row's id. Waits for the commit, holding off query cancel for that
  * short wait. If no background worker can be started, falls back to an
  * insert in the current transaction and says so with a WARNING.
  */
-void		vs_write_dispatch_log(const char *log_json);
+int64		vs_write_dispatch_log(const char *log_json);
+
+/*
+ * Replaces, durably, the row vs_write_dispatch_log returned: how an init's
+ * "in flight" row becomes its outcome (see tiktok_call.cpp).
+ */
+void		vs_update_dispatch_log(int64 row_id, const char *log_json);
 
 /*
  * vs_write_dispatch_log, with the publish_id and (when >= 0) the bytes

@@ -18,6 +18,7 @@ extern "C" {
 #include "executor/spi.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "storage/pmsignal.h"
 #include "storage/dsm.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"

@@ -26,11 +26,15 @@
 
 #include <string.h>
 
-/* Polled by curl's progress callback: abort on query cancel, statement_timeout or terminate. */
+/*
+ * Polled by curl's progress callback: abort on query cancel,
+ * statement_timeout, terminate, or the postmaster's death (a backend must
+ * not go on talking to TikTok for a server that is gone).
+ */
 static int
 interrupt_requested(void)
 {
-	return (QueryCancelPending || ProcDiePending) ? 1 : 0;
+	return (QueryCancelPending || ProcDiePending || !PostmasterIsAlive()) ? 1 : 0;
 }
 
 /* Copies a malloc'd core string into palloc'd memory and frees it. */
@@ -103,6 +107,23 @@ options_with_credentials(const char *options, const char *token_to_revoke)
 	return result;
 }
 
+/* The dispatch_logs row of an init about to be sent: outcome unknown until it answers. */
+static char *
+in_flight_log_json(const char *post_id, const char *account_id, const char *trigger, const char *endpoint_name)
+{
+	vs_call_result pending;
+
+	memset(&pending, 0, sizeof(pending));
+	pending.error_code = (char *) "in_flight";
+	pending.error_message = (char *) "sent to TikTok; no answer recorded yet";
+	pending.log_id = (char *) "";
+	pending.publish_id = (char *) "";
+	pending.data_json = (char *) "{}";
+	pending.sqlstate = (char *) "08000";
+	pending.outcome_unknown = 1;
+	return take_core_string(vs_dispatch_log_json(&pending, post_id, account_id, trigger, endpoint_name));
+}
+
 /*
  * One HTTP exchange with TikTok, logged durably. Returns the result JSON
  * (palloc'd); *token_rejected tells whether TikTok refused the token.
@@ -115,6 +136,16 @@ call_and_log(const vs_http_options *http, vs_endpoint endpoint, const char *endp
 	vs_call_result reply;
 	char	   *log_json;
 	char	   *result_json;
+	int64		in_flight_row = 0;
+
+	/*
+	 * An init is logged as "in flight" (outcome unknown) before it is sent
+	 * and the row is replaced by its outcome afterwards: if the server dies
+	 * meanwhile, the durable log still says TikTok may have the post, and
+	 * the dispatcher will not send it again (see _earlier_init).
+	 */
+	if (vs_endpoint_creates_post(endpoint))
+		in_flight_row = vs_write_dispatch_log(in_flight_log_json(post_id, account_id, trigger, endpoint_name));
 
 	/* The core never throws and never calls PostgreSQL. */
 	vs_call(http, endpoint, token, options, &reply);
@@ -128,7 +159,10 @@ call_and_log(const vs_http_options *http, vs_endpoint endpoint, const char *endp
 				 errmsg("vibescaling: out of memory serializing a TikTok reply")));
 
 	/* Durable before anything else can fail: every attempt is logged. */
-	vs_write_dispatch_log(log_json);
+	if (in_flight_row > 0)
+		vs_update_dispatch_log(in_flight_row, log_json);
+	else
+		vs_write_dispatch_log(log_json);
 
 	/* An aborted call was a query cancel or timeout: let PostgreSQL raise it now. */
 	CHECK_FOR_INTERRUPTS();

@@ -20,11 +20,11 @@
 
 #include <string.h>
 
-/* Polled by curl during downloads and uploads: stop on cancel or terminate. */
+/* Polled by curl during downloads and uploads: stop on cancel, terminate or the postmaster's death. */
 static int
 interrupt_requested(void)
 {
-	return (QueryCancelPending || ProcDiePending) ? 1 : 0;
+	return (QueryCancelPending || ProcDiePending || !PostmasterIsAlive()) ? 1 : 0;
 }
 
 /* The HTTP settings of this session. */

@@ -154,6 +154,9 @@ DECLARE
     v_call   jsonb;
     v_failed integer;
 BEGIN
+    IF disconnect_account.account_id IS NULL THEN
+        RAISE EXCEPTION 'account_id is required' USING ERRCODE = '22004';
+    END IF;
     SELECT * INTO a FROM vibescaling.tiktok_accounts t WHERE t.id = account_id FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'TikTok account % not found', account_id USING ERRCODE = 'P0002';
@@ -196,6 +199,9 @@ DECLARE
     c       vibescaling.creator_info_cache;
     v_call  jsonb;
 BEGIN
+    IF creator_info.account_id IS NULL THEN
+        RAISE EXCEPTION 'account_id is required' USING ERRCODE = '22004';
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM vibescaling.tiktok_accounts t WHERE t.id = account_id) THEN
         RAISE EXCEPTION 'TikTok account % not found', account_id USING ERRCODE = 'P0002';
     END IF;

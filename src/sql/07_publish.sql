@@ -1,43 +1,74 @@
 -- vibescaling: publishing a post now (publish_post) and the publish step the
 -- dispatcher shares with it (_publish_locked).
 
--- Refuses a post that TikTok already accepted: a successful init in the
--- durable dispatch log whose publish did not end FAILED (and, for an upload,
--- whose last chunk arrived). This catches the
--- case where init succeeded but the caller's transaction rolled back, so
--- the post still looks unpublished; calling init again would post twice.
-CREATE FUNCTION vibescaling._refuse_if_already_sent(p_post_id uuid)
-RETURNS void
-LANGUAGE plpgsql
+-- What the durable dispatch log says of the post's earlier inits, newest
+-- first, since the last operator settlement (settle_post):
+--   state 'sent'    TikTok accepted one (publish_id) and it did not end FAILED
+--                   (for an upload: its last chunk arrived); the transaction
+--                   that made it may have rolled back or died;
+--   state 'unknown' one was sent but no answer was recorded (timeout after
+--                   sending, dropped connection, or the server died while it
+--                   was "in flight"): TikTok may or may not have the post;
+--   NULL            nothing stands in the way of an init.
+CREATE FUNCTION vibescaling._earlier_init(p_post_id uuid, OUT state text, OUT publish_id text, OUT endpoint text)
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_publish_id text;
+    l vibescaling.dispatch_logs;
 BEGIN
-    SELECT l.publish_id INTO v_publish_id
-      FROM vibescaling.dispatch_logs l
-     WHERE l.post_id = p_post_id
-       AND l.endpoint IN ('video_init', 'inbox_video_init', 'content_init')
-       AND l.outcome = 'success'
-       AND NOT EXISTS (SELECT 1 FROM vibescaling.publish_records r
-                        WHERE r.publish_id = l.publish_id AND r.status = 'failed')
-       -- An upload whose chunks never all arrived is not a post on TikTok.
-       AND (NOT EXISTS (SELECT 1 FROM vibescaling.dispatch_logs c
-                         WHERE c.post_id = p_post_id AND c.publish_id = l.publish_id AND c.endpoint = 'upload_chunk')
-            OR EXISTS (SELECT 1 FROM vibescaling.dispatch_logs c
-                        WHERE c.post_id = p_post_id AND c.publish_id = l.publish_id AND c.endpoint = 'upload_chunk'
-                          AND c.http_status = 201))
-     ORDER BY l.id DESC
-     LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'post % was already sent to TikTok (publish_id %)', p_post_id, v_publish_id
-            USING ERRCODE = '55000',
-                  DETAIL = 'An earlier init succeeded; its transaction did not record the post as posted.',
-                  HINT = 'Check vibescaling.dispatch_logs and TikTok before publishing it again.';
-    END IF;
+    FOR l IN SELECT * FROM vibescaling.dispatch_logs d
+              WHERE d.post_id = p_post_id
+                AND d.endpoint IN ('video_init', 'inbox_video_init', 'content_init')
+                AND (d.outcome = 'success' OR d.outcome_unknown)
+                AND d.id > coalesce((SELECT max(s.id) FROM vibescaling.dispatch_logs s
+                                      WHERE s.post_id = p_post_id AND s.endpoint = 'settlement'), 0)
+              ORDER BY d.id DESC LOOP
+        IF l.outcome_unknown THEN
+            state := 'unknown';
+            endpoint := l.endpoint;
+            RETURN;
+        END IF;
+        -- A publish TikTok reported FAILED, or an upload whose chunks never all arrived, is not a post.
+        CONTINUE WHEN EXISTS (SELECT 1 FROM vibescaling.publish_records r
+                               WHERE r.publish_id = l.publish_id AND r.status = 'failed');
+        CONTINUE WHEN EXISTS (SELECT 1 FROM vibescaling.dispatch_logs c
+                               WHERE c.post_id = p_post_id AND c.publish_id = l.publish_id AND c.endpoint = 'upload_chunk')
+                  AND NOT EXISTS (SELECT 1 FROM vibescaling.dispatch_logs c
+                                   WHERE c.post_id = p_post_id AND c.publish_id = l.publish_id
+                                     AND c.endpoint = 'upload_chunk' AND c.http_status = 201);
+        IF coalesce(l.publish_id, '') = '' THEN
+            state := 'unknown';     -- accepted, but we cannot name the publish
+            endpoint := l.endpoint;
+            RETURN;
+        END IF;
+        state := 'sent';
+        publish_id := l.publish_id;
+        endpoint := l.endpoint;
+        RETURN;
+    END LOOP;
 END
 $$;
-REVOKE ALL ON FUNCTION vibescaling._refuse_if_already_sent(uuid) FROM PUBLIC;
+
+-- Records, for a post whose earlier init TikTok accepted (per the durable
+-- log), the publish record and the posted state that its lost transaction
+-- never committed. Returns publish_post's answer.
+CREATE FUNCTION vibescaling._reconcile_sent(p vibescaling.posts, p_publish_id text, p_endpoint text)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO vibescaling.publish_records (post_id, tiktok_account_id, publish_id, endpoint, mode)
+    VALUES (p.id, p.tiktok_account_id, p_publish_id, p_endpoint, p.mode)
+    ON CONFLICT (publish_id) DO NOTHING;
+    UPDATE vibescaling.posts
+       SET status = 'posted', posted_at = coalesce(posted_at, now()),
+           last_error = 'reconciled: an earlier attempt had published it (dispatch log)'
+     WHERE id = p.id;
+    RETURN jsonb_build_object('data', jsonb_build_object('publish_id', p_publish_id));
+END
+$$;
 
 -- Publishes one post whose row the caller has locked and whose options are
 -- set: checks it, asks creator_info (Direct Post), calls the init endpoint,
@@ -53,10 +84,27 @@ DECLARE
     v_call      jsonb;
     v_endpoint  text;
     v_options   jsonb;
+    v_earlier   record;
 BEGIN
     SELECT * INTO STRICT p FROM vibescaling.posts WHERE id = p_post_id;
     PERFORM vibescaling._check_publishable(p);
-    PERFORM vibescaling._refuse_if_already_sent(p.id);
+
+    -- Never a second init for a post TikTok has, or may have.
+    v_earlier := vibescaling._earlier_init(p.id);
+    IF v_earlier.state = 'sent' AND p_trigger = 'scheduler' THEN
+        -- The dispatcher's earlier run published it, then its transaction was lost.
+        RETURN vibescaling._reconcile_sent(p, v_earlier.publish_id, v_earlier.endpoint);
+    ELSIF v_earlier.state = 'sent' THEN
+        RAISE EXCEPTION 'post % was already sent to TikTok (publish_id %)', p.id, v_earlier.publish_id
+            USING ERRCODE = '55000',
+                  DETAIL = 'An earlier init succeeded; its transaction did not record the post as posted.',
+                  HINT = 'Check vibescaling.dispatch_logs and the TikTok account; settle_post() records the decision.';
+    ELSIF v_earlier.state = 'unknown' THEN
+        RAISE EXCEPTION 'post % may already be on TikTok: an earlier init''s outcome is unknown', p.id
+            USING ERRCODE = '55000',
+                  DETAIL = 'The request was sent, but no answer was recorded (timeout, dropped connection or a server stop).',
+                  HINT = 'Check the TikTok account, then call vibescaling.settle_post(post_id, on_tiktok, publish_id).';
+    END IF;
 
     -- TikTok requires a fresh creator_info before every Direct Post.
     IF p.mode = 'direct' THEN
@@ -89,7 +137,8 @@ BEGIN
         PERFORM vibescaling._raise_tiktok_error(v_call, coalesce(v_call->>'endpoint', v_endpoint));
     END IF;
     IF coalesce(v_call->>'publish_id', '') = '' THEN
-        RAISE EXCEPTION 'TikTok % answered ok without a publish_id (log_id %)', v_endpoint, v_call->>'log_id'
+        RAISE EXCEPTION 'TikTok % answered ok without a publish_id (log_id %)', v_endpoint,
+                        coalesce(nullif(v_call->>'log_id', ''), 'none')
             USING ERRCODE = '08P01';
     END IF;
 
@@ -164,3 +213,51 @@ END
 $$;
 COMMENT ON FUNCTION vibescaling.publish_post(uuid, uuid, text, text, boolean, boolean, boolean, boolean, boolean) IS
     'Publishes a draft post to TikTok now; returns {"data":{"publish_id":...}}.';
+
+-- An operator's decision on a post whose earlier init has an unknown outcome
+-- (or was sent by a lost transaction): on_tiktok = true records it as posted
+-- with TikTok's publish_id; false records that TikTok does not have it, so a
+-- new publish may send it again. Logged in dispatch_logs (endpoint
+-- 'settlement'). Returns {"data": post}.
+CREATE FUNCTION vibescaling.settle_post(post_id uuid, on_tiktok boolean, publish_id text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p vibescaling.posts;
+BEGIN
+    IF settle_post.post_id IS NULL OR settle_post.on_tiktok IS NULL THEN
+        RAISE EXCEPTION 'post_id and on_tiktok are required' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO p FROM vibescaling.posts t WHERE t.id = settle_post.post_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'post % not found', settle_post.post_id USING ERRCODE = 'P0002';
+    END IF;
+    IF p.status IN ('posted', 'publishing') THEN
+        RAISE EXCEPTION 'post % is %; there is nothing to settle', p.id, p.status USING ERRCODE = '55000';
+    END IF;
+    IF settle_post.on_tiktok THEN
+        IF coalesce(settle_post.publish_id, '') = '' THEN
+            RAISE EXCEPTION 'publish_id is required when the post is on TikTok' USING ERRCODE = '22004';
+        END IF;
+        IF p.tiktok_account_id IS NULL THEN
+            RAISE EXCEPTION 'post % has no TikTok account to have been published to', p.id USING ERRCODE = '55000';
+        END IF;
+        PERFORM vibescaling._reconcile_sent(p, settle_post.publish_id,
+                                            CASE WHEN p.media_type = 'photo' THEN 'content_init'
+                                                 WHEN p.mode = 'inbox' THEN 'inbox_video_init' ELSE 'video_init' END);
+        UPDATE vibescaling.posts t SET last_error = 'settled by an operator: on TikTok' WHERE t.id = p.id;
+    ELSE
+        UPDATE vibescaling.posts t SET last_error = 'settled by an operator: not on TikTok' WHERE t.id = p.id;
+    END IF;
+    -- In this transaction, with the decision it records (not through the durable writer).
+    INSERT INTO vibescaling.dispatch_logs (post_id, tiktok_account_id, trigger, endpoint, outcome, error_code,
+                                           publish_id, backend_pid)
+    VALUES (p.id, p.tiktok_account_id, 'manual', 'settlement', 'success',
+            CASE WHEN settle_post.on_tiktok THEN 'on_tiktok' ELSE 'not_on_tiktok' END,
+            settle_post.publish_id, pg_backend_pid());
+    SELECT * INTO p FROM vibescaling.posts t WHERE t.id = p.id;
+    RETURN jsonb_build_object('data', to_jsonb(p));
+END
+$$;

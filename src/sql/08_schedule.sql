@@ -123,6 +123,9 @@ AS $$
 DECLARE
     p vibescaling.posts;
 BEGIN
+    IF cancel_post.post_id IS NULL THEN
+        RAISE EXCEPTION 'post_id is required' USING ERRCODE = '22004';
+    END IF;
     SELECT * INTO p FROM vibescaling.posts t WHERE t.id = cancel_post.post_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'post % not found', cancel_post.post_id USING ERRCODE = 'P0002';
@@ -149,6 +152,9 @@ AS $$
 DECLARE
     p vibescaling.posts;
 BEGIN
+    IF reschedule_post.post_id IS NULL THEN
+        RAISE EXCEPTION 'post_id is required' USING ERRCODE = '22004';
+    END IF;
     SELECT * INTO p FROM vibescaling.posts t WHERE t.id = reschedule_post.post_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'post % not found', reschedule_post.post_id USING ERRCODE = 'P0002';

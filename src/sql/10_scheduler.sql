@@ -90,7 +90,9 @@ $$;
 
 -- Registers (or updates) the pg_cron jobs: vibescaling-dispatch runs the
 -- dispatcher on the given schedule; vibescaling-refresh refreshes tokens
--- that expire within 30 minutes, every 15 minutes. Returns the dispatch job's id.
+-- that expire within 30 minutes, every 15 minutes; vibescaling-poll-status
+-- follows publishes to their final state, every minute. Returns the
+-- dispatch job's id.
 CREATE FUNCTION vibescaling.enable_scheduler(schedule text DEFAULT '*/5 * * * *')
 RETURNS bigint
 LANGUAGE plpgsql
@@ -99,6 +101,9 @@ AS $$
 DECLARE
     v_job_id bigint;
 BEGIN
+    IF enable_scheduler.schedule IS NULL THEN
+        RAISE EXCEPTION 'schedule is required (cron syntax, e.g. ''*/5 * * * *'')' USING ERRCODE = '22004';
+    END IF;
     PERFORM vibescaling._require_pg_cron();
     -- pg_cron runs a procedure that COMMITs only when the command is exactly one CALL.
     EXECUTE 'SELECT cron.schedule($1, $2, $3)'
@@ -106,6 +111,7 @@ BEGIN
       USING 'vibescaling-dispatch', enable_scheduler.schedule, 'CALL vibescaling.dispatch_due_posts()';
     EXECUTE 'SELECT cron.schedule($1, $2, $3)'
       USING 'vibescaling-refresh', '*/15 * * * *', 'SELECT vibescaling.refresh_expiring_tokens()';
+    PERFORM vibescaling._schedule_status_poller();
     RETURN v_job_id;
 END
 $$;
@@ -126,6 +132,9 @@ BEGIN
         EXECUTE 'SELECT cron.unschedule($1)' USING v_job;
         v_found := true;
     END LOOP;
+    IF vibescaling._unschedule_status_poller() THEN
+        v_found := true;
+    END IF;
     RETURN v_found;
 END
 $$;
