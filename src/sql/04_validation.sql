@@ -155,3 +155,25 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION vibescaling._check_creator_allows(vibescaling.posts, jsonb) FROM PUBLIC;
+
+-- Locks a post row FOR UPDATE and returns it: 22004 for a NULL id, P0002
+-- for an unknown one. The row lock makes a racing publish, dispatcher or
+-- state change wait, then see the new state.
+CREATE FUNCTION vibescaling._lock_post(p_post_id uuid)
+RETURNS vibescaling.posts
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p vibescaling.posts;
+BEGIN
+    IF p_post_id IS NULL THEN
+        RAISE EXCEPTION 'post_id is required' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO p FROM vibescaling.posts t WHERE t.id = p_post_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'post % not found', p_post_id USING ERRCODE = 'P0002';
+    END IF;
+    RETURN p;
+END
+$$;

@@ -173,15 +173,8 @@ AS $$
 DECLARE
     p vibescaling.posts;
 BEGIN
-    IF publish_post.post_id IS NULL THEN
-        RAISE EXCEPTION 'post_id is required' USING ERRCODE = '22004';
-    END IF;
-
     -- The row lock makes a racing publish or dispatcher wait, then see 'posted'.
-    SELECT * INTO p FROM vibescaling.posts WHERE id = publish_post.post_id FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'post % not found', publish_post.post_id USING ERRCODE = 'P0002';
-    END IF;
+    p := vibescaling._lock_post(publish_post.post_id);
     IF p.status <> 'draft' THEN
         RAISE EXCEPTION 'post % is %; only a draft can be published', p.id, p.status
             USING ERRCODE = '55000',
@@ -227,13 +220,10 @@ AS $$
 DECLARE
     p vibescaling.posts;
 BEGIN
-    IF settle_post.post_id IS NULL OR settle_post.on_tiktok IS NULL THEN
-        RAISE EXCEPTION 'post_id and on_tiktok are required' USING ERRCODE = '22004';
+    IF settle_post.on_tiktok IS NULL THEN
+        RAISE EXCEPTION 'on_tiktok is required' USING ERRCODE = '22004';
     END IF;
-    SELECT * INTO p FROM vibescaling.posts t WHERE t.id = settle_post.post_id FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'post % not found', settle_post.post_id USING ERRCODE = 'P0002';
-    END IF;
+    p := vibescaling._lock_post(settle_post.post_id);
     IF p.status IN ('posted', 'publishing') THEN
         RAISE EXCEPTION 'post % is %; there is nothing to settle', p.id, p.status USING ERRCODE = '55000';
     END IF;

@@ -123,13 +123,7 @@ AS $$
 DECLARE
     p vibescaling.posts;
 BEGIN
-    IF cancel_post.post_id IS NULL THEN
-        RAISE EXCEPTION 'post_id is required' USING ERRCODE = '22004';
-    END IF;
-    SELECT * INTO p FROM vibescaling.posts t WHERE t.id = cancel_post.post_id FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'post % not found', cancel_post.post_id USING ERRCODE = 'P0002';
-    END IF;
+    p := vibescaling._lock_post(cancel_post.post_id);
     IF p.status <> 'scheduled' THEN
         RAISE EXCEPTION 'post % is %; only a scheduled post can be cancelled', p.id, p.status
             USING ERRCODE = '55000';
@@ -152,13 +146,7 @@ AS $$
 DECLARE
     p vibescaling.posts;
 BEGIN
-    IF reschedule_post.post_id IS NULL THEN
-        RAISE EXCEPTION 'post_id is required' USING ERRCODE = '22004';
-    END IF;
-    SELECT * INTO p FROM vibescaling.posts t WHERE t.id = reschedule_post.post_id FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'post % not found', reschedule_post.post_id USING ERRCODE = 'P0002';
-    END IF;
+    p := vibescaling._lock_post(reschedule_post.post_id);
     IF p.status <> 'scheduled' THEN
         RAISE EXCEPTION 'post % is %; only a scheduled post can be rescheduled', p.id, p.status
             USING ERRCODE = '55000', HINT = 'Use schedule_post() for a draft or a failed post.';
