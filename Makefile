@@ -33,6 +33,11 @@ COMPILE.cxx.bc += -std=c++17 -Wno-register
 $(DATA_built): $(SQL_PARTS)
 	cat $^ > $@
 
+# PGXS tracks no header dependencies: rebuild every object when a header
+# changes (an object compiled against an older vs_call_result would write
+# past the end of the new one).
+$(OBJS): $(wildcard src/core/*.h src/core/*.hpp src/pg/*.h)
+
 # jansson's json_object() has the same name as a function the postgres
 # executable exports, and the dynamic linker binds our reference to the
 # executable's (a crash). The core makes objects with new_json_object()

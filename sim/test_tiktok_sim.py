@@ -1037,6 +1037,23 @@ class FaultTests(SimTestCase):
         entry = self.requests_log(endpoint="video_init")[0]
         self.assertEqual((entry["fault"], entry["http_status"]), ("drop", None))
 
+    # A call answered by a fault before any processing is logged with the caller's open_id.
+    def test_faulted_call_names_the_caller(self):
+        self.user(token="tok_a", open_id="alice")
+        self.fault(endpoint="creator_info", http_status=503)
+        self.fault(endpoint="video_init", action="drop")
+        self.fault(endpoint="creator_info", action="html", http_status=502)
+        self.fault(endpoint="oauth_token", http_status=500, error_code="server_error")
+        self.api("/v2/post/publish/creator_info/query/", {})
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionResetError)):
+            self.api("/v2/post/publish/video/init/", self.video_body())
+        self.api("/v2/post/publish/creator_info/query/", {}, token="tok_unknown")
+        self.form("/v2/oauth/token/", {"grant_type": "refresh_token", "refresh_token": "x"})
+        auto = "auto_" + hashlib.sha256(b"tok_unknown").hexdigest()[:8]
+        self.assertEqual([(e["endpoint"], e["fault"], e["open_id"]) for e in self.requests_log()],
+                         [("creator_info", "error", "alice"), ("video_init", "drop", "alice"),
+                          ("creator_info", "html", auto), ("oauth_token", "error", None)])
+
     # after_processing: the publish is created, but the reply is lost.
     def test_drop_after_processing(self):
         self.fault(endpoint="video_init", action="drop", after_processing=True)

@@ -2007,8 +2007,8 @@ class SimHandler(BaseHTTPRequestHandler):
         req.log_body = self.loggable_body(req)
         with state.lock:
             latency = state.config["latency_ms"]
-            fault = (state.take_fault(endpoint, state.token_open_id(req.bearer_token()))
-                     if endpoint else None)
+            caller = state.token_open_id(req.bearer_token()) if endpoint else None
+            fault = state.take_fault(endpoint, caller) if endpoint else None
         if latency:
             time.sleep(latency / 1000.0)
         if fault and fault.delay_ms:
@@ -2021,6 +2021,10 @@ class SimHandler(BaseHTTPRequestHandler):
                 # resend the same range.
                 server.uploads.identify(req, upload_id)
                 drained = UploadHandler.discard(req, UploadHandler.content_length(req))
+            else:
+                # The handler never runs, so name the caller here: the log shows whose
+                # call the fault answered (None without a usable bearer token).
+                req.open_id = caller
             reply = fault_reply(fault, endpoint)
             if endpoint == "upload" and not drained:
                 reply.close = True

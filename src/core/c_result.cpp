@@ -73,6 +73,7 @@ fill_c_result(const CallOutcome &o, vs_call_result *out) noexcept
 	out->duration_ms = o.duration_ms;
 	out->retryable = (!o.ok && is_retryable(code, o.http_status)) ? 1 : 0;
 	out->outcome_unknown = o.outcome_unknown ? 1 : 0;
+	out->retry_after_s = o.retry_after_s;
 
 	/* A lost code or publish_id must not pass for a clean answer: report out of memory. */
 	if (out->error_code == kStaticOomCode || out->publish_id == kStaticEmpty ||
@@ -85,6 +86,7 @@ fill_c_result(const CallOutcome &o, vs_call_result *out) noexcept
 		fill_c_failure(out, "out_of_memory", kStaticOomMessage, tiktok_may_have_acted);
 		out->http_status = o.http_status;
 		out->duration_ms = duration;
+		out->retry_after_s = o.retry_after_s;
 	}
 }
 
@@ -106,6 +108,7 @@ fill_c_failure(vs_call_result *out, const char *error_code, const char *message,
 	out->duration_ms = 0.0;
 	out->retryable = is_retryable(error_code, 0) ? 1 : 0;
 	out->outcome_unknown = outcome_unknown ? 1 : 0;
+	out->retry_after_s = -1;
 	if (!out->error_code || !out->error_message || !out->log_id || !out->publish_id ||
 		!out->data_json || !out->sqlstate)
 	{
@@ -129,6 +132,7 @@ fill_c_static_oom(vs_call_result *out, bool outcome_unknown) noexcept
 	out->duration_ms = 0.0;
 	out->retryable = 0;
 	out->outcome_unknown = outcome_unknown ? 1 : 0;
+	out->retry_after_s = -1;
 }
 
 /* Frees the strings in *r (skipping static fallbacks) and NULLs them. */

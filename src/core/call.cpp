@@ -8,9 +8,11 @@
 #include "http_transport.hpp"
 #include "reply_parser.hpp"
 #include "request_builder.hpp"
+#include "retry_after.hpp"
 #include "secrets.hpp"
 
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -89,6 +91,7 @@ call_unredacted(const vs_http_options *opt, vs_endpoint ep, const char *token,
 	req.request_timeout_ms = opt->request_timeout_ms;
 	req.should_abort = opt->should_abort;
 	req.fresh_connection = endpoint_never_resend(ep);
+	req.capture_headers.push_back("retry-after");
 
 	HttpReply	reply = http_send(req, perform_started);
 	CallOutcome out;
@@ -108,6 +111,12 @@ call_unredacted(const vs_http_options *opt, vs_endpoint ep, const char *token,
 			out.error_message = "TikTok answered ok to an init without a publish_id string";
 			out.outcome_unknown = true;
 		}
+
+		/* TikTok's (or a proxy's) hint how long to wait, on any reply. */
+		auto		it = reply.headers.find("retry-after");
+
+		if (it != reply.headers.end())
+			out.retry_after_s = retry_after_seconds(it->second, std::time(nullptr));
 	}
 	else
 	{

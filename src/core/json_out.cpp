@@ -90,6 +90,8 @@ result_json(const vs_call_result &r)
 	json_put_new(o.get(), "duration_ms", duration(r.duration_ms).release());
 	json_put_new(o.get(), "retryable", json_boolean(r.retryable));
 	json_put_new(o.get(), "outcome_unknown", json_boolean(r.outcome_unknown));
+	json_put_new(o.get(), "retry_after",
+				 r.retry_after_s >= 0 ? json_integer(r.retry_after_s) : json_null());
 
 	std::string outer = json_dump(o.get(), kOuterFlags);
 	std::string data = json_dump(data_object(r.data_json).get());

@@ -58,6 +58,15 @@ typedef struct vs_call_result
 	int			outcome_unknown;	/* 1 when the request may have reached TikTok
 									 * but no reply was read (timeout after send,
 									 * connection dropped): not safe to resend init */
+	long		retry_after_s;	/* vs_call: the reply's Retry-After header as
+								 * seconds to wait (delta-seconds as given; an
+								 * HTTP-date as seconds from the reply's arrival,
+								 * 0 when already past, never negative; capped
+								 * at 2147483647), on any HTTP reply, success
+								 * or not. -1 when absent, unparsable, or no
+								 * reply came, and always -1 from the other
+								 * functions filling a vs_call_result. A caller
+								 * building one by hand (memset) sets it to -1. */
 } vs_call_result;
 
 /*
@@ -135,7 +144,8 @@ char	   *vs_build_request_body(vs_endpoint ep, const char *options_json, char **
 
 /*
  * Performs one call: builds the body, sends it to base_url + path, parses
- * the reply into *out. The publish endpoints are POSTs of JSON with
+ * the reply into *out, and reads its Retry-After header into
+ * out->retry_after_s. The publish endpoints are POSTs of JSON with
  * "Authorization: Bearer <access_token>"; user_info is a GET (no body)
  * with the same bearer header; oauth_token and oauth_revoke POST a form
  * and send NO Authorization header (access_token is not sent; it may be
@@ -202,7 +212,8 @@ char	   *vs_dispatch_log_json(const vs_call_result *r, const char *post_id,
  * The JSON object SQL receives from vibescaling._tiktok_call:
  * {"ok", "http_status", "error_code", "error_message", "log_id",
  *  "publish_id", "data", "sqlstate", "duration_ms", "retryable",
- *  "outcome_unknown"}. malloc'd.
+ *  "outcome_unknown", "retry_after"}. "retry_after" is retry_after_s as a
+ * number, or null when it is negative (no Retry-After). malloc'd.
  *
  * It carries "data" whole. For oauth_token that is the new access_token and
  * refresh_token, for a FILE_UPLOAD init the upload_url (its query string

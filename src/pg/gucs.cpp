@@ -17,6 +17,8 @@ int			vs_guc_retry_base_delay_s = 60;
 int			vs_guc_retry_max_delay_s = 3600;
 int			vs_guc_max_attempts = 5;
 int			vs_guc_webhook_tolerance_s = 300;
+int			vs_guc_rate_limit_window_s = 60;
+int			vs_guc_rate_limit_max_wait_ms = 10000;
 
 /*
  * Secrets: settable by superusers only, shown to superusers only, left out
@@ -172,6 +174,26 @@ vs_define_gucs(void)
 							300, 1, 86400,
 							PGC_SUSET,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	/* Read by SQL (vibescaling._rate_limit_wait). */
+	DefineCustomIntVariable("vibescaling.rate_limit_window",
+							"The window of TikTok's per-token rate limits (TikTok: one minute).",
+							NULL,
+							&vs_guc_rate_limit_window_s,
+							60, 1, 3600,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("vibescaling.rate_limit_max_wait",
+							"Longest a call waits for a free slot in its account's rate limit before it "
+							"fails with a local, retryable rate_limited error.",
+							NULL,
+							&vs_guc_rate_limit_max_wait_ms,
+							10000, 0, 600000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("vibescaling");

@@ -107,6 +107,72 @@ options_with_credentials(const char *options, const char *token_to_revoke)
 	return result;
 }
 
+/* Seconds until the account may make this call within TikTok's rate limit (SQL: _rate_limit_wait). */
+static double
+rate_limit_wait(const char *account_id, const char *endpoint_name)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		args[2] = {CStringGetTextDatum(account_id), CStringGetTextDatum(endpoint_name)};
+	double		wait;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT vibescaling._rate_limit_wait($1::uuid, $2)", 2, argtypes, args,
+							  NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not check the rate limit");
+	wait = strtod(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), NULL);
+	SPI_finish();
+	return wait;
+}
+
+/*
+ * Waits (interruptibly) until the account may make this call without TikTok
+ * answering 429, so that a burst for one account is spread out. False when
+ * that would take longer than vibescaling.rate_limit_max_wait.
+ */
+static bool
+wait_for_rate_slot(const char *account_id, const char *endpoint_name)
+{
+	long		waited_ms = 0;
+
+	for (;;)
+	{
+		double		wait_s = rate_limit_wait(account_id, endpoint_name);
+		long		wait_ms = (long) (wait_s * 1000.0) + 1;
+
+		if (wait_s <= 0)
+			return true;
+		if (waited_ms + wait_ms > vs_guc_rate_limit_max_wait_ms)
+			return false;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		waited_ms += wait_ms;
+	}
+}
+
+/* The result of a call not made because the account's rate limit is used up (logged as such). */
+static char *
+rate_limited_locally(const char *post_id, const char *account_id, const char *trigger, const char *endpoint_name)
+{
+	vs_call_result refused;
+	char	   *log_json;
+
+	memset(&refused, 0, sizeof(refused));
+	refused.retry_after_s = -1;
+	refused.error_code = (char *) "rate_limited";
+	refused.error_message = (char *) "not sent: the account's TikTok rate limit for this endpoint is used up "
+		"for longer than vibescaling.rate_limit_max_wait";
+	refused.log_id = (char *) "";
+	refused.publish_id = (char *) "";
+	refused.data_json = (char *) "{}";
+	refused.sqlstate = (char *) "53000";
+	refused.retryable = 1;
+	log_json = take_core_string(vs_dispatch_log_json(&refused, post_id, account_id, trigger, endpoint_name));
+	vs_write_dispatch_log(log_json);
+	return take_core_string(vs_result_json(&refused));
+}
+
 /* The dispatch_logs row of an init about to be sent: outcome unknown until it answers. */
 static char *
 in_flight_log_json(const char *post_id, const char *account_id, const char *trigger, const char *endpoint_name)
@@ -114,6 +180,7 @@ in_flight_log_json(const char *post_id, const char *account_id, const char *trig
 	vs_call_result pending;
 
 	memset(&pending, 0, sizeof(pending));
+	pending.retry_after_s = -1;
 	pending.error_code = (char *) "in_flight";
 	pending.error_message = (char *) "sent to TikTok; no answer recorded yet";
 	pending.log_id = (char *) "";
@@ -144,6 +211,13 @@ call_and_log(const vs_http_options *http, vs_endpoint endpoint, const char *endp
 	 * meanwhile, the durable log still says TikTok may have the post, and
 	 * the dispatcher will not send it again (see _earlier_init).
 	 */
+	/* TikTok's per-token limits, kept across backends (SQL: _rate_limit_wait). */
+	if (account_id != NULL && !wait_for_rate_slot(account_id, endpoint_name))
+	{
+		*token_rejected = false;
+		return rate_limited_locally(post_id, account_id, trigger, endpoint_name);
+	}
+
 	if (vs_endpoint_creates_post(endpoint))
 		in_flight_row = vs_write_dispatch_log(in_flight_log_json(post_id, account_id, trigger, endpoint_name));
 
@@ -176,6 +250,7 @@ refresh_failure_json(const VsRefreshResult *r)
 	vs_call_result failed;
 
 	memset(&failed, 0, sizeof(failed));
+	failed.retry_after_s = -1;
 	failed.ok = 0;
 	failed.http_status = r->http_status;
 	failed.error_code = (char *) r->error_code;

@@ -142,6 +142,8 @@ CREATE TABLE vibescaling.dispatch_logs (
 COMMENT ON TABLE vibescaling.dispatch_logs IS
     'Every call to TikTok, committed independently of the caller''s transaction.';
 CREATE INDEX dispatch_logs_post_idx ON vibescaling.dispatch_logs (post_id, created_at);
+-- The rate limiter's look-back: an account's recent calls.
+CREATE INDEX dispatch_logs_account_idx ON vibescaling.dispatch_logs (tiktok_account_id, created_at);
 CREATE INDEX dispatch_logs_failures_idx ON vibescaling.dispatch_logs (created_at)
     WHERE outcome = 'failure';
 

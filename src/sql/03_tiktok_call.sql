@@ -6,7 +6,9 @@
 -- timeouts, writes the dispatch_logs row in its own committed transaction,
 -- and returns the parsed reply:
 --   {"ok", "http_status", "error_code", "error_message", "log_id",
---    "publish_id", "data", "sqlstate", "duration_ms", "retryable", "outcome_unknown"}
+--    "publish_id", "data", "sqlstate", "duration_ms", "retryable", "outcome_unknown",
+--    "retry_after"}
+-- ("retry_after": the reply's Retry-After header in seconds, null without one).
 -- It never raises for a TikTok refusal: the caller decides (see _raise_tiktok_error).
 CREATE FUNCTION vibescaling._tiktok_call(
     endpoint           text,
@@ -27,6 +29,9 @@ AS $$ SELECT 'The failure is transient; try again later.'::text $$;
 
 -- Raises the error for a failed TikTok call: TikTok's code and log_id in the
 -- message and detail, the SQLSTATE from the core's mapping table (README).
+-- When the reply had a Retry-After header, the DETAIL ends with
+-- " retry_after=N" (seconds), always last, after TikTok's message, so that
+-- a reader (the dispatcher) can match it anchored at the end.
 CREATE FUNCTION vibescaling._raise_tiktok_error(call jsonb, endpoint text)
 RETURNS void
 LANGUAGE plpgsql
@@ -38,7 +43,9 @@ DECLARE
     v_detail  text := format('http_status=%s error_code=%s log_id=%s outcome_unknown=%s message=%s',
                              coalesce(call->>'http_status', 'none'), call->>'error_code',
                              coalesce(call->>'log_id', ''), call->>'outcome_unknown',
-                             coalesce(call->>'error_message', ''));
+                             coalesce(call->>'error_message', ''))
+                          || CASE WHEN jsonb_typeof(call->'retry_after') = 'number'
+                                  THEN format(' retry_after=%s', call->>'retry_after') ELSE '' END;
 BEGIN
     -- The dispatcher retries on this hint, unless the request may have reached TikTok.
     IF (call->>'retryable')::boolean AND NOT coalesce((call->>'outcome_unknown')::boolean, false) THEN
@@ -53,3 +60,56 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION vibescaling._raise_tiktok_error(jsonb, text) FROM PUBLIC;
+
+-- TikTok's per-token rate limits: the endpoints that share a limit, and the
+-- limit per window (video/init, inbox/video/init and content/init: 6;
+-- status/fetch: 30; creator_info/query: 20). NULL: not limited.
+CREATE FUNCTION vibescaling._rate_limit_bucket(endpoint text, OUT endpoints text[], OUT calls integer)
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN endpoint IN ('video_init', 'inbox_video_init', 'content_init')
+                THEN ARRAY['video_init', 'inbox_video_init', 'content_init']
+                WHEN endpoint IN ('status_fetch', 'creator_info') THEN ARRAY[endpoint] END,
+           CASE WHEN endpoint IN ('video_init', 'inbox_video_init', 'content_init') THEN 6
+                WHEN endpoint = 'status_fetch' THEN 30
+                WHEN endpoint = 'creator_info' THEN 20 END
+$$;
+
+-- Seconds until the account may make one more call of this endpoint's rate
+-- limit bucket (0: now). The account's calls are counted in the durable
+-- dispatch log, which every backend sees at once: an init is logged "in
+-- flight" before it is sent, other calls when they end. A transaction-level
+-- advisory lock per account and bucket makes the count and the call that
+-- follows one step across backends (held until the caller's transaction
+-- ends: the dispatcher commits per post). Calls that never reached TikTok
+-- (no HTTP status, outcome known) do not count.
+CREATE FUNCTION vibescaling._rate_limit_wait(account_id uuid, endpoint text)
+RETURNS double precision
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    b        record := vibescaling._rate_limit_bucket(endpoint);
+    v_window interval := current_setting('vibescaling.rate_limit_window')::interval;
+    v_oldest timestamptz;
+BEGIN
+    IF b.endpoints IS NULL THEN
+        RETURN 0;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('vibescaling.rate_limit'), hashtext(account_id::text || '/' || b.endpoints[1]));
+    -- The calls-th most recent call in the window, if there are that many.
+    SELECT min(created_at) INTO v_oldest
+      FROM (SELECT l.created_at FROM vibescaling.dispatch_logs l
+             WHERE l.tiktok_account_id = account_id AND l.endpoint = ANY (b.endpoints)
+               AND l.created_at > clock_timestamp() - v_window
+               AND (l.http_status IS NOT NULL OR l.outcome_unknown)
+             ORDER BY l.created_at DESC
+             LIMIT b.calls) recent
+    HAVING count(*) >= b.calls;
+    IF v_oldest IS NULL THEN
+        RETURN 0;
+    END IF;
+    RETURN greatest(extract(epoch FROM v_oldest + v_window - clock_timestamp()), 0.001);
+END
+$$;

@@ -20,7 +20,11 @@ $$;
 -- touching the same post. A transient failure (TikTok 5xx or 429, no
 -- connection, timeout before sending) leaves the post scheduled with
 -- attempts + 1 and next_attempt_at set by exponential backoff, until
--- vibescaling.max_attempts; any other failure, or one whose request may
+-- vibescaling.max_attempts. When TikTok's reply asked for a wait with a
+-- Retry-After header (the error's DETAIL then ends with " retry_after=N",
+-- see _raise_tiktok_error), next_attempt_at is as_of plus the larger of the
+-- backoff and N seconds: never sooner than TikTok asked, and not capped by
+-- vibescaling.retry_max_delay. Any other failure, or one whose request may
 -- have reached TikTok (outcome unknown: resending could post twice), fails
 -- the post with last_error. Query cancel stops the run (committed posts
 -- stay done). Call it as a statement of its own:
@@ -34,7 +38,9 @@ DECLARE
     v_message   text;
     v_state     text;
     v_hint      text;
+    v_detail    text;
     v_retry     boolean;
+    v_retry_after bigint;
 BEGIN
     LOOP
         SELECT p.id, p.attempts INTO v_post_id, v_attempts
@@ -51,14 +57,19 @@ BEGIN
             -- The subtransaction rolled back; the row lock and the
             -- dispatch_logs rows remain. (OTHERS never catches query_canceled.)
             GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
-                                    v_hint = PG_EXCEPTION_HINT;
+                                    v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
             v_retry := v_hint = vibescaling._transient_hint()
                        AND v_attempts + 1 < current_setting('vibescaling.max_attempts')::integer;
+            -- TikTok's Retry-After, in seconds (the core caps it at 2147483647, 10 digits).
+            v_retry_after := (regexp_match(v_detail, ' retry_after=([0-9]{1,10})$'))[1]::bigint;
             UPDATE vibescaling.posts
                SET status = CASE WHEN v_retry THEN 'scheduled' ELSE 'failed' END,
                    attempts = v_attempts + 1,
                    -- Counted from as_of, the dispatcher's notion of now.
-                   next_attempt_at = CASE WHEN v_retry THEN as_of + vibescaling._retry_delay(v_attempts + 1) END,
+                   next_attempt_at = CASE WHEN v_retry
+                                          THEN as_of + greatest(vibescaling._retry_delay(v_attempts + 1),
+                                                                make_interval(secs => coalesce(v_retry_after, 0)))
+                                     END,
                    last_error = format('%s [SQLSTATE %s]%s', v_message, v_state,
                                        CASE WHEN v_retry THEN format(' (attempt %s, will retry)', v_attempts + 1)
                                             WHEN v_hint = vibescaling._transient_hint()
@@ -71,7 +82,7 @@ BEGIN
 END
 $$;
 COMMENT ON PROCEDURE vibescaling.dispatch_due_posts(timestamptz) IS
-    'Publishes scheduled posts due at as_of, each in its own transaction, retrying transient failures with backoff; safe to run concurrently.';
+    'Publishes scheduled posts due at as_of, each in its own transaction, retrying transient failures with backoff (never sooner than TikTok''s Retry-After); safe to run concurrently.';
 
 -- Raises unless pg_cron is installed in this database.
 CREATE FUNCTION vibescaling._require_pg_cron()

@@ -14,7 +14,7 @@ TEST(JsonOut, ResultSuccess)
 	EXPECT_EQ(take_text(vs_result_json(&res.r)),
 			  R"({"ok":true,"http_status":200,"error_code":"ok","error_message":"","log_id":"L1",)"
 			  R"("publish_id":"v_pub_url~v2.1","data":{"publish_id":"v_pub_url~v2.1","ids":[7300000000000000123]},)"
-			  R"("sqlstate":"00000","duration_ms":12.346,"retryable":false,"outcome_unknown":false})");
+			  R"("sqlstate":"00000","duration_ms":12.346,"retryable":false,"outcome_unknown":false,"retry_after":null})");
 }
 
 // The result JSON of a failure.
@@ -28,7 +28,7 @@ TEST(JsonOut, ResultFailure)
 	EXPECT_EQ(take_text(vs_result_json(&res.r)),
 			  R"({"ok":false,"http_status":429,"error_code":"rate_limit_exceeded","error_message":"Too \"many\"",)"
 			  R"("log_id":"L2","publish_id":"","data":{},"sqlstate":"53000","duration_ms":5.0,)"
-			  R"("retryable":true,"outcome_unknown":true})");
+			  R"("retryable":true,"outcome_unknown":true,"retry_after":null})");
 }
 
 // A message containing the placeholder text cannot confuse the "data" splice.
@@ -40,7 +40,7 @@ TEST(JsonOut, ResultSpliceIsRobust)
 	EXPECT_EQ(take_text(vs_result_json(&res.r)),
 			  R"({"ok":false,"http_status":400,"error_code":"invalid_param","error_message":"\"data\":null",)"
 			  R"("log_id":"data","publish_id":"","data":{"k":1.5},"sqlstate":"22023","duration_ms":0.0,)"
-			  R"("retryable":false,"outcome_unknown":false})");
+			  R"("retryable":false,"outcome_unknown":false,"retry_after":null})");
 }
 
 // The dispatch log: exact keys, NULL ids as JSON null.
@@ -76,6 +76,7 @@ TEST(JsonOut, DispatchLogFailure)
 }
 
 // Caller-built results with NULL strings, bad UTF-8 and odd durations still give valid JSON.
+// (A memset result has retry_after_s 0, not -1: "retry_after":0. Callers set -1 for none.)
 TEST(JsonOut, DefensiveInputs)
 {
 	vs_call_result r;
@@ -87,7 +88,7 @@ TEST(JsonOut, DefensiveInputs)
 	EXPECT_EQ(take_text(vs_result_json(&r)),
 			  "{\"ok\":false,\"http_status\":0,\"error_code\":\"\",\"error_message\":\"bad \xEF\xBF\xBD byte\","
 			  "\"log_id\":\"\",\"publish_id\":\"\",\"data\":{},\"sqlstate\":\"\",\"duration_ms\":0.0,"
-			  "\"retryable\":false,\"outcome_unknown\":false}");
+			  "\"retryable\":false,\"outcome_unknown\":false,\"retry_after\":0}");
 	EXPECT_EQ(vs_result_json(nullptr), nullptr);
 	EXPECT_EQ(vs_dispatch_log_json(nullptr, "1", "2", "t", "e"), nullptr);
 	EXPECT_EQ(take_text(vs_dispatch_log_json(&r, nullptr, nullptr, nullptr, nullptr)).rfind(

@@ -1,0 +1,97 @@
+-- TikTok's Retry-After header: carried into the error's DETAIL as
+-- " retry_after=N", and honoured by the dispatcher, which never retries
+-- sooner than TikTok asked (the larger of its backoff and Retry-After).
+\set QUIET 1
+\set ON_ERROR_STOP 1
+SET client_min_messages = warning;
+SELECT plan(12);
+
+SELECT substr(md5(random()::text), 1, 8) AS run \gset
+
+-- Schedules a fresh post for a fresh account 10 minutes ahead; answers its id.
+CREATE FUNCTION pg_temp.scheduled_post(open_id text) RETURNS uuid LANGUAGE sql AS $$
+    SELECT (vibescaling.schedule_post(vs_test.new_video('retry after me'), now() + interval '10 minutes',
+                                      vs_test.new_account(open_id), 'SELF_ONLY') #>> '{data,id}')::uuid
+$$;
+
+-- Queues one video_init fault for open_id's calls only (other sessions may share the simulator).
+CREATE FUNCTION pg_temp.init_fault(open_id text, fault jsonb) RETURNS void LANGUAGE sql AS $$
+    SELECT vs_test.sim_post('/_sim/faults', fault || jsonb_build_object('endpoint', 'video_init', 'open_id', open_id));
+    SELECT NULL::void
+$$;
+
+-- Runs a statement; the DETAIL of the error it raised (NULL when it did not raise).
+CREATE FUNCTION pg_temp.detail_of(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    v_detail text;
+BEGIN
+    EXECUTE stmt;
+    RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS v_detail = PG_EXCEPTION_DETAIL;
+    RETURN v_detail;
+END
+$$;
+
+SELECT now() + interval '11 minutes' AS t1 \gset
+
+-- 1. A 429 with Retry-After: 900 (the backoff alone would be 30-60 s).
+SELECT pg_temp.scheduled_post('ra1_' || :'run') AS p1 \gset
+SELECT pg_temp.init_fault('ra1_' || :'run',
+    '{"http_status": 429, "error_code": "rate_limit_exceeded", "retry_after": 900}');
+CALL vibescaling.dispatch_due_posts(:'t1');
+SELECT results_eq(format($$SELECT status, attempts FROM vibescaling.posts WHERE id = %L$$, :'p1'),
+                  $$VALUES ('scheduled', 1)$$, 'a 429 with Retry-After leaves the post scheduled, attempts 1');
+SELECT ok((SELECT next_attempt_at >= :'t1'::timestamptz + interval '900 seconds'
+             FROM vibescaling.posts WHERE id = :'p1'),
+          '... next attempt no sooner than as_of + Retry-After (900 s)');
+SELECT is((SELECT next_attempt_at FROM vibescaling.posts WHERE id = :'p1'),
+          :'t1'::timestamptz + interval '900 seconds',
+          '... exactly as_of + 900 s: the larger of the backoff and Retry-After');
+SELECT matches((SELECT last_error FROM vibescaling.posts WHERE id = :'p1'),
+               'rate_limit_exceeded .*\[SQLSTATE 53000\] \(attempt 1, will retry\)$', '... and last_error says why and what next');
+
+-- Past the backoff but before Retry-After: nothing happens.
+SELECT :'t1'::timestamptz + interval '5 minutes' AS t2 \gset
+CALL vibescaling.dispatch_due_posts(:'t2');
+SELECT is((SELECT status || '/' || attempts FROM vibescaling.posts WHERE id = :'p1'), 'scheduled/1',
+          'a run after the backoff but before Retry-After leaves it alone');
+SELECT is((SELECT count(*) FROM vibescaling.dispatch_logs WHERE post_id = :'p1' AND endpoint = 'video_init'), 1::bigint,
+          '... no second init was sent');
+
+-- After Retry-After: published.
+SELECT :'t1'::timestamptz + interval '901 seconds' AS t3 \gset
+CALL vibescaling.dispatch_due_posts(:'t3');
+SELECT is((SELECT status FROM vibescaling.posts WHERE id = :'p1'), 'posted', 'after Retry-After the retry publishes it');
+SELECT is((SELECT count(*) FROM vs_test.sim_requests('ra1_' || :'run', 'video_init') r WHERE (r->>'http_status')::int = 200),
+          1::bigint, '... with exactly one successful init');
+
+-- 2. The same 429 without Retry-After: the backoff applies.
+SELECT pg_temp.scheduled_post('ra2_' || :'run') AS p2 \gset
+SELECT pg_temp.init_fault('ra2_' || :'run', '{"http_status": 429, "error_code": "rate_limit_exceeded"}');
+CALL vibescaling.dispatch_due_posts(:'t1');
+SELECT ok((SELECT status = 'scheduled' AND next_attempt_at BETWEEN :'t1'::timestamptz + interval '30 seconds'
+                                                            AND :'t1'::timestamptz + interval '60 seconds'
+             FROM vibescaling.posts WHERE id = :'p2'),
+          'without Retry-After the backoff applies (30-60 s)');
+
+-- 3. The error itself: DETAIL ends with retry_after=N only when TikTok sent the header.
+SELECT vs_test.new_account('ra3_' || :'run') AS a3 \gset
+SELECT pg_temp.init_fault('ra3_' || :'run',
+    '{"http_status": 429, "error_code": "rate_limit_exceeded", "retry_after": 120}');
+SELECT matches(pg_temp.detail_of(format('SELECT vibescaling.publish_post(%L, %L, %L)', vs_test.new_video(), :'a3', 'SELF_ONLY')),
+               '^http_status=429 error_code=rate_limit_exceeded .* retry_after=120$',
+               'publish_post''s error DETAIL ends with retry_after=120');
+SELECT pg_temp.init_fault('ra3_' || :'run', '{"http_status": 429, "error_code": "rate_limit_exceeded"}');
+SELECT doesnt_match(pg_temp.detail_of(format('SELECT vibescaling.publish_post(%L, %L, %L)', vs_test.new_video(), :'a3', 'SELF_ONLY')),
+                    'retry_after', '... and has no retry_after without the header');
+
+-- 4. Retry-After does not make a permanent failure transient.
+SELECT pg_temp.scheduled_post('ra4_' || :'run') AS p4 \gset
+SELECT pg_temp.init_fault('ra4_' || :'run',
+    '{"http_status": 403, "error_code": "spam_risk_too_many_posts", "retry_after": 900}');
+CALL vibescaling.dispatch_due_posts(:'t1');
+SELECT results_eq(format($$SELECT status, attempts, next_attempt_at IS NULL FROM vibescaling.posts WHERE id = %L$$, :'p4'),
+                  $$VALUES ('failed', 1, true)$$, 'a daily cap with Retry-After still fails the post at once');
+
+SELECT * FROM finish();
