@@ -21,5 +21,8 @@ test/concurrency.sh
 echo "-- secrets in logs"
 test/secrets_in_logs.sh
 
+echo "-- chaos (1800 posts, faults, cancelled and terminated dispatchers)"
+test/chaos.sh
+
 echo "-- crash (kill -9 the postmaster mid-dispatch)"
 test/crash.sh

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up this Debian machine and runs every vibescaling test:
-#   1. GoogleTest unit tests of the Postgres-free C++ core (CMake/ctest)
+#   1. GoogleTest unit tests of the Postgres-free C++ core (CMake/ctest),
+#      also under AddressSanitizer + UndefinedBehaviorSanitizer
 #   2. the TikTok simulator's own tests
 #   3. pg_regress (sql/, expected/), pgTAP (test/*.sql) and the concurrency
 #      test (test/concurrency.sh) in a throwaway PostgreSQL 15 cluster
@@ -16,6 +17,12 @@ echo "== 1. core unit tests (GoogleTest)"
 cmake -S . -B build/core -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/core -j2 >/dev/null
 ctest --test-dir build/core --output-on-failure | tee -a "$log" | tail -n 3
+
+echo "== 1b. the same core tests under AddressSanitizer + UndefinedBehaviorSanitizer (leak checks on)"
+cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug \
+  -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" >/dev/null
+cmake --build build/asan -j2 >/dev/null
+(cd build/asan && ASAN_OPTIONS=detect_leaks=1 ./core_tests --gtest_brief=1 2>&1 | tail -n 2)
 
 echo "== 2. simulator tests"
 python3 -m unittest sim.test_tiktok_sim 2>&1 | tee -a "$log" | tail -n 3
@@ -40,6 +47,7 @@ tap=$(grep -oP '^Files=[0-9]+, Tests=\K[0-9]+' "$log")
 conc=$(grep -oP '^concurrency: \K[0-9]+(?= passed, 0 failed)' "$log")
 secrets=$(grep -oP '^secrets: \K[0-9]+(?= passed, 0 failed)' "$log")
 crash=$(grep -oP '^crash: \K[0-9]+(?= passed, 0 failed)' "$log")
+chaos=$(grep -oP '^chaos: \K[0-9]+(?= passed, 0 failed)' "$log")
 rm -f "$log"
-echo "== core $unit, simulator $sim, pg_regress $regress, pgTAP $tap, concurrency $conc, secrets $secrets, crash $crash"
-echo "tests: $((unit + sim + regress + tap + conc + secrets + crash)) passed, 0 failed"
+echo "== core $unit, simulator $sim, pg_regress $regress, pgTAP $tap, concurrency $conc, secrets $secrets, chaos $chaos, crash $crash"
+echo "tests: $((unit + sim + regress + tap + conc + secrets + chaos + crash)) passed, 0 failed"

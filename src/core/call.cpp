@@ -90,7 +90,6 @@ call_unredacted(const vs_http_options *opt, vs_endpoint ep, const char *token,
 	req.connect_timeout_ms = opt->connect_timeout_ms;
 	req.request_timeout_ms = opt->request_timeout_ms;
 	req.should_abort = opt->should_abort;
-	req.fresh_connection = endpoint_never_resend(ep);
 	req.capture_headers.push_back("retry-after");
 
 	HttpReply	reply = http_send(req, perform_started);

@@ -200,13 +200,6 @@ put_chunk(const vs_http_options *opt, const vs_chunk_put *chunk, bool *perform_s
 	req.connect_timeout_ms = opt->connect_timeout_ms;
 	req.request_timeout_ms = opt->request_timeout_ms;
 	req.should_abort = opt->should_abort;
-	/*
-	 * A fresh connection per chunk: libcurl would otherwise re-send a chunk
-	 * whose reused connection closed before the reply, an attempt nobody
-	 * sees in dispatch_logs. A new connection per chunk of 5 MB or more
-	 * costs little.
-	 */
-	req.fresh_connection = true;
 
 	HttpReply	reply = http_send(req, perform_started);
 	CallOutcome out;

@@ -78,11 +78,4 @@ endpoint_creates_post(vs_endpoint ep) noexcept
 	return ep == VS_EP_VIDEO_INIT || ep == VS_EP_INBOX_VIDEO_INIT || ep == VS_EP_CONTENT_INIT;
 }
 
-/* True when a request must never be sent twice (see the header). */
-bool
-endpoint_never_resend(vs_endpoint ep) noexcept
-{
-	return endpoint_creates_post(ep) || ep == VS_EP_OAUTH_TOKEN;
-}
-
 }								/* namespace vibescaling */

@@ -62,13 +62,6 @@ const char *endpoint_path(vs_endpoint ep) noexcept;
  */
 bool endpoint_creates_post(vs_endpoint ep) noexcept;
 
-/*
- * True when a request must never be sent twice: the inits (a duplicate
- * post), and oauth_token (a code is single-use, and a refresh token
- * rotates, so a silently repeated refresh would lose the new tokens).
- */
-bool endpoint_never_resend(vs_endpoint ep) noexcept;
-
 }								/* namespace vibescaling */
 
 #endif

@@ -345,7 +345,15 @@ http_send(const HttpRequest &req, bool *perform_started)
 	}
 	else
 		set(h, CURLOPT_FOLLOWLOCATION, 0L);
-	set(h, CURLOPT_FRESH_CONNECT, req.fresh_connection ? 1L : 0L);
+	/*
+	 * One connection per call, never reused: libcurl silently re-sends a
+	 * request whose reused keep-alive connection closed before any reply
+	 * byte. For an init that would be a second post; for any call it is an
+	 * attempt that no dispatch_logs row shows and the rate limiter does not
+	 * count (the chaos test found both). The price is a handshake per call.
+	 */
+	set(h, CURLOPT_FRESH_CONNECT, 1L);
+	set(h, CURLOPT_FORBID_REUSE, 1L);
 	set(h, CURLOPT_CONNECTTIMEOUT_MS, req.connect_timeout_ms > 0 ? req.connect_timeout_ms : 0L);
 	set(h, CURLOPT_TIMEOUT_MS, req.request_timeout_ms > 0 ? req.request_timeout_ms : 0L);
 	set(h, CURLOPT_HTTPHEADER, headers.get());

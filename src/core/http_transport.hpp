@@ -72,13 +72,6 @@ struct HttpRequest
 	long		request_timeout_ms = 0;
 	int			(*should_abort) (void) = nullptr;	/* polled; nonzero aborts */
 
-	/*
-	 * Open a new connection instead of reusing a kept-alive one. libcurl
-	 * silently re-sends a request whose reused connection closed before
-	 * any reply byte; for a call that creates a post that would be a
-	 * duplicate post, so those calls set this.
-	 */
-	bool		fresh_connection = false;
 };
 
 /* What came back, or why nothing usable did. */

@@ -46,15 +46,21 @@ DECLARE
                              coalesce(call->>'error_message', ''))
                           || CASE WHEN jsonb_typeof(call->'retry_after') = 'number'
                                   THEN format(' retry_after=%s', call->>'retry_after') ELSE '' END;
+    -- Only an init whose request may have reached TikTok is dangerous to
+    -- resend (it would post twice); other calls create nothing.
+    v_unknown_init boolean := coalesce((call->>'outcome_unknown')::boolean, false)
+                              AND endpoint IN ('video_init', 'inbox_video_init', 'content_init');
 BEGIN
-    -- The dispatcher retries on this hint, unless the request may have reached TikTok.
-    IF (call->>'retryable')::boolean AND NOT coalesce((call->>'outcome_unknown')::boolean, false) THEN
+    IF v_unknown_init THEN
+        -- In the message, so that a failed post's last_error says it too.
+        RAISE EXCEPTION USING ERRCODE = call->>'sqlstate', DETAIL = v_detail,
+              MESSAGE = v_message || ': the request may have reached TikTok, its outcome is unknown',
+              HINT = 'Check the TikTok account, then call vibescaling.settle_post(post_id, on_tiktok, publish_id).';
+    END IF;
+    -- The dispatcher retries on this hint.
+    IF (call->>'retryable')::boolean THEN
         RAISE EXCEPTION USING ERRCODE = call->>'sqlstate', MESSAGE = v_message, DETAIL = v_detail,
                               HINT = vibescaling._transient_hint();
-    END IF;
-    IF coalesce((call->>'outcome_unknown')::boolean, false) THEN
-        RAISE EXCEPTION USING ERRCODE = call->>'sqlstate', MESSAGE = v_message, DETAIL = v_detail,
-                              HINT = 'The request may have reached TikTok: check the account before publishing again.';
     END IF;
     RAISE EXCEPTION USING ERRCODE = call->>'sqlstate', MESSAGE = v_message, DETAIL = v_detail;
 END

@@ -52,17 +52,6 @@ TEST(Endpoints, OnlyInitsCreatePosts)
 	EXPECT_FALSE(vibescaling::endpoint_creates_post(VS_EP_USER_INFO));
 }
 
-// Requests never re-sent: the inits, and oauth_token (single-use code, rotating refresh token).
-TEST(Endpoints, NeverResend)
-{
-	using vibescaling::endpoint_never_resend;
-
-	for (vs_endpoint ep : {VS_EP_VIDEO_INIT, VS_EP_INBOX_VIDEO_INIT, VS_EP_CONTENT_INIT, VS_EP_OAUTH_TOKEN})
-		EXPECT_TRUE(endpoint_never_resend(ep)) << ep;
-	for (vs_endpoint ep : {VS_EP_CREATOR_INFO, VS_EP_STATUS_FETCH, VS_EP_OAUTH_REVOKE, VS_EP_USER_INFO,
-						   VS_EP_UNKNOWN})
-		EXPECT_FALSE(endpoint_never_resend(ep)) << ep;
-}
 
 // How each new endpoint is called.
 TEST(Endpoints, OAuthAndUserInfoShape)

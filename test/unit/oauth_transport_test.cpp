@@ -355,7 +355,7 @@ TEST(OAuthTransport, RefusedBeforeSending)
 	EXPECT_EQ(server.seen()[0].target, "/v2/oauth/revoke/");
 }
 
-// oauth_token never rides a kept-alive connection (a silent re-send would burn a code or refresh token).
+// No call rides a kept-alive connection (for oauth_token a silent re-send would burn a code or refresh token).
 TEST(OAuthTransport, TokenUsesFreshConnection)
 {
 	FakeOAuth server(true);
@@ -371,6 +371,6 @@ TEST(OAuthTransport, TokenUsesFreshConnection)
 	std::vector<Seen> seen = server.seen();
 
 	ASSERT_EQ(seen.size(), 3u);
-	EXPECT_EQ(seen[0].remote_port, seen[1].remote_port);	/* user_info reuses */
-	EXPECT_NE(seen[1].remote_port, seen[2].remote_port);	/* oauth_token does not */
+	EXPECT_NE(seen[0].remote_port, seen[1].remote_port);	/* one connection per call */
+	EXPECT_NE(seen[1].remote_port, seen[2].remote_port);
 }
