@@ -1361,6 +1361,125 @@ class MediaTests(SimTestCase):
                          [(None, 200), ("drop", None), ("error", 503), ("slow", 200)])
 
 
+class BulkUserTests(SimTestCase):
+    """POST /_sim/users/bulk and the per-user token/publish indexes behind users."""
+
+    # POST /_sim/users/bulk; returns (status, body).
+    def bulk(self, body):
+        status, _, reply = self.call("POST", "/_sim/users/bulk", body=body)
+        return status, reply
+
+    # Bulk users look exactly like POST /_sim/users with the same open_id and tokens.
+    def test_bulk_users_match_single_users(self):
+        self.assertEqual(self.bulk({"count": 3, "prefix": "bench"}),
+                         (200, {"ok": True, "created": 3}))
+        self.user("act.solo-1", open_id="solo-1", refresh_token="rft.solo-1")
+        users = {u["open_id"]: u for u in self.call("GET", "/_sim/users")[2]["users"]}
+        self.assertEqual(sorted(users), ["bench-1", "bench-2", "bench-3", "solo-1"])
+        self.assertEqual(users["bench-2"]["token_hash"],
+                         hashlib.sha256(b"act.bench-2").hexdigest()[:16])
+        ignore = {"open_id", "union_id", "nickname", "username", "avatar_url", "token_hash",
+                  "tokens"}
+        bench, solo = users["bench-1"], users["solo-1"]
+        self.assertEqual({k: v for k, v in bench.items() if k not in ignore},
+                         {k: v for k, v in solo.items() if k not in ignore})
+        self.assertEqual((bench["token_valid"], bench["expires_at"], bench["scopes"]),
+                         (True, None, ["user.info.basic", "video.publish", "video.upload"]))
+        self.assertEqual((bench["nickname"], bench["username"]), ("Sim Creator bench-1",
+                                                                  "sim_bench-1"))
+
+    # Bulk tokens work for creator_info, video_init and user_info; the refresh token rotates.
+    def test_bulk_tokens_work(self):
+        self.bulk({"count": 2, "prefix": "b_2-x"})
+        data = self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {},
+                                            "act.b_2-x-2"), 200, "ok")
+        self.assertEqual(data["creator_username"], "sim_b_2-x-2")
+        self.assertEqual(data["privacy_level_options"],
+                         ["PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY"])
+        pid = self.init_pull("act.b_2-x-2")
+        self.assertEqual(self.requests_log(publish_id=pid)[0]["open_id"], "b_2-x-2")
+        data = self.assertEnvelope(self.call("GET", "/v2/user/info/?fields=open_id",
+                                             token="act.b_2-x-1"), 200, "ok")
+        self.assertEqual(data["user"]["open_id"], "b_2-x-1")
+        refresh = {"client_key": "sim_client_key", "client_secret": "sim_client_secret",
+                   "grant_type": "refresh_token", "refresh_token": "rft.b_2-x-1"}
+        status, _, body = self.form("/v2/oauth/token/", refresh)
+        self.assertEqual((status, body["open_id"]), (200, "b_2-x-1"), body)
+        self.assertEqual(self.form("/v2/oauth/token/", refresh)[0], 400)   # rotated away
+        users = {u["open_id"]: u for u in self.call("GET", "/_sim/users")[2]["users"]}
+        self.assertEqual((users["b_2-x-1"]["refresh_count"], len(users["b_2-x-1"]["tokens"])),
+                         (1, 2))
+        self.assertEqual((users["b_2-x-2"]["direct_posts_24h"], users["b_2-x-2"]["publishes"]),
+                         (1, 1))
+        self.assertEqual((users["b_2-x-1"]["direct_posts_24h"], users["b_2-x-1"]["publishes"]),
+                         (0, 0))
+
+    # Optional scopes apply to every user; running again replaces the users.
+    def test_bulk_scopes_and_replace(self):
+        self.bulk({"count": 2, "prefix": "s", "scopes": ["user.info.basic"]})
+        self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}, "act.s-1"),
+                            401, "scope_not_authorized")
+        self.assertEqual(self.bulk({"count": 2, "prefix": "s", "scopes": "video.publish"}),
+                         (200, {"ok": True, "created": 2}))
+        self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}, "act.s-1"),
+                            200, "ok")
+        self.assertEqual(len(self.call("GET", "/_sim/users")[2]["users"]), 2)
+
+    # 10,000 users in one call, well under a second.
+    def test_bulk_ten_thousand_fast(self):
+        started = time.monotonic()
+        self.assertEqual(self.bulk({"count": 10000, "prefix": "bench"}),
+                         (200, {"ok": True, "created": 10000}))
+        self.assertLess(time.monotonic() - started, 1.0)
+        for i in (1, 5000, 10000):
+            self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {},
+                                         f"act.bench-{i}"), 200, "ok")
+        self.assertEqual(self.call("GET", "/_sim/users/bench-10000")[0], 404)  # POST only
+        status, _, body = self.call("POST", "/_sim/users/bench-10000", body={"nickname": "N"})
+        self.assertEqual((status, body["nickname"], body["token_valid"]), (200, "N", True))
+
+    # Bad input answers 400 like other control errors and creates nobody.
+    def test_bulk_bad_input(self):
+        bad = [
+            {"prefix": "p"}, {"count": 0, "prefix": "p"}, {"count": -1, "prefix": "p"},
+            {"count": 100001, "prefix": "p"}, {"count": "10", "prefix": "p"},
+            {"count": 1.5, "prefix": "p"}, {"count": True, "prefix": "p"},
+            {"count": 2}, {"count": 2, "prefix": ""}, {"count": 2, "prefix": "a b"},
+            {"count": 2, "prefix": "x" * 41}, {"count": 2, "prefix": "caf\u00e9"},
+            {"count": 2, "prefix": "ab\n"}, {"count": 2, "prefix": "a/b"},
+            {"count": 2, "prefix": 7}, {"count": 2, "prefix": None},
+            {"count": 2, "prefix": "p", "scopes": 5}, {"count": 2, "prefix": "p", "scopes": [1]},
+            {"count": 2, "prefix": "p", "nickname": "x"}, [{"count": 2, "prefix": "p"}],
+        ]
+        for body in bad:
+            status, reply = self.bulk(body)
+            self.assertEqual(status, 400, body)
+            self.assertEqual(reply["ok"], False, body)
+            self.assertIsInstance(reply["error"], str)
+        status, _, reply = self.call("POST", "/_sim/users/bulk", raw=b"{not json",
+                                     headers={"Content-Type": "application/json"})
+        self.assertEqual((status, reply["ok"]), (400, False))
+        self.assertEqual(self.bulk({"count": 100000, "prefix": "x" * 40})[0], 200)
+        self.call("POST", "/_sim/reset")
+        self.bulk({"count": 2, "prefix": "p", "scopes": 5})
+        self.assertEqual(self.call("GET", "/_sim/users")[2]["users"], [])
+
+    # Moving an access token to another user moves it in the per-user index too.
+    def test_token_moves_between_users(self):
+        self.user("tok_m", open_id="ou_a")
+        self.user("tok_a2", open_id="ou_a")
+        self.user("tok_m", open_id="ou_b")
+        users = {u["open_id"]: u for u in self.call("GET", "/_sim/users")[2]["users"]}
+        self.assertEqual([t["token_hash"] for t in users["ou_a"]["tokens"]],
+                         [hashlib.sha256(b"tok_a2").hexdigest()[:16]])
+        self.assertEqual(users["ou_b"]["token_hash"], hashlib.sha256(b"tok_m").hexdigest()[:16])
+        self.call("POST", "/_sim/users/ou_a", body={"token_valid": False})
+        self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}, "tok_m"),
+                            200, "ok")
+        self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}, "tok_a2"),
+                            401, "access_token_invalid")
+
+
 class HttpBehaviourTests(SimTestCase):
     """Keep-alive, Content-Length, process lifecycle."""
 
@@ -1376,6 +1495,34 @@ class HttpBehaviourTests(SimTestCase):
         status, resp, _ = self.call("GET", "/_sim/health", conn=conn)
         self.assertIsNotNone(resp.getheader("Content-Length"))
         conn.close()
+
+    # 300 connections opened at once are all accepted (listen backlog well above
+    # socketserver's 5: no dropped SYN, so no 1 s retransmit), then all served at once.
+    def test_many_concurrent_connections(self):
+        self.assertGreaterEqual(self.server.request_queue_size, 1024)
+        self.call("POST", "/_sim/users/bulk", body={"count": 300, "prefix": "conn"})
+        conns, slowest = [], 0.0
+        try:
+            for _ in range(300):
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+                started = time.monotonic()
+                conn.connect()
+                slowest = max(slowest, time.monotonic() - started)
+                conns.append(conn)
+            for i, conn in enumerate(conns, 1):
+                conn.request("POST", "/v2/post/publish/creator_info/query/", body=b"{}",
+                             headers={"Authorization": f"Bearer act.conn-{i}",
+                                      "Content-Type": "application/json"})
+            replies = []
+            for conn in conns:
+                resp = conn.getresponse()
+                replies.append((resp.status, json.loads(resp.read())["error"]["code"]))
+        finally:
+            for conn in conns:
+                conn.close()
+        self.assertEqual(replies, [(200, "ok")] * 300)
+        self.assertLess(slowest, 0.9)
+        self.assertEqual(len(self.requests_log(endpoint="creator_info")), 300)
 
     # The script prints its listening line and exits 0 on SIGTERM.
     def test_cli_sigterm(self):

@@ -10,7 +10,25 @@ error codes, TikTok's field spelling).  Python 3.11 standard library only.
 A control API under /_sim/ (no auth) drives users, config, faults and shows
 the request log and publishes (with the CRC32 of uploaded bytes); it also serves
 synthetic video files for download tests at /_sim/media/<name>?size=N&type=...
-See sim/README.md.
+See sim/README.md.  Its calls:
+
+    GET  /_sim/health                  POST /_sim/reset
+    GET  /_sim/config                  POST /_sim/config {...}
+    GET  /_sim/users                   POST /_sim/users {access_token, ...profile}
+    POST /_sim/users/<open_id> {...}   (update an existing user; not for open_id "bulk")
+    POST /_sim/users/bulk {"count": N, "prefix": P, "scopes": [...]}   (scopes optional)
+         creates or replaces N users at once (N <= 100000, P = [A-Za-z0-9_-]{1,40}):
+         user i (1..N) has open_id "P-i", access_token "act.P-i", refresh_token
+         "rft.P-i" and default profile and token lifetimes, exactly as POST /_sim/users
+         with those fields makes it; answers {"ok": true, "created": N}; bad input 400
+    GET|POST|DELETE /_sim/faults       GET|DELETE /_sim/requests?endpoint=&open_id=&...
+    GET  /_sim/publishes[/<id>]        POST /_sim/publishes/<id> {status?, ...}
+    GET|HEAD /_sim/media/<name>?size=N&type=mp4|mov|webm
+
+Capacity: one thread per connection, listen backlog 4096 (capped by
+net.core.somaxconn); latency sleeps run outside the state lock.  The request log
+keeps the last MAX_LOG_ENTRIES (20000) calls.  sim/load_probe.py measures a
+creator_info + video_init burst over many keep-alive connections.
 """
 
 from __future__ import annotations
@@ -20,6 +38,8 @@ import copy
 import hashlib
 import ipaddress
 import json
+import os
+import random
 import re
 import secrets
 import signal
@@ -129,6 +149,11 @@ _MEDIA_PATTERN = bytes((i * 31 + 7) & 0xFF for i in range(MEDIA_PIECE + 256))
 # --------------------------------------------------------------------------
 
 
+# Non-secret randomness (log ids, publish ids): no getrandom() syscall per call, which
+# under load also means one GIL hand-off less per request.  Tokens still use secrets.
+_RNG = random.Random(os.urandom(32))
+
+
 # Current wall-clock time in seconds.
 def now() -> float:
     return time.time()
@@ -136,7 +161,7 @@ def now() -> float:
 
 # A TikTok-style log_id: UTC timestamp followed by random hex.
 def make_log_id() -> str:
-    return time.strftime("%Y%m%d%H%M%S", time.gmtime()) + secrets.token_hex(10).upper()
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime()) + f"{_RNG.getrandbits(80):020X}"
 
 
 # Short sha256 prefix of a secret, safe to show and log.
@@ -606,12 +631,16 @@ class SimState:
         with self.lock:
             self.config.reset()
             self.profiles: dict[str, dict] = {}          # open_id -> profile
-            self.tokens: dict[str, TokenRecord] = {}     # access token -> record
+            self.tokens: dict[str, TokenRecord] = {}     # access token -> record (via put_token)
+            # Indexes so per-user questions need not scan every token / publish:
+            self.token_order: dict[str, int] = {}        # token -> position in self.tokens
+            self.user_tokens: dict[str, set] = {}        # open_id -> its tokens
+            self.user_publishes: dict[str, list] = {}    # open_id -> its publishes, oldest first
             self.refresh_tokens: dict[str, RefreshRecord] = {}
             self.auth_codes: dict[str, str] = {}         # registered code -> open_id
             self.used_codes: set[str] = set()
             self.refresh_counts: dict[str, int] = {}
-            self.publishes: dict[str, Publish] = {}
+            self.publishes: dict[str, Publish] = {}      # publish id -> publish (via add_publish)
             self.uploads: dict[str, str] = {}            # upload id -> publish id
             self.request_log: deque = deque(maxlen=MAX_LOG_ENTRIES)
             self.faults: list[Fault] = []
@@ -652,7 +681,7 @@ class SimState:
             open_id = "auto_" + hashlib.sha256(token.encode("utf-8")).hexdigest()[:8]
             self.profiles.setdefault(open_id, self.default_profile(open_id))
             record = TokenRecord(open_id=open_id)
-            self.tokens[token] = record
+            self.put_token(token, record)
         if not record.usable(now()):
             return None
         return self.profiles.get(record.open_id)
@@ -674,19 +703,35 @@ class SimState:
         at = now()
         access = "act." + secrets.token_urlsafe(30)
         refresh = "rft." + secrets.token_urlsafe(30)
-        self.tokens[access] = TokenRecord(
+        self.put_token(access, TokenRecord(
             open_id=open_id, expires_at=at + self.config["access_expires_in"],
-            refresh_token=refresh)
+            refresh_token=refresh))
         self.refresh_tokens[refresh] = RefreshRecord(
             open_id=open_id, access_token=access,
             expires_at=at + self.config["refresh_expires_in"])
         return access, refresh
 
+    # Store (or replace) the record of an access token, keeping the per-user index.
+    def put_token(self, token: str, record: TokenRecord) -> None:
+        old = self.tokens.get(token)
+        if old is None:
+            self.token_order[token] = len(self.token_order)
+        elif old.open_id != record.open_id and old.open_id in self.user_tokens:
+            self.user_tokens[old.open_id].discard(token)
+        self.tokens[token] = record
+        if record.open_id is not None:
+            self.user_tokens.setdefault(record.open_id, set()).add(token)
+
+    # A user's access tokens, in the order of self.tokens.
+    def tokens_of(self, open_id: str) -> list[str]:
+        return sorted(self.user_tokens.get(open_id, ()), key=self.token_order.__getitem__)
+
     # Latest access token record of a user (or None).
     def latest_token(self, open_id: str) -> tuple[str | None, TokenRecord | None]:
         best = (None, None)
-        for tok, rec in self.tokens.items():
-            if rec.open_id == open_id and (best[1] is None or rec.created_at >= best[1].created_at):
+        for tok in self.tokens_of(open_id):
+            rec = self.tokens[tok]
+            if best[1] is None or rec.created_at >= best[1].created_at:
                 best = (tok, rec)
         return best
 
@@ -713,9 +758,18 @@ class SimState:
     # A fresh, unused publish id with TikTok's prefix.
     def new_publish_id(self, prefix: str) -> str:
         while True:
-            pid = f"{prefix}~v2.{7000000000000000000 + secrets.randbelow(10**18)}"
+            pid = f"{prefix}~v2.{7000000000000000000 + _RNG.randrange(10**18)}"
             if pid not in self.publishes:
                 return pid
+
+    # Store a new publish (and index it under its user).
+    def add_publish(self, publish: Publish) -> None:
+        self.publishes[publish.publish_id] = publish
+        self.user_publishes.setdefault(publish.open_id, []).append(publish)
+
+    # A user's publishes, oldest first.
+    def publishes_of(self, open_id: str) -> list:
+        return self.user_publishes.get(open_id, [])
 
     # Next 19-digit post id.
     def next_post_id(self) -> int:
@@ -725,15 +779,15 @@ class SimState:
     # Direct Posts created by a user in the last 24 h.
     def direct_posts_today(self, open_id: str) -> int:
         since = now() - DAY
-        return sum(1 for p in self.publishes.values()
-                   if p.open_id == open_id and p.mode == DIRECT and p.created_at > since)
+        return sum(1 for p in self.publishes_of(open_id)
+                   if p.mode == DIRECT and p.created_at > since)
 
     # Inbox drafts of a user in the last 24 h that are not failed or posted.
     def pending_shares(self, open_id: str) -> int:
         at = now()
         count = 0
-        for p in self.publishes.values():
-            if p.open_id == open_id and p.mode == INBOX and p.created_at > at - DAY:
+        for p in self.publishes_of(open_id):
+            if p.mode == INBOX and p.created_at > at - DAY:
                 status, _, _ = p.progress(at)
                 if status not in (ST_FAILED, ST_COMPLETE):
                     count += 1
@@ -1030,7 +1084,7 @@ class TikTokApi:
             data["upload_url"] = (f"{base.rstrip('/')}/upload/{publish.upload_id}"
                                   f"?upload_token={quote(publish.upload_token)}")
             state.uploads[publish.upload_id] = publish.publish_id
-        state.publishes[publish.publish_id] = publish
+        state.add_publish(publish)
         req.publish_id = publish.publish_id
         return publish, data
 
@@ -1287,7 +1341,7 @@ class TikTokApi:
                 state.tokens[refresh.access_token].valid = False
         else:
             # Unknown token: remember it as revoked so auto_users never adopts it.
-            state.tokens[token] = TokenRecord(open_id=None, valid=False)
+            state.put_token(token, TokenRecord(open_id=None, valid=False))
         return oauth_reply(200, None)
 
 
@@ -1597,6 +1651,8 @@ PROFILE_FIELD_TYPES = {
     "nickname": str, "username": str, "avatar_url": str, "cannot_post": (str, type(None)),
     "banned": bool, "daily_post_cap": int,
 }
+BULK_PREFIX_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")
+MAX_BULK_USERS = 100000
 TOKEN_FIELDS = {"access_token", "refresh_token", "auth_code", "token_valid", "expires_at",
                 "expires_in", "refresh_expires_at"}
 
@@ -1645,6 +1701,8 @@ class ControlApi:
                 return 200, {"users": self.list_users()}
             if method == "POST":
                 return 200, self.put_user(body)
+        if path == "/_sim/users/bulk" and method == "POST":
+            return 200, self.bulk_users(body)
         if path.startswith("/_sim/users/") and method == "POST":
             return 200, self.update_user(unquote(path[len("/_sim/users/"):]), body)
         if path == "/_sim/faults":
@@ -1716,7 +1774,7 @@ class ControlApi:
     def apply_token_fields(self, open_id: str, access_token: str | None, body: dict) -> None:
         state = self.state
         records = ([state.tokens[access_token]] if access_token
-                   else [r for r in state.tokens.values() if r.open_id == open_id])
+                   else [state.tokens[t] for t in state.tokens_of(open_id)])
         for record in records:
             if "token_valid" in body:
                 record.valid = bool(body["token_valid"])
@@ -1743,16 +1801,45 @@ class ControlApi:
         if not isinstance(token, str) or not token:
             raise ControlError("access_token is required")
         self.check_profile_fields(body)
-        state = self.state
-        existing = state.tokens.get(token)
+        existing = self.state.tokens.get(token)
         open_id = body.get("open_id") or (existing.open_id if existing and existing.open_id
                                           else "user_" + token_hash(token, 8))
+        self.store_user(open_id, token, body)
+        return self.describe_user(open_id)
+
+    # Create or replace one user behind an access token (body fields already checked).
+    def store_user(self, open_id: str, token: str, body: dict) -> None:
+        state = self.state
         profile = state.default_profile(open_id)
         self.apply_profile_fields(profile, body)
         state.profiles[open_id] = profile
-        state.tokens[token] = TokenRecord(open_id=open_id)
+        state.put_token(token, TokenRecord(open_id=open_id))
         self.apply_token_fields(open_id, token, body)
-        return self.describe_user(open_id)
+
+    # POST /_sim/users/bulk {count, prefix, scopes?}: users <prefix>-1 .. <prefix>-<count>,
+    # each exactly as POST /_sim/users {"open_id": "<prefix>-<i>", "access_token":
+    # "act.<prefix>-<i>", "refresh_token": "rft.<prefix>-<i>", "scopes": ...} makes it.
+    def bulk_users(self, body) -> dict:
+        if not isinstance(body, dict):
+            raise ControlError("bulk body must be a JSON object")
+        unknown = sorted(set(body) - {"count", "prefix", "scopes"})
+        if unknown:
+            raise ControlError(f"unknown bulk fields: {', '.join(unknown)}")
+        count = body.get("count")
+        if not is_int(count) or not 1 <= count <= MAX_BULK_USERS:
+            raise ControlError(f"count must be an integer from 1 to {MAX_BULK_USERS}")
+        prefix = body.get("prefix")
+        if not isinstance(prefix, str) or not BULK_PREFIX_RE.fullmatch(prefix):
+            raise ControlError("prefix must be 1 to 40 characters of [A-Za-z0-9_-]")
+        fields = {"scopes": body["scopes"]} if "scopes" in body else {}
+        self.check_profile_fields(fields)
+        if isinstance(fields.get("scopes"), list) and not all(
+                isinstance(scope, str) for scope in fields["scopes"]):
+            raise ControlError("scopes must be a list of strings or a comma-separated string")
+        for i in range(1, count + 1):
+            name = f"{prefix}-{i}"
+            self.store_user(name, "act." + name, {**fields, "refresh_token": "rft." + name})
+        return {"ok": True, "created": count}
 
     # POST /_sim/users/<open_id>: merge fields into an existing user.
     def update_user(self, open_id: str, body) -> dict:
@@ -1778,13 +1865,13 @@ class ControlApi:
             "token_hash": token_hash(token) if token else None,
             "token_valid": record.usable(at) if record else False,
             "expires_at": record.expires_at if record else None,
-            "tokens": [{"token_hash": token_hash(t), "valid": r.usable(at),
-                        "expires_at": r.expires_at}
-                       for t, r in state.tokens.items() if r.open_id == open_id],
+            "tokens": [{"token_hash": token_hash(t), "valid": state.tokens[t].usable(at),
+                        "expires_at": state.tokens[t].expires_at}
+                       for t in state.tokens_of(open_id)],
             "refresh_count": state.refresh_counts.get(open_id, 0),
             "direct_posts_24h": state.direct_posts_today(open_id),
             "pending_shares": state.pending_shares(open_id),
-            "publishes": sum(1 for p in state.publishes.values() if p.open_id == open_id),
+            "publishes": len(state.publishes_of(open_id)),
         })
         return profile
 
@@ -1898,6 +1985,11 @@ class SimHTTPServer(ThreadingHTTPServer):
     """Threading HTTP server that carries the simulator state."""
     daemon_threads = True
     allow_reuse_address = True
+    # listen() backlog (socketserver's default is 5): a burst of hundreds of simultaneous
+    # connects must not overflow the accept queue, or the kernel drops SYNs/ACKs and
+    # clients stall 1 s and more on retransmits.  The kernel caps it at
+    # net.core.somaxconn (4096 on current Linux).
+    request_queue_size = 4096
 
     # Bind and attach state, APIs and output options.
     def __init__(self, address, state: SimState, verbose: bool = False, quiet: bool = False):
@@ -2005,10 +2097,12 @@ class SimHandler(BaseHTTPRequestHandler):
                 return
             req.raw_body = raw
         req.log_body = self.loggable_body(req)
-        with state.lock:
-            latency = state.config["latency_ms"]
-            caller = state.token_open_id(req.bearer_token()) if endpoint else None
-            fault = state.take_fault(endpoint, caller) if endpoint else None
+        latency = state.config["latency_ms"]
+        caller = fault = None
+        if endpoint and state.faults:     # checked without the lock: no faults, no lock here
+            with state.lock:
+                caller = state.token_open_id(req.bearer_token())
+                fault = state.take_fault(endpoint, caller)
         if latency:
             time.sleep(latency / 1000.0)
         if fault and fault.delay_ms:
@@ -2031,6 +2125,13 @@ class SimHandler(BaseHTTPRequestHandler):
         else:
             if endpoint == "upload":
                 reply = server.uploads.handle(req, upload_id)
+            elif fault is None:
+                # The common case: run the handler and log the call in one critical section.
+                with state.lock:
+                    reply = server.api.handle(req)
+                    self.log_call(req, reply, None)
+                self.send_reply(reply)
+                return
             else:
                 with state.lock:
                     reply = server.api.handle(req)
@@ -2087,6 +2188,13 @@ class SimHandler(BaseHTTPRequestHandler):
     # Log the call, then send the reply (or drop the connection); returns the log entry.
     def finish_tiktok(self, req: Request, reply: Reply, fault: Fault | None,
                       send: bool = True) -> dict:
+        entry = self.log_call(req, reply, fault)
+        if send:
+            self.send_reply(reply)
+        return entry
+
+    # Append a call to the request log (takes the state lock); returns the log entry.
+    def log_call(self, req: Request, reply: Reply, fault: Fault | None) -> dict:
         entry = {
             "method": req.method, "path": redact_path(self.path), "endpoint": req.endpoint,
             "open_id": req.open_id, "http_status": None if reply.drop else reply.status,
@@ -2097,23 +2205,25 @@ class SimHandler(BaseHTTPRequestHandler):
         if fault and fault.after_processing:
             entry["effect_error_code"] = reply.effect_error_code
         with self.server.state.lock:
-            entry = self.server.state.log_request(entry)
-        if not send:
-            return entry
+            return self.server.state.log_request(entry)
+
+    # Send a reply, or for a "drop" close the connection without one.
+    def send_reply(self, reply: Reply) -> None:
         if reply.drop:
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-            return entry
+            return
         self.send_raw(reply.status, reply.body, reply.content_type, reply.headers,
                       close=reply.close)
-        return entry
 
     # The publish id named in a JSON reply body, if any.
     @staticmethod
     def publish_id_from(reply: Reply) -> str | None:
+        if b'"publish_id"' not in reply.body:       # skip parsing replies that cannot name one
+            return None
         try:
             publish_id = json.loads(reply.body)["data"]["publish_id"]
         except (ValueError, KeyError, TypeError):
@@ -2204,8 +2314,14 @@ class SimHandler(BaseHTTPRequestHandler):
         if close:
             self.send_header("Connection", "close")
             self.close_connection = True
-        self.end_headers()
-        if body and self.command != "HEAD":
+        send_body = body and self.command != "HEAD"
+        if self.request_version != "HTTP/0.9":
+            # What end_headers() does, with the body in the same write: one send() per reply.
+            self._headers_buffer.append(b"\r\n")
+            if send_body:
+                self._headers_buffer.append(body)
+            self.flush_headers()
+        elif send_body:                   # HTTP/0.9: no status line or headers, body only
             self.wfile.write(body)
         self.wfile.flush()
 
