@@ -8,11 +8,13 @@
 
 #include "c_result.hpp"
 #include "call.hpp"
+#include "call_many.hpp"
 #include "chunk_plan.hpp"
 #include "chunk_upload.hpp"
 #include "endpoints.hpp"
 #include "error_map.hpp"
 #include "json_out.hpp"
+#include "multi_transport.hpp"
 #include "range_fetch.hpp"
 #include "reply_parser.hpp"
 #include "request_builder.hpp"
@@ -21,7 +23,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <new>
+#include <vector>
 
 using namespace vibescaling;
 
@@ -74,6 +78,15 @@ fill_guarded(vs_call_result *out, const char *oom_message, Operation operation) 
 		fill_c_failure(out, "core_error", "vibescaling: unexpected failure during the transfer",
 					   started);
 	}
+}
+
+/* Fills results[0..n) with the same core failure (started[i]: call i may have been sent). */
+void
+fill_all_failed(int n, vs_call_result *results, const bool *started, const char *code,
+				const char *message) noexcept
+{
+	for (int i = 0; i < n; i++)
+		fill_c_failure(&results[i], code, message, started[i]);
 }
 
 }								/* namespace */
@@ -152,6 +165,63 @@ vs_call(const vs_http_options *opt, vs_endpoint ep, const char *access_token,
 		fill_c_failure(out, "core_error", "vibescaling: unexpected failure during the call",
 					   started);
 	}
+}
+
+/* Many calls to TikTok at once over kept-alive connections; fills all n results. */
+void
+vs_call_many(const vs_http_options *opt, int max_concurrent, int n, const vs_call_spec *specs,
+			 vs_call_result *results)
+{
+	if (n <= 0 || specs == nullptr || results == nullptr)
+		return;
+
+	/* Allocated outside the try: a failure report must know which calls may have been sent. */
+	std::unique_ptr<bool[]> started(new (std::nothrow) bool[static_cast<std::size_t>(n)]());
+
+	if (!started)
+	{
+		/* Nothing was sent: every call fails before it starts. */
+		for (int i = 0; i < n; i++)
+			fill_c_failure(&results[i], "out_of_memory",
+						   "vibescaling: out of memory before the calls", false);
+		return;
+	}
+	try
+	{
+		std::vector<CallOutcome> outcomes =
+			perform_call_many(opt, max_concurrent, n, specs, started.get());
+
+		for (int i = 0; i < n; i++)
+			fill_c_result(outcomes[static_cast<std::size_t>(i)], &results[i]);
+		return;
+	}
+	catch (const std::bad_alloc &)
+	{
+		fill_all_failed(n, results, started.get(), "out_of_memory",
+						"vibescaling: out of memory during the calls");
+	}
+	catch (const std::exception &e)
+	{
+		fill_all_failed(n, results, started.get(), "core_error", e.what());
+	}
+	catch (...)
+	{
+		fill_all_failed(n, results, started.get(), "core_error",
+						"vibescaling: unexpected failure during the calls");
+	}
+}
+
+/* The vs_call_many connection pool counters since the process started. */
+void
+vs_get_pool_stats(vs_pool_stats *out)
+{
+	if (out == nullptr)
+		return;
+	PoolStats	s = pool_stats();
+
+	out->transfers = s.transfers;
+	out->connections_opened = s.connections_opened;
+	out->connections_reused = s.connections_reused;
 }
 
 /* Parses a raw HTTP reply into *out; duration_ms is 0. */

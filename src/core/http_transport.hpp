@@ -1,7 +1,8 @@
 /*
  * http_transport.hpp: one HTTP(S) request (POST, GET or PUT) through
- * libcurl, with a per-process reused handle so keep-alive connections to
- * TikTok survive between calls.
+ * libcurl, on a per-process reused handle (its DNS cache survives between
+ * calls) and a fresh connection per call (see http_transport.cpp). The
+ * batch transport with kept-alive connections is multi_transport.hpp.
  */
 #ifndef VS_HTTP_TRANSPORT_HPP
 #define VS_HTTP_TRANSPORT_HPP

@@ -162,6 +162,62 @@ char	   *vs_build_request_body(vs_endpoint ep, const char *options_json, char **
 void		vs_call(const vs_http_options *opt, vs_endpoint ep, const char *access_token,
 					const char *options_json, vs_call_result *out);
 
+/* One call of a batch (see vs_call_many). */
+typedef struct vs_call_spec
+{
+	vs_endpoint endpoint;
+	const char *access_token;	/* bearer token; NULL/"" for the OAuth endpoints */
+	const char *options_json;	/* as for vs_call */
+} vs_call_spec;
+
+/*
+ * Performs n calls concurrently, at most max_concurrent transfers in flight
+ * at once (values below 1 count as 1, above 256 as 256), and fills
+ * results[i] for specs[i] exactly as vs_call would: same request building,
+ * same reply parsing, same "init ok without publish_id => bad_response +
+ * outcome_unknown" rule, same Retry-After handling, same secret redaction
+ * of error_message, same connect and total timeouts per call from opt
+ * (each call's timeout runs from its own start). An invalid spec (unknown
+ * endpoint, bad options, token with control characters, no base_url) gets
+ * its own "invalid_param" result (http_status 0) and does not affect the
+ * others.
+ *
+ * Unlike vs_call, connections are kept alive in a pool of the process,
+ * shared by all batches: HTTP/1.1 keep-alive, or HTTP/2 with many calls
+ * multiplexed on one connection when the server offers it over TLS; at
+ * most max_concurrent connections are open, and an idle one older than
+ * 30 s is closed instead of reused. A request is never re-sent: when a
+ * reused connection turns out closed before any reply byte, libcurl's own
+ * retry is stopped and the call fails with error_code "transport_error",
+ * outcome_unknown = 1 (the first copy may have been read), retryable per
+ * vs_is_retryable (the Postgres layer does not retry an init of unknown
+ * outcome).
+ *
+ * opt->should_abort is polled at least every 100 ms. Once it answers
+ * nonzero every call still running is stopped with error_code "aborted"
+ * (outcome_unknown = 1 when the request may have left the process: it was
+ * connected or being sent; 0 otherwise), and the calls not started yet get
+ * "aborted" with outcome_unknown = 0 and are never sent. Calls already
+ * finished keep their result.
+ *
+ * n == 0 does nothing. With n < 0, or specs or results NULL, nothing is
+ * done and results is not written. Never throws; otherwise always fills all
+ * n results (free each with vs_call_result_free).
+ */
+void		vs_call_many(const vs_http_options *opt, int max_concurrent, int n,
+						 const vs_call_spec *specs, vs_call_result *results);
+
+/* Counters of the process's vs_call_many connection pool since start (for benchmarks and tests). */
+typedef struct vs_pool_stats
+{
+	long long	transfers;		/* requests handed to libcurl by vs_call_many (sent or attempted) */
+	long long	connections_opened; /* new connections (connects) those transfers made */
+	long long	connections_reused; /* sends over a connection kept alive from before */
+} vs_pool_stats;
+
+/* Fills *out with the pool counters (out may be NULL: nothing happens). */
+void		vs_get_pool_stats(vs_pool_stats *out);
+
 /*
  * Parses a raw HTTP reply (status + body) of a publish endpoint (the
  * {"data", "error"} envelope, or OAuth's flat error) into *out. Exposed for

@@ -1,0 +1,120 @@
+/*
+ * curl_transfer.hpp: what one libcurl transfer needs, shared by the
+ * single-call transport (http_transport.cpp, curl_easy_perform) and the
+ * batch transport (multi_transport.cpp, the multi interface): request
+ * checks, the easy-handle options every request gets, the callbacks, and
+ * turning a finished transfer into an HttpReply.
+ *
+ * Runs inside Postgres backends: no signals (CURLOPT_NOSIGNAL, Postgres owns
+ * SIGALRM), no exceptions through curl's C frames (callbacks are noexcept
+ * and only copy bytes and set flags), and cancellation through should_abort
+ * polled from the progress callback.
+ */
+#ifndef VS_CURL_TRANSFER_HPP
+#define VS_CURL_TRANSFER_HPP
+
+#include "http_transport.hpp"
+
+#include <curl/curl.h>
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace vibescaling {
+
+/* Deleter for a header list. */
+struct CurlSlistFree
+{
+	void operator()(curl_slist *l) const noexcept { curl_slist_free_all(l); }
+};
+
+using CurlSlistPtr = std::unique_ptr<curl_slist, CurlSlistFree>;
+
+/* Per-transfer state shared with the callbacks; must outlive the transfer. */
+struct TransferState
+{
+	CURL	   *handle = nullptr;
+	std::string body;
+	std::size_t max_body = kMaxReplyBytes;
+	bool		truncate_body = false;
+	bool		too_large = false;
+	bool		truncated = false;	/* stopped on purpose: the reply still counts */
+	bool		out_of_memory = false;
+	int			(*should_abort) (void) = nullptr;
+
+	char	   *sink = nullptr;
+	std::size_t sink_capacity = 0;
+	std::size_t sink_bytes = 0;
+	bool		sink_overflow = false;
+	bool		sink_takes_200 = true;
+
+	const std::vector<std::string> *capture = nullptr;
+	std::map<std::string, std::string> headers;
+};
+
+/* Initializes libcurl once per process; throws std::runtime_error when that fails. */
+void		ensure_curl_global_init();
+
+/*
+ * Throws std::invalid_argument when a token, content type, accept value,
+ * header line or range of req holds a control character (header injection).
+ */
+void		check_request(const HttpRequest &req);
+
+/*
+ * Sets on h (freshly created or reset) every option req asks for: URL,
+ * http/https only, no signals, redirects, timeouts, headers (built into
+ * *headers, "Expect:" removed), User-Agent, method and body (req's buffer
+ * used in place), and the callbacks, which write into st. errbuf
+ * (CURL_ERROR_SIZE bytes), *headers, st and req's body must outlive the
+ * transfer. Connection reuse is left to the caller. Throws std::bad_alloc
+ * or std::runtime_error.
+ */
+void		setup_transfer(CURL *h, const HttpRequest &req, TransferState &st,
+						   CurlSlistPtr &headers, char *errbuf);
+
+/*
+ * Unhooks h from everything setup_transfer pointed it at (error buffer,
+ * header list, callback data, body), so a handle that outlives them never
+ * points at freed memory.
+ */
+void		release_transfer(CURL *h, const HttpRequest &req) noexcept;
+
+/*
+ * The HttpReply of a finished transfer on h that ended with rc: a complete
+ * reply, or the transport failure (code, message without the bearer token,
+ * outcome_unknown once connected or something was written). Throws
+ * std::bad_alloc when a callback ran out of memory.
+ */
+HttpReply	collect_reply(CURL *h, CURLcode rc, TransferState &st, const HttpRequest &req,
+						  const char *errbuf, double duration_ms);
+
+/* Our code for a failed transfer ("aborted", "timeout", "connect_failed", "transport_error"). */
+const char *transport_code(CURLcode rc) noexcept;
+
+/* Milliseconds since start on the steady clock. */
+double		elapsed_ms(std::chrono::steady_clock::time_point start) noexcept;
+
+/* curl_easy_setopt that throws (std::bad_alloc on out-of-memory, else std::runtime_error). */
+template <typename T>
+void
+set_option(CURL *h, CURLoption option, T value)
+{
+	CURLcode	rc = curl_easy_setopt(h, option, value);
+
+	if (rc == CURLE_OUT_OF_MEMORY)
+		throw std::bad_alloc();
+	if (rc != CURLE_OK)
+		throw std::runtime_error(std::string("curl_easy_setopt failed: ") +
+								 curl_easy_strerror(rc));
+}
+
+}								/* namespace vibescaling */
+
+#endif
