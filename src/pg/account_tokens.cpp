@@ -78,6 +78,69 @@ vs_load_account(const char *account_id, VsAccount *out)
 	PG_END_TRY();
 }
 
+/* A copy of s in the memory context SPI_connect was called from (survives SPI_finish). */
+static char *
+spi_copy(const char *s)
+{
+	char	   *copy = (char *) SPI_palloc(strlen(s) + 1);
+
+	strcpy(copy, s);
+	return copy;
+}
+
+/* Loads n accounts in one query (see account_tokens.h). */
+void
+vs_load_accounts(int n, const char *const *account_ids, VsAccount *out)
+{
+	Datum	   *ids;
+	Oid			argtypes[1] = {TEXTARRAYOID};
+	Datum		args[1];
+	Oid			saved_user;
+	int			saved_context;
+
+	if (n <= 0)
+		return;
+	ids = (Datum *) palloc(n * sizeof(Datum));
+	for (int i = 0; i < n; i++)
+		ids[i] = CStringGetTextDatum(account_ids[i]);
+	args[0] = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false, TYPALIGN_INT));
+
+	GetUserIdAndSecContext(&saved_user, &saved_context);
+	SetUserIdAndSecContext(token_table_owner(), saved_context | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		/* One row per input, in input order; a missing account has a NULL status. */
+		if (SPI_execute_with_args("SELECT coalesce(a.status, 'not_found'), vibescaling._unseal(a.access_token_enc),"
+								  " coalesce(extract(epoch FROM a.access_token_expires_at - now()), 1e9),"
+								  " coalesce(a.token_version, 0)"
+								  " FROM unnest($1::uuid[]) WITH ORDINALITY u(id, i)"
+								  " LEFT JOIN vibescaling.tiktok_accounts a ON a.id = u.id ORDER BY u.i",
+								  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != (uint64) n)
+			elog(ERROR, "could not read vibescaling.tiktok_accounts");
+		for (int i = 0; i < n; i++)
+		{
+			HeapTuple	row = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			char	   *token = SPI_getvalue(row, desc, 2);
+
+			out[i].status = spi_copy(SPI_getvalue(row, desc, 1));
+			out[i].access_token = token ? spi_copy(token) : NULL;
+			if (token)
+				memset(token, 0, strlen(token));
+			out[i].expires_in_s = strtod(SPI_getvalue(row, desc, 3), NULL);
+			out[i].token_version = strtoll(SPI_getvalue(row, desc, 4), NULL, 10);
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(saved_user, saved_context);
+	}
+	PG_END_TRY();
+}
+
 /* Raises 55000 unless the account is active and has a token. */
 void
 vs_require_active(const char *account_id, const VsAccount *account)

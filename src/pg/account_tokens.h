@@ -18,6 +18,14 @@ typedef struct VsAccount
  */
 void		vs_load_account(const char *account_id, VsAccount *out);
 
+/*
+ * Loads n accounts in one query, as vs_load_account does (same rights,
+ * fresh snapshot): out[i] for account_ids[i]. Pass each account once (the
+ * token of a repeated id would be decrypted twice). An unknown account
+ * gets status "not_found" and no token; nothing raises for it.
+ */
+void		vs_load_accounts(int n, const char *const *account_ids, VsAccount *out);
+
 /* Raises 55000 unless the account is active and has a token. */
 void		vs_require_active(const char *account_id, const VsAccount *account);
 

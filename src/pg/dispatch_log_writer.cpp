@@ -8,16 +8,27 @@
 
 #include <string.h>
 
-/* What the caller and the worker share in the DSM segment. */
-typedef struct DispatchLogSlot
+/*
+ * What the caller and the worker share in the DSM segment: nrows rows, each
+ * a row id (in: 0 to insert, else the row to replace; out: the row's id)
+ * and a NUL-terminated log JSON text, the texts packed after the ids.
+ */
+typedef struct DispatchLogBatch
 {
 	Oid			database_id;	/* the caller's database */
 	int			caller_pid;		/* recorded as dispatch_logs.backend_pid */
-	int64		row_id;			/* in: 0 to insert, else the row to replace; out: the row's id */
+	int			nrows;
 	volatile int done;			/* set by the worker after its commit */
 	char		error[256];		/* the worker's error, when it failed */
-	char		log_json[FLEXIBLE_ARRAY_MEMBER];
-} DispatchLogSlot;
+	int64		row_ids[FLEXIBLE_ARRAY_MEMBER];
+} DispatchLogBatch;
+
+/* The first log JSON text of a batch (they follow the row ids, one after another). */
+static char *
+batch_texts(DispatchLogBatch *batch)
+{
+	return (char *) &batch->row_ids[batch->nrows];
+}
 
 /* The row's columns from the log JSON ($1) and the caller's pid ($2). */
 #define LOG_COLUMNS \
@@ -34,48 +45,67 @@ static const char *insert_sql =
 static const char *replace_sql =
 	"UPDATE vibescaling.dispatch_logs SET " LOG_COLUMNS " = (" LOG_VALUES ") WHERE id = $3 RETURNING id";
 
-/* Inserts one row (row_id 0) or replaces row row_id, with SPI in the current transaction; returns its id. */
-static int64
-store_log_row(const char *log_json, int caller_pid, int64 row_id)
+/*
+ * Inserts (row id 0) or replaces (row id > 0) each of n rows, with SPI in
+ * the current transaction, and sets each row id to the row's id. The two
+ * statements are planned once for the whole batch.
+ */
+static void
+store_log_rows(int n, const char *texts, int64 *row_ids, int caller_pid)
 {
 	Oid			argtypes[3] = {TEXTOID, INT4OID, INT8OID};
-	Datum		args[3] = {CStringGetTextDatum(log_json), Int32GetDatum(caller_pid), Int64GetDatum(row_id)};
-	bool		isnull;
-	int64		id;
+	SPIPlanPtr	insert_plan = NULL;
+	SPIPlanPtr	replace_plan = NULL;
+	const char *text = texts;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(row_id > 0 ? replace_sql : insert_sql, row_id > 0 ? 3 : 2, argtypes, args,
-							  NULL, false, 0) < 0 || SPI_processed != 1)
-		elog(ERROR, "could not write vibescaling.dispatch_logs");
-	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	for (int i = 0; i < n; i++)
+	{
+		bool		replace = row_ids[i] > 0;
+		SPIPlanPtr *plan = replace ? &replace_plan : &insert_plan;
+		Datum		args[3] = {CStringGetTextDatum(text), Int32GetDatum(caller_pid), Int64GetDatum(row_ids[i])};
+		bool		isnull;
+
+		if (*plan == NULL)
+		{
+			*plan = SPI_prepare(replace ? replace_sql : insert_sql, replace ? 3 : 2, argtypes);
+			if (*plan == NULL)
+				elog(ERROR, "could not plan the dispatch_logs write: %s", SPI_result_code_string(SPI_result));
+		}
+		if (SPI_execute_plan(*plan, args, NULL, false, 0) < 0 || SPI_processed != 1)
+			elog(ERROR, "could not write vibescaling.dispatch_logs");
+		row_ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		text += strlen(text) + 1;
+	}
 	SPI_finish();
-	return id;
 }
 
 /* Inserts one row with SPI in the current transaction. */
 void
 vs_insert_dispatch_log(const char *log_json, int caller_pid)
 {
-	(void) store_log_row(log_json, caller_pid, 0);
+	int64		row_id = 0;
+
+	store_log_rows(1, log_json, &row_id, caller_pid);
 }
 
-/* Starts the writer worker for a filled slot; false when none could start. */
+/* Starts the writer worker for a filled batch and waits for it; false when it did not commit. */
 static bool
-run_writer_worker(dsm_segment *seg, DispatchLogSlot *slot)
+run_writer_worker(dsm_segment *seg, DispatchLogBatch *batch)
 {
 	BackgroundWorkerHandle *handle;
 	BgwHandleStatus status;
 
 	if (!vs_start_session_worker("vs_dispatch_log_writer_main", "vibescaling dispatch log writer", seg, &handle))
 	{
-		strlcpy(slot->error, "no free background worker slot (max_worker_processes)", sizeof(slot->error));
+		strlcpy(batch->error, "no free background worker slot (max_worker_processes)", sizeof(batch->error));
 		return false;
 	}
 
 	/*
 	 * Hold off cancel while waiting: the worker commits within its own
-	 * lock/statement timeouts, and leaving early would lose the row when the
+	 * lock/statement timeouts, and leaving early would lose the rows when the
 	 * segment goes away before the worker attaches.
 	 */
 	HOLD_INTERRUPTS();
@@ -86,73 +116,91 @@ run_writer_worker(dsm_segment *seg, DispatchLogSlot *slot)
 	if (status == BGWH_POSTMASTER_DIED)
 		ereport(FATAL,
 				(errcode(ERRCODE_ADMIN_SHUTDOWN),
-				 errmsg("vibescaling: the postmaster died while a dispatch log row was being written")));
+				 errmsg("vibescaling: the postmaster died while dispatch log rows were being written")));
 
-	return status == BGWH_STOPPED && slot->done;
+	return status == BGWH_STOPPED && batch->done;
 }
 
-/* Writes (row_id 0) or replaces a dispatch_logs row durably; returns its id. */
-static int64
-write_durably(const char *log_json, int64 row_id)
+/* Writes a batch of dispatch_logs rows durably (see dispatch_log_writer.h). */
+void
+vs_write_dispatch_logs(int n, const char *const *log_jsons, int64 *row_ids)
 {
-	Size		len = strlen(log_json);
-	dsm_segment *seg = dsm_create(offsetof(DispatchLogSlot, log_json) + len + 1, 0);
-	DispatchLogSlot *slot = (DispatchLogSlot *) dsm_segment_address(seg);
+	Size		texts_len = 0;
+	dsm_segment *seg;
+	DispatchLogBatch *batch;
+	char	   *text;
 
-	slot->database_id = MyDatabaseId;
-	slot->caller_pid = MyProcPid;
-	slot->row_id = row_id;
-	slot->done = 0;
-	slot->error[0] = '\0';
-	memcpy(slot->log_json, log_json, len + 1);
+	if (n <= 0)
+		return;
+	for (int i = 0; i < n; i++)
+		texts_len += strlen(log_jsons[i]) + 1;
+	seg = dsm_create(offsetof(DispatchLogBatch, row_ids) + n * sizeof(int64) + texts_len, 0);
+	batch = (DispatchLogBatch *) dsm_segment_address(seg);
+	batch->database_id = MyDatabaseId;
+	batch->caller_pid = MyProcPid;
+	batch->nrows = n;
+	batch->done = 0;
+	batch->error[0] = '\0';
+	text = batch_texts(batch);
+	for (int i = 0; i < n; i++)
+	{
+		Size		len = strlen(log_jsons[i]) + 1;
 
-	if (run_writer_worker(seg, slot))
-		row_id = slot->row_id;
+		batch->row_ids[i] = row_ids[i];
+		memcpy(text, log_jsons[i], len);
+		text += len;
+	}
+
+	if (run_writer_worker(seg, batch))
+		memcpy(row_ids, batch->row_ids, n * sizeof(int64));
 	else
 	{
 		ereport(WARNING,
-				(errmsg("vibescaling: dispatch log row written in the caller's transaction; it is lost if that transaction rolls back"),
+				(errmsg("vibescaling: %d dispatch log row(s) written in the caller's transaction; they are lost if that transaction rolls back", n),
 				 errdetail("The background writer failed: %s",
-						   slot->error[0] ? slot->error : "it did not start")));
-		row_id = store_log_row(log_json, MyProcPid, row_id);
+						   batch->error[0] ? batch->error : "it did not start")));
+		/* The caller's row ids: the worker may have changed the segment's before it failed. */
+		store_log_rows(n, batch_texts(batch), row_ids, MyProcPid);
 	}
 	dsm_detach(seg);
-	return row_id;
 }
 
 /* Writes one dispatch_logs row durably (see dispatch_log_writer.h). */
 int64
 vs_write_dispatch_log(const char *log_json)
 {
-	return write_durably(log_json, 0);
+	int64		row_id = 0;
+
+	vs_write_dispatch_logs(1, &log_json, &row_id);
+	return row_id;
 }
 
 /* Replaces a row written by vs_write_dispatch_log, durably (see dispatch_log_writer.h). */
 void
 vs_update_dispatch_log(int64 row_id, const char *log_json)
 {
-	(void) write_durably(log_json, row_id);
+	vs_write_dispatch_logs(1, &log_json, &row_id);
 }
 
 extern "C" {
 PGDLLEXPORT void vs_dispatch_log_writer_main(Datum main_arg);
 
-/* Background worker: inserts the slot's row in its own transaction and commits. */
+/* Background worker: writes the batch's rows in one transaction of its own and commits. */
 void
 vs_dispatch_log_writer_main(Datum main_arg)
 {
 	dsm_segment *seg;
-	DispatchLogSlot *slot;
+	DispatchLogBatch *batch;
 
 	BackgroundWorkerUnblockSignals();
 	seg = dsm_attach(DatumGetUInt32(main_arg));
 	if (seg == NULL)
 		proc_exit(1);			/* the caller is gone; it falls back to its own insert */
-	slot = (DispatchLogSlot *) dsm_segment_address(seg);
+	batch = (DispatchLogBatch *) dsm_segment_address(seg);
 
-	/* Written as the bootstrap superuser: the worker runs one fixed INSERT. */
-	BackgroundWorkerInitializeConnectionByOid(slot->database_id, BOOTSTRAP_SUPERUSERID, 0);
-	pgstat_report_activity(STATE_RUNNING, "vibescaling: writing a dispatch log row");
+	/* Written as the bootstrap superuser: the worker runs fixed INSERT/UPDATE statements. */
+	BackgroundWorkerInitializeConnectionByOid(batch->database_id, BOOTSTRAP_SUPERUSERID, 0);
+	pgstat_report_activity(STATE_RUNNING, "vibescaling: writing dispatch log rows");
 
 	PG_TRY();
 	{
@@ -160,12 +208,12 @@ vs_dispatch_log_writer_main(Datum main_arg)
 		StartTransactionCommand();
 		/* Never wait forever: the caller is waiting for us. */
 		SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_SESSION);
-		SetConfigOption("statement_timeout", "10s", PGC_SUSET, PGC_S_SESSION);
+		SetConfigOption("statement_timeout", "30s", PGC_SUSET, PGC_S_SESSION);
 		PushActiveSnapshot(GetTransactionSnapshot());
-		slot->row_id = store_log_row(slot->log_json, slot->caller_pid, slot->row_id);
+		store_log_rows(batch->nrows, batch_texts(batch), batch->row_ids, batch->caller_pid);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
-		slot->done = 1;
+		batch->done = 1;
 	}
 	PG_CATCH();
 	{
@@ -173,7 +221,7 @@ vs_dispatch_log_writer_main(Datum main_arg)
 
 		MemoryContextSwitchTo(TopMemoryContext);
 		edata = CopyErrorData();
-		strlcpy(slot->error, edata->message ? edata->message : "unknown error", sizeof(slot->error));
+		strlcpy(batch->error, edata->message ? edata->message : "unknown error", sizeof(batch->error));
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

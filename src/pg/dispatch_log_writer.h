@@ -20,6 +20,15 @@
 int64		vs_write_dispatch_log(const char *log_json);
 
 /*
+ * Writes n dispatch_logs rows in one transaction of their own (one worker),
+ * committed independently of the current transaction: row_ids[i] = 0
+ * inserts log_jsons[i], row_ids[i] > 0 replaces that row (an init's "in
+ * flight" row becoming its outcome); on return row_ids[i] holds each row's
+ * id. How a batch of concurrent calls is logged without a worker per row.
+ */
+void		vs_write_dispatch_logs(int n, const char *const *log_jsons, int64 *row_ids);
+
+/*
  * Replaces, durably, the row vs_write_dispatch_log returned: how an init's
  * "in flight" row becomes its outcome (see tiktok_call.cpp).
  */

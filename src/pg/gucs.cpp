@@ -19,6 +19,7 @@ int			vs_guc_max_attempts = 5;
 int			vs_guc_webhook_tolerance_s = 300;
 int			vs_guc_rate_limit_window_s = 60;
 int			vs_guc_rate_limit_max_wait_ms = 10000;
+int			vs_guc_max_concurrent_requests = 128;
 
 /*
  * Secrets: settable by superusers only, shown to superusers only, left out
@@ -194,6 +195,20 @@ vs_define_gucs(void)
 							10000, 0, 600000,
 							PGC_USERSET,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	/*
+	 * Superuser-only: it bounds the sockets, memory and worker time one
+	 * dispatcher or poller takes (and the load put on TikTok).
+	 */
+	DefineCustomIntVariable("vibescaling.max_concurrent_requests",
+							"Most TikTok calls the dispatcher and the status poller have in flight at once "
+							"(also the most posts one dispatcher round takes).",
+							NULL,
+							&vs_guc_max_concurrent_requests,
+							128, 1, 2048,
+							PGC_SUSET,
+							0,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("vibescaling");

@@ -11,6 +11,7 @@ extern int	vs_guc_token_refresh_margin_s;
 extern int	vs_guc_upload_chunk_size_mb;
 extern int	vs_guc_upload_chunk_attempts;
 extern int	vs_guc_rate_limit_max_wait_ms;
+extern int	vs_guc_max_concurrent_requests;
 
 /* Defines the vibescaling.* GUCs; called once from _PG_init. */
 void		vs_define_gucs(void);

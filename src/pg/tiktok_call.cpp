@@ -19,36 +19,13 @@
  */
 #include "pg_headers.h"
 #include "account_tokens.h"
+#include "call_support.h"
 #include "dispatch_log_writer.h"
 #include "gucs.h"
 #include "token_refresher.h"
 #include "../core/vs_core.h"
 
 #include <string.h>
-
-/*
- * Polled by curl's progress callback: abort on query cancel,
- * statement_timeout, terminate, or the postmaster's death (a backend must
- * not go on talking to TikTok for a server that is gone).
- */
-static int
-interrupt_requested(void)
-{
-	return (QueryCancelPending || ProcDiePending || !PostmasterIsAlive()) ? 1 : 0;
-}
-
-/* Copies a malloc'd core string into palloc'd memory and frees it. */
-static char *
-take_core_string(char *s)
-{
-	char	   *copy;
-
-	if (s == NULL)
-		return NULL;
-	copy = pstrdup(s);
-	vs_free(s);
-	return copy;
-}
 
 /* Text of a uuid argument, or NULL when the argument is NULL. */
 static char *
@@ -156,39 +133,11 @@ static char *
 rate_limited_locally(const char *post_id, const char *account_id, const char *trigger, const char *endpoint_name)
 {
 	vs_call_result refused;
-	char	   *log_json;
 
-	memset(&refused, 0, sizeof(refused));
-	refused.retry_after_s = -1;
-	refused.error_code = (char *) "rate_limited";
-	refused.error_message = (char *) "not sent: the account's TikTok rate limit for this endpoint is used up "
-		"for longer than vibescaling.rate_limit_max_wait";
-	refused.log_id = (char *) "";
-	refused.publish_id = (char *) "";
-	refused.data_json = (char *) "{}";
-	refused.sqlstate = (char *) "53000";
-	refused.retryable = 1;
-	log_json = take_core_string(vs_dispatch_log_json(&refused, post_id, account_id, trigger, endpoint_name));
-	vs_write_dispatch_log(log_json);
-	return take_core_string(vs_result_json(&refused));
-}
-
-/* The dispatch_logs row of an init about to be sent: outcome unknown until it answers. */
-static char *
-in_flight_log_json(const char *post_id, const char *account_id, const char *trigger, const char *endpoint_name)
-{
-	vs_call_result pending;
-
-	memset(&pending, 0, sizeof(pending));
-	pending.retry_after_s = -1;
-	pending.error_code = (char *) "in_flight";
-	pending.error_message = (char *) "sent to TikTok; no answer recorded yet";
-	pending.log_id = (char *) "";
-	pending.publish_id = (char *) "";
-	pending.data_json = (char *) "{}";
-	pending.sqlstate = (char *) "08000";
-	pending.outcome_unknown = 1;
-	return take_core_string(vs_dispatch_log_json(&pending, post_id, account_id, trigger, endpoint_name));
+	vs_rate_limited_failure(&refused);
+	vs_write_dispatch_log(vs_take_core_string(vs_dispatch_log_json(&refused, post_id, account_id, trigger,
+																	endpoint_name)));
+	return vs_take_core_string(vs_result_json(&refused));
 }
 
 /*
@@ -219,13 +168,13 @@ call_and_log(const vs_http_options *http, vs_endpoint endpoint, const char *endp
 	}
 
 	if (vs_endpoint_creates_post(endpoint))
-		in_flight_row = vs_write_dispatch_log(in_flight_log_json(post_id, account_id, trigger, endpoint_name));
+		in_flight_row = vs_write_dispatch_log(vs_in_flight_log_json(post_id, account_id, trigger, endpoint_name));
 
 	/* The core never throws and never calls PostgreSQL. */
 	vs_call(http, endpoint, token, options, &reply);
 	*token_rejected = strcmp(reply.error_code, "access_token_invalid") == 0;
-	log_json = take_core_string(vs_dispatch_log_json(&reply, post_id, account_id, trigger, endpoint_name));
-	result_json = take_core_string(vs_result_json(&reply));
+	log_json = vs_take_core_string(vs_dispatch_log_json(&reply, post_id, account_id, trigger, endpoint_name));
+	result_json = vs_take_core_string(vs_result_json(&reply));
 	vs_call_result_free(&reply);
 	if (log_json == NULL || result_json == NULL)
 		ereport(ERROR,
@@ -249,18 +198,8 @@ refresh_failure_json(const VsRefreshResult *r)
 {
 	vs_call_result failed;
 
-	memset(&failed, 0, sizeof(failed));
-	failed.retry_after_s = -1;
-	failed.ok = 0;
-	failed.http_status = r->http_status;
-	failed.error_code = (char *) r->error_code;
-	failed.error_message = (char *) r->message;
-	failed.log_id = (char *) r->log_id;
-	failed.publish_id = (char *) "";
-	failed.data_json = (char *) "{}";
-	failed.sqlstate = (char *) r->sqlstate;
-	failed.retryable = vs_is_retryable(r->error_code, r->http_status);
-	return take_core_string(vs_result_json(&failed));
+	vs_refresh_failure(&failed, r);
+	return vs_take_core_string(vs_result_json(&failed));
 }
 
 /* Refreshes the account's token and reloads it; false (with *failure set) when the refresh failed. */
@@ -328,10 +267,7 @@ vs_tiktok_call(PG_FUNCTION_ARGS)
 		options = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
 	}
 
-	http.base_url = vs_guc_api_base_url;
-	http.connect_timeout_ms = vs_guc_connect_timeout_ms;
-	http.request_timeout_ms = vs_guc_request_timeout_ms;
-	http.should_abort = interrupt_requested;
+	vs_http_options_from_settings(&http);
 
 	memset(&account, 0, sizeof(account));
 	if (account_id != NULL)

@@ -13,29 +13,13 @@
  * every PUT is a dispatch_logs row with the bytes TikTok then holds.
  */
 #include "pg_headers.h"
+#include "call_support.h"
 #include "dispatch_log_writer.h"
 #include "gucs.h"
 #include "video_source.h"
 #include "../core/vs_core.h"
 
 #include <string.h>
-
-/* Polled by curl during downloads and uploads: stop on cancel, terminate or the postmaster's death. */
-static int
-interrupt_requested(void)
-{
-	return (QueryCancelPending || ProcDiePending || !PostmasterIsAlive()) ? 1 : 0;
-}
-
-/* The HTTP settings of this session. */
-static void
-session_http(vs_http_options *http)
-{
-	http->base_url = vs_guc_api_base_url;
-	http->connect_timeout_ms = vs_guc_connect_timeout_ms;
-	http->request_timeout_ms = vs_guc_request_timeout_ms;
-	http->should_abort = interrupt_requested;
-}
 
 /* Returns JSON text as jsonb. */
 static Datum
@@ -144,7 +128,7 @@ vs_describe_video(PG_FUNCTION_ARGS)
 	long long	size;
 	const char *content_type;
 
-	session_http(&http);
+	vs_http_options_from_settings(&http);
 	vs_source_open(jsonb_arg_text(fcinfo, 0), &http, &source);
 	vs_source_describe(&source, &size, &content_type);
 	PG_RETURN_DATUM(jsonb_from_text(psprintf("{\"size\": %lld, \"content_type\": \"%s\"}", size, content_type)));
@@ -188,7 +172,7 @@ vs_upload_chunks(PG_FUNCTION_ARGS)
 	char	   *buffer;
 	int			chunk = 0;
 
-	session_http(&http);
+	vs_http_options_from_settings(&http);
 	vs_source_open(jsonb_arg_text(fcinfo, 5), &http, &source);
 	vs_plan_chunks(video_size, (long long) vs_guc_upload_chunk_size_mb * 1024 * 1024, &plan);
 	if (!plan.ok)

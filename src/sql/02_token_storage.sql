@@ -1,6 +1,11 @@
 -- vibescaling: tokens at rest. Access and refresh tokens are encrypted with
 -- pgcrypto (pgp_sym_encrypt, AES-256) under the key in the superuser-only
--- setting vibescaling.token_encryption_key. Only the owner (and superusers)
+-- setting vibescaling.token_encryption_key. The key must be a long random
+-- secret, not a password, so it is not stretched: s2k-mode=1 (salted, one
+-- hash) instead of pgcrypto's default of tens of thousands of SHA-1 rounds,
+-- which cost more CPU per decryption than the rest of a publish (measured
+-- with test/bench/dispatch_burst.sh). Tokens sealed the old way still
+-- decrypt: the mode is stored in each message. Only the owner (and superusers)
 -- can decrypt: _unseal runs with the caller's rights and needs _token_key.
 
 -- The encryption key; 55000 when it is not set.
@@ -28,7 +33,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 AS $$
 BEGIN
     RETURN CASE WHEN token IS NULL THEN NULL
-                ELSE pgp_sym_encrypt(token, vibescaling._token_key(), 'cipher-algo=aes256') END;
+                ELSE pgp_sym_encrypt(token, vibescaling._token_key(), 'cipher-algo=aes256, s2k-mode=1') END;
 END
 $$;
 

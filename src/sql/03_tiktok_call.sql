@@ -21,6 +21,31 @@ AS 'MODULE_PATHNAME', 'vs_tiktok_call'
 LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION vibescaling._tiktok_call(text, uuid, uuid, text, jsonb) FROM PUBLIC;
 
+-- Many calls at once (C, src/pg/tiktok_call_many.cpp): calls is an array of
+-- {"endpoint", "tiktok_account_id", "post_id", "trigger", "options"}; the
+-- answer is the array of their results, in order, each as _tiktok_call
+-- returns it. At most vibescaling.max_concurrent_requests are in flight at
+-- once, over kept-alive connections. The same rules as _tiktok_call
+-- (tokens read in C, refresh before expiry and once after a 401, every
+-- attempt logged, every init logged "in flight" before it is sent), except
+-- that a call over its account's rate limit is not sent and not waited for:
+-- its result is rate_limited (53000, retryable). OAuth endpoints are refused.
+CREATE FUNCTION vibescaling._tiktok_call_many(calls jsonb)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'vs_tiktok_call_many'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION vibescaling._tiktok_call_many(jsonb) FROM PUBLIC;
+
+-- This backend's connection pool for _tiktok_call_many since it started:
+-- {"transfers", "connections_opened", "connections_reused"} (C,
+-- src/pg/pool_stats.cpp). Fewer connections than transfers means
+-- keep-alive spared the handshakes.
+CREATE FUNCTION vibescaling.http_pool_stats()
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'vs_http_pool_stats'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION vibescaling.http_pool_stats() FROM PUBLIC;
+
 -- The HINT of a failure worth retrying later (the dispatcher matches it).
 CREATE FUNCTION vibescaling._transient_hint()
 RETURNS text
@@ -71,24 +96,42 @@ REVOKE ALL ON FUNCTION vibescaling._raise_tiktok_error(jsonb, text) FROM PUBLIC;
 -- limit per window (video/init, inbox/video/init and content/init: 6;
 -- status/fetch: 30; creator_info/query: 20). NULL: not limited.
 CREATE FUNCTION vibescaling._rate_limit_bucket(endpoint text, OUT endpoints text[], OUT calls integer)
-LANGUAGE sql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE WHEN endpoint IN ('video_init', 'inbox_video_init', 'content_init')
-                THEN ARRAY['video_init', 'inbox_video_init', 'content_init']
-                WHEN endpoint IN ('status_fetch', 'creator_info') THEN ARRAY[endpoint] END,
-           CASE WHEN endpoint IN ('video_init', 'inbox_video_init', 'content_init') THEN 6
-                WHEN endpoint = 'status_fetch' THEN 30
-                WHEN endpoint = 'creator_info' THEN 20 END
+BEGIN
+    -- plpgsql, not sql: a SQL function returning a record is never inlined,
+    -- and is planned again at every call.
+    IF endpoint IN ('video_init', 'inbox_video_init', 'content_init') THEN
+        endpoints := ARRAY['video_init', 'inbox_video_init', 'content_init'];
+        calls := 6;
+    ELSIF endpoint = 'status_fetch' THEN
+        endpoints := ARRAY[endpoint];
+        calls := 30;
+    ELSIF endpoint = 'creator_info' THEN
+        endpoints := ARRAY[endpoint];
+        calls := 20;
+    END IF;
+END
+$$;
+
+-- The advisory lock that makes an account's rate-limit count and the calls
+-- that follow it one step across backends (held until the transaction ends).
+CREATE FUNCTION vibescaling._rate_limit_lock(account_id uuid)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_advisory_xact_lock(hashtext('vibescaling.rate_limit'), hashtext(account_id::text))
 $$;
 
 -- Seconds until the account may make one more call of this endpoint's rate
 -- limit bucket (0: now). The account's calls are counted in the durable
 -- dispatch log, which every backend sees at once: an init is logged "in
--- flight" before it is sent, other calls when they end. A transaction-level
--- advisory lock per account and bucket makes the count and the call that
+-- flight" before it is sent, other calls when they end. The account's
+-- advisory lock (_rate_limit_lock) makes the count and the call that
 -- follows one step across backends (held until the caller's transaction
--- ends: the dispatcher commits per post). Calls that never reached TikTok
+-- ends: the dispatcher commits per round). Calls that never reached TikTok
 -- (no HTTP status, outcome known) do not count.
 CREATE FUNCTION vibescaling._rate_limit_wait(account_id uuid, endpoint text)
 RETURNS double precision
@@ -103,7 +146,7 @@ BEGIN
     IF b.endpoints IS NULL THEN
         RETURN 0;
     END IF;
-    PERFORM pg_advisory_xact_lock(hashtext('vibescaling.rate_limit'), hashtext(account_id::text || '/' || b.endpoints[1]));
+    PERFORM vibescaling._rate_limit_lock(account_id);
     -- The calls-th most recent call in the window, if there are that many.
     SELECT min(created_at) INTO v_oldest
       FROM (SELECT l.created_at FROM vibescaling.dispatch_logs l
@@ -119,3 +162,50 @@ BEGIN
     RETURN greatest(extract(epoch FROM v_oldest + v_window - clock_timestamp()), 0.001);
 END
 $$;
+
+-- How many calls of this endpoint's bucket the account has made within the
+-- rate limit window (as _rate_limit_wait counts them).
+CREATE FUNCTION vibescaling._rate_limit_used(account_id uuid, endpoint text)
+RETURNS integer
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_endpoints text[] := (vibescaling._rate_limit_bucket(endpoint)).endpoints;
+    v_used      integer;
+BEGIN
+    SELECT count(*) INTO v_used
+      FROM vibescaling.dispatch_logs l
+     WHERE l.tiktok_account_id = account_id
+       AND l.endpoint = ANY (v_endpoints)
+       AND l.created_at > clock_timestamp() - current_setting('vibescaling.rate_limit_window')::interval
+       AND (l.http_status IS NOT NULL OR l.outcome_unknown);
+    RETURN v_used;
+END
+$$;
+
+-- For a batch of calls (account_ids[i], endpoints[i]): which may be sent now
+-- without exceeding the accounts' rate limits, in order (earlier calls get
+-- the free slots first). Takes the accounts' advisory locks, in a fixed
+-- order so that two batches never deadlock, until the transaction ends.
+CREATE FUNCTION vibescaling._rate_limit_allowance(account_ids uuid[], endpoints text[])
+RETURNS boolean[]
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_allowed boolean[];
+BEGIN
+    PERFORM vibescaling._rate_limit_lock(a)
+       FROM (SELECT DISTINCT a FROM unnest(account_ids) a ORDER BY a) sorted;
+    SELECT array_agg(x.allowed ORDER BY x.i) INTO v_allowed
+      FROM (SELECT c.i,
+                   b.calls IS NULL
+                   OR vibescaling._rate_limit_used(c.a, c.e)
+                      + row_number() OVER (PARTITION BY c.a, b.endpoints[1] ORDER BY c.i) <= b.calls AS allowed
+              FROM unnest(account_ids, endpoints) WITH ORDINALITY c(a, e, i),
+                   LATERAL vibescaling._rate_limit_bucket(c.e) b) x;
+    RETURN coalesce(v_allowed, '{}');
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._rate_limit_allowance(uuid[], text[]) FROM PUBLIC;

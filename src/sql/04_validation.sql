@@ -6,10 +6,16 @@
 -- (a character outside the Basic Multilingual Plane, e.g. most emoji, counts twice).
 CREATE FUNCTION vibescaling._utf16_length(t text)
 RETURNS integer
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT char_length(t) + char_length(regexp_replace(t, '[^\U00010000-\U0010FFFF]', '', 'g'))
+BEGIN
+    -- Plain ASCII (most captions): one unit per character, without the regex.
+    IF octet_length(t) = char_length(t) THEN
+        RETURN char_length(t);
+    END IF;
+    RETURN char_length(t) + char_length(regexp_replace(t, '[^\U00010000-\U0010FFFF]', '', 'g'));
+END
 $$;
 
 -- Checks one post, with the publish options already on it, against TikTok's

@@ -70,30 +70,28 @@ BEGIN
 END
 $$;
 
--- Publishes one post whose row the caller has locked and whose options are
--- set: checks it, asks creator_info (Direct Post), calls the init endpoint,
--- records the publish and marks the post posted. Raises on any refusal; the
--- dispatch_logs rows of the calls made stay (they commit on their own).
-CREATE FUNCTION vibescaling._publish_locked(p_post_id uuid, p_trigger text)
-RETURNS jsonb
+-- The first step of publishing a post whose row the caller has locked and
+-- whose options are set: checks it, and makes sure TikTok does not have it
+-- already. Then either reconciled is the answer (the dispatcher's earlier
+-- run published it and its transaction was lost: recorded now), or
+-- endpoint and options say which init to call with what. Raises on any
+-- refusal. Shared by _publish_locked and the dispatcher's rounds.
+CREATE FUNCTION vibescaling._prepare_publish(p vibescaling.posts, p_trigger text,
+                                             OUT reconciled jsonb, OUT endpoint text, OUT options jsonb)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    p           vibescaling.posts;
-    v_call      jsonb;
-    v_endpoint  text;
-    v_options   jsonb;
-    v_earlier   record;
+    v_earlier record;
 BEGIN
-    SELECT * INTO STRICT p FROM vibescaling.posts WHERE id = p_post_id;
     PERFORM vibescaling._check_publishable(p);
 
     -- Never a second init for a post TikTok has, or may have.
     v_earlier := vibescaling._earlier_init(p.id);
     IF v_earlier.state = 'sent' AND p_trigger = 'scheduler' THEN
         -- The dispatcher's earlier run published it, then its transaction was lost.
-        RETURN vibescaling._reconcile_sent(p, v_earlier.publish_id, v_earlier.endpoint);
+        reconciled := vibescaling._reconcile_sent(p, v_earlier.publish_id, v_earlier.endpoint);
+        RETURN;
     ELSIF v_earlier.state = 'sent' THEN
         RAISE EXCEPTION 'post % was already sent to TikTok (publish_id %)', p.id, v_earlier.publish_id
             USING ERRCODE = '55000',
@@ -106,6 +104,66 @@ BEGIN
                   HINT = 'Check the TikTok account, then call vibescaling.settle_post(post_id, on_tiktok, publish_id).';
     END IF;
 
+    endpoint := CASE WHEN p.media_type = 'photo' THEN 'content_init'
+                     WHEN p.mode = 'inbox'       THEN 'inbox_video_init'
+                     ELSE 'video_init' END;
+    options := jsonb_strip_nulls(jsonb_build_object(
+        'caption', p.caption, 'title', p.title, 'privacy_level', p.privacy_level, 'mode', p.mode,
+        'disable_comment', p.disable_comment, 'disable_duet', p.disable_duet,
+        'disable_stitch', p.disable_stitch, 'brand_content_toggle', p.brand_content_toggle,
+        'brand_organic_toggle', p.brand_organic_toggle, 'video_url', p.video_url,
+        'video_cover_timestamp_ms', p.video_cover_timestamp_ms,
+        'is_aigc', CASE WHEN p.media_type = 'video' AND p.mode = 'direct' THEN p.is_aigc END,
+        'photo_urls', to_jsonb(p.photo_urls), 'photo_cover_index', p.photo_cover_index));
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._prepare_publish(vibescaling.posts, text) FROM PUBLIC;
+
+-- The last step of publishing: records the init TikTok accepted (call is
+-- _tiktok_call's answer) as a publish record and marks the post posted.
+-- Returns publish_post's answer, {"data": {"publish_id"}}.
+CREATE FUNCTION vibescaling._record_published(p vibescaling.posts, call jsonb, p_endpoint text)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF coalesce(call->>'publish_id', '') = '' THEN
+        RAISE EXCEPTION 'TikTok % answered ok without a publish_id (log_id %)', p_endpoint,
+                        coalesce(nullif(call->>'log_id', ''), 'none')
+            USING ERRCODE = '08P01';
+    END IF;
+    INSERT INTO vibescaling.publish_records (post_id, tiktok_account_id, publish_id, endpoint, mode)
+    VALUES (p.id, p.tiktok_account_id, call->>'publish_id', p_endpoint, p.mode);
+    UPDATE vibescaling.posts
+       SET status = 'posted', posted_at = now(), last_error = NULL
+     WHERE id = p.id;
+    RETURN jsonb_build_object('data', jsonb_build_object('publish_id', call->>'publish_id'));
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._record_published(vibescaling.posts, jsonb, text) FROM PUBLIC;
+
+-- Publishes one post whose row the caller has locked and whose options are
+-- set: checks it (_prepare_publish), asks creator_info (Direct Post), calls
+-- the init endpoint (or uploads the video), records the publish and marks
+-- the post posted. Raises on any refusal; the dispatch_logs rows of the
+-- calls made stay (they commit on their own).
+CREATE FUNCTION vibescaling._publish_locked(p_post_id uuid, p_trigger text)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p       vibescaling.posts;
+    v_prep  record;
+    v_call  jsonb;
+BEGIN
+    SELECT * INTO STRICT p FROM vibescaling.posts WHERE id = p_post_id;
+    v_prep := vibescaling._prepare_publish(p, p_trigger);
+    IF v_prep.reconciled IS NOT NULL THEN
+        RETURN v_prep.reconciled;
+    END IF;
+
     -- TikTok requires a fresh creator_info before every Direct Post.
     IF p.mode = 'direct' THEN
         v_call := vibescaling._tiktok_call('creator_info', p.tiktok_account_id, p.id, p_trigger, '{}');
@@ -115,40 +173,16 @@ BEGIN
         PERFORM vibescaling._check_creator_allows(p, v_call->'data');
     END IF;
 
-    v_endpoint := CASE WHEN p.media_type = 'photo' THEN 'content_init'
-                       WHEN p.mode = 'inbox'       THEN 'inbox_video_init'
-                       ELSE 'video_init' END;
-    v_options := jsonb_strip_nulls(jsonb_build_object(
-        'caption', p.caption, 'title', p.title, 'privacy_level', p.privacy_level, 'mode', p.mode,
-        'disable_comment', p.disable_comment, 'disable_duet', p.disable_duet,
-        'disable_stitch', p.disable_stitch, 'brand_content_toggle', p.brand_content_toggle,
-        'brand_organic_toggle', p.brand_organic_toggle, 'video_url', p.video_url,
-        'video_cover_timestamp_ms', p.video_cover_timestamp_ms,
-        'is_aigc', CASE WHEN p.media_type = 'video' AND p.mode = 'direct' THEN p.is_aigc END,
-        'photo_urls', to_jsonb(p.photo_urls), 'photo_cover_index', p.photo_cover_index));
-
     -- TikTok pulls photos and videos under verified prefixes; we upload the rest.
     IF p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload' THEN
-        v_call := vibescaling._upload_video(p, p_trigger, v_endpoint, v_options);
+        v_call := vibescaling._upload_video(p, p_trigger, v_prep.endpoint, v_prep.options);
     ELSE
-        v_call := vibescaling._tiktok_call(v_endpoint, p.tiktok_account_id, p.id, p_trigger, v_options);
+        v_call := vibescaling._tiktok_call(v_prep.endpoint, p.tiktok_account_id, p.id, p_trigger, v_prep.options);
     END IF;
     IF NOT (v_call->>'ok')::boolean THEN
-        PERFORM vibescaling._raise_tiktok_error(v_call, coalesce(v_call->>'endpoint', v_endpoint));
+        PERFORM vibescaling._raise_tiktok_error(v_call, coalesce(v_call->>'endpoint', v_prep.endpoint));
     END IF;
-    IF coalesce(v_call->>'publish_id', '') = '' THEN
-        RAISE EXCEPTION 'TikTok % answered ok without a publish_id (log_id %)', v_endpoint,
-                        coalesce(nullif(v_call->>'log_id', ''), 'none')
-            USING ERRCODE = '08P01';
-    END IF;
-
-    INSERT INTO vibescaling.publish_records (post_id, tiktok_account_id, publish_id, endpoint, mode)
-    VALUES (p.id, p.tiktok_account_id, v_call->>'publish_id', v_endpoint, p.mode);
-    UPDATE vibescaling.posts
-       SET status = 'posted', posted_at = now(), last_error = NULL
-     WHERE id = p.id;
-
-    RETURN jsonb_build_object('data', jsonb_build_object('publish_id', v_call->>'publish_id'));
+    RETURN vibescaling._record_published(p, v_call, v_prep.endpoint);
 END
 $$;
 REVOKE ALL ON FUNCTION vibescaling._publish_locked(uuid, text) FROM PUBLIC;

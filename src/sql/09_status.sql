@@ -58,6 +58,41 @@ AS $$
                      WHERE u.post_id = p_post_id AND u.publish_id = i.publish_id AND u.endpoint = 'upload_chunk') c
 $$;
 
+-- Records TikTok's status/fetch answer (its data object) on a publish
+-- record and returns the record as it now is; a publish TikTok reports
+-- FAILED fails its post too, with TikTok's fail_reason. Shared by
+-- publish_status and the status poller.
+CREATE FUNCTION vibescaling._apply_status_reply(r vibescaling.publish_records, data jsonb)
+RETURNS vibescaling.publish_records
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE vibescaling.publish_records pr
+       SET tiktok_status    = data->>'status',
+           status           = coalesce(vibescaling._local_publish_status(data->>'status'), pr.status),
+           fail_reason      = data->>'fail_reason',
+           -- jsonb numbers are exact decimals, so 19-digit ids survive the cast.
+           public_post_ids  = coalesce((SELECT array_agg(x::bigint)
+                                          FROM jsonb_array_elements_text(data->'publicaly_available_post_id') x),
+                                       pr.public_post_ids),
+           uploaded_bytes   = coalesce((data->>'uploaded_bytes')::bigint, pr.uploaded_bytes),
+           downloaded_bytes = coalesce((data->>'downloaded_bytes')::bigint, pr.downloaded_bytes),
+           checked_at       = now(),
+           updated_at       = now()
+     WHERE pr.id = r.id
+    RETURNING pr.* INTO r;
+
+    IF r.status = 'failed' THEN
+        UPDATE vibescaling.posts
+           SET status = 'failed', last_error = format('TikTok: publish %s failed: %s', r.publish_id, r.fail_reason)
+         WHERE id = r.post_id;
+    END IF;
+    RETURN r;
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._apply_status_reply(vibescaling.publish_records, jsonb) FROM PUBLIC;
+
 -- Asks TikTok how the post's latest publish is going, records the answer and
 -- returns it. P0002 when the post has no publish record. A publish TikTok
 -- reports FAILED marks the post failed with TikTok's fail_reason.
@@ -69,7 +104,7 @@ AS $$
 DECLARE
     r       vibescaling.publish_records;
     v_call  jsonb;
-    v_data  jsonb;
+    v_data  jsonb;   -- what the durable log says of a publish without a committed record
 BEGIN
     IF publish_status.post_id IS NULL THEN
         RAISE EXCEPTION 'post_id is required' USING ERRCODE = '22004';
@@ -103,28 +138,7 @@ BEGIN
     IF NOT (v_call->>'ok')::boolean THEN
         PERFORM vibescaling._raise_tiktok_error(v_call, 'status_fetch');
     END IF;
-    v_data := v_call->'data';
-
-    UPDATE vibescaling.publish_records pr
-       SET tiktok_status    = v_data->>'status',
-           status           = coalesce(vibescaling._local_publish_status(v_data->>'status'), pr.status),
-           fail_reason      = v_data->>'fail_reason',
-           -- jsonb numbers are exact decimals, so 19-digit ids survive the cast.
-           public_post_ids  = coalesce((SELECT array_agg(x::bigint)
-                                          FROM jsonb_array_elements_text(v_data->'publicaly_available_post_id') x),
-                                       pr.public_post_ids),
-           uploaded_bytes   = coalesce((v_data->>'uploaded_bytes')::bigint, pr.uploaded_bytes),
-           downloaded_bytes = coalesce((v_data->>'downloaded_bytes')::bigint, pr.downloaded_bytes),
-           checked_at       = now(),
-           updated_at       = now()
-     WHERE pr.id = r.id
-    RETURNING pr.* INTO r;
-
-    IF r.status = 'failed' THEN
-        UPDATE vibescaling.posts
-           SET status = 'failed', last_error = format('TikTok: publish %s failed: %s', r.publish_id, r.fail_reason)
-         WHERE id = r.post_id;
-    END IF;
+    r := vibescaling._apply_status_reply(r, v_call->'data');
     RETURN vibescaling._publish_status_json(r);
 END
 $$;

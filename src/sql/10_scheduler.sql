@@ -15,33 +15,278 @@ AS $$
                                  * (0.5 + random() / 2))
 $$;
 
--- Publishes every scheduled post due at as_of, one transaction per post.
--- FOR UPDATE SKIP LOCKED lets several dispatchers run at once without
--- touching the same post. A transient failure (TikTok 5xx or 429, no
--- connection, timeout before sending) leaves the post scheduled with
--- attempts + 1 and next_attempt_at set by exponential backoff, until
--- vibescaling.max_attempts. When TikTok's reply asked for a wait with a
--- Retry-After header (the error's DETAIL then ends with " retry_after=N",
--- see _raise_tiktok_error), next_attempt_at is as_of plus the larger of the
--- backoff and N seconds: never sooner than TikTok asked, and not capped by
+-- Records a failed dispatch of a post (the error's message, SQLSTATE, hint
+-- and detail): a transient failure (the hint _raise_tiktok_error gives: a
+-- TikTok 5xx or 429, no connection, a timeout before sending) leaves the
+-- post scheduled with attempts + 1 and next_attempt_at set by exponential
+-- backoff, until vibescaling.max_attempts. When TikTok's reply asked for a
+-- wait with a Retry-After header (the DETAIL then ends with
+-- " retry_after=N"), next_attempt_at is as_of plus the larger of the backoff
+-- and N seconds: never sooner than TikTok asked, and not capped by
 -- vibescaling.retry_max_delay. Any other failure, or one whose request may
 -- have reached TikTok (outcome unknown: resending could post twice), fails
--- the post with last_error. Query cancel stops the run (committed posts
--- stay done). Call it as a statement of its own:
+-- the post with last_error.
+CREATE FUNCTION vibescaling._record_dispatch_failure(p_post_id uuid, p_attempts integer, p_message text,
+                                                     p_state text, p_hint text, p_detail text, as_of timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_retry       boolean := p_hint = vibescaling._transient_hint()
+                             AND p_attempts + 1 < current_setting('vibescaling.max_attempts')::integer;
+    -- TikTok's Retry-After, in seconds (the core caps it at 2147483647, 10 digits).
+    v_retry_after bigint := (regexp_match(p_detail, ' retry_after=([0-9]{1,10})$'))[1]::bigint;
+BEGIN
+    UPDATE vibescaling.posts
+       SET status = CASE WHEN v_retry THEN 'scheduled' ELSE 'failed' END,
+           attempts = p_attempts + 1,
+           -- Counted from as_of, the dispatcher's notion of now.
+           next_attempt_at = CASE WHEN v_retry
+                                  THEN as_of + greatest(vibescaling._retry_delay(p_attempts + 1),
+                                                        make_interval(secs => coalesce(v_retry_after, 0)))
+                             END,
+           last_error = format('%s [SQLSTATE %s]%s', p_message, p_state,
+                               CASE WHEN v_retry THEN format(' (attempt %s, will retry)', p_attempts + 1)
+                                    WHEN p_hint = vibescaling._transient_hint()
+                                    THEN format(' (attempt %s, no attempts left)', p_attempts + 1)
+                                    ELSE '' END)
+     WHERE id = p_post_id;
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._record_dispatch_failure(uuid, integer, text, text, text, text, timestamptz) FROM PUBLIC;
+
+-- Records the failure of one of the dispatcher's calls (call: the result
+-- _tiktok_call_many gave), raised and caught exactly as _publish_locked
+-- would have raised it, so both paths leave the same last_error.
+CREATE FUNCTION vibescaling._record_call_failure(p vibescaling.posts, call jsonb, p_endpoint text,
+                                                 as_of timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_message text;
+    v_state   text;
+    v_hint    text;
+    v_detail  text;
+BEGIN
+    PERFORM vibescaling._raise_tiktok_error(call, p_endpoint);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                            v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
+    PERFORM vibescaling._record_dispatch_failure(p.id, p.attempts, v_message, v_state, v_hint, v_detail, as_of);
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._record_call_failure(vibescaling.posts, jsonb, text, timestamptz) FROM PUBLIC;
+
+-- One round of the dispatcher: up to max_posts due posts, one per account,
+-- published together in the caller's transaction. All their creator_info
+-- calls go out at once, then all their inits (_tiktok_call_many: at most
+-- vibescaling.max_concurrent_requests in flight). The checks, the failure
+-- handling and the records are those of _publish_locked, post by post.
+-- Accounts in skip_accounts are left alone; the round declines (adds to
+-- declined) accounts it should not batch: one whose due post uploads its
+-- video (uploads go one by one), one whose init or creator_info rate
+-- limit is full now, one another session is calling TikTok for (its
+-- advisory lock is taken), so that the sequential pass, which waits for
+-- rate limits and locks, takes them. processed: the posts it settled
+-- (posted, failed or rescheduled).
+--
+-- Safe as one transaction for many posts: every init is in the durable log
+-- ("in flight", then its outcome) before and after it is sent. If the
+-- round's transaction is lost (crash, cancel), the next run reconciles each
+-- post TikTok accepted as posted, and fails (never resends) one whose init
+-- has an unknown outcome (_prepare_publish).
+CREATE FUNCTION vibescaling._dispatch_round(as_of timestamptz, max_posts integer, skip_accounts uuid[],
+                                            OUT processed integer, OUT declined uuid[])
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p           vibescaling.posts;
+    v_prep      record;
+    v_message   text;
+    v_state     text;
+    v_hint      text;
+    v_detail    text;
+    v_ids       uuid[] := '{}';     -- posts still going, in order
+    v_endpoints text[] := '{}';
+    v_options   jsonb[] := '{}';
+    v_direct    uuid[] := '{}';     -- the Direct Posts among them (creator_info first)
+    v_results   jsonb;
+    v_next      uuid[];
+    v_call      jsonb;
+    i           integer;
+    v_init_limit integer := (vibescaling._rate_limit_bucket('video_init')).calls;
+    v_info_limit integer := (vibescaling._rate_limit_bucket('creator_info')).calls;
+BEGIN
+    processed := 0;
+    declined := '{}';
+
+    -- The earliest due post of each account not skipped, earliest first.
+    FOR p IN
+        SELECT t.* FROM vibescaling.posts t
+         WHERE t.id = ANY (ARRAY(
+                   SELECT c.id
+                     FROM (SELECT DISTINCT ON (d.tiktok_account_id) d.id, d.tiktok_account_id,
+                                  coalesce(d.next_attempt_at, d.scheduled_at) AS due
+                             FROM vibescaling.posts d
+                            WHERE d.status = 'scheduled'
+                              AND coalesce(d.next_attempt_at, d.scheduled_at) <= as_of
+                              AND coalesce(d.tiktok_account_id <> ALL (skip_accounts), true)
+                            ORDER BY d.tiktok_account_id, coalesce(d.next_attempt_at, d.scheduled_at), d.id) c
+                    ORDER BY c.due, c.id
+                    LIMIT max_posts))
+           AND t.status = 'scheduled'
+         ORDER BY coalesce(t.next_attempt_at, t.scheduled_at), t.id
+           FOR UPDATE SKIP LOCKED
+    LOOP
+        IF p.tiktok_account_id IS NOT NULL
+           AND ((p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload')
+                OR vibescaling._rate_limit_used(p.tiktok_account_id, 'video_init') >= v_init_limit
+                OR p.mode = 'direct' AND vibescaling._rate_limit_used(p.tiktok_account_id, 'creator_info') >= v_info_limit
+                OR NOT pg_try_advisory_xact_lock(hashtext('vibescaling.rate_limit'), hashtext(p.tiktok_account_id::text))) THEN
+            declined := declined || p.tiktok_account_id;
+            CONTINUE;
+        END IF;
+        BEGIN
+            v_prep := vibescaling._prepare_publish(p, 'scheduler');
+            IF v_prep.reconciled IS NULL THEN
+                v_ids := v_ids || p.id;
+                v_endpoints := v_endpoints || v_prep.endpoint;
+                v_options := v_options || v_prep.options;
+                IF p.mode = 'direct' THEN
+                    v_direct := v_direct || p.id;
+                END IF;
+            ELSE
+                processed := processed + 1;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            -- Refused before anything was sent (the subtransaction rolled back).
+            GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                                    v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
+            PERFORM vibescaling._record_dispatch_failure(p.id, p.attempts, v_message, v_state, v_hint, v_detail, as_of);
+            processed := processed + 1;
+        END;
+    END LOOP;
+
+    -- TikTok requires a fresh creator_info before every Direct Post: all at once.
+    IF cardinality(v_direct) > 0 THEN
+        v_results := vibescaling._tiktok_call_many(
+            (SELECT jsonb_agg(jsonb_build_object('endpoint', 'creator_info', 'tiktok_account_id', t.tiktok_account_id,
+                                                 'post_id', t.id, 'trigger', 'scheduler') ORDER BY d.i)
+               FROM unnest(v_direct) WITH ORDINALITY d(id, i) JOIN vibescaling.posts t ON t.id = d.id));
+        v_next := '{}';
+        FOR i IN 1 .. cardinality(v_direct) LOOP
+            SELECT * INTO p FROM vibescaling.posts WHERE id = v_direct[i];
+            v_call := v_results->(i - 1);
+            IF NOT (v_call->>'ok')::boolean THEN
+                PERFORM vibescaling._record_call_failure(p, v_call, 'creator_info', as_of);
+                v_next := v_next || p.id;
+                processed := processed + 1;
+                CONTINUE;
+            END IF;
+            BEGIN
+                PERFORM vibescaling._check_creator_allows(p, v_call->'data');
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                                        v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
+                PERFORM vibescaling._record_dispatch_failure(p.id, p.attempts, v_message, v_state, v_hint, v_detail, as_of);
+                v_next := v_next || p.id;
+                processed := processed + 1;
+            END;
+        END LOOP;
+        -- v_next: the posts that stop here.
+        SELECT coalesce(array_agg(x.id ORDER BY x.i), '{}'), coalesce(array_agg(x.e ORDER BY x.i), '{}'),
+               coalesce(array_agg(x.o ORDER BY x.i), '{}')
+          INTO v_ids, v_endpoints, v_options
+          FROM unnest(v_ids, v_endpoints, v_options) WITH ORDINALITY x(id, e, o, i)
+         WHERE x.id <> ALL (v_next);
+    END IF;
+
+    -- All the inits at once (each logged "in flight" first).
+    IF cardinality(v_ids) > 0 THEN
+        v_results := vibescaling._tiktok_call_many(
+            (SELECT jsonb_agg(jsonb_build_object('endpoint', x.e, 'tiktok_account_id', t.tiktok_account_id,
+                                                 'post_id', t.id, 'trigger', 'scheduler', 'options', x.o) ORDER BY x.i)
+               FROM unnest(v_ids, v_endpoints, v_options) WITH ORDINALITY x(id, e, o, i)
+               JOIN vibescaling.posts t ON t.id = x.id));
+        processed := processed + cardinality(v_ids);
+        -- What TikTok accepted is recorded for all posts at once (as _record_published does one by one).
+        INSERT INTO vibescaling.publish_records (post_id, tiktok_account_id, publish_id, endpoint, mode)
+        SELECT t.id, t.tiktok_account_id, v_results->(x.i::integer - 1)->>'publish_id', x.e, t.mode
+          FROM unnest(v_ids, v_endpoints) WITH ORDINALITY x(id, e, i)
+          JOIN vibescaling.posts t ON t.id = x.id
+         WHERE (v_results->(x.i::integer - 1)->>'ok')::boolean
+           AND coalesce(v_results->(x.i::integer - 1)->>'publish_id', '') <> '';
+        UPDATE vibescaling.posts t
+           SET status = 'posted', posted_at = now(), last_error = NULL
+          FROM unnest(v_ids) WITH ORDINALITY x(id, i)
+         WHERE t.id = x.id
+           AND (v_results->(x.i::integer - 1)->>'ok')::boolean
+           AND coalesce(v_results->(x.i::integer - 1)->>'publish_id', '') <> '';
+        -- The rest, one by one.
+        FOR i IN 1 .. cardinality(v_ids) LOOP
+            v_call := v_results->(i - 1);
+            CONTINUE WHEN (v_call->>'ok')::boolean AND coalesce(v_call->>'publish_id', '') <> '';
+            SELECT * INTO p FROM vibescaling.posts WHERE id = v_ids[i];
+            IF NOT (v_call->>'ok')::boolean THEN
+                PERFORM vibescaling._record_call_failure(p, v_call, v_endpoints[i], as_of);
+                CONTINUE;
+            END IF;
+            BEGIN
+                -- Accepted without a publish_id: _record_published refuses it (08P01).
+                PERFORM vibescaling._record_published(p, v_call, v_endpoints[i]);
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                                        v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
+                PERFORM vibescaling._record_dispatch_failure(p.id, p.attempts, v_message, v_state, v_hint, v_detail, as_of);
+            END;
+        END LOOP;
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._dispatch_round(timestamptz, integer, uuid[]) FROM PUBLIC;
+
+-- Publishes every scheduled post due at as_of. First in rounds
+-- (_dispatch_round): up to vibescaling.max_concurrent_requests posts, one
+-- per account, whose calls go out together; each round is a transaction of
+-- its own. Then one post at a time, one transaction each, for what the
+-- rounds declined (uploads, accounts at their rate limit or busy in
+-- another session): that pass waits for rate limits as publish_post does.
+-- FOR UPDATE SKIP LOCKED lets several dispatchers run at once without
+-- touching the same post. Failures are recorded by _record_dispatch_failure
+-- (transient ones retried with backoff, never sooner than TikTok's
+-- Retry-After; an init of unknown outcome is never resent). Query cancel
+-- stops the run (committed rounds and posts stay done). Call it as a
+-- statement of its own:
 --   CALL vibescaling.dispatch_due_posts();
 CREATE PROCEDURE vibescaling.dispatch_due_posts(as_of timestamptz DEFAULT now())
 LANGUAGE plpgsql
 AS $$
 DECLARE
+    v_round     record;
+    v_skip      uuid[] := '{}';
     v_post_id   uuid;
     v_attempts  integer;
     v_message   text;
     v_state     text;
     v_hint      text;
     v_detail    text;
-    v_retry     boolean;
-    v_retry_after bigint;
 BEGIN
+    IF as_of IS NULL THEN
+        RAISE EXCEPTION 'as_of is required' USING ERRCODE = '22004';
+    END IF;
+    LOOP
+        v_round := vibescaling._dispatch_round(as_of, current_setting('vibescaling.max_concurrent_requests')::integer,
+                                               v_skip);
+        -- A round that found nothing has nothing to commit.
+        EXIT WHEN v_round.processed = 0 AND cardinality(v_round.declined) = 0;
+        COMMIT;
+        v_skip := v_skip || v_round.declined;
+    END LOOP;
+
     LOOP
         SELECT p.id, p.attempts INTO v_post_id, v_attempts
           FROM vibescaling.posts p
@@ -58,31 +303,15 @@ BEGIN
             -- dispatch_logs rows remain. (OTHERS never catches query_canceled.)
             GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
                                     v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
-            v_retry := v_hint = vibescaling._transient_hint()
-                       AND v_attempts + 1 < current_setting('vibescaling.max_attempts')::integer;
-            -- TikTok's Retry-After, in seconds (the core caps it at 2147483647, 10 digits).
-            v_retry_after := (regexp_match(v_detail, ' retry_after=([0-9]{1,10})$'))[1]::bigint;
-            UPDATE vibescaling.posts
-               SET status = CASE WHEN v_retry THEN 'scheduled' ELSE 'failed' END,
-                   attempts = v_attempts + 1,
-                   -- Counted from as_of, the dispatcher's notion of now.
-                   next_attempt_at = CASE WHEN v_retry
-                                          THEN as_of + greatest(vibescaling._retry_delay(v_attempts + 1),
-                                                                make_interval(secs => coalesce(v_retry_after, 0)))
-                                     END,
-                   last_error = format('%s [SQLSTATE %s]%s', v_message, v_state,
-                                       CASE WHEN v_retry THEN format(' (attempt %s, will retry)', v_attempts + 1)
-                                            WHEN v_hint = vibescaling._transient_hint()
-                                            THEN format(' (attempt %s, no attempts left)', v_attempts + 1)
-                                            ELSE '' END)
-             WHERE id = v_post_id;
+            PERFORM vibescaling._record_dispatch_failure(v_post_id, v_attempts, v_message, v_state, v_hint,
+                                                         v_detail, as_of);
         END;
         COMMIT;
     END LOOP;
 END
 $$;
 COMMENT ON PROCEDURE vibescaling.dispatch_due_posts(timestamptz) IS
-    'Publishes scheduled posts due at as_of, each in its own transaction, retrying transient failures with backoff (never sooner than TikTok''s Retry-After); safe to run concurrently.';
+    'Publishes scheduled posts due at as_of: in rounds of concurrent calls (vibescaling.max_concurrent_requests), then one by one for uploads and rate-limited accounts; retries transient failures with backoff (never sooner than TikTok''s Retry-After); safe to run concurrently.';
 
 -- Raises unless pg_cron is installed in this database.
 CREATE FUNCTION vibescaling._require_pg_cron()

@@ -1,7 +1,7 @@
 -- vibescaling: the status poller. TikTok processes a publish asynchronously;
 -- poll_publish_statuses() (pg_cron runs it every minute, see
 -- _schedule_status_poller) asks TikTok about every publish record that is not
--- final yet, through publish_status(), until it is: sent_to_inbox, failed,
+-- final yet, as publish_status() does but many at once, until it is: sent_to_inbox, failed,
 -- published with its public post id, or published without one once
 -- give_up_after has passed (moderation may never make a private post public).
 -- A record still processing after give_up_after gets a final answer of its
@@ -36,13 +36,12 @@ DECLARE
     c_fetches_per_account constant integer := 25;
     v_cutoff      timestamptz;   -- created before this: past give_up_after
     v_id          bigint;
-    v_account     uuid;
-    v_timed_out   boolean;
-    v_fetched     boolean;
+    v_deferred    boolean;
     v_reason      text;
-    v_fetches     jsonb := '{}';   -- account id -> status fetches made this run
+    v_fetch       bigint[] := '{}';   -- the records TikTok is asked about, in order
+    v_results     jsonb;
+    v_call        jsonb;
     r             vibescaling.publish_records;
-    v_acted       integer := 0;
     v_polled      integer := 0;
     v_final       integer := 0;
     v_processing  integer := 0;
@@ -51,6 +50,7 @@ DECLARE
     v_skipped     integer := 0;
     v_message     text;
     v_state       text;
+    i             integer;
 BEGIN
     IF max_records IS NULL OR max_records < 0 THEN
         RAISE EXCEPTION 'max_records must be 0 or more' USING ERRCODE = '22023';
@@ -71,86 +71,98 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM vibescaling.publish_records n
                         WHERE n.post_id = pr.post_id AND (n.created_at, n.id) > (pr.created_at, pr.id));
 
-    FOR v_id, v_account, v_timed_out IN
-        SELECT pr.id, pr.tiktok_account_id, pr.status = 'processing' AND pr.created_at < v_cutoff
-          FROM vibescaling.publish_records pr
-         WHERE (pr.status = 'processing'
-                OR pr.status = 'published' AND cardinality(pr.public_post_ids) = 0 AND pr.created_at >= v_cutoff)
-           AND (only_accounts IS NULL OR pr.tiktok_account_id = ANY (only_accounts))
-           AND (pr.created_at < v_cutoff   -- timed out (only processing ones are left at that age)
-                OR pr.checked_at IS NULL
-                OR pr.checked_at + vibescaling._status_poll_delay(now() - pr.created_at) <= now())
-           AND NOT EXISTS (SELECT 1 FROM vibescaling.publish_records n
-                            WHERE n.post_id = pr.post_id AND (n.created_at, n.id) > (pr.created_at, pr.id))
-         ORDER BY pr.checked_at NULLS FIRST, pr.created_at, pr.id
+    -- The due records in the order they are served, least recently checked
+    -- first: up to max_records of them acted on; an account's records past
+    -- its fetch budget for the run are deferred (counted as skipped when
+    -- met before max_records is reached).
+    FOR v_id, v_deferred IN
+        SELECT x.id, NOT x.actable
+          FROM (SELECT d.*, sum(d.actable::integer) OVER (ORDER BY d.checked_at NULLS FIRST, d.created_at, d.id)
+                            AS acted_through
+                  FROM (SELECT pr.id, pr.checked_at, pr.created_at,
+                               pr.status = 'processing' AND pr.created_at < v_cutoff
+                               OR row_number() OVER (PARTITION BY pr.tiktok_account_id,
+                                                                  pr.status = 'processing' AND pr.created_at < v_cutoff
+                                                     ORDER BY pr.checked_at NULLS FIRST, pr.created_at, pr.id)
+                                  <= c_fetches_per_account AS actable
+                          FROM vibescaling.publish_records pr
+                         WHERE (pr.status = 'processing'
+                                OR pr.status = 'published' AND cardinality(pr.public_post_ids) = 0 AND pr.created_at >= v_cutoff)
+                           AND (only_accounts IS NULL OR pr.tiktok_account_id = ANY (only_accounts))
+                           AND (pr.created_at < v_cutoff   -- timed out (only processing ones are left at that age)
+                                OR pr.checked_at IS NULL
+                                OR pr.checked_at + vibescaling._status_poll_delay(now() - pr.created_at) <= now())
+                           AND NOT EXISTS (SELECT 1 FROM vibescaling.publish_records n
+                                            WHERE n.post_id = pr.post_id AND (n.created_at, n.id) > (pr.created_at, pr.id))) d) x
+         WHERE x.acted_through < max_records OR x.actable AND x.acted_through = max_records
+         ORDER BY x.checked_at NULLS FIRST, x.created_at, x.id
     LOOP
-        EXIT WHEN v_acted >= max_records;
-        IF NOT v_timed_out AND coalesce((v_fetches->>v_account::text)::integer, 0) >= c_fetches_per_account THEN
+        IF v_deferred THEN
             v_skipped := v_skipped + 1;   -- this account's budget for the run is spent
             CONTINUE;
         END IF;
+        -- Lock it again, as it is now: another poller (or a publish_status
+        -- caller) holding it is skipped; one that just checked or settled it
+        -- makes it not due any more.
+        SELECT * INTO r FROM vibescaling.publish_records pr
+         WHERE pr.id = v_id
+           AND (pr.status = 'processing'
+                OR pr.status = 'published' AND cardinality(pr.public_post_ids) = 0 AND pr.created_at >= v_cutoff)
+           AND (pr.created_at < v_cutoff
+                OR pr.checked_at IS NULL
+                OR pr.checked_at + vibescaling._status_poll_delay(now() - pr.created_at) <= now())
+           FOR UPDATE SKIP LOCKED;
+        CONTINUE WHEN NOT FOUND;
+        IF r.status = 'processing' AND r.created_at < v_cutoff THEN
+            -- No final status within give_up_after: that is the final answer.
+            v_reason := format('timed out: no final status from TikTok after %s', give_up_after);
+            UPDATE vibescaling.publish_records
+               SET status = 'failed', fail_reason = v_reason, updated_at = now()
+             WHERE id = r.id;
+            UPDATE vibescaling.posts
+               SET status = 'failed', last_error = format('TikTok: publish %s failed: %s', r.publish_id, v_reason)
+             WHERE id = r.post_id;
+            v_timeouts := v_timeouts + 1;
+        ELSE
+            v_fetch := v_fetch || r.id;
+        END IF;
+    END LOOP;
 
-        v_fetched := false;
+    IF cardinality(v_fetch) = 0 THEN
+        RETURN jsonb_build_object('polled', 0, 'final', 0, 'still_processing', 0,
+                                  'timed_out', v_timeouts, 'errors', 0, 'skipped_backoff', v_skipped);
+    END IF;
+
+    -- Every status fetch at once (at most vibescaling.max_concurrent_requests in flight).
+    v_results := vibescaling._tiktok_call_many(
+        (SELECT jsonb_agg(jsonb_build_object('endpoint', 'status_fetch', 'tiktok_account_id', pr.tiktok_account_id,
+                                             'post_id', pr.post_id, 'trigger', 'status',
+                                             'options', jsonb_build_object('publish_id', pr.publish_id)) ORDER BY f.i)
+           FROM unnest(v_fetch) WITH ORDINALITY f(id, i) JOIN vibescaling.publish_records pr ON pr.id = f.id));
+    v_polled := cardinality(v_fetch);
+    FOR i IN 1 .. cardinality(v_fetch) LOOP
+        SELECT * INTO r FROM vibescaling.publish_records WHERE id = v_fetch[i];
+        v_call := v_results->(i - 1);
         BEGIN
-            -- Lock it again, as it is now: another poller (or a publish_status
-            -- caller) holding it is skipped; one that just checked or settled it
-            -- makes it not due any more.
-            SELECT * INTO r FROM vibescaling.publish_records pr
-             WHERE pr.id = v_id
-               AND (pr.status = 'processing'
-                    OR pr.status = 'published' AND cardinality(pr.public_post_ids) = 0 AND pr.created_at >= v_cutoff)
-               AND (pr.created_at < v_cutoff
-                    OR pr.checked_at IS NULL
-                    OR pr.checked_at + vibescaling._status_poll_delay(now() - pr.created_at) <= now())
-               FOR UPDATE SKIP LOCKED;
-            IF FOUND THEN
-                v_acted := v_acted + 1;
-                IF r.status = 'processing' AND r.created_at < v_cutoff THEN
-                    -- No final status within give_up_after: that is the final answer.
-                    v_reason := format('timed out: no final status from TikTok after %s', give_up_after);
-                    UPDATE vibescaling.publish_records
-                       SET status = 'failed', fail_reason = v_reason, updated_at = now()
-                     WHERE id = r.id;
-                    UPDATE vibescaling.posts
-                       SET status = 'failed', last_error = format('TikTok: publish %s failed: %s', r.publish_id, v_reason)
-                     WHERE id = r.post_id;
-                    v_timeouts := v_timeouts + 1;
-                ELSE
-                    v_fetches := jsonb_set(v_fetches, ARRAY[r.tiktok_account_id::text],
-                                           to_jsonb(coalesce((v_fetches->>r.tiktok_account_id::text)::integer, 0) + 1));
-                    v_fetched := true;
-                    v_polled := v_polled + 1;
-                    -- r is its post's latest record, which is what publish_status
-                    -- asks TikTok about (and fails the post on FAILED).
-                    PERFORM vibescaling.publish_status(r.post_id);
-                    SELECT * INTO r FROM vibescaling.publish_records WHERE id = v_id;
-                    IF r.status IN ('sent_to_inbox', 'failed')
-                       OR r.status = 'published' AND (cardinality(r.public_post_ids) > 0 OR r.created_at < v_cutoff) THEN
-                        v_final := v_final + 1;
-                    ELSE
-                        v_processing := v_processing + 1;
-                    END IF;
-                END IF;
+            IF NOT (v_call->>'ok')::boolean THEN
+                PERFORM vibescaling._raise_tiktok_error(v_call, 'status_fetch');
+            END IF;
+            r := vibescaling._apply_status_reply(r, v_call->'data');
+            IF r.status IN ('sent_to_inbox', 'failed')
+               OR r.status = 'published' AND (cardinality(r.public_post_ids) > 0 OR r.created_at < v_cutoff) THEN
+                v_final := v_final + 1;
+            ELSE
+                v_processing := v_processing + 1;
             END IF;
         EXCEPTION WHEN OTHERS THEN
             -- TikTok refused or could not be reached (its dispatch_logs row
-            -- stays), or anything else went wrong with this record: count it,
-            -- go on with the others. (OTHERS never catches a query cancel.)
+            -- stays), or its answer could not be recorded: count it, go on
+            -- with the others, and back off like a successful check (a 429
+            -- or an outage must not be hammered either).
             GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
             v_errors := v_errors + 1;
-            RAISE LOG 'vibescaling: status poll of publish record % failed: % [SQLSTATE %]', v_id, v_message, v_state;
-            IF v_fetched THEN
-                -- A failed check backs off like a successful one (a 429 or an
-                -- outage must not be hammered either).
-                BEGIN
-                    UPDATE vibescaling.publish_records pr SET checked_at = now()
-                     WHERE pr.id = v_id
-                       AND pr.id IN (SELECT l.id FROM vibescaling.publish_records l
-                                      WHERE l.id = v_id FOR UPDATE SKIP LOCKED);
-                EXCEPTION WHEN OTHERS THEN
-                    NULL;
-                END;
-            END IF;
+            RAISE LOG 'vibescaling: status poll of publish record % failed: % [SQLSTATE %]', r.id, v_message, v_state;
+            UPDATE vibescaling.publish_records pr SET checked_at = now() WHERE pr.id = r.id;
         END;
     END LOOP;
 
@@ -164,9 +176,11 @@ $$;
 -- LOCKED (several pollers may run). A record still processing more than
 -- give_up_after after its publish fails as timed out, and so does its post;
 -- every other one is due again _status_poll_delay(its age) after its last
--- check, and then publish_status() asks TikTok about it (at most 25 status
--- fetches per account per run: TikTok allows 30 a minute per token). A
--- TikTok error on one record is counted and the run goes on. Only a post's
+-- check, and then TikTok is asked about it, as publish_status() does, all
+-- the run's records at once (at most vibescaling.max_concurrent_requests
+-- in flight; at most 25 status fetches per account per run: TikTok allows
+-- 30 a minute per token). A TikTok error on one record is counted and the
+-- run goes on. Only a post's
 -- latest publish record is followed, as publish_status does. Returns
 -- {"polled": TikTok asked (= final + still_processing + errors), "final",
 --  "still_processing", "timed_out", "errors", "skipped_backoff": not due yet,

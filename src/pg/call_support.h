@@ -1,0 +1,43 @@
+/*
+ * call_support.h: what the single call (_tiktok_call, tiktok_call.cpp) and
+ * the batch of calls (_tiktok_call_many, tiktok_call_many.cpp) share: the
+ * HTTP options from the settings, the interrupt check curl polls, and the
+ * results and log rows of calls that were never sent or are in flight.
+ */
+#ifndef VS_CALL_SUPPORT_H
+#define VS_CALL_SUPPORT_H
+
+#include "token_refresher.h"
+#include "../core/vs_core.h"
+
+/*
+ * Polled by curl: abort on query cancel, statement_timeout, terminate, or
+ * the postmaster's death (a backend must not go on talking to TikTok for a
+ * server that is gone).
+ */
+int			vs_interrupt_requested(void);
+
+/* The HTTP options (base URL, timeouts, interrupt check) from the vibescaling.* settings. */
+void		vs_http_options_from_settings(vs_http_options *http);
+
+/* Copies a malloc'd core string into palloc'd memory and frees it (NULL stays NULL). */
+char	   *vs_take_core_string(char *s);
+
+/*
+ * Fills *r (no malloc'd strings: never vs_call_result_free it) as a call
+ * that was not sent: error_code, message and SQLSTATE as given.
+ */
+void		vs_local_failure(vs_call_result *r, const char *error_code, const char *message,
+							 const char *sqlstate, bool retryable);
+
+/* Fills *r as a call not made because the account's rate limit is used up (53000, retryable). */
+void		vs_rate_limited_failure(vs_call_result *r);
+
+/* Fills *r as a call not made because the token refresh before it failed. */
+void		vs_refresh_failure(vs_call_result *r, const VsRefreshResult *refresh);
+
+/* The dispatch_logs row (palloc'd JSON) of an init about to be sent: outcome unknown until it answers. */
+char	   *vs_in_flight_log_json(const char *post_id, const char *account_id, const char *trigger,
+								  const char *endpoint_name);
+
+#endif

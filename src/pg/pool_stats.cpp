@@ -1,0 +1,24 @@
+/* pool_stats.cpp: vibescaling.http_pool_stats(), this backend's connection pool counters. */
+#include "pg_headers.h"
+#include "../core/vs_core.h"
+
+extern "C" {
+PG_FUNCTION_INFO_V1(vs_http_pool_stats);
+
+/*
+ * vibescaling.http_pool_stats() RETURNS jsonb: {"transfers",
+ * "connections_opened", "connections_reused"} of the calls this backend
+ * made at once (_tiktok_call_many) since it started: how well keep-alive
+ * spares a connection (and TLS handshake) per call.
+ */
+Datum
+vs_http_pool_stats(PG_FUNCTION_ARGS)
+{
+	vs_pool_stats stats;
+
+	vs_get_pool_stats(&stats);
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(
+		psprintf("{\"transfers\": %lld, \"connections_opened\": %lld, \"connections_reused\": %lld}",
+				 stats.transfers, stats.connections_opened, stats.connections_reused))));
+}
+}

@@ -1,0 +1,150 @@
+-- The concurrent dispatcher: dispatch_due_posts publishes due posts in
+-- rounds whose calls go out together (_tiktok_call_many), at most
+-- vibescaling.max_concurrent_requests at once over kept-alive connections,
+-- with the same checks, logs and failure handling as one by one.
+\set QUIET 1
+\set ON_ERROR_STOP 1
+SET client_min_messages = warning;
+SELECT plan(31);
+
+SELECT substr(md5(random()::text), 1, 8) AS run \gset
+SET vibescaling.max_concurrent_requests = 4;
+
+-- ---------------------------------------------------------------------------
+-- A burst: 12 accounts with one post each, one account with three.
+CREATE TEMP TABLE accts AS
+SELECT i, 'cd' || i || '_' || :'run' AS open_id, vs_test.new_account('cd' || i || '_' || :'run') AS id
+  FROM generate_series(1, 13) i;
+CREATE TEMP TABLE burst AS
+SELECT a.i, j, (vibescaling.schedule_post(vs_test.new_video(format('burst %s/%s', a.i, j)), now() + interval '10 minutes',
+                                          a.id, 'SELF_ONLY') #>> '{data,id}')::uuid AS id
+  FROM accts a, generate_series(1, CASE WHEN a.i = 13 THEN 3 ELSE 1 END) j;
+-- (Scheduling asked creator_info once per account: count TikTok's calls from here.)
+SELECT count(*) AS calls0 FROM accts a, LATERAL vs_test.sim_requests(a.open_id) r \gset
+SELECT vibescaling.http_pool_stats() AS pool0 \gset
+SELECT now() + interval '11 minutes' AS later \gset
+CALL vibescaling.dispatch_due_posts(:'later');
+SELECT vibescaling.http_pool_stats() AS pool1 \gset
+
+SELECT is((SELECT count(*) FROM vibescaling.posts p JOIN burst USING (id) WHERE p.status = 'posted'), 15::bigint,
+          'the 15 due posts are all published');
+SELECT is((SELECT count(*) FROM vibescaling.publish_records r JOIN burst b ON b.id = r.post_id), 15::bigint,
+          '... each with one publish record');
+SELECT is((SELECT count(*) FROM burst b
+            WHERE (SELECT array_agg(l.endpoint || '/' || l.outcome || '/' || l.trigger ORDER BY l.id)
+                     FROM vibescaling.dispatch_logs l WHERE l.post_id = b.id)
+                  = ARRAY['creator_info/success/scheduler', 'video_init/success/scheduler']), 15::bigint,
+          '... each post: one creator_info, then one video_init, both in dispatch_logs');
+SELECT is((SELECT count(*) FROM accts a, LATERAL vs_test.sim_requests(a.open_id) r) - :calls0, 30::bigint,
+          '... and TikTok saw exactly those 30 calls');
+SELECT is((:'pool1'::jsonb->>'transfers')::bigint - (:'pool0'::jsonb->>'transfers')::bigint, 30::bigint,
+          'the 30 calls went through the connection pool');
+SELECT cmp_ok((:'pool1'::jsonb->>'connections_opened')::bigint - (:'pool0'::jsonb->>'connections_opened')::bigint,
+              '<=', 4::bigint, '... which opened at most max_concurrent_requests (4) connections');
+SELECT cmp_ok((:'pool1'::jsonb->>'connections_reused')::bigint - (:'pool0'::jsonb->>'connections_reused')::bigint,
+              '>=', 26::bigint, '... and reused them for the other calls (keep-alive)');
+SELECT is((SELECT count(DISTINCT p.posted_at) FROM vibescaling.posts p JOIN burst b USING (id) WHERE b.i = 13), 3::bigint,
+          'an account''s three posts went out in three rounds (one post per account per round)');
+SELECT is((SELECT max(n) FROM (SELECT count(*) AS n FROM vibescaling.posts p JOIN burst b USING (id) GROUP BY p.posted_at) x),
+          4::bigint, '... and no round took more than max_concurrent_requests (4) posts');
+
+-- A second run finds nothing to do and sends nothing.
+CALL vibescaling.dispatch_due_posts(:'later');
+SELECT is((SELECT count(*) FROM accts a, LATERAL vs_test.sim_requests(a.open_id) r) - :calls0, 30::bigint,
+          'a second run sends nothing');
+
+-- ---------------------------------------------------------------------------
+-- A mixed round: inbox (no creator_info), photo (content_init), a creator
+-- whose creator_info fails with a 500 (retried later), a creator that turned
+-- private (refused), an init dropped after TikTok took it (outcome unknown),
+-- an upload from a large object (declined by the round, sent one by one).
+CREATE TEMP TABLE mix (label text PRIMARY KEY, open_id text, acct uuid, id uuid);
+INSERT INTO mix (label, open_id)
+SELECT l, 'mx' || l || '_' || :'run' FROM unnest(ARRAY['inbox', 'photo', 'flaky', 'private', 'dropped', 'upload']) l;
+UPDATE mix SET acct = vs_test.new_account(open_id);
+UPDATE mix SET id = CASE label WHEN 'photo' THEN vs_test.new_photo(2) ELSE vs_test.new_video('mix ' || label) END;
+UPDATE vibescaling.posts SET video_url = NULL, video_lo = vs_test.new_lo(1048576)
+ WHERE id = (SELECT id FROM mix WHERE label = 'upload');
+SELECT count(vibescaling.schedule_post(m.id, now() + interval '10 minutes', m.acct,
+                                       CASE WHEN m.label = 'private' THEN 'PUBLIC_TO_EVERYONE' ELSE 'SELF_ONLY' END,
+                                       mode => CASE WHEN m.label = 'inbox' THEN 'inbox' ELSE 'direct' END)) AS scheduled
+  FROM mix m \gset
+SELECT vs_test.sim_post('/_sim/users/mxprivate_' || :'run', '{"private_account": true}') IS NOT NULL AS went_private;
+SELECT vs_test.sim_post('/_sim/faults', jsonb_build_object('endpoint', 'creator_info', 'http_status', 500,
+                        'error_code', 'internal_error', 'open_id', 'mxflaky_' || :'run')) IS NOT NULL AS armed;
+SELECT vs_test.sim_post('/_sim/faults', jsonb_build_object('endpoint', 'video_init', 'action', 'drop',
+                        'after_processing', true, 'open_id', 'mxdropped_' || :'run')) IS NOT NULL AS armed;
+SET vibescaling.retry_base_delay = '1h';
+CALL vibescaling.dispatch_due_posts(:'later');
+RESET vibescaling.retry_base_delay;
+
+SELECT is((SELECT status FROM vibescaling.posts WHERE id = (SELECT id FROM mix WHERE label = 'inbox')), 'posted',
+          'inbox post: posted');
+SELECT is((SELECT array_agg(endpoint ORDER BY id) FROM vibescaling.dispatch_logs
+            WHERE post_id = (SELECT id FROM mix WHERE label = 'inbox')), ARRAY['inbox_video_init'],
+          '... with one inbox init and no creator_info');
+SELECT is((SELECT p.status || ' ' || r.endpoint FROM vibescaling.posts p JOIN vibescaling.publish_records r ON r.post_id = p.id
+            WHERE p.id = (SELECT id FROM mix WHERE label = 'photo')), 'posted content_init',
+          'photo post: posted through content_init');
+SELECT is((SELECT status || ' ' || attempts || ' ' || (next_attempt_at > :'later'::timestamptz + interval '29 minutes')
+             FROM vibescaling.posts WHERE id = (SELECT id FROM mix WHERE label = 'flaky')), 'scheduled 1 true',
+          'creator_info 500: still scheduled, attempt 1, retried after the backoff');
+SELECT matches((SELECT last_error FROM vibescaling.posts WHERE id = (SELECT id FROM mix WHERE label = 'flaky')),
+               '^TikTok creator_info failed: internal_error .*\[SQLSTATE 08000\] \(attempt 1, will retry\)$',
+               '... its last_error says so, as the one-by-one dispatcher words it');
+SELECT is((SELECT count(*) FROM vibescaling.dispatch_logs
+            WHERE post_id = (SELECT id FROM mix WHERE label = 'flaky') AND endpoint LIKE '%init'), 0::bigint,
+          '... and no init was sent for it');
+SELECT is((SELECT status FROM vibescaling.posts WHERE id = (SELECT id FROM mix WHERE label = 'private')), 'failed',
+          'creator went private: the post fails');
+SELECT matches((SELECT last_error FROM vibescaling.posts WHERE id = (SELECT id FROM mix WHERE label = 'private')),
+               '^privacy_level PUBLIC_TO_EVERYONE is not offered to this creator \[SQLSTATE 22023\]$',
+               '... with the reason');
+SELECT is((SELECT status FROM vibescaling.posts WHERE id = (SELECT id FROM mix WHERE label = 'dropped')), 'failed',
+          'init dropped after TikTok took it: the post fails');
+SELECT matches((SELECT last_error FROM vibescaling.posts WHERE id = (SELECT id FROM mix WHERE label = 'dropped')),
+               'outcome is unknown', '... as of unknown outcome');
+SELECT is((SELECT array_agg(error_code || ' ' || outcome_unknown ORDER BY id) FROM vibescaling.dispatch_logs
+            WHERE post_id = (SELECT id FROM mix WHERE label = 'dropped') AND endpoint = 'video_init'),
+          ARRAY['transport_error true'], '... its one init is logged as such (the in-flight row replaced)');
+SELECT is((SELECT status FROM vibescaling.posts WHERE id = (SELECT id FROM mix WHERE label = 'upload')), 'posted',
+          'upload from a large object: posted (by the one-by-one pass)');
+SELECT ok((SELECT count(*) > 0 FROM vibescaling.dispatch_logs
+            WHERE post_id = (SELECT id FROM mix WHERE label = 'upload') AND endpoint = 'upload_chunk' AND http_status = 201),
+          '... its chunk reached TikTok');
+
+-- The unknown outcome is never resent, however often the dispatcher runs.
+UPDATE vibescaling.posts SET status = 'scheduled', next_attempt_at = NULL
+ WHERE id = (SELECT id FROM mix WHERE label = 'dropped');
+CALL vibescaling.dispatch_due_posts(:'later');
+SELECT is((SELECT count(*) FROM vs_test.sim_requests('mxdropped_' || :'run', 'video_init')), 1::bigint,
+          'rescheduled by hand, the post of unknown outcome is still not sent again');
+
+-- ---------------------------------------------------------------------------
+-- _tiktok_call_many itself.
+SELECT vs_test.new_account('cmrl_' || :'run') AS rl \gset
+SELECT vibescaling.add_account('cmgone_' || :'run', 'act.cmgone.' || :'run') AS gone \gset
+UPDATE vibescaling.tiktok_accounts SET status = 'disconnected' WHERE id = :'gone';
+SELECT vibescaling._tiktok_call_many(
+         (SELECT jsonb_agg(c ORDER BY n) FROM (
+             SELECT 0 AS n, jsonb_build_object('endpoint', 'creator_info', 'tiktok_account_id', :'gone', 'trigger', 'manual') AS c
+             UNION ALL
+             SELECT i, jsonb_build_object('endpoint', 'video_init', 'tiktok_account_id', :'rl', 'trigger', 'manual',
+                                          'options', jsonb_build_object('privacy_level', 'SELF_ONLY',
+                                                                        'video_url', 'https://verified.example/m.mp4'))
+               FROM generate_series(1, 7) i) x)) AS many \gset
+SELECT is(jsonb_array_length(:'many'::jsonb), 8, 'eight calls, eight results in order');
+SELECT is(:'many'::jsonb->0->>'sqlstate', '55000', 'a disconnected account''s call is refused without calling TikTok');
+SELECT is((SELECT count(*) FROM jsonb_array_elements(:'many'::jsonb) r WHERE (r->>'ok')::boolean), 6::bigint,
+          'six inits for one account went through (TikTok allows 6 per window)');
+SELECT is(:'many'::jsonb->7->>'error_code' || ' ' || (:'many'::jsonb->7->>'sqlstate'), 'rate_limited 53000',
+          '... the seventh was not sent: rate_limited');
+SELECT is((SELECT count(*) FROM vs_test.sim_requests('cmrl_' || :'run', 'video_init')), 6::bigint,
+          '... TikTok saw six');
+SELECT is((SELECT array_agg(error_code ORDER BY id) FROM vibescaling.dispatch_logs
+            WHERE tiktok_account_id = :'rl' AND endpoint = 'video_init' AND outcome = 'failure'),
+          ARRAY['rate_limited'], '... and the refusal is in dispatch_logs');
+SELECT throws_ok($$SELECT vibescaling._tiktok_call_many('[{"endpoint": "oauth_token", "tiktok_account_id": null, "trigger": "t"}]')$$,
+                 '22004', NULL, 'a call without an account is refused');
+
+SELECT * FROM finish();
