@@ -15,7 +15,7 @@
 namespace vibescaling {
 
 /* Most transfers (and connections) a batch may have in flight; larger asks are capped. */
-constexpr int kMaxBatchConcurrency = 256;
+constexpr int kMaxBatchConcurrency = 1024;
 
 /* How long a pooled connection may sit idle before it is closed instead of reused. */
 constexpr long kMaxIdleConnectionAgeS = 30;

@@ -172,7 +172,7 @@ typedef struct vs_call_spec
 
 /*
  * Performs n calls concurrently, at most max_concurrent transfers in flight
- * at once (values below 1 count as 1, above 256 as 256), and fills
+ * at once (values below 1 count as 1, above 1024 as 1024), and fills
  * results[i] for specs[i] exactly as vs_call would: same request building,
  * same reply parsing, same "init ok without publish_id => bad_response +
  * outcome_unknown" rule, same Retry-After handling, same secret redaction

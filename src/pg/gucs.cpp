@@ -206,7 +206,7 @@ vs_define_gucs(void)
 							"(also the most posts one dispatcher round takes).",
 							NULL,
 							&vs_guc_max_concurrent_requests,
-							128, 1, 2048,
+							128, 1, 1024,
 							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);
