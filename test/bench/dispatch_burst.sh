@@ -11,10 +11,10 @@
 # the cluster: the dispatching backend, the log writer workers, WAL, ...) per
 # 1,000 posts and per post, the backend's own CPU, its peak private memory
 # (RssAnon), calls per post, connections opened, and the simulator's CPU.
-#   test/bench/dispatch_burst.sh [C] [BURST_POSTS] [BASELINE_POSTS]
+#   test/bench/dispatch_burst.sh [C] [BURST_POSTS] [BASELINE_POSTS]   (defaults 512, 10000, 100)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-conc=${1:-256}
+conc=${1:-512}
 burst=${2:-10000}
 baseline=${3:-100}
 
