@@ -2,7 +2,7 @@
 # Sets up this Debian machine and runs every vibescaling test:
 #   1. GoogleTest unit tests of the Postgres-free C++ core (CMake/ctest),
 #      also under AddressSanitizer + UndefinedBehaviorSanitizer
-#   2. the TikTok simulator's own tests
+#   2. the TikTok simulator's own tests, and api/nginx.conf's routes
 #   3. pg_regress (sql/, expected/), pgTAP (test/*.sql) and the concurrency
 #      test (test/concurrency.sh) in a throwaway PostgreSQL 15 cluster
 #      (pg_virtualenv) with pg_cron, against the simulator
@@ -27,6 +27,9 @@ cmake --build build/asan -j2 >/dev/null
 echo "== 2. simulator tests"
 python3 -m unittest sim.test_tiktok_sim 2>&1 | tee -a "$log" | tail -n 3
 
+echo "== 2b. the nginx configuration in front of PostgREST (api/nginx.conf)"
+test/nginx_routes.sh 2>&1 | tee -a "$log" | tail -n 1
+
 echo "== 3. build and install the extension"
 make -j2 >/dev/null
 make install >/dev/null
@@ -48,6 +51,7 @@ conc=$(grep -oP '^concurrency: \K[0-9]+(?= passed, 0 failed)' "$log")
 secrets=$(grep -oP '^secrets: \K[0-9]+(?= passed, 0 failed)' "$log")
 crash=$(grep -oP '^crash: \K[0-9]+(?= passed, 0 failed)' "$log")
 chaos=$(grep -oP '^chaos: \K[0-9]+(?= passed, 0 failed)' "$log")
+nginx=$(grep -oP '^nginx: \K[0-9]+(?= passed, 0 failed)' "$log")
 rm -f "$log"
-echo "== core $unit, simulator $sim, pg_regress $regress, pgTAP $tap, concurrency $conc, secrets $secrets, chaos $chaos, crash $crash"
-echo "tests: $((unit + sim + regress + tap + conc + secrets + chaos + crash)) passed, 0 failed"
+echo "== core $unit, simulator $sim, nginx $nginx, pg_regress $regress, pgTAP $tap, concurrency $conc, secrets $secrets, chaos $chaos, crash $crash"
+echo "tests: $((unit + sim + nginx + regress + tap + conc + secrets + chaos + crash)) passed, 0 failed"

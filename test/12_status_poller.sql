@@ -96,8 +96,12 @@ SELECT pg_sleep(4.5);
 SELECT pg_temp.checked_ago(:'acct', '10 seconds');
 UPDATE vibescaling.publish_records SET checked_at = checked_at - interval '10 seconds' WHERE post_id = :'stuck';
 SELECT vs_test.sim_post('/_sim/faults', '{"endpoint": "status_fetch", "http_status": 500, "error_code": "internal_error"}') IS NOT NULL AS armed;
+-- One fetch at a time for this poll, so that the fault surely hits the first
+-- (the poller's batch otherwise has them all in flight at once).
+SET vibescaling.max_concurrent_requests = 1;
 SELECT is(pg_temp.poll(:'acct'), pg_temp.counts(5, 3, 1, 0, 1, 0),
           'after processing: 5 polled, 3 final, 1 still processing, 1 error');
+RESET vibescaling.max_concurrent_requests;
 SELECT is((SELECT status || ' ' || cardinality(public_post_ids) FROM vibescaling.publish_records WHERE post_id = :'direct'),
           'published 1', 'direct: published with its public post id');
 SELECT is((SELECT status FROM vibescaling.publish_records WHERE post_id = :'inbox'), 'sent_to_inbox',

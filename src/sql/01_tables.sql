@@ -3,6 +3,20 @@
 -- (see the Makefile); each file holds one part of the SQL surface.
 \echo Use "CREATE EXTENSION vibescaling" to load this file. \quit
 
+-- The tenant a PostgREST request acts for: the "sub" claim of its JWT
+-- (PostgREST puts the claims in request.jwt.claims); NULL outside PostgREST
+-- or without a sub. Posts and accounts created through the API belong to it,
+-- and row level security shows API roles only their own (14_tenancy.sql).
+CREATE FUNCTION vibescaling._jwt_sub()
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    -- No SET search_path (it would stop inlining into the RLS policies); pg_catalog
+    -- is searched first anyway, and everything else is qualified.
+    SELECT NULLIF(NULLIF(pg_catalog.current_setting('request.jwt.claims', true), '')::pg_catalog.jsonb
+                  OPERATOR(pg_catalog.->>) 'sub', '')
+$$;
+
 -- Connected TikTok accounts. Tokens are encrypted at rest (pgcrypto, key in
 -- the superuser-only setting vibescaling.token_encryption_key) and no role
 -- but the owner can read this table; vibescaling.accounts is the token-free view.
@@ -22,9 +36,11 @@ CREATE TABLE vibescaling.tiktok_accounts (
     status                    text NOT NULL DEFAULT 'active'
                               CHECK (status IN ('active', 'needs_reauth', 'disconnected')),
     status_reason             text,
+    owner                     text DEFAULT vibescaling._jwt_sub(),  -- the tenant (JWT sub); NULL: none
     created_at                timestamptz NOT NULL DEFAULT now(),
     updated_at                timestamptz NOT NULL DEFAULT now()
 );
+CREATE INDEX tiktok_accounts_owner_idx ON vibescaling.tiktok_accounts (owner);
 COMMENT ON TABLE vibescaling.tiktok_accounts IS
     'Connected TikTok accounts with their encrypted OAuth tokens (never grant SELECT on this table).';
 
@@ -32,7 +48,7 @@ COMMENT ON TABLE vibescaling.tiktok_accounts IS
 CREATE VIEW vibescaling.accounts AS
     SELECT id, open_id, union_id, display_name, avatar_url, access_token_expires_at,
            refresh_token_expires_at, scopes, last_refreshed_at, status, status_reason,
-           created_at, updated_at
+           created_at, updated_at, owner
       FROM vibescaling.tiktok_accounts;
 COMMENT ON VIEW vibescaling.accounts IS 'Connected TikTok accounts, without tokens.';
 
@@ -87,9 +103,11 @@ CREATE TABLE vibescaling.posts (
     last_error            text,
     attempts              integer NOT NULL DEFAULT 0,   -- dispatch attempts since it was (re)scheduled
     next_attempt_at       timestamptz,                  -- after a transient failure: not before this
+    owner                 text DEFAULT vibescaling._jwt_sub(),  -- the tenant (JWT sub); must match the account's
     created_at            timestamptz NOT NULL DEFAULT now(),
     updated_at            timestamptz NOT NULL DEFAULT now()
 );
+CREATE INDEX posts_owner_idx ON vibescaling.posts (owner);
 COMMENT ON TABLE vibescaling.posts IS
     'TikTok posts. status: draft -> scheduled -> posted | failed (publish_post goes draft -> posted).';
 

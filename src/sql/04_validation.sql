@@ -27,6 +27,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_account_status text;
+    v_account_owner text;
     v_scopes text[];
     v_needed text;
     v_url text;
@@ -57,10 +58,15 @@ BEGIN
     IF p.tiktok_account_id IS NULL THEN
         RAISE EXCEPTION 'tiktok_account_id is required' USING ERRCODE = '22004';
     END IF;
-    SELECT a.status, a.scopes INTO v_account_status, v_scopes
+    SELECT a.status, a.scopes, a.owner INTO v_account_status, v_scopes, v_account_owner
       FROM vibescaling.tiktok_accounts a WHERE a.id = p.tiktok_account_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'TikTok account % not found', p.tiktok_account_id USING ERRCODE = 'P0002';
+    END IF;
+    -- Tenants: a post goes only to an account of its own owner.
+    IF v_account_owner IS DISTINCT FROM p.owner THEN
+        RAISE EXCEPTION 'TikTok account % does not belong to the owner of post %', p.tiktok_account_id, p.id
+            USING ERRCODE = '42501';
     END IF;
     IF v_account_status <> 'active' THEN
         RAISE EXCEPTION 'TikTok account % is %, it cannot publish', p.tiktok_account_id, v_account_status

@@ -9,7 +9,8 @@ CREATE FUNCTION vibescaling.add_account(
     refresh_token            text DEFAULT NULL,
     access_token_expires_at  timestamptz DEFAULT NULL,
     display_name             text DEFAULT NULL,
-    scopes                   text[] DEFAULT NULL)
+    scopes                   text[] DEFAULT NULL,
+    owner                    text DEFAULT NULL)
 RETURNS uuid
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -25,10 +26,10 @@ BEGIN
     END IF;
 
     INSERT INTO vibescaling.tiktok_accounts AS a
-           (open_id, access_token_enc, refresh_token_enc, access_token_expires_at, display_name, scopes)
+           (open_id, access_token_enc, refresh_token_enc, access_token_expires_at, display_name, scopes, owner)
     VALUES (add_account.open_id, vibescaling._seal(add_account.access_token),
             vibescaling._seal(add_account.refresh_token), add_account.access_token_expires_at,
-            add_account.display_name, add_account.scopes)
+            add_account.display_name, add_account.scopes, coalesce(add_account.owner, vibescaling._jwt_sub()))
     ON CONFLICT ON CONSTRAINT tiktok_accounts_open_id_key DO UPDATE
        SET access_token_enc        = EXCLUDED.access_token_enc,
            refresh_token_enc       = coalesce(EXCLUDED.refresh_token_enc, a.refresh_token_enc),
@@ -39,11 +40,16 @@ BEGIN
            status                  = 'active',
            status_reason           = NULL,
            updated_at              = now()
+     -- Another tenant's account is not taken over (the owner stays as it is).
+     WHERE a.owner IS NOT DISTINCT FROM EXCLUDED.owner
     RETURNING a.id INTO v_id;
+    IF v_id IS NULL THEN
+        RAISE EXCEPTION 'TikTok account % is connected by another owner', add_account.open_id USING ERRCODE = '42501';
+    END IF;
     RETURN v_id;
 END
 $$;
-COMMENT ON FUNCTION vibescaling.add_account(text, text, text, timestamptz, text, text[]) IS
+COMMENT ON FUNCTION vibescaling.add_account(text, text, text, timestamptz, text, text[], text) IS
     'Connects a TikTok account whose tokens were obtained elsewhere; upserts on open_id; returns the account id. '
     'Pass the tokens as bind parameters, not literals, so they stay out of pg_stat_activity and the server log.';
 
@@ -116,10 +122,17 @@ BEGIN
         RAISE EXCEPTION 'TikTok''s token reply has no open_id' USING ERRCODE = '08P01';
     END IF;
 
+    -- A new account belongs to the caller's tenant (owner's default: the JWT
+    -- sub); a reconnect by another tenant is refused (an operator, without a
+    -- JWT, may reconnect any).
     INSERT INTO vibescaling.tiktok_accounts AS a (open_id)
     VALUES (v_reply->>'open_id')
     ON CONFLICT ON CONSTRAINT tiktok_accounts_open_id_key DO UPDATE SET updated_at = now()
+     WHERE vibescaling._jwt_sub() IS NULL OR a.owner IS NOT DISTINCT FROM vibescaling._jwt_sub()
     RETURNING a.id INTO v_id;
+    IF v_id IS NULL THEN
+        RAISE EXCEPTION 'TikTok account % is connected by another owner', v_reply->>'open_id' USING ERRCODE = '42501';
+    END IF;
     PERFORM vibescaling._store_tokens(v_id, v_reply);
     v_reply := NULL;
 

@@ -2,13 +2,73 @@
 -- UPDATE/INSERT that sets status = 'scheduled' (a PATCH through PostgREST);
 -- the trigger below applies the same checks to both.
 
--- Before insert/update of posts: stamps updated_at and, when a row is being
--- (re)scheduled, checks it: scheduled at least 5 minutes ahead, publishable.
+-- The checks of a post being written (p_new; p_old is NULL for an INSERT): a
+-- posted post never goes back to draft or scheduled, and a post being
+-- (re)scheduled is at least 5 minutes ahead and publishable. SECURITY DEFINER:
+-- an API role's PATCH runs it too, and the checks read the accounts table,
+-- which API roles cannot read; it only reads and raises.
+CREATE FUNCTION vibescaling._check_post_write(p_new vibescaling.posts, p_old vibescaling.posts)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- A post TikTok has is never a draft or scheduled again (that would
+    -- publish it twice); only TikTok's verdict (publish_status, a webhook) may turn it failed.
+    IF p_old.id IS NOT NULL AND p_old.status = 'posted' AND p_new.status NOT IN ('posted', 'failed') THEN
+        RAISE EXCEPTION 'post % is already posted; its status cannot become %', p_old.id, p_new.status
+            USING ERRCODE = '55000';
+    END IF;
+
+    IF p_new.status = 'scheduled' THEN
+        IF p_old.id IS NOT NULL AND p_old.status = 'publishing' THEN
+            RAISE EXCEPTION 'post % is being published; it cannot be scheduled', p_old.id
+                USING ERRCODE = '55000';
+        END IF;
+        IF p_new.scheduled_at IS NULL THEN
+            RAISE EXCEPTION 'scheduled_at is required to schedule a post' USING ERRCODE = '22004';
+        END IF;
+        -- The 5-minute rule applies when the time is set, not to later edits
+        -- of an already scheduled post.
+        IF (p_old.id IS NULL OR p_old.status <> 'scheduled' OR p_new.scheduled_at IS DISTINCT FROM p_old.scheduled_at)
+           AND p_new.scheduled_at < now() + interval '5 minutes' THEN
+            RAISE EXCEPTION 'scheduled_at must be at least 5 minutes in the future'
+                USING ERRCODE = '22023',
+                      DETAIL = format('scheduled_at is %s; the earliest allowed now is %s.',
+                                      p_new.scheduled_at, now() + interval '5 minutes');
+        END IF;
+        PERFORM vibescaling._check_publishable(p_new);
+        -- What the creator allows (cached creator_info); the dispatcher checks
+        -- again with a fresh answer. TikTok being unreachable does not stop
+        -- scheduling.
+        IF p_new.mode = 'direct' THEN
+            BEGIN
+                PERFORM vibescaling._check_creator_allows(p_new, vibescaling.creator_info(p_new.tiktok_account_id)->'data');
+            EXCEPTION WHEN connection_exception OR insufficient_resources THEN
+                NULL;
+            END;
+        END IF;
+    END IF;
+END
+$$;
+
+-- Before insert/update of posts: stamps updated_at and checks the row
+-- (_check_post_write). Through the API (an API role, i.e. a PostgREST PATCH
+-- or POST on vibescaling_api.posts) a caller may only set status to draft or
+-- scheduled (42501 otherwise: the publisher sets the rest), and the errors
+-- carry the HTTP status PostgREST should answer (_raise_http_error).
 CREATE FUNCTION vibescaling._posts_before_write()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_old       vibescaling.posts;   -- NULL for an INSERT
+    v_message   text;
+    v_state     text;
+    v_hint      text;
+    v_detail    text;
 BEGIN
     IF TG_OP = 'UPDATE' THEN
         IF NEW IS NOT DISTINCT FROM OLD THEN
@@ -22,44 +82,26 @@ BEGIN
                = to_jsonb(OLD) - ARRAY['attempts', 'next_attempt_at', 'last_error', 'updated_at'] THEN
             RETURN NEW;
         END IF;
+        v_old := OLD;
     END IF;
 
-    -- A post TikTok has is never a draft or scheduled again (that would
-    -- publish it twice); only TikTok's verdict (publish_status, a webhook) may turn it failed.
-    IF TG_OP = 'UPDATE' AND OLD.status = 'posted' AND NEW.status NOT IN ('posted', 'failed') THEN
-        RAISE EXCEPTION 'post % is already posted; its status cannot become %', OLD.id, NEW.status
-            USING ERRCODE = '55000';
+    IF NOT vibescaling._is_api_role() THEN
+        PERFORM vibescaling._check_post_write(NEW, v_old);
+        RETURN NEW;
     END IF;
 
-    IF NEW.status = 'scheduled' THEN
-        IF TG_OP = 'UPDATE' AND OLD.status = 'publishing' THEN
-            RAISE EXCEPTION 'post % is being published; it cannot be scheduled', OLD.id
-                USING ERRCODE = '55000';
+    BEGIN
+        IF NEW.status NOT IN ('draft', 'scheduled') AND (TG_OP = 'INSERT' OR NEW.status IS DISTINCT FROM OLD.status) THEN
+            RAISE EXCEPTION 'status % is set by the publisher; through the API a post is draft or scheduled', NEW.status
+                USING ERRCODE = '42501',
+                      HINT = 'Publish with POST /rpc/publish_post; cancel with POST /rpc/cancel_post.';
         END IF;
-        IF NEW.scheduled_at IS NULL THEN
-            RAISE EXCEPTION 'scheduled_at is required to schedule a post' USING ERRCODE = '22004';
-        END IF;
-        -- The 5-minute rule applies when the time is set, not to later edits
-        -- of an already scheduled post.
-        IF (TG_OP = 'INSERT' OR OLD.status <> 'scheduled' OR NEW.scheduled_at IS DISTINCT FROM OLD.scheduled_at)
-           AND NEW.scheduled_at < now() + interval '5 minutes' THEN
-            RAISE EXCEPTION 'scheduled_at must be at least 5 minutes in the future'
-                USING ERRCODE = '22023',
-                      DETAIL = format('scheduled_at is %s; the earliest allowed now is %s.',
-                                      NEW.scheduled_at, now() + interval '5 minutes');
-        END IF;
-        PERFORM vibescaling._check_publishable(NEW);
-        -- What the creator allows (cached creator_info); the dispatcher checks
-        -- again with a fresh answer. TikTok being unreachable does not stop
-        -- scheduling.
-        IF NEW.mode = 'direct' THEN
-            BEGIN
-                PERFORM vibescaling._check_creator_allows(NEW, vibescaling.creator_info(NEW.tiktok_account_id)->'data');
-            EXCEPTION WHEN connection_exception OR insufficient_resources THEN
-                NULL;
-            END;
-        END IF;
-    END IF;
+        PERFORM vibescaling._check_post_write(NEW, v_old);
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                                v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
+        PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
+    END;
     RETURN NEW;
 END
 $$;
@@ -67,6 +109,27 @@ $$;
 CREATE TRIGGER posts_before_write
     BEFORE INSERT OR UPDATE ON vibescaling.posts
     FOR EACH ROW EXECUTE FUNCTION vibescaling._posts_before_write();
+
+-- Before a post is deleted through the API: only a draft may be (409
+-- otherwise: a scheduled post is cancelled first, a posted one stays).
+CREATE FUNCTION vibescaling._posts_before_delete()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF vibescaling._is_api_role() AND OLD.status <> 'draft' THEN
+        RAISE EXCEPTION 'post % is %; only a draft can be deleted', OLD.id, OLD.status
+            USING ERRCODE = 'PT409',
+                  HINT = CASE WHEN OLD.status = 'scheduled' THEN 'Cancel it first (POST /rpc/cancel_post).' END;
+    END IF;
+    RETURN OLD;
+END
+$$;
+
+CREATE TRIGGER posts_before_delete
+    BEFORE DELETE ON vibescaling.posts
+    FOR EACH ROW EXECUTE FUNCTION vibescaling._posts_before_delete();
 
 -- Schedules a post (draft, already scheduled, or failed) for scheduled_at with
 -- the given publish options. Returns {"data": <the post>}.
