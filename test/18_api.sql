@@ -6,7 +6,7 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(54);
+SELECT plan(55);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 SELECT 'tenant-a-' || :'run' AS a, 'tenant-b-' || :'run' AS b \gset
@@ -112,6 +112,17 @@ SELECT vs_test.sim_post('/_sim/faults', jsonb_build_object('endpoint', 'creator_
                                                            'open_id', 'apia_' || :'run')) IS NOT NULL AS armed;
 SELECT is(pg_temp.publish('a', :'post_a2', :'acct_a')->>'http', '503', 'TikTok answering 429: 503');
 SELECT is((SELECT status FROM vibescaling.posts WHERE id = :'post_a2'), 'draft', '... the post stays a draft');
+
+-- Another request publishing the same post (it holds the post's row, here
+-- a second session through dblink): 409 at once, not a wait.
+CREATE EXTENSION IF NOT EXISTS dblink;
+SELECT dblink_connect('other', format('dbname=%s port=%s host=%s', current_database(), current_setting('port'),
+                                      split_part(current_setting('unix_socket_directories'), ',', 1))) AS connected;
+SELECT dblink_exec('other', 'BEGIN');
+SELECT * FROM dblink('other', format('SELECT id::text FROM vibescaling.posts WHERE id = %L FOR UPDATE', :'post_a2')) AS t(id text);
+SELECT is(pg_temp.publish('a', :'post_a2', :'acct_a')->>'http', '409', 'a post another request is publishing: 409 at once');
+SELECT dblink_exec('other', 'ROLLBACK');
+SELECT dblink_disconnect('other');
 
 -- ---------------------------------------------------------------------------
 -- GET /rpc/publish_status: a read-only transaction.
