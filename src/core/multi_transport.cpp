@@ -9,6 +9,18 @@
  * connect"). Here CURLOPT_PREREQFUNCTION, which libcurl calls right before
  * each send of a request (the re-send included), counts the sends and
  * aborts the second one, so no request ever leaves the process twice.
+ *
+ * The batch is driven by libcurl's event interface, so that a wakeup costs
+ * in proportion to the sockets that are ready rather than to the transfers
+ * in flight: libcurl reports through CURLMOPT_SOCKETFUNCTION which sockets
+ * to watch for what (kept in an epoll instance of the process, created with
+ * the multi handle and kept as long), and through CURLMOPT_TIMERFUNCTION
+ * when it next needs to run timeouts; the loop waits in epoll_wait and hands
+ * libcurl only the sockets that are ready (curl_multi_socket_action) or the
+ * expired timer (CURL_SOCKET_TIMEOUT). Without epoll (epoll_create1 failed,
+ * or an epoll call failed later) the process falls back for good to the
+ * curl_multi_perform + curl_multi_poll loop, which walks every transfer on
+ * each wakeup.
  */
 #include "multi_transport.hpp"
 
@@ -17,6 +29,7 @@
 #include <curl/curl.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -26,6 +39,8 @@
 #include <string>
 
 #include <strings.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
 #if LIBCURL_VERSION_NUM < 0x075000
 #error "vs_call_many needs libcurl >= 7.80 (CURLOPT_PREREQFUNCTION blocks silent re-sends)"
@@ -35,8 +50,11 @@ namespace vibescaling {
 
 namespace {
 
-/* Longest wait in curl_multi_poll, so should_abort is asked at least this often. */
+/* Longest wait in epoll_wait / curl_multi_poll, so should_abort is asked at least this often. */
 constexpr int kPollMs = 100;
+
+/* Most ready sockets taken from one epoll_wait (the others wait for the next). */
+constexpr int kMaxEvents = 256;
 
 /* Serializes batches on the shared multi handle (Postgres backends are single-threaded; tests may not be). */
 std::mutex	g_multi_mutex;
@@ -48,6 +66,24 @@ std::mutex	g_multi_mutex;
  * backend; the OS reclaims it and its idle connections anyway.
  */
 CURLM	   *g_multi = nullptr;
+
+/*
+ * What libcurl's socket and timer callbacks tell the batch loop; lives, like
+ * the multi handle, as long as the process. Between batches libcurl keeps
+ * idle connections in its cache but watches none of their sockets (it says
+ * CURL_POLL_REMOVE when a transfer lets go of one), so epoll holds only the
+ * sockets of transfers in flight; a later batch reusing a connection gets
+ * its socket re-added through the callback. Touched only with the mutex held.
+ */
+struct EventLoop
+{
+	int			epfd = -1;		/* the epoll instance; -1: none, use perform + poll */
+	bool		failed = false; /* an epoll_ctl failed: give up on epoll (see use_poll_loop) */
+	bool		timer_armed = false;	/* libcurl wants CURL_SOCKET_TIMEOUT at deadline */
+	std::chrono::steady_clock::time_point deadline;
+};
+
+EventLoop	g_loop;
 
 /* The pool counters (atomics: pool_stats may run while a batch holds the mutex). */
 std::atomic<long long> g_transfers{0};
@@ -63,6 +99,103 @@ check_multi(CURLMcode mc, const char *what)
 	if (mc == CURLM_OUT_OF_MEMORY)
 		throw std::bad_alloc();
 	throw std::runtime_error(std::string(what) + " failed: " + curl_multi_strerror(mc));
+}
+
+/*
+ * CURLMOPT_SOCKETFUNCTION: libcurl wants socket s watched for what
+ * (CURL_POLL_IN / OUT / INOUT), or no longer (CURL_POLL_REMOVE). The epoll
+ * registration follows, keyed by the descriptor number: ADD first, since
+ * the number may be new or reused by a new socket (the kernel drops the
+ * registration of a closed socket by itself), MOD when ADD finds it there
+ * already (a change of direction of a socket being watched). A REMOVE of a
+ * socket epoll no longer has (ENOENT; EBADF: closed already) is fine. Any
+ * other failure marks the loop failed. Never throws.
+ */
+int
+on_socket(CURL *, curl_socket_t s, int what, void *userp, void *) noexcept
+{
+	EventLoop  *loop = static_cast<EventLoop *>(userp);
+
+	if (loop->epfd < 0)
+		return 0;
+	if (what == CURL_POLL_REMOVE)
+	{
+		if (epoll_ctl(loop->epfd, EPOLL_CTL_DEL, s, nullptr) != 0 &&
+			errno != ENOENT && errno != EBADF)
+			loop->failed = true;
+		return 0;
+	}
+
+	epoll_event ev;
+
+	std::memset(&ev, 0, sizeof ev);
+	ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+	ev.data.fd = s;
+	if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, s, &ev) == 0)
+		return 0;
+	if (errno == EEXIST && epoll_ctl(loop->epfd, EPOLL_CTL_MOD, s, &ev) == 0)
+		return 0;
+	loop->failed = true;
+	return 0;
+}
+
+/*
+ * CURLMOPT_TIMERFUNCTION: libcurl wants curl_multi_socket_action with
+ * CURL_SOCKET_TIMEOUT in timeout_ms (0: at once), or no timer (-1).
+ * Never throws.
+ */
+int
+on_timer(CURLM *, long timeout_ms, void *userp) noexcept
+{
+	EventLoop  *loop = static_cast<EventLoop *>(userp);
+
+	loop->timer_armed = timeout_ms >= 0;
+	if (loop->timer_armed)
+		loop->deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+	return 0;
+}
+
+/*
+ * Sets up the event interface on multi: the epoll instance (close-on-exec)
+ * and the two callbacks. Without it (any step failing), g_loop.epfd stays
+ * -1 and batches use perform + poll.
+ */
+void
+setup_event_loop(CURLM *multi) noexcept
+{
+	int			epfd = epoll_create1(EPOLL_CLOEXEC);
+
+	if (epfd < 0)
+		return;
+	g_loop.epfd = epfd;
+	if (curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, &on_socket) != CURLM_OK ||
+		curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, static_cast<void *>(&g_loop)) != CURLM_OK ||
+		curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, &on_timer) != CURLM_OK ||
+		curl_multi_setopt(multi, CURLMOPT_TIMERDATA, static_cast<void *>(&g_loop)) != CURLM_OK)
+	{
+		curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, static_cast<curl_socket_callback>(nullptr));
+		curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, static_cast<curl_multi_timer_callback>(nullptr));
+		close(epfd);
+		g_loop.epfd = -1;
+	}
+}
+
+/*
+ * Gives up on epoll for the rest of the process (an epoll call failed, so
+ * its registrations may no longer match what libcurl watches): the
+ * callbacks are unset, the instance closed, and the batch in flight goes on
+ * with perform + poll, which need neither. Never throws.
+ */
+void
+use_poll_loop(CURLM *multi) noexcept
+{
+	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, static_cast<curl_socket_callback>(nullptr));
+	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, static_cast<curl_multi_timer_callback>(nullptr));
+	if (g_loop.epfd >= 0)
+		close(g_loop.epfd);
+	g_loop.epfd = -1;
+	g_loop.failed = false;
+	g_loop.timer_armed = false;
 }
 
 /* The shared multi handle, creating it (and initializing libcurl) on first use; caller holds the mutex. */
@@ -84,6 +217,7 @@ shared_multi()
 			curl_multi_cleanup(fresh);
 			check_multi(mc, "curl_multi_setopt");
 		}
+		setup_event_loop(fresh);
 		g_multi = fresh;
 	}
 	return g_multi;
@@ -103,6 +237,7 @@ struct Slot
 	CURL	   *easy = nullptr;
 	bool		in_multi = false;
 	std::size_t index = 0;		/* position in the batch */
+	std::size_t pos = 0;		/* position in Batch::active_ while there */
 	const HttpRequest *request = nullptr;
 	TransferState st;
 	CurlSlistPtr headers;
@@ -207,6 +342,7 @@ public:
 
 		Slot	   *raw = slot.get();
 
+		raw->pos = active_.size();
 		active_.push_back(std::move(slot));	/* capacity reserved: no throw */
 		if (started_ != nullptr)
 			started_[index] = true;
@@ -258,18 +394,20 @@ private:
 	void
 	finish(Slot *slot, CURLcode rc, bool aborted_by_caller)
 	{
-		std::unique_ptr<Slot> owned;
+		std::size_t at = slot != nullptr ? slot->pos : active_.size();
 
-		for (std::size_t i = 0; i < active_.size(); i++)
-			if (active_[i].get() == slot)
-			{
-				owned = std::move(active_[i]);
-				active_[i] = std::move(active_.back());
-				active_.pop_back();
-				break;
-			}
-		if (!owned)
+		if (at >= active_.size() || active_[at].get() != slot)
 			return;				/* not ours (cannot happen: the mutex keeps other batches out) */
+
+		std::unique_ptr<Slot> owned = std::move(active_[at]);
+
+		/* The last one takes its place (no walk over the batch). */
+		if (at + 1 < active_.size())
+		{
+			active_[at] = std::move(active_.back());
+			active_[at]->pos = at;
+		}
+		active_.pop_back();
 
 		double		duration_ms = elapsed_ms(owned->start);
 
@@ -321,6 +459,84 @@ private:
 	bool	   *started_;
 	std::vector<std::unique_ptr<Slot>> active_;	/* destroyed (stopped) with the batch */
 };
+
+/*
+ * Runs libcurl's timeouts (CURL_SOCKET_TIMEOUT) when its timer has expired.
+ * libcurl calls the timer callback only when its next expiry changes; in
+ * case it did not (the run found nothing due yet by its own clock), the
+ * next expiry is asked with curl_multi_timeout, so the timer is never lost.
+ */
+void
+run_timer_if_due(CURLM *multi)
+{
+	if (!g_loop.timer_armed || g_loop.deadline > std::chrono::steady_clock::now())
+		return;
+
+	std::chrono::steady_clock::time_point fired = g_loop.deadline;
+	int			running = 0;
+
+	check_multi(curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running),
+				"curl_multi_socket_action");
+	if (g_loop.timer_armed && g_loop.deadline == fired)
+	{
+		long		ms = -1;
+
+		check_multi(curl_multi_timeout(multi, &ms), "curl_multi_timeout");
+		/* At least 1 ms: what is due now was just run. */
+		on_timer(multi, ms < 0 ? -1 : (ms < 1 ? 1 : ms), &g_loop);
+	}
+}
+
+/*
+ * Waits for a ready socket, at most until libcurl's timer and at most
+ * kPollMs, and hands each ready socket to libcurl. A signal interrupting
+ * the wait (EINTR) just ends it; any other epoll_wait failure marks the
+ * loop failed.
+ */
+void
+wait_and_dispatch(CURLM *multi)
+{
+	long		wait_ms = kPollMs;
+
+	if (g_loop.timer_armed)
+	{
+		auto		left = std::chrono::duration_cast<std::chrono::microseconds>(
+			g_loop.deadline - std::chrono::steady_clock::now()).count();
+
+		/* Rounded up: waking before the deadline would only wait again. */
+		left = left <= 0 ? 0 : (left + 999) / 1000;
+		if (left < wait_ms)
+			wait_ms = static_cast<long>(left);
+	}
+
+	epoll_event events[kMaxEvents];
+	int			n = epoll_wait(g_loop.epfd, events, kMaxEvents, static_cast<int>(wait_ms));
+
+	if (n < 0)
+	{
+		if (errno != EINTR)
+			g_loop.failed = true;
+		return;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		uint32_t	ev = events[i].events;
+		int			bits = 0;
+
+		/*
+		 * An error or hang-up is passed on as "something happened" (0):
+		 * libcurl then checks the socket itself, as it does under
+		 * curl_multi_perform, and reads the error or the end of stream.
+		 */
+		if ((ev & (EPOLLERR | EPOLLHUP)) == 0)
+			bits = ((ev & EPOLLIN) ? CURL_CSELECT_IN : 0) | ((ev & EPOLLOUT) ? CURL_CSELECT_OUT : 0);
+
+		int			running = 0;
+
+		check_multi(curl_multi_socket_action(multi, events[i].data.fd, bits, &running),
+					"curl_multi_socket_action");
+	}
+}
 
 }								/* namespace */
 
@@ -398,6 +614,21 @@ http_send_many(const std::vector<const HttpRequest *> &requests, int max_concurr
 			batch.start(queue[next++]);
 		if (batch.active() == 0)
 			break;
+		if (g_loop.failed)
+			use_poll_loop(multi);
+		if (g_loop.epfd >= 0)
+		{
+			/*
+			 * The timer first: curl_multi_add_handle set it to "now", and
+			 * only CURL_SOCKET_TIMEOUT starts the transfers just added.
+			 */
+			run_timer_if_due(multi);
+			/* Some finished: start the next ones at once instead of waiting. */
+			if (batch.drain())
+				continue;
+			wait_and_dispatch(multi);
+			continue;
+		}
 
 		int			running = 0;
 

@@ -3,7 +3,8 @@
  * a cpp-httplib fake TikTok (concurrency, keep-alive reuse, mixed endpoints,
  * timeouts, abort, secrets) and a raw-socket HTTP/1.1 server that closes a
  * kept-alive connection after reading its second request (libcurl's silent
- * re-send must be stopped).
+ * re-send must be stopped), and a forked single-threaded epoll server for
+ * the wide batches (600 at once) and the CPU benchmark of the event loop.
  */
 #include "test_support.hpp"
 
@@ -13,15 +14,31 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
+#include <new>
+#include <queue>
+#include <random>
+#include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -373,6 +390,256 @@ private:
 	std::atomic<int> requests_{0};
 	std::mutex	mutex_;
 	std::vector<int> request_conn_;
+};
+
+/*
+ * A keep-alive HTTP/1.1 server in a forked child process (so its CPU time
+ * and file descriptors are not the test's): one thread, epoll, TCP_NODELAY.
+ * It answers every request after a random delay in [min_delay_us,
+ * max_delay_us], a video_init reply with publish_id "pub-<n>" for the video
+ * number n of the body. Connections numbered 1 .. close_first_n (in accept
+ * order) with an odd number are closed right after their first reply,
+ * without a "Connection: close" header: to the client they are kept-alive
+ * connections the server timed out while idle. Counters and the connection
+ * each request came on live in shared memory.
+ */
+class ForkedServer
+{
+public:
+	static constexpr int kMaxLogged = 1 << 16;	/* requests whose connection is logged */
+
+	ForkedServer(int min_delay_us, int max_delay_us, int close_first_n = 0)
+	{
+		shared_ = static_cast<Shared *>(mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE,
+											 MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+		if (shared_ == MAP_FAILED)
+			throw std::runtime_error("mmap failed");
+		new (shared_) Shared();
+
+		int			fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int			one = 1;
+		sockaddr_in addr{};
+		socklen_t	len = sizeof addr;
+
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		addr.sin_family = AF_INET;
+		addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) != 0 || listen(fd, 4096) != 0)
+			throw std::runtime_error("bind/listen failed");
+		getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len);
+		base_url_ = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+		fflush(nullptr);
+		pid_ = fork();
+		if (pid_ < 0)
+			throw std::runtime_error("fork failed");
+		if (pid_ == 0)
+		{
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			/* Not the test's sockets (its pooled connections would outlive their close there). */
+			if ((fd > 3 && close_range(3, fd - 1, 0) != 0) || close_range(fd + 1, ~0U, 0) != 0)
+				for (int other = 3; other < (1 << 16); other++)
+					if (other != fd)
+						close(other);
+			serve(fd, min_delay_us, max_delay_us, close_first_n);
+			_exit(0);
+		}
+		close(fd);
+	}
+
+	~ForkedServer()
+	{
+		kill(pid_, SIGKILL);
+		waitpid(pid_, nullptr, 0);
+		munmap(shared_, sizeof(Shared));
+	}
+
+	ForkedServer(const ForkedServer &) = delete;
+	ForkedServer &operator=(const ForkedServer &) = delete;
+
+	const std::string &base_url() const { return base_url_; }
+	int			requests() const { return shared_->requests.load(); }
+	int			accepted() const { return shared_->accepted.load(); }
+	int			max_open() const { return shared_->max_open.load(); }
+	/* The connection number (1, 2, ... in accept order) request i (0-based) came on. */
+	int			connection_of(int i) const { return shared_->conn_of_request[i]; }
+
+private:
+	struct Shared
+	{
+		std::atomic<int> requests{0};
+		std::atomic<int> accepted{0};
+		std::atomic<int> max_open{0};	/* most connections open at once */
+		int			conn_of_request[kMaxLogged] = {};
+	};
+
+	struct Conn
+	{
+		bool		open = false;
+		unsigned	gen = 0;		/* bumped on close: replies due to a closed fd are dropped */
+		int			no = 0;
+		bool		close_after_first = false;
+		std::string in;
+	};
+
+	struct Due
+	{
+		Clock::time_point at;
+		int			fd;
+		unsigned	gen;
+		std::string reply;
+
+		bool operator>(const Due &o) const { return at > o.at; }
+	};
+
+	/* The child: serves until killed. */
+	void serve(int listen_fd, int min_us, int max_us, int close_first_n)
+	{
+		std::vector<Conn> conns(1 << 16);
+		std::priority_queue<Due, std::vector<Due>, std::greater<Due>> due;
+		std::mt19937 rng(12345);
+		std::uniform_int_distribution<int> delay(min_us, max_us);
+		int			ep = epoll_create1(0);
+		epoll_event ev{};
+		epoll_event evs[256];
+		int			open_now = 0;
+
+		fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
+		ev.events = EPOLLIN;
+		ev.data.fd = listen_fd;
+		epoll_ctl(ep, EPOLL_CTL_ADD, listen_fd, &ev);
+
+		auto		close_conn = [&](int fd) {
+			epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr);
+			close(fd);
+			conns[fd].open = false;
+			conns[fd].gen++;
+			conns[fd].in.clear();
+			open_now--;
+		};
+
+		for (;;)
+		{
+			int			timeout = 1000;
+
+			if (!due.empty())
+			{
+				auto		left = std::chrono::duration_cast<std::chrono::microseconds>(due.top().at - Clock::now()).count();
+
+				timeout = left <= 0 ? 0 : static_cast<int>((left + 999) / 1000);
+			}
+			int			n = epoll_wait(ep, evs, 256, timeout);
+
+			for (int e = 0; e < n; e++)
+			{
+				int			fd = evs[e].data.fd;
+
+				if (fd == listen_fd)
+				{
+					int			c;
+
+					while ((c = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+					{
+						int			one = 1;
+						Conn	   &conn = conns[c];
+
+						setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+						conn.open = true;
+						conn.no = ++shared_->accepted;
+						conn.close_after_first = conn.no <= close_first_n && conn.no % 2 == 1;
+						conn.in.clear();
+						if (++open_now > shared_->max_open.load())
+							shared_->max_open.store(open_now);
+						ev.events = EPOLLIN;
+						ev.data.fd = c;
+						epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
+					}
+					continue;
+				}
+				Conn	   &conn = conns[fd];
+				char		buf[16384];
+				bool		eof = false;
+
+				for (;;)
+				{
+					ssize_t		got = read(fd, buf, sizeof buf);
+
+					if (got > 0)
+						conn.in.append(buf, static_cast<std::size_t>(got));
+					else
+					{
+						eof = got == 0 || (errno != EAGAIN && errno != EINTR);
+						if (got < 0 && errno == EINTR)
+							continue;
+						break;
+					}
+				}
+				for (;;)
+				{
+					std::size_t head_end = conn.in.find("\r\n\r\n");
+
+					if (head_end == std::string::npos)
+						break;
+					std::size_t length = 0;
+					std::size_t at = conn.in.find("Content-Length: ");
+
+					if (at != std::string::npos && at < head_end)
+						length = std::strtoul(conn.in.c_str() + at + 16, nullptr, 10);
+					if (conn.in.size() < head_end + 4 + length)
+						break;
+					std::string body = conn.in.substr(head_end + 4, length);
+
+					conn.in.erase(0, head_end + 4 + length);
+					int			r = shared_->requests.load();
+
+					if (r < kMaxLogged)
+						shared_->conn_of_request[r] = conn.no;
+					shared_->requests.store(r + 1);
+
+					std::string json = R"({"data":{"publish_id":"pub-)" + video_number(body) +
+						R"("},"error":{"code":"ok","message":"","log_id":"LOG-F"}})";
+
+					due.push(Due{Clock::now() + std::chrono::microseconds(delay(rng)), fd, conn.gen,
+								 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+								 std::to_string(json.size()) + "\r\n\r\n" + json});
+				}
+				if (eof)
+					close_conn(fd);
+			}
+			for (Clock::time_point now = Clock::now(); !due.empty() && due.top().at <= now;)
+			{
+				const Due  &d = due.top();
+				Conn	   &conn = conns[d.fd];
+
+				if (conn.open && conn.gen == d.gen)
+				{
+					std::size_t off = 0;
+
+					while (off < d.reply.size())
+					{
+						ssize_t		w = write(d.fd, d.reply.data() + off, d.reply.size() - off);
+
+						if (w > 0)
+							off += static_cast<std::size_t>(w);
+						else if (w < 0 && (errno == EAGAIN || errno == EINTR))
+						{
+							pollfd		p{d.fd, POLLOUT, 0};
+
+							poll(&p, 1, 100);
+						}
+						else
+							break;
+					}
+					if (conn.close_after_first)
+						close_conn(d.fd);
+				}
+				due.pop();
+			}
+		}
+	}
+
+	Shared	   *shared_ = nullptr;
+	pid_t		pid_ = -1;
+	std::string base_url_;
 };
 
 /* HTTP options for base_url (which must outlive them). */
@@ -824,4 +1091,222 @@ TEST(CallMany, NoSilentResendWhenReconnectFails)
 		<< res[1].error_message;
 	std::this_thread::sleep_for(std::chrono::milliseconds(200));
 	EXPECT_EQ(server.requests(), 2);
+}
+
+/* n video_init specs for video numbers first .. first + n - 1 (opts keeps their options alive). */
+std::vector<vs_call_spec>
+init_specs(int first, int n, std::vector<std::string> &opts)
+{
+	std::vector<vs_call_spec> specs;
+
+	opts.clear();
+	opts.reserve(n);
+	for (int i = 0; i < n; i++)
+		opts.push_back(init_options(std::to_string(first + i)));
+	for (int i = 0; i < n; i++)
+		specs.push_back({VS_EP_VIDEO_INIT, kToken, opts[i].c_str()});
+	return specs;
+}
+
+/* Every result ok, with the publish_id of its own spec (video numbers first ..). */
+void
+expect_all_ok(ScopedResults &res, int first, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		ASSERT_EQ(res[i].ok, 1) << i << ": " << res[i].error_code << ": " << res[i].error_message;
+		ASSERT_EQ(std::string(res[i].publish_id), "pub-" + std::to_string(first + i)) << i;
+		EXPECT_EQ(res[i].outcome_unknown, 0) << i;
+	}
+}
+
+// A batch on connections cached by the previous one, of which the server
+// has meanwhile closed half while they sat idle: the dead ones are dropped
+// (their descriptors closed, the numbers possibly reused for new
+// connections), the live ones reused, and every call succeeds exactly once.
+TEST(CallMany, ReusesCacheAfterServerClosedHalf)
+{
+	const int	width = 20;
+	ForkedServer server(2000, 5000, width);
+	vs_http_options opt = options(server.base_url());
+	std::vector<std::string> opts;
+
+	/* Batch 1: one call per connection, connections 1 .. 20; the odd ones close after replying. */
+	{
+		std::vector<vs_call_spec> specs = init_specs(0, width, opts);
+		ScopedResults res(width);
+
+		vs_call_many(&opt, width, width, specs.data(), res.r.data());
+		expect_all_ok(res, 0, width);
+	}
+	ASSERT_EQ(server.accepted(), width);
+	std::this_thread::sleep_for(std::chrono::milliseconds(200));	/* the FINs arrive */
+
+	/* Batch 2 (and 3): three rounds over the cache, now half dead. */
+	for (int round = 0; round < 2; round++)
+	{
+		const int	n = 3 * width;
+		const int	first = 1000 * (round + 1);
+		int			before = server.requests();
+		vs_pool_stats s0 = stats();
+		std::vector<vs_call_spec> specs = init_specs(first, n, opts);
+		ScopedResults res(n);
+
+		vs_call_many(&opt, width, n, specs.data(), res.r.data());
+		vs_pool_stats s1 = stats();
+
+		expect_all_ok(res, first, n);
+		EXPECT_EQ(server.requests() - before, n);	/* nothing re-sent */
+		EXPECT_EQ(s1.transfers - s0.transfers, n);
+		EXPECT_EQ((s1.connections_opened - s0.connections_opened) +
+				  (s1.connections_reused - s0.connections_reused), n);
+
+		std::set<int> used;
+
+		for (int r = before; r < before + n; r++)
+			used.insert(server.connection_of(r));
+		for (int c = 1; c <= width; c += 2)
+			EXPECT_EQ(used.count(c), 0u) << "request on connection " << c << ", closed by the server";
+		if (round == 0)
+		{
+			/* The ten survivors of batch 1 were reused, and ten new ones replace the dead. */
+			for (int c = 2; c <= width; c += 2)
+				EXPECT_EQ(used.count(c), 1u) << "surviving connection " << c << " not reused";
+			EXPECT_EQ(s1.connections_opened - s0.connections_opened, width / 2);
+		}
+		else
+			EXPECT_EQ(s1.connections_opened - s0.connections_opened, 0);
+	}
+	EXPECT_EQ(server.accepted(), width + width / 2);
+}
+
+// 600 calls all at once against a server answering in about 1 ms: all
+// succeed, each with its own reply, over at most 600 connections.
+TEST(CallMany, SixHundredAtOnce)
+{
+	ForkedServer server(1000, 1000);
+	vs_http_options opt = options(server.base_url());
+	const int	n = 600;
+	std::vector<std::string> opts;
+	std::vector<vs_call_spec> specs = init_specs(0, n, opts);
+	ScopedResults res(n);
+	vs_pool_stats s0 = stats();
+
+	vs_call_many(&opt, n, n, specs.data(), res.r.data());
+	vs_pool_stats s1 = stats();
+
+	expect_all_ok(res, 0, n);
+	EXPECT_EQ(server.requests(), n);
+	EXPECT_LE(server.accepted(), n);
+	EXPECT_EQ(s1.transfers - s0.transfers, n);
+
+	/* And again on the kept-alive connections. */
+	ScopedResults again(n);
+
+	vs_call_many(&opt, n, n, specs.data(), again.r.data());
+	expect_all_ok(again, 0, n);
+	EXPECT_EQ(server.requests(), 2 * n);
+	EXPECT_LE(server.accepted(), n);
+}
+
+/* A SIGALRM handler that does nothing (the signal only interrupts system calls). */
+extern "C" void
+ignore_alarm(int)
+{
+}
+
+// A storm of signals (as Postgres delivers them) interrupting the batch's
+// waits: every call still completes, with its own reply.
+TEST(CallMany, SignalsInterruptingTheWait)
+{
+	ForkedServer server(5000, 30000);
+	vs_http_options opt = options(server.base_url());
+	const int	n = 300;
+	std::vector<std::string> opts;
+	std::vector<vs_call_spec> specs = init_specs(0, n, opts);
+	ScopedResults res(n);
+	struct sigaction sa{};
+	struct sigaction old_sa{};
+	itimerval	every{{0, 1000}, {0, 1000}};
+	itimerval	off{};
+
+	sa.sa_handler = ignore_alarm;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0;			/* no SA_RESTART: the wait fails with EINTR */
+	ASSERT_EQ(sigaction(SIGALRM, &sa, &old_sa), 0);
+	ASSERT_EQ(setitimer(ITIMER_REAL, &every, nullptr), 0);
+	vs_call_many(&opt, 50, n, specs.data(), res.r.data());
+	setitimer(ITIMER_REAL, &off, nullptr);
+	sigaction(SIGALRM, &old_sa, nullptr);
+
+	expect_all_ok(res, 0, n);
+	EXPECT_EQ(server.requests(), n);
+}
+
+/* user + system CPU time of this process so far, in ms. */
+double
+cpu_ms()
+{
+	rusage		ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+		(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
+/* An integer from the environment, or fallback. */
+int
+env_int(const char *name, int fallback)
+{
+	const char *v = std::getenv(name);
+
+	return v != nullptr && *v != '\0' ? std::atoi(v) : fallback;
+}
+
+// Benchmark of the batch event loop (disabled; run with
+// --gtest_also_run_disabled_tests --gtest_filter='*CallManyBench*'):
+// VS_BENCH_BATCHES batches of VS_BENCH_CALLS video_inits (default 5 of
+// 5000), VS_BENCH_CONCURRENT at once (512), against the forked server
+// answering after a random 0 .. VS_BENCH_MAX_DELAY_MS (50) ms. Prints this
+// process's CPU time (getrusage: the server is another process) per 1,000
+// calls and the wall time of each batch; batch 1 opens the connections,
+// the others reuse them.
+TEST(CallManyBench, DISABLED_EventLoopCpu)
+{
+	const int	n = env_int("VS_BENCH_CALLS", 5000);
+	const int	width = env_int("VS_BENCH_CONCURRENT", 512);
+	const int	batches = env_int("VS_BENCH_BATCHES", 5);
+	const int	max_delay_ms = env_int("VS_BENCH_MAX_DELAY_MS", 50);
+	ForkedServer server(0, max_delay_ms * 1000);
+	vs_http_options opt = options(server.base_url(), 30000);
+	std::vector<std::string> opts;
+	std::vector<vs_call_spec> specs = init_specs(0, n, opts);
+	double		warm_cpu = 0,
+				warm_wall = 0;
+
+	for (int b = 0; b < batches; b++)
+	{
+		ScopedResults res(n);
+		double		c0 = cpu_ms();
+		Clock::time_point t0 = Clock::now();
+
+		vs_call_many(&opt, width, n, specs.data(), res.r.data());
+		double		wall = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+		double		cpu = cpu_ms() - c0;
+
+		expect_all_ok(res, 0, n);
+		std::printf("bench batch %d: %d calls, %d at once, delay 0-%d ms: wall %.0f ms, "
+					"CPU %.0f ms = %.1f ms per 1,000 calls\n",
+					b + 1, n, width, max_delay_ms, wall, cpu, cpu * 1000.0 / n);
+		if (b > 0)
+		{
+			warm_cpu += cpu;
+			warm_wall += wall;
+		}
+	}
+	if (batches > 1)
+		std::printf("bench warm batches: CPU %.1f ms per 1,000 calls, wall %.0f ms per batch; "
+					"connections accepted %d\n",
+					warm_cpu * 1000.0 / (static_cast<double>(n) * (batches - 1)),
+					warm_wall / (batches - 1), server.accepted());
 }
