@@ -6,7 +6,7 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(55);
+SELECT plan(62);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 SELECT 'tenant-a-' || :'run' AS a, 'tenant-b-' || :'run' AS b \gset
@@ -152,6 +152,25 @@ SELECT is(pg_temp.as_a('GET', '/accounts', 'SELECT id FROM vibescaling_api.accou
 SELECT ok(NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = 'vibescaling_api'
                        AND column_name ~ 'token_enc|owner|secret'), 'no API view has a token or owner column');
 
+-- Connecting accounts through the API: the tenant's own.
+SELECT is(pg_temp.as_a('GET', '/rpc/authorize_url', $$SELECT vibescaling_api.authorize_url('https://app.example/cb', 'st')$$)->>'http',
+          '200', 'GET /rpc/authorize_url: 200');
+SELECT pg_temp.as_a('POST', '/rpc/connect_account',
+                    format($$SELECT vibescaling_api.connect_account('code-apic_%s', 'https://app.example/cb')$$, :'run')) AS conn \gset
+SELECT is((:'conn'::jsonb)->>'http', '200', 'POST /rpc/connect_account: 200');
+SELECT is((SELECT owner FROM vibescaling.tiktok_accounts WHERE id = ((:'conn'::jsonb)#>>'{rows,0,connect_account,data,id}')::uuid),
+          :'a', '... the account belongs to the tenant');
+SELECT ok(NOT (:'conn'::jsonb)::text ~ 'act\.|rft\.|token', '... and the answer holds no token');
+SELECT is(pg_temp.as_b('POST', '/rpc/connect_account',
+                       format($$SELECT vibescaling_api.connect_account('code-apic_%s', 'https://app.example/cb')$$, :'run'))->>'http',
+          '403', 'B connecting the same TikTok account: 403');
+SELECT is(pg_temp.as_b('POST', '/rpc/disconnect_account',
+                       format('SELECT vibescaling_api.disconnect_account(%L)', (:'conn'::jsonb)#>>'{rows,0,connect_account,data,id}'))->>'http',
+          '403', 'B disconnecting A''s account: 403');
+SELECT is(pg_temp.as_a('POST', '/rpc/disconnect_account',
+                       format('SELECT vibescaling_api.disconnect_account(%L)', (:'conn'::jsonb)#>>'{rows,0,connect_account,data,id}'))->>'http',
+          '200', 'A disconnecting it: 200');
+
 -- ---------------------------------------------------------------------------
 -- The webhook: only the webhook role, and the signature decides.
 CREATE FUNCTION pg_temp.webhook(role text, body text, sig text) RETURNS jsonb
@@ -228,7 +247,8 @@ SELECT is((SELECT array_agg(p.proname ORDER BY p.proname) FROM pg_proc p JOIN pg
 
 -- Analytics: each tenant counts its own calls.
 SELECT is((pg_temp.as_a('GET', '/dispatch_stats', 'SELECT sum(attempts) AS n FROM vibescaling_api.dispatch_stats')#>>'{rows,0,n}')::bigint,
-          (SELECT count(*) FROM vibescaling.dispatch_logs WHERE tiktok_account_id = :'acct_a'),
+          (SELECT count(*) FROM vibescaling.dispatch_logs
+            WHERE tiktok_account_id IN (SELECT id FROM vibescaling.tiktok_accounts WHERE owner = :'a')),
           'GET /dispatch_stats: A counts exactly its own calls');
 SELECT is((pg_temp.as_a('GET', '/posts_per_account_day', 'SELECT sum(posted) AS n FROM vibescaling_api.posts_per_account_day')#>>'{rows,0,n}')::bigint,
           1::bigint, 'GET /posts_per_account_day: A''s one post');

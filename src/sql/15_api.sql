@@ -290,6 +290,92 @@ BEGIN
 END
 $$;
 
+-- GET /rpc/authorize_url?redirect_uri=&state=: the TikTok consent URL to
+-- send the tenant's user to (the callback then calls connect_account).
+CREATE FUNCTION vibescaling_api.authorize_url(redirect_uri text DEFAULT NULL, state text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_message text;
+    v_state   text;
+    v_hint    text;
+    v_detail  text;
+BEGIN
+    PERFORM vibescaling._api_tenant();
+    BEGIN
+        RETURN vibescaling.authorize_url(authorize_url.redirect_uri, authorize_url.state);
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                                v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
+        PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
+    END;
+    RETURN NULL;
+END
+$$;
+
+-- POST /rpc/connect_account {"auth_code", "redirect_uri", "code_verifier"?}:
+-- exchanges the OAuth code; the account belongs to the request's tenant.
+-- Returns {"data": {"id", "open_id", "display_name", "status", "scopes"}}
+-- (never a token); 403 when another tenant has connected that TikTok account.
+CREATE FUNCTION vibescaling_api.connect_account(auth_code text DEFAULT NULL, redirect_uri text DEFAULT NULL,
+                                                code_verifier text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id      uuid;
+    v_message text;
+    v_state   text;
+    v_hint    text;
+    v_detail  text;
+BEGIN
+    PERFORM vibescaling._api_tenant();
+    BEGIN
+        v_id := vibescaling.connect_account(connect_account.auth_code, connect_account.redirect_uri,
+                                            connect_account.code_verifier);
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                                v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
+        PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
+    END;
+    RETURN jsonb_build_object('data', (SELECT jsonb_build_object('id', a.id, 'open_id', a.open_id,
+                                                                 'display_name', a.display_name, 'status', a.status,
+                                                                 'scopes', to_jsonb(a.scopes))
+                                         FROM vibescaling.tiktok_accounts a WHERE a.id = v_id));
+END
+$$;
+
+-- POST /rpc/disconnect_account {"tiktok_account_id"}: revokes the tenant's
+-- account at TikTok, wipes its tokens, fails its scheduled posts.
+CREATE FUNCTION vibescaling_api.disconnect_account(tiktok_account_id uuid DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_message text;
+    v_state   text;
+    v_hint    text;
+    v_detail  text;
+BEGIN
+    PERFORM vibescaling._api_check_account(disconnect_account.tiktok_account_id);
+    BEGIN
+        RETURN vibescaling.disconnect_account(disconnect_account.tiktok_account_id);
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                                v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
+        PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
+    END;
+    RETURN NULL;
+END
+$$;
+
 -- POST /rpc/handle_webhook with TikTok's JSON body (one unnamed json
 -- argument: PostgREST passes the body whole, byte for byte) and its
 -- TikTok-Signature header (read from request.headers). Only the role
@@ -362,6 +448,9 @@ BEGIN
         vibescaling_api.cancel_post(uuid),
         vibescaling_api.publish_status(uuid),
         vibescaling_api.creator_info(uuid),
+        vibescaling_api.authorize_url(text, text),
+        vibescaling_api.connect_account(text, text, text),
+        vibescaling_api.disconnect_account(uuid),
         -- what a PATCH of posts runs in its trigger
         vibescaling._check_post_write(vibescaling.posts, vibescaling.posts),
         vibescaling._raise_http_error(text, text, text, text)
