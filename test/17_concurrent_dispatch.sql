@@ -5,7 +5,7 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(31);
+SELECT plan(35);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 SET vibescaling.max_concurrent_requests = 4;
@@ -48,9 +48,22 @@ SELECT is((SELECT count(DISTINCT p.posted_at) FROM vibescaling.posts p JOIN burs
 SELECT is((SELECT max(n) FROM (SELECT count(*) AS n FROM vibescaling.posts p JOIN burst b USING (id) GROUP BY p.posted_at) x),
           4::bigint, '... and no round took more than max_concurrent_requests (4) posts');
 
+-- The status poller: all 15 fetches as one batch through the same pool.
+SELECT vibescaling.http_pool_stats() AS pool2 \gset
+SELECT vibescaling._poll_publish_statuses(100, '2 hours', (SELECT array_agg(id) FROM accts)) AS polled \gset
+SELECT vibescaling.http_pool_stats() AS pool3 \gset
+SELECT is((:'polled'::jsonb->>'polled')::integer, 15, 'the poller asks TikTok about the 15 publishes');
+SELECT is((:'pool3'::jsonb->>'transfers')::bigint - (:'pool2'::jsonb->>'transfers')::bigint, 15::bigint,
+          '... all through the connection pool (one batch)');
+SELECT is((:'pool3'::jsonb->>'connections_opened')::bigint - (:'pool2'::jsonb->>'connections_opened')::bigint, 0::bigint,
+          '... on the connections the dispatcher kept alive');
+SELECT is((SELECT count(*) FROM accts a, LATERAL vs_test.sim_requests(a.open_id, 'status_fetch') r), 15::bigint,
+          '... 15 status fetches reached TikTok');
+
 -- A second run finds nothing to do and sends nothing.
 CALL vibescaling.dispatch_due_posts(:'later');
-SELECT is((SELECT count(*) FROM accts a, LATERAL vs_test.sim_requests(a.open_id) r) - :calls0, 30::bigint,
+SELECT is((SELECT count(*) FROM accts a, LATERAL vs_test.sim_requests(a.open_id) r
+            WHERE r->>'endpoint' <> 'status_fetch') - :calls0, 30::bigint,
           'a second run sends nothing');
 
 -- ---------------------------------------------------------------------------
