@@ -9,7 +9,7 @@ packages=(
   postgresql-15-cron postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
   libcurl4-openssl-dev libjansson-dev libgtest-dev libcpp-httplib-dev
   clang-14 llvm-14
-  nginx-light
+  nginx-light nghttp2-proxy openssl
 )
 
 missing=()

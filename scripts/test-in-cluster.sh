@@ -18,6 +18,9 @@ pg_prove --failures test/*.sql
 echo "-- concurrency"
 test/concurrency.sh
 
+echo "-- TLS and HTTP/2 through nghttpx"
+test/http2_tls.sh
+
 echo "-- secrets in logs"
 test/secrets_in_logs.sh
 

@@ -52,6 +52,7 @@ secrets=$(grep -oP '^secrets: \K[0-9]+(?= passed, 0 failed)' "$log")
 crash=$(grep -oP '^crash: \K[0-9]+(?= passed, 0 failed)' "$log")
 chaos=$(grep -oP '^chaos: \K[0-9]+(?= passed, 0 failed)' "$log")
 nginx=$(grep -oP '^nginx: \K[0-9]+(?= passed, 0 failed)' "$log")
+http2=$(grep -oP '^http2: \K[0-9]+(?= passed, 0 failed)' "$log")
 rm -f "$log"
-echo "== core $unit, simulator $sim, nginx $nginx, pg_regress $regress, pgTAP $tap, concurrency $conc, secrets $secrets, chaos $chaos, crash $crash"
-echo "tests: $((unit + sim + nginx + regress + tap + conc + secrets + chaos + crash)) passed, 0 failed"
+echo "== core $unit, simulator $sim, nginx $nginx, pg_regress $regress, pgTAP $tap, concurrency $conc, http2 $http2, secrets $secrets, chaos $chaos, crash $crash"
+echo "tests: $((unit + sim + nginx + regress + tap + conc + http2 + secrets + chaos + crash)) passed, 0 failed"

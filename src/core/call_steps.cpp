@@ -111,6 +111,8 @@ prepare_call(const vs_http_options *opt, vs_endpoint ep, const char *access_toke
 	if (info->body == BodyFormat::kForm)
 		req.content_type = "application/x-www-form-urlencoded";
 	req.connect_timeout_ms = opt->connect_timeout_ms;
+	if (opt->ca_file != nullptr)
+		req.ca_file = opt->ca_file;
 	req.request_timeout_ms = opt->request_timeout_ms;
 	req.should_abort = opt->should_abort;
 	req.capture_headers.push_back("retry-after");

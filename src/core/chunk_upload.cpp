@@ -198,6 +198,8 @@ put_chunk(const vs_http_options *opt, const vs_chunk_put *chunk, bool *perform_s
 								std::to_string(last) + "/" + std::to_string(chunk->total));
 	req.capture_headers.push_back("content-range");
 	req.connect_timeout_ms = opt->connect_timeout_ms;
+	if (opt->ca_file != nullptr)
+		req.ca_file = opt->ca_file;
 	req.request_timeout_ms = opt->request_timeout_ms;
 	req.should_abort = opt->should_abort;
 

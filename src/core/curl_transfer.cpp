@@ -231,6 +231,8 @@ setup_transfer(CURL *h, const HttpRequest &req, TransferState &st, CurlSlistPtr 
 	else
 		set_option(h, CURLOPT_FOLLOWLOCATION, 0L);
 	set_option(h, CURLOPT_CONNECTTIMEOUT_MS, req.connect_timeout_ms > 0 ? req.connect_timeout_ms : 0L);
+	if (!req.ca_file.empty())
+		set_option(h, CURLOPT_CAINFO, req.ca_file.c_str());
 	set_option(h, CURLOPT_TIMEOUT_MS, req.request_timeout_ms > 0 ? req.request_timeout_ms : 0L);
 	set_option(h, CURLOPT_HTTPHEADER, headers.get());
 	set_option(h, CURLOPT_USERAGENT, "vibescaling");

@@ -69,6 +69,7 @@ struct HttpRequest
 	std::size_t sink_capacity = 0;
 	bool		sink_takes_200 = true;
 
+	std::string ca_file;			/* trusted CAs (PEM) instead of the system's; "" for the system's */
 	long		connect_timeout_ms = 0;
 	long		request_timeout_ms = 0;
 	int			(*should_abort) (void) = nullptr;	/* polled; nonzero aborts */

@@ -67,6 +67,8 @@ source_request(const vs_http_options *opt, const char *url)
 	req.truncate_reply = true;
 	req.capture_headers = {"content-range", "content-length", "content-type"};
 	req.connect_timeout_ms = opt->connect_timeout_ms;
+	if (opt->ca_file != nullptr)
+		req.ca_file = opt->ca_file;
 	req.request_timeout_ms = opt->request_timeout_ms;
 	req.should_abort = opt->should_abort;
 	return req;

@@ -31,6 +31,12 @@ typedef struct vs_http_options
 	 * statement_timeout stop an in-flight call. May be NULL.
 	 */
 	int			(*should_abort) (void);
+
+	/*
+	 * A PEM file of the certificate authorities to trust for https, instead
+	 * of the system's (libcurl CURLOPT_CAINFO); NULL or "" for the system's.
+	 */
+	const char *ca_file;
 } vs_http_options;
 
 /* The outcome of one call to TikTok. All strings are malloc'd, never NULL. */

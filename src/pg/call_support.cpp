@@ -20,6 +20,7 @@ vs_http_options_from_settings(vs_http_options *http)
 	http->connect_timeout_ms = vs_guc_connect_timeout_ms;
 	http->request_timeout_ms = vs_guc_request_timeout_ms;
 	http->should_abort = vs_interrupt_requested;
+	http->ca_file = vs_guc_ca_file;
 }
 
 /* Copies a malloc'd core string into palloc'd memory and frees it. */

@@ -17,7 +17,7 @@
  */
 int			vs_interrupt_requested(void);
 
-/* The HTTP options (base URL, timeouts, interrupt check) from the vibescaling.* settings. */
+/* The HTTP options (base URL, CA file, timeouts, interrupt check) from the vibescaling.* settings. */
 void		vs_http_options_from_settings(vs_http_options *http);
 
 /* Copies a malloc'd core string into palloc'd memory and frees it (NULL stays NULL). */

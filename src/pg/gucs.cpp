@@ -20,6 +20,7 @@ int			vs_guc_webhook_tolerance_s = 300;
 int			vs_guc_rate_limit_window_s = 60;
 int			vs_guc_rate_limit_max_wait_ms = 10000;
 int			vs_guc_max_concurrent_requests = 128;
+char	   *vs_guc_ca_file = NULL;
 
 /*
  * Secrets: settable by superusers only, shown to superusers only, left out
@@ -210,6 +211,20 @@ vs_define_gucs(void)
 							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);
+
+	/*
+	 * Superuser-only, like api_base_url: whoever chooses which certificates
+	 * are trusted can have the bearer tokens sent to a server of their own.
+	 */
+	DefineCustomStringVariable("vibescaling.ca_file",
+							   "PEM file of the certificate authorities trusted for TikTok's https "
+							   "(empty: the system's).",
+							   NULL,
+							   &vs_guc_ca_file,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("vibescaling");
 }

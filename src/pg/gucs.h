@@ -12,6 +12,7 @@ extern int	vs_guc_upload_chunk_size_mb;
 extern int	vs_guc_upload_chunk_attempts;
 extern int	vs_guc_rate_limit_max_wait_ms;
 extern int	vs_guc_max_concurrent_requests;
+extern char *vs_guc_ca_file;
 
 /* Defines the vibescaling.* GUCs; called once from _PG_init. */
 void		vs_define_gucs(void);

@@ -3,6 +3,7 @@
  * worker, durably and once (see token_refresher.h for why).
  */
 #include "pg_headers.h"
+#include "call_support.h"
 #include "token_refresher.h"
 #include "account_tokens.h"
 #include "dispatch_log_writer.h"
@@ -27,6 +28,7 @@ typedef struct TokenRefreshSlot
 	char		post_id[40];	/* "" when none */
 	char		trigger[32];
 	char		api_base_url[1024];
+	char		ca_file[MAXPGPATH];	/* vibescaling.ca_file of the caller, "" for none */
 	char		client_key[256];
 	char		client_secret[256];
 	/* out */
@@ -90,6 +92,7 @@ vs_refresh_account_token(const char *account_id, long long seen_version, bool fo
 	copy_setting(slot->post_id, sizeof(slot->post_id), post_id, "post id");
 	copy_setting(slot->trigger, sizeof(slot->trigger), trigger, "trigger");
 	copy_setting(slot->api_base_url, sizeof(slot->api_base_url), http->base_url, "vibescaling.api_base_url");
+	copy_setting(slot->ca_file, sizeof(slot->ca_file), http->ca_file ? http->ca_file : "", "vibescaling.ca_file");
 	copy_setting(slot->client_key, sizeof(slot->client_key), vs_guc_client_key, "vibescaling.client_key");
 	copy_setting(slot->client_secret, sizeof(slot->client_secret), vs_guc_client_secret, "vibescaling.client_secret");
 	set_result(&slot->result, VS_REFRESH_FAILED, "XX000", "refresh_worker_failed",
@@ -217,6 +220,7 @@ refresh_locked_account(TokenRefreshSlot *slot, const LockedAccount *acc)
 	char	   *log_json;
 
 	http.base_url = slot->api_base_url;
+	http.ca_file = slot->ca_file;
 	http.connect_timeout_ms = slot->connect_timeout_ms;
 	http.request_timeout_ms = slot->request_timeout_ms;
 	http.should_abort = worker_should_abort;
@@ -395,9 +399,7 @@ vs_refresh_token(PG_FUNCTION_ARGS)
 	vs_load_account(account_id, &account);
 	vs_forget_token(&account);
 
-	http.base_url = vs_guc_api_base_url;
-	http.connect_timeout_ms = vs_guc_connect_timeout_ms;
-	http.request_timeout_ms = vs_guc_request_timeout_ms;
+	vs_http_options_from_settings(&http);
 	http.should_abort = NULL;
 	vs_refresh_account_token(account_id, account.token_version, PG_GETARG_BOOL(1),
 							 text_to_cstring(PG_GETARG_TEXT_PP(2)), NULL, &http, &result);

@@ -647,7 +647,7 @@ vs_http_options
 options(const std::string &base_url, long request_timeout_ms = 10000,
 		int (*should_abort)(void) = nullptr)
 {
-	vs_http_options o;
+	vs_http_options o{};
 
 	o.base_url = base_url.c_str();
 	o.connect_timeout_ms = 2000;

@@ -164,7 +164,7 @@ private:
 vs_http_options
 options(long request_timeout_ms = 5000, int (*should_abort)(void) = nullptr)
 {
-	vs_http_options o;
+	vs_http_options o{};
 
 	o.base_url = "";
 	o.connect_timeout_ms = 2000;

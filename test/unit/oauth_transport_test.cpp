@@ -140,7 +140,7 @@ private:
 vs_http_options
 options(const std::string &base_url)
 {
-	vs_http_options o;
+	vs_http_options o{};
 
 	o.base_url = base_url.c_str();
 	o.connect_timeout_ms = 2000;

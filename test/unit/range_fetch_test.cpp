@@ -219,7 +219,7 @@ private:
 vs_http_options
 options(long request_timeout_ms = 5000)
 {
-	vs_http_options o;
+	vs_http_options o{};
 
 	o.base_url = "";
 	o.connect_timeout_ms = 2000;

@@ -106,7 +106,7 @@ public:
 	/* HTTP options pointing at this server. */
 	vs_http_options options() const
 	{
-		vs_http_options o;
+		vs_http_options o{};
 
 		o.base_url = base_url_.c_str();
 		o.connect_timeout_ms = 2000;
@@ -311,7 +311,7 @@ TEST(RetryAfterCall, OnSuccessAndHtml)
 TEST(RetryAfterCall, NoReplyMeansNone)
 {
 	ScopedResult refused;
-	vs_http_options opt;
+	vs_http_options opt{};
 
 	opt.base_url = "";
 	opt.connect_timeout_ms = 1000;
