@@ -92,3 +92,48 @@ SELECT p.media_type, p.mode, p.status AS post_status, r.status, r.tiktok_status,
 \echo '== 9. The dispatch log: every call to TikTok (no tokens in it)'
 SELECT id, trigger, endpoint, http_status, outcome, error_code, log_id, publish_id, round(duration_ms::numeric, 1) AS ms
   FROM vibescaling.dispatch_logs ORDER BY id;
+
+\echo
+\echo '== 10. A burst: 300 accounts with a post each, all due at once, dispatched in rounds'
+\echo '   (up to max_concurrent_requests posts per round, their calls in flight together)'
+SELECT count(*) AS accounts_connected
+  FROM generate_series(1, 300) i,
+       LATERAL vibescaling.add_account(format('burst_creator_%s', i), format('act.burst-%s', i),
+                                       format('rft.burst-%s', i), now() + interval '1 day') a;
+SET session_replication_role = replica;   -- written as if scheduled earlier (the trigger wants 5 minutes ahead)
+INSERT INTO vibescaling.posts (caption, video_url, status, scheduled_at, tiktok_account_id, privacy_level)
+SELECT 'Burst ' || a.open_id, 'https://verified.example/burst.mp4', 'scheduled', now() - interval '1 minute', a.id, 'SELF_ONLY'
+  FROM vibescaling.accounts a WHERE a.open_id LIKE 'burst_creator_%';
+SET session_replication_role = origin;
+SET vibescaling.max_concurrent_requests = 100;
+SELECT clock_timestamp() AS t0 \gset
+CALL vibescaling.dispatch_due_posts();
+SELECT count(*) FILTER (WHERE status = 'posted') AS posted, count(*) AS burst_posts,
+       round(extract(epoch FROM clock_timestamp() - :'t0'::timestamptz)::numeric, 2) AS seconds,
+       count(DISTINCT posted_at) AS rounds
+  FROM vibescaling.posts WHERE caption LIKE 'Burst %';
+SELECT vibescaling.http_pool_stats() AS connection_pool;
+\echo 'Analytics over the dispatch log:'
+SELECT * FROM vibescaling.dispatch_stats ORDER BY endpoint;
+
+\echo
+\echo '== 11. The HTTP API (PostgREST): roles, and a tenant''s requests as PostgREST runs them'
+SELECT vibescaling.setup_api_roles('demo-password') AS roles;
+\echo 'Tenant "acme" (JWT {"role": "vibescaling_user", "sub": "acme"}) connects an account and publishes a draft:'
+BEGIN;
+SET LOCAL ROLE vibescaling_user;
+SELECT set_config('request.jwt.claims', '{"role": "vibescaling_user", "sub": "acme"}', true) IS NOT NULL AS jwt;
+SELECT vibescaling_api.connect_account('code-acme_creator', 'https://app.example/tiktok/callback') #>> '{data,id}' AS acme_account \gset
+INSERT INTO vibescaling_api.posts (caption, video_url) VALUES ('From the API', 'https://verified.example/api.mp4') RETURNING id AS acme_post \gset
+SELECT vibescaling_api.publish_post(post_id => :'acme_post', tiktok_account_id => :'acme_account', privacy_level => 'SELF_ONLY') AS answer;
+SELECT count(*) AS posts_acme_sees FROM vibescaling_api.posts;
+COMMIT;
+\echo 'Tenant "globex" sees none of it, and may not publish acme''s post (PostgREST answers 404: PT404):'
+BEGIN;
+SET LOCAL ROLE vibescaling_user;
+SELECT set_config('request.jwt.claims', '{"role": "vibescaling_user", "sub": "globex"}', true) IS NOT NULL AS jwt;
+SELECT count(*) AS posts_globex_sees FROM vibescaling_api.posts;
+\set ON_ERROR_STOP 0
+SELECT vibescaling_api.publish_post(post_id => :'acme_post', tiktok_account_id => :'acme_account', privacy_level => 'SELF_ONLY');
+\set ON_ERROR_STOP 1
+ROLLBACK;

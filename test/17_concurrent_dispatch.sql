@@ -5,7 +5,7 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(35);
+SELECT plan(36);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 SET vibescaling.max_concurrent_requests = 4;
@@ -159,5 +159,8 @@ SELECT is((SELECT array_agg(error_code ORDER BY id) FROM vibescaling.dispatch_lo
           ARRAY['rate_limited'], '... and the refusal is in dispatch_logs');
 SELECT throws_ok($$SELECT vibescaling._tiktok_call_many('[{"endpoint": "oauth_token", "tiktok_account_id": null, "trigger": "t"}]')$$,
                  '22004', NULL, 'a call without an account is refused');
+
+SELECT throws_ok($$SELECT vibescaling._tiktok_call_many('[{"endpoint": "creator_info", "tiktok_account_id": "00000000-0000-0000-0000-000000000001", "trigger": "bogus"}]')$$,
+                 '22023', NULL, 'an unknown trigger is refused before anything is sent');
 
 SELECT * FROM finish();

@@ -16,6 +16,7 @@ chmod 755 "$work"
 proxy_pid=
 cleanup() {
   [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null || true
+  [[ ${PGDATABASE:-} == vs_http2_* ]] && dropdb --if-exists "$PGDATABASE" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -33,6 +34,10 @@ proxy_pid=$!
 for _ in $(seq 1 50); do curl -s --cacert "$work/cert.pem" -o /dev/null "https://127.0.0.1:$port/_sim/health" && break; sleep 0.1; done
 
 run=$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
+# A database of its own: the dispatcher must see only this test's posts.
+export PGDATABASE="vs_http2_$run"
+createdb "$PGDATABASE"
+psql -X -q -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION vibescaling CASCADE' -f test/fixtures/setup.sql >/dev/null
 result=$(psql -X -q -At -v ON_ERROR_STOP=1 -v run="$run" -v sim="$sim" -v h2="https://127.0.0.1:$port" \
               -v ca="$work/cert.pem" <<'SQL'
 SET client_min_messages = warning;

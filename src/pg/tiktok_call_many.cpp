@@ -113,6 +113,15 @@ check_call(ManyCall *c, int index)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("call %d: endpoint, tiktok_account_id and trigger are required", index + 1)));
+	/* dispatch_logs.trigger takes these (its CHECK would refuse the log row after the call). */
+	if (strcmp(c->trigger, "manual") != 0 && strcmp(c->trigger, "scheduler") != 0 &&
+		strcmp(c->trigger, "status") != 0 && strcmp(c->trigger, "connect") != 0 &&
+		strcmp(c->trigger, "refresh") != 0 && strcmp(c->trigger, "disconnect") != 0 &&
+		strcmp(c->trigger, "webhook") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("call %d: unknown trigger \"%s\"", index + 1, c->trigger),
+				 errhint("Use manual, scheduler, status, connect, refresh, disconnect or webhook.")));
 	c->endpoint = vs_endpoint_from_name(c->endpoint_name);
 	if (c->endpoint == VS_EP_UNKNOWN || c->endpoint == VS_EP_OAUTH_TOKEN || c->endpoint == VS_EP_OAUTH_REVOKE)
 		ereport(ERROR,
