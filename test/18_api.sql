@@ -6,7 +6,7 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(62);
+SELECT plan(65);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 SELECT 'tenant-a-' || :'run' AS a, 'tenant-b-' || :'run' AS b \gset
@@ -130,6 +130,12 @@ SELECT pg_temp.as_a('GET', '/rpc/publish_status', format('SELECT vibescaling_api
 SELECT is((:'st'::jsonb)->>'http', '200', 'GET /rpc/publish_status in a read-only transaction: 200');
 SELECT is((:'st'::jsonb)#>>'{rows,0,publish_status,data,publish_id}',
           (:'published'::jsonb)#>>'{rows,0,publish_post,data,publish_id}', '... the publish''s status');
+SELECT is((SELECT checked_at FROM vibescaling.publish_records WHERE post_id = :'post_a'), NULL,
+          '... and records nothing (read-only; the poller records it)');
+SELECT is(pg_temp.as_a('POST', '/rpc/publish_status', format('SELECT vibescaling_api.publish_status(post_id => %L)', :'post_a'))->>'http',
+          '200', 'POST /rpc/publish_status (read-write): 200 ...');
+SELECT ok((SELECT checked_at IS NOT NULL FROM vibescaling.publish_records WHERE post_id = :'post_a'),
+          '... and the answer is recorded');
 SELECT is(pg_temp.as_a('GET', '/rpc/publish_status', format('SELECT vibescaling_api.publish_status(post_id => %L)', :'post_a2'))->>'http',
           '404', 'a post without a publish record: 404');
 SELECT is(pg_temp.as_b('GET', '/rpc/publish_status', format('SELECT vibescaling_api.publish_status(post_id => %L)', :'post_a'))->>'http',
