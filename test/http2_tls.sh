@@ -5,7 +5,8 @@
 # vibescaling.ca_file trusting that certificate and max_concurrent_requests 8:
 # all must be published, their 80 calls must travel as HTTP/2 streams over
 # (almost) one connection, i.e. one TLS handshake instead of 80; without the
-# certificate trusted, nothing may be sent. Runs inside the test cluster
+# certificate trusted, nothing may be sent; single publish_post calls reuse
+# the connection too. Runs inside the test cluster
 # (scripts/test-in-cluster.sh); PG* point at it, VS_SIM_PORT at the simulator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +68,12 @@ SELECT vibescaling.http_pool_stats() AS p1 \gset
 SELECT 'posted ' || count(*) FILTER (WHERE p.status = 'posted') FROM vibescaling.posts p WHERE p.id IN (SELECT post FROM h2 WHERE i <= 40);
 SELECT 'transfers ' || ((:'p1'::jsonb->>'transfers')::bigint - (:'p0'::jsonb->>'transfers')::bigint);
 SELECT 'connections ' || ((:'p1'::jsonb->>'connections_opened')::bigint - (:'p0'::jsonb->>'connections_opened')::bigint);
+-- Single calls (publish_post: creator_info, then the init) ride the same connection.
+SELECT count(vibescaling.publish_post(vs_test.new_video('single ' || i), (SELECT acct FROM h2 WHERE h2.i = 1),
+                                      'SELF_ONLY')) AS singles FROM generate_series(1, 3) i \gset
+SELECT vibescaling.http_pool_stats() AS p2 \gset
+SELECT 'single ' || ((:'p2'::jsonb->>'transfers')::bigint - (:'p1'::jsonb->>'transfers')::bigint) || ' '
+       || ((:'p2'::jsonb->>'connections_opened')::bigint - (:'p1'::jsonb->>'connections_opened')::bigint);
 SQL
 )
 echo "$result" | sed 's/^/# /'
@@ -81,8 +88,13 @@ if grep -qx 'posted 40' <<<"$result"; then ok "trusting it (vibescaling.ca_file)
 if grep -qx 'transfers 80' <<<"$result"; then ok "80 calls (creator_info + init per post)"; else not_ok "transfers: $result"; fi
 conns=$(grep -oP '^connections \K[0-9]+' <<<"$result")
 if [ "$conns" -le 2 ]; then ok "over $conns connection(s): one TLS handshake, not 80 (HTTP/2 multiplexing)"; else not_ok "connections: $conns"; fi
+if grep -qx 'single 6 0' <<<"$result"; then
+  ok "3 single publish_post calls (6 calls) reuse that connection: no new handshake"
+else
+  not_ok "single calls: $(grep '^single' <<<"$result")"
+fi
 h2_calls=$(grep -cE '^h2 POST /v2/post/publish/(creator_info/query|video/init)/ 200$' "$work/access.log" || true)
-if [ "$h2_calls" -eq 80 ]; then ok "the proxy saw the 80 calls as HTTP/2 (ALPN h2)"; else not_ok "HTTP/2 calls in the proxy's log: $h2_calls"; fi
+if [ "$h2_calls" -eq 86 ]; then ok "the proxy saw all 86 calls as HTTP/2 (ALPN h2)"; else not_ok "HTTP/2 calls in the proxy's log: $h2_calls"; fi
 
 echo "http2: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

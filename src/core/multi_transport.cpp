@@ -580,6 +580,8 @@ http_send_many(const std::vector<const HttpRequest *> &requests, int max_concurr
 	if (queue.empty())
 		return replies;
 
+	/* 0: a single call (vs_call), which leaves the pool's limits as the last batch set them. */
+	bool		keep_pool_limits = max_concurrent == 0;
 	int			limit = max_concurrent < 1 ? 1 : max_concurrent;
 
 	if (limit > kMaxBatchConcurrency)
@@ -591,12 +593,16 @@ http_send_many(const std::vector<const HttpRequest *> &requests, int max_concurr
 	/*
 	 * Re-set per batch: at most limit connections (idle ones from an
 	 * earlier, wider batch are closed as new ones are needed), and a cache
-	 * large enough to keep them all alive for the next batch.
+	 * large enough to keep them all alive for the next batch. A single call
+	 * does not shrink the pool a batch left.
 	 */
-	check_multi(curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(limit)),
-				"curl_multi_setopt");
-	check_multi(curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, static_cast<long>(limit)),
-				"curl_multi_setopt");
+	if (!keep_pool_limits)
+	{
+		check_multi(curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(limit)),
+					"curl_multi_setopt");
+		check_multi(curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, static_cast<long>(limit)),
+					"curl_multi_setopt");
+	}
 
 	Batch		batch(multi, requests, replies, started, static_cast<std::size_t>(limit));
 	std::size_t next = 0;

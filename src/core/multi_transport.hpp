@@ -34,7 +34,9 @@ PoolStats	pool_stats() noexcept;
 /*
  * Sends every non-null requests[i] over the process's shared multi handle,
  * at most max_concurrent (capped to 1 .. kMaxBatchConcurrency) in flight
- * and as many connections open, and returns one HttpReply per entry, in
+ * and as many connections open (max_concurrent 0: one at a time, leaving
+ * the pool's connection limits as the last batch set them: how vs_call
+ * sends its single call), and returns one HttpReply per entry, in
  * order (a default one, completed false and no error_code, for a null
  * entry). A request with control characters in a header value gets
  * error_code "invalid_param" and is not sent.

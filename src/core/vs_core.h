@@ -155,8 +155,13 @@ char	   *vs_build_request_body(vs_endpoint ep, const char *options_json, char **
  * "Authorization: Bearer <access_token>"; user_info is a GET (no body)
  * with the same bearer header; oauth_token and oauth_revoke POST a form
  * and send NO Authorization header (access_token is not sent; it may be
- * NULL). oauth_token is never silently re-sent on a reused connection
- * (a code is single-use and a refresh token rotates), like the inits.
+ * NULL). The call rides vs_call_many's kept-alive connections (HTTP/2
+ * when offered), under the same rule: a request is never re-sent by
+ * libcurl; when a reused connection dies before any reply byte the call
+ * fails with "transport_error", outcome unknown. oauth_token and
+ * oauth_revoke always open a connection of their own instead (a code is
+ * single-use and a refresh token rotates: their outcome must not become
+ * unknown for a connection that died while idle).
  *
  * Secrets never reach error_message: every occurrence of the bearer token
  * and of the options client_secret, code, code_verifier, refresh_token and

@@ -948,6 +948,16 @@ TEST(CallMany, AbortBeforeStart)
 	EXPECT_EQ(tiktok.requests.load(), 0);
 }
 
+/* One call: a batch of one through vs_call_many, or (single) vs_call. */
+void
+call_once(bool single, const vs_http_options *opt, const vs_call_spec &spec, vs_call_result *out)
+{
+	if (single)
+		vs_call(opt, spec.endpoint, spec.access_token, spec.options_json, out);
+	else
+		vs_call_many(opt, 4, 1, &spec, out);
+}
+
 /*
  * The kept-alive connection dies under a reused send: one call succeeds
  * (the server keeps its connection), the next call on the same connection
@@ -956,7 +966,7 @@ TEST(CallMany, AbortBeforeStart)
  * new connection.
  */
 void
-expect_no_silent_resend(vs_endpoint ep, const char *options_json)
+expect_no_silent_resend(vs_endpoint ep, const char *options_json, bool single = false)
 {
 	ClosingServer server;
 	vs_http_options opt = options(server.base_url());
@@ -966,14 +976,14 @@ expect_no_silent_resend(vs_endpoint ep, const char *options_json)
 	{
 		ScopedResults first(1);
 
-		vs_call_many(&opt, 4, 1, &spec, first.r.data());
+		call_once(single, &opt, spec, first.r.data());
 		ASSERT_EQ(first[0].ok, 1) << first[0].error_code << ": " << first[0].error_message;
 		ASSERT_EQ(server.requests(), 1);
 	}
 	{
 		ScopedResults second(1);
 
-		vs_call_many(&opt, 4, 1, &spec, second.r.data());
+		call_once(single, &opt, spec, second.r.data());
 		EXPECT_EQ(second[0].ok, 0);
 		EXPECT_STREQ(second[0].error_code, "transport_error");
 		EXPECT_STREQ(second[0].sqlstate, "08000");
@@ -990,7 +1000,7 @@ expect_no_silent_resend(vs_endpoint ep, const char *options_json)
 	{
 		ScopedResults third(1);
 
-		vs_call_many(&opt, 4, 1, &spec, third.r.data());
+		call_once(single, &opt, spec, third.r.data());
 		ASSERT_EQ(third[0].ok, 1) << third[0].error_code << ": " << third[0].error_message;
 	}
 	std::vector<int> conns = server.request_connections();
@@ -1016,6 +1026,18 @@ TEST(CallMany, NoSilentResendOfInit)
 TEST(CallMany, NoSilentResendOfCreatorInfo)
 {
 	expect_no_silent_resend(VS_EP_CREATOR_INFO, "{}");
+}
+
+// The same for a single call (vs_call), which rides the same pool.
+TEST(CallMany, SingleCallNoSilentResendOfInit)
+{
+	expect_no_silent_resend(VS_EP_VIDEO_INIT, init_options("1").c_str(), true);
+}
+
+// The same for a single creator_info.
+TEST(CallMany, SingleCallNoSilentResendOfCreatorInfo)
+{
+	expect_no_silent_resend(VS_EP_CREATOR_INFO, "{}", true);
 }
 
 // The bearer token a server quotes back never reaches error_message (nor the JSON documents).

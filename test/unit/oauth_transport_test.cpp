@@ -355,7 +355,9 @@ TEST(OAuthTransport, RefusedBeforeSending)
 	EXPECT_EQ(server.seen()[0].target, "/v2/oauth/revoke/");
 }
 
-// No call rides a kept-alive connection (for oauth_token a silent re-send would burn a code or refresh token).
+// user_info rides the kept-alive pool; oauth_token never does (if a kept-alive
+// connection died under it, a code or a rotated refresh token could be spent
+// without our hearing the answer).
 TEST(OAuthTransport, TokenUsesFreshConnection)
 {
 	FakeOAuth server(true);
@@ -371,6 +373,6 @@ TEST(OAuthTransport, TokenUsesFreshConnection)
 	std::vector<Seen> seen = server.seen();
 
 	ASSERT_EQ(seen.size(), 3u);
-	EXPECT_NE(seen[0].remote_port, seen[1].remote_port);	/* one connection per call */
-	EXPECT_NE(seen[1].remote_port, seen[2].remote_port);
+	EXPECT_EQ(seen[0].remote_port, seen[1].remote_port);	/* kept alive */
+	EXPECT_NE(seen[1].remote_port, seen[2].remote_port);	/* oauth_token: a connection of its own */
 }
