@@ -22,62 +22,6 @@ token_table_owner(void)
 	return owner;
 }
 
-/* Copies an SPI value (or NULL) into the caller's memory context. */
-static char *
-spi_value_copy(int column)
-{
-	char	   *value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, column);
-	char	   *copy;
-
-	if (value == NULL)
-		return NULL;
-	copy = (char *) SPI_palloc(strlen(value) + 1);
-	strcpy(copy, value);
-	memset(value, 0, strlen(value));
-	return copy;
-}
-
-/* Loads an account, decrypting its access token (see account_tokens.h). */
-void
-vs_load_account(const char *account_id, VsAccount *out)
-{
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1] = {CStringGetTextDatum(account_id)};
-	Oid			saved_user;
-	int			saved_context;
-	char	   *expires;
-
-	GetUserIdAndSecContext(&saved_user, &saved_context);
-	SetUserIdAndSecContext(token_table_owner(), saved_context | SECURITY_LOCAL_USERID_CHANGE);
-	PG_TRY();
-	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute_with_args("SELECT a.status, vibescaling._unseal(a.access_token_enc),"
-								  " coalesce(extract(epoch FROM a.access_token_expires_at - now()), 1e9),"
-								  " a.token_version"
-								  " FROM vibescaling.tiktok_accounts a WHERE a.id = $1::uuid",
-								  /* read_only = false: a fresh snapshot sees a token the refresher just committed */
-								  1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read vibescaling.tiktok_accounts");
-		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_NO_DATA_FOUND),
-					 errmsg("TikTok account %s not found", account_id)));
-		out->status = spi_value_copy(1);
-		out->access_token = spi_value_copy(2);
-		expires = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-		out->expires_in_s = strtod(expires, NULL);
-		out->token_version = strtoll(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4), NULL, 10);
-		SPI_finish();
-	}
-	PG_FINALLY();
-	{
-		SetUserIdAndSecContext(saved_user, saved_context);
-	}
-	PG_END_TRY();
-}
-
 /* A copy of s in the memory context SPI_connect was called from (survives SPI_finish). */
 static char *
 spi_copy(const char *s)
@@ -111,7 +55,11 @@ vs_load_accounts(int n, const char *const *account_ids, VsAccount *out)
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		/* One row per input, in input order; a missing account has a NULL status. */
+		/*
+		 * One row per input, in input order; a missing account has a NULL
+		 * status. read_only = false: a fresh snapshot sees a token the
+		 * refresher just committed.
+		 */
 		if (SPI_execute_with_args("SELECT coalesce(a.status, 'not_found'), vibescaling._unseal(a.access_token_enc),"
 								  " coalesce(extract(epoch FROM a.access_token_expires_at - now()), 1e9),"
 								  " coalesce(a.token_version, 0)"
@@ -139,6 +87,17 @@ vs_load_accounts(int n, const char *const *account_ids, VsAccount *out)
 		SetUserIdAndSecContext(saved_user, saved_context);
 	}
 	PG_END_TRY();
+}
+
+/* Loads an account, decrypting its access token (see account_tokens.h). */
+void
+vs_load_account(const char *account_id, VsAccount *out)
+{
+	vs_load_accounts(1, &account_id, out);
+	if (strcmp(out->status, "not_found") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("TikTok account %s not found", account_id)));
 }
 
 /* Raises 55000 unless the account is active and has a token. */

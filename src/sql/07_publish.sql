@@ -119,6 +119,38 @@ END
 $$;
 REVOKE ALL ON FUNCTION vibescaling._prepare_publish(vibescaling.posts, text) FROM PUBLIC;
 
+-- True when an init's answer (_tiktok_call's) is one TikTok accepted with a
+-- publish_id we can record.
+CREATE FUNCTION vibescaling._init_accepted(call jsonb)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT coalesce((call OPERATOR(pg_catalog.->>) 'ok')::boolean, false)
+           AND coalesce(call OPERATOR(pg_catalog.->>) 'publish_id', '') OPERATOR(pg_catalog.<>) ''
+$$;
+
+-- Records, for each posts[i] whose init answer calls->(i-1) TikTok
+-- accepted (_init_accepted), a publish record for endpoints[i] and the
+-- posted state; the others are left alone. How the dispatcher records a
+-- round's publishes in two statements, and _record_published one.
+CREATE FUNCTION vibescaling._record_published_many(posts vibescaling.posts[], calls jsonb, endpoints text[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    INSERT INTO vibescaling.publish_records (post_id, tiktok_account_id, publish_id, endpoint, mode)
+    SELECT (posts[i]).id, (posts[i]).tiktok_account_id, calls->(i - 1)->>'publish_id', endpoints[i], (posts[i]).mode
+      FROM generate_subscripts(posts, 1) i
+     WHERE vibescaling._init_accepted(calls->(i - 1));
+    UPDATE vibescaling.posts t
+       SET status = 'posted', posted_at = now(), last_error = NULL
+     WHERE t.id IN (SELECT (posts[i]).id FROM generate_subscripts(posts, 1) i
+                     WHERE vibescaling._init_accepted(calls->(i - 1)));
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._record_published_many(vibescaling.posts[], jsonb, text[]) FROM PUBLIC;
+
 -- The last step of publishing: records the init TikTok accepted (call is
 -- _tiktok_call's answer) as a publish record and marks the post posted.
 -- Returns publish_post's answer, {"data": {"publish_id"}}.
@@ -133,11 +165,7 @@ BEGIN
                         coalesce(nullif(call->>'log_id', ''), 'none')
             USING ERRCODE = '08P01';
     END IF;
-    INSERT INTO vibescaling.publish_records (post_id, tiktok_account_id, publish_id, endpoint, mode)
-    VALUES (p.id, p.tiktok_account_id, call->>'publish_id', p_endpoint, p.mode);
-    UPDATE vibescaling.posts
-       SET status = 'posted', posted_at = now(), last_error = NULL
-     WHERE id = p.id;
+    PERFORM vibescaling._record_published_many(ARRAY[p], jsonb_build_array(call), ARRAY[p_endpoint]);
     RETURN jsonb_build_object('data', jsonb_build_object('publish_id', call->>'publish_id'));
 END
 $$;

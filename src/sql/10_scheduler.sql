@@ -56,12 +56,15 @@ END
 $$;
 REVOKE ALL ON FUNCTION vibescaling._record_dispatch_failure(uuid, integer, text, text, text, text, timestamptz) FROM PUBLIC;
 
--- Records the failure of one of the dispatcher's calls (call: the result
--- _tiktok_call_many gave), raised and caught exactly as _publish_locked
--- would have raised it, so both paths leave the same last_error.
-CREATE FUNCTION vibescaling._record_call_failure(p vibescaling.posts, call jsonb, p_endpoint text,
-                                                 as_of timestamptz)
-RETURNS void
+-- Settles one post of a dispatcher round by the answer to one of its calls
+-- (call: what _tiktok_call_many gave), as _publish_locked would have: a
+-- failed call raises as _raise_tiktok_error raises it; a creator_info
+-- answer is checked against the post (_check_creator_allows); an init
+-- answer is recorded (_record_published). Whatever raised is recorded by
+-- _record_dispatch_failure, so both paths leave the same last_error.
+-- Returns true when the post goes on.
+CREATE FUNCTION vibescaling._settle_call(p vibescaling.posts, call jsonb, p_endpoint text, as_of timestamptz)
+RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -71,14 +74,23 @@ DECLARE
     v_hint    text;
     v_detail  text;
 BEGIN
-    PERFORM vibescaling._raise_tiktok_error(call, p_endpoint);
+    IF NOT (call->>'ok')::boolean THEN
+        PERFORM vibescaling._raise_tiktok_error(call, p_endpoint);
+    END IF;
+    IF p_endpoint = 'creator_info' THEN
+        PERFORM vibescaling._check_creator_allows(p, call->'data');
+    ELSE
+        PERFORM vibescaling._record_published(p, call, p_endpoint);
+    END IF;
+    RETURN true;
 EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
                             v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
     PERFORM vibescaling._record_dispatch_failure(p.id, p.attempts, v_message, v_state, v_hint, v_detail, as_of);
+    RETURN false;
 END
 $$;
-REVOKE ALL ON FUNCTION vibescaling._record_call_failure(vibescaling.posts, jsonb, text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._settle_call(vibescaling.posts, jsonb, text, timestamptz) FROM PUBLIC;
 
 -- One round of the dispatcher: up to max_posts due posts, one per account,
 -- published together in the caller's transaction. All their creator_info
@@ -110,14 +122,17 @@ DECLARE
     v_state     text;
     v_hint      text;
     v_detail    text;
-    v_ids       uuid[] := '{}';     -- posts still going, in order
+    -- The posts going out, in order, with their init endpoints and options;
+    -- v_going[i] becomes false when post i stops after its creator_info.
+    v_posts     vibescaling.posts[] := '{}';
     v_endpoints text[] := '{}';
     v_options   jsonb[] := '{}';
-    v_direct    uuid[] := '{}';     -- the Direct Posts among them (creator_info first)
+    v_going     boolean[] := '{}';
+    v_calls     jsonb;
     v_results   jsonb;
-    v_next      uuid[];
-    v_call      jsonb;
+    v_sent      integer[];   -- the indexes (into v_posts) of the inits sent
     i           integer;
+    j           integer;
     v_init_limit integer := (vibescaling._rate_limit_bucket('video_init')).calls;
     v_info_limit integer := (vibescaling._rate_limit_bucket('creator_info')).calls;
 BEGIN
@@ -153,12 +168,10 @@ BEGIN
         BEGIN
             v_prep := vibescaling._prepare_publish(p, 'scheduler');
             IF v_prep.reconciled IS NULL THEN
-                v_ids := v_ids || p.id;
+                v_posts := v_posts || p;
                 v_endpoints := v_endpoints || v_prep.endpoint;
                 v_options := v_options || v_prep.options;
-                IF p.mode = 'direct' THEN
-                    v_direct := v_direct || p.id;
-                END IF;
+                v_going := v_going || true;
             ELSE
                 processed := processed + 1;
             END IF;
@@ -172,79 +185,45 @@ BEGIN
     END LOOP;
 
     -- TikTok requires a fresh creator_info before every Direct Post: all at once.
-    IF cardinality(v_direct) > 0 THEN
-        v_results := vibescaling._tiktok_call_many(
-            (SELECT jsonb_agg(jsonb_build_object('endpoint', 'creator_info', 'tiktok_account_id', t.tiktok_account_id,
-                                                 'post_id', t.id, 'trigger', 'scheduler') ORDER BY d.i)
-               FROM unnest(v_direct) WITH ORDINALITY d(id, i) JOIN vibescaling.posts t ON t.id = d.id));
-        v_next := '{}';
-        FOR i IN 1 .. cardinality(v_direct) LOOP
-            SELECT * INTO p FROM vibescaling.posts WHERE id = v_direct[i];
-            v_call := v_results->(i - 1);
-            IF NOT (v_call->>'ok')::boolean THEN
-                PERFORM vibescaling._record_call_failure(p, v_call, 'creator_info', as_of);
-                v_next := v_next || p.id;
+    SELECT jsonb_agg(jsonb_build_object('endpoint', 'creator_info', 'tiktok_account_id', (v_posts[k]).tiktok_account_id,
+                                        'post_id', (v_posts[k]).id, 'trigger', 'scheduler') ORDER BY k)
+      INTO v_calls
+      FROM generate_subscripts(v_posts, 1) k
+     WHERE (v_posts[k]).mode = 'direct';
+    IF v_calls IS NOT NULL THEN
+        v_results := vibescaling._tiktok_call_many(v_calls);
+        j := 0;
+        FOR i IN 1 .. cardinality(v_posts) LOOP
+            CONTINUE WHEN (v_posts[i]).mode <> 'direct';
+            j := j + 1;
+            IF NOT vibescaling._settle_call(v_posts[i], v_results->(j - 1), 'creator_info', as_of) THEN
+                v_going[i] := false;
                 processed := processed + 1;
-                CONTINUE;
             END IF;
-            BEGIN
-                PERFORM vibescaling._check_creator_allows(p, v_call->'data');
-            EXCEPTION WHEN OTHERS THEN
-                GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
-                                        v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
-                PERFORM vibescaling._record_dispatch_failure(p.id, p.attempts, v_message, v_state, v_hint, v_detail, as_of);
-                v_next := v_next || p.id;
-                processed := processed + 1;
-            END;
         END LOOP;
-        -- v_next: the posts that stop here.
-        SELECT coalesce(array_agg(x.id ORDER BY x.i), '{}'), coalesce(array_agg(x.e ORDER BY x.i), '{}'),
-               coalesce(array_agg(x.o ORDER BY x.i), '{}')
-          INTO v_ids, v_endpoints, v_options
-          FROM unnest(v_ids, v_endpoints, v_options) WITH ORDINALITY x(id, e, o, i)
-         WHERE x.id <> ALL (v_next);
     END IF;
 
     -- All the inits at once (each logged "in flight" first).
-    IF cardinality(v_ids) > 0 THEN
-        v_results := vibescaling._tiktok_call_many(
-            (SELECT jsonb_agg(jsonb_build_object('endpoint', x.e, 'tiktok_account_id', t.tiktok_account_id,
-                                                 'post_id', t.id, 'trigger', 'scheduler', 'options', x.o) ORDER BY x.i)
-               FROM unnest(v_ids, v_endpoints, v_options) WITH ORDINALITY x(id, e, o, i)
-               JOIN vibescaling.posts t ON t.id = x.id));
-        processed := processed + cardinality(v_ids);
-        -- What TikTok accepted is recorded for all posts at once (as _record_published does one by one).
-        INSERT INTO vibescaling.publish_records (post_id, tiktok_account_id, publish_id, endpoint, mode)
-        SELECT t.id, t.tiktok_account_id, v_results->(x.i::integer - 1)->>'publish_id', x.e, t.mode
-          FROM unnest(v_ids, v_endpoints) WITH ORDINALITY x(id, e, i)
-          JOIN vibescaling.posts t ON t.id = x.id
-         WHERE (v_results->(x.i::integer - 1)->>'ok')::boolean
-           AND coalesce(v_results->(x.i::integer - 1)->>'publish_id', '') <> '';
-        UPDATE vibescaling.posts t
-           SET status = 'posted', posted_at = now(), last_error = NULL
-          FROM unnest(v_ids) WITH ORDINALITY x(id, i)
-         WHERE t.id = x.id
-           AND (v_results->(x.i::integer - 1)->>'ok')::boolean
-           AND coalesce(v_results->(x.i::integer - 1)->>'publish_id', '') <> '';
-        -- The rest, one by one.
-        FOR i IN 1 .. cardinality(v_ids) LOOP
-            v_call := v_results->(i - 1);
-            CONTINUE WHEN (v_call->>'ok')::boolean AND coalesce(v_call->>'publish_id', '') <> '';
-            SELECT * INTO p FROM vibescaling.posts WHERE id = v_ids[i];
-            IF NOT (v_call->>'ok')::boolean THEN
-                PERFORM vibescaling._record_call_failure(p, v_call, v_endpoints[i], as_of);
-                CONTINUE;
-            END IF;
-            BEGIN
-                -- Accepted without a publish_id: _record_published refuses it (08P01).
-                PERFORM vibescaling._record_published(p, v_call, v_endpoints[i]);
-            EXCEPTION WHEN OTHERS THEN
-                GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
-                                        v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
-                PERFORM vibescaling._record_dispatch_failure(p.id, p.attempts, v_message, v_state, v_hint, v_detail, as_of);
-            END;
-        END LOOP;
+    SELECT jsonb_agg(jsonb_build_object('endpoint', v_endpoints[k], 'tiktok_account_id', (v_posts[k]).tiktok_account_id,
+                                        'post_id', (v_posts[k]).id, 'trigger', 'scheduler', 'options', v_options[k])
+                     ORDER BY k),
+           array_agg(k ORDER BY k)
+      INTO v_calls, v_sent
+      FROM generate_subscripts(v_posts, 1) k
+     WHERE v_going[k];
+    IF v_calls IS NULL THEN
+        RETURN;
     END IF;
+    v_results := vibescaling._tiktok_call_many(v_calls);
+    processed := processed + cardinality(v_sent);
+    -- What TikTok accepted is recorded for all posts at once; the rest one by one.
+    PERFORM vibescaling._record_published_many(ARRAY(SELECT v_posts[k] FROM unnest(v_sent) WITH ORDINALITY s(k, n) ORDER BY n),
+                                               v_results,
+                                               ARRAY(SELECT v_endpoints[k] FROM unnest(v_sent) WITH ORDINALITY s(k, n) ORDER BY n));
+    FOR j IN 1 .. cardinality(v_sent) LOOP
+        CONTINUE WHEN vibescaling._init_accepted(v_results->(j - 1));
+        PERFORM vibescaling._settle_call(v_posts[v_sent[j]], v_results->(j - 1), v_endpoints[v_sent[j]], as_of);
+    END LOOP;
 END
 $$;
 REVOKE ALL ON FUNCTION vibescaling._dispatch_round(timestamptz, integer, uuid[]) FROM PUBLIC;
