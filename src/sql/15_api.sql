@@ -149,19 +149,17 @@ DECLARE
 BEGIN
     PERFORM vibescaling._api_check_post(v_post_id);
     PERFORM vibescaling._api_check_account(publish_post.tiktok_account_id);
-    BEGIN
-        -- Another request publishing this post holds its row: 409 at once, not a wait.
-        PERFORM 1 FROM vibescaling.posts p WHERE p.id = v_post_id FOR UPDATE NOWAIT;
-        RETURN vibescaling.publish_post(v_post_id, publish_post.tiktok_account_id, publish_post.privacy_level,
-                                        publish_post.mode, publish_post.disable_comment, publish_post.disable_duet,
-                                        publish_post.disable_stitch, publish_post.brand_content_toggle,
-                                        publish_post.brand_organic_toggle);
-    EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
-                                v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
-        PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
-    END;
-    RETURN NULL;   -- not reached: _raise_http_error raises
+    -- Another request publishing this post holds its row: 409 at once, not a wait.
+    PERFORM 1 FROM vibescaling.posts p WHERE p.id = v_post_id FOR UPDATE NOWAIT;
+    RETURN vibescaling.publish_post(v_post_id, publish_post.tiktok_account_id, publish_post.privacy_level,
+                                    publish_post.mode, publish_post.disable_comment, publish_post.disable_duet,
+                                    publish_post.disable_stitch, publish_post.brand_content_toggle,
+                                    publish_post.brand_organic_toggle);
+EXCEPTION WHEN OTHERS THEN
+    -- Every error, the checks' included, leaves with its HTTP status.
+    GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                            v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
+    PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
 END
 $$;
 
@@ -192,18 +190,16 @@ DECLARE
 BEGIN
     PERFORM vibescaling._api_check_post(v_post_id);
     PERFORM vibescaling._api_check_account(schedule_post.tiktok_account_id);
-    BEGIN
-        RETURN vibescaling.schedule_post(v_post_id, schedule_post.scheduled_at, schedule_post.tiktok_account_id,
-                                         schedule_post.privacy_level, schedule_post.mode,
-                                         schedule_post.disable_comment, schedule_post.disable_duet,
-                                         schedule_post.disable_stitch, schedule_post.brand_content_toggle,
-                                         schedule_post.brand_organic_toggle);
-    EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
-                                v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
-        PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
-    END;
-    RETURN NULL;
+    RETURN vibescaling.schedule_post(v_post_id, schedule_post.scheduled_at, schedule_post.tiktok_account_id,
+                                     schedule_post.privacy_level, schedule_post.mode,
+                                     schedule_post.disable_comment, schedule_post.disable_duet,
+                                     schedule_post.disable_stitch, schedule_post.brand_content_toggle,
+                                     schedule_post.brand_organic_toggle);
+EXCEPTION WHEN OTHERS THEN
+    -- Every error, the checks' included, leaves with its HTTP status.
+    GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                            v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
+    PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
 END
 $$;
 
@@ -222,14 +218,12 @@ DECLARE
     v_detail  text;
 BEGIN
     PERFORM vibescaling._api_check_post(v_post_id);
-    BEGIN
-        RETURN vibescaling.cancel_post(v_post_id);
-    EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
-                                v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
-        PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
-    END;
-    RETURN NULL;
+    RETURN vibescaling.cancel_post(v_post_id);
+EXCEPTION WHEN OTHERS THEN
+    -- Every error, the checks' included, leaves with its HTTP status.
+    GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                            v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
+    PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
 END
 $$;
 
@@ -253,14 +247,12 @@ DECLARE
     v_detail  text;
 BEGIN
     PERFORM vibescaling._api_check_post(v_post_id);
-    BEGIN
-        RETURN vibescaling.publish_status(v_post_id);
-    EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
-                                v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
-        PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
-    END;
-    RETURN NULL;
+    RETURN vibescaling.publish_status(v_post_id);
+EXCEPTION WHEN OTHERS THEN
+    -- Every error, the checks' included, leaves with its HTTP status.
+    GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                            v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
+    PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
 END
 $$;
 
@@ -279,14 +271,12 @@ DECLARE
     v_detail  text;
 BEGIN
     PERFORM vibescaling._api_check_account(creator_info.tiktok_account_id);
-    BEGIN
-        RETURN vibescaling.creator_info(creator_info.tiktok_account_id);
-    EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
-                                v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
-        PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
-    END;
-    RETURN NULL;
+    RETURN vibescaling.creator_info(creator_info.tiktok_account_id);
+EXCEPTION WHEN OTHERS THEN
+    -- Every error, the checks' included, leaves with its HTTP status.
+    GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                            v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
+    PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
 END
 $$;
 
@@ -305,14 +295,12 @@ DECLARE
     v_detail  text;
 BEGIN
     PERFORM vibescaling._api_tenant();
-    BEGIN
-        RETURN vibescaling.authorize_url(authorize_url.redirect_uri, authorize_url.state);
-    EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
-                                v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
-        PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
-    END;
-    RETURN NULL;
+    RETURN vibescaling.authorize_url(authorize_url.redirect_uri, authorize_url.state);
+EXCEPTION WHEN OTHERS THEN
+    -- Every error, the checks' included, leaves with its HTTP status.
+    GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                            v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
+    PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
 END
 $$;
 
@@ -335,18 +323,17 @@ DECLARE
     v_detail  text;
 BEGIN
     PERFORM vibescaling._api_tenant();
-    BEGIN
-        v_id := vibescaling.connect_account(connect_account.auth_code, connect_account.redirect_uri,
-                                            connect_account.code_verifier);
-    EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
-                                v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
-        PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
-    END;
+    v_id := vibescaling.connect_account(connect_account.auth_code, connect_account.redirect_uri,
+                                        connect_account.code_verifier);
     RETURN jsonb_build_object('data', (SELECT jsonb_build_object('id', a.id, 'open_id', a.open_id,
                                                                  'display_name', a.display_name, 'status', a.status,
                                                                  'scopes', to_jsonb(a.scopes))
                                          FROM vibescaling.tiktok_accounts a WHERE a.id = v_id));
+EXCEPTION WHEN OTHERS THEN
+    -- Every error, the checks' included, leaves with its HTTP status.
+    GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                            v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
+    PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
 END
 $$;
 
@@ -365,14 +352,12 @@ DECLARE
     v_detail  text;
 BEGIN
     PERFORM vibescaling._api_check_account(disconnect_account.tiktok_account_id);
-    BEGIN
-        RETURN vibescaling.disconnect_account(disconnect_account.tiktok_account_id);
-    EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
-                                v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
-        PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
-    END;
-    RETURN NULL;
+    RETURN vibescaling.disconnect_account(disconnect_account.tiktok_account_id);
+EXCEPTION WHEN OTHERS THEN
+    -- Every error, the checks' included, leaves with its HTTP status.
+    GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                            v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
+    PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
 END
 $$;
 
