@@ -125,14 +125,31 @@ AS $$
     SELECT pg_advisory_xact_lock(hashtext('vibescaling.rate_limit'), hashtext(account_id::text))
 $$;
 
+-- When the account's calls to any of these endpoints that count against
+-- TikTok's rate limit were made, within the current window: what the
+-- durable dispatch log holds, where an init is logged "in flight" before
+-- it is sent and other calls when they end. Calls that never reached TikTok
+-- (no HTTP status, outcome known) do not count. (SQL without SET, so that
+-- it is inlined and its callers' queries use the account index.)
+CREATE FUNCTION vibescaling._rate_limit_calls(account_id uuid, endpoints text[])
+RETURNS TABLE (called_at timestamptz)
+LANGUAGE sql STABLE
+AS $$
+    SELECT l.created_at
+      FROM vibescaling.dispatch_logs l
+     WHERE l.tiktok_account_id = account_id
+       AND l.endpoint = ANY (endpoints)
+       AND l.created_at > pg_catalog.clock_timestamp()
+                          - pg_catalog.current_setting('vibescaling.rate_limit_window')::interval
+       AND (l.http_status IS NOT NULL OR l.outcome_unknown)
+$$;
+
 -- Seconds until the account may make one more call of this endpoint's rate
--- limit bucket (0: now). The account's calls are counted in the durable
--- dispatch log, which every backend sees at once: an init is logged "in
--- flight" before it is sent, other calls when they end. The account's
+-- limit bucket (0: now), counting its calls in the durable dispatch log,
+-- which every backend sees at once (_rate_limit_calls). The account's
 -- advisory lock (_rate_limit_lock) makes the count and the call that
 -- follows one step across backends (held until the caller's transaction
--- ends: the dispatcher commits per round). Calls that never reached TikTok
--- (no HTTP status, outcome known) do not count.
+-- ends: the dispatcher commits per round).
 CREATE FUNCTION vibescaling._rate_limit_wait(account_id uuid, endpoint text)
 RETURNS double precision
 LANGUAGE plpgsql
@@ -141,19 +158,16 @@ AS $$
 DECLARE
     b        record := vibescaling._rate_limit_bucket(endpoint);
     v_window interval := current_setting('vibescaling.rate_limit_window')::interval;
-    v_oldest timestamptz;
+    v_oldest timestamptz;   -- the oldest call still in the window when the bucket is full
 BEGIN
     IF b.endpoints IS NULL THEN
         RETURN 0;
     END IF;
     PERFORM vibescaling._rate_limit_lock(account_id);
     -- The calls-th most recent call in the window, if there are that many.
-    SELECT min(created_at) INTO v_oldest
-      FROM (SELECT l.created_at FROM vibescaling.dispatch_logs l
-             WHERE l.tiktok_account_id = account_id AND l.endpoint = ANY (b.endpoints)
-               AND l.created_at > clock_timestamp() - v_window
-               AND (l.http_status IS NOT NULL OR l.outcome_unknown)
-             ORDER BY l.created_at DESC
+    SELECT min(recent.called_at) INTO v_oldest
+      FROM (SELECT c.called_at FROM vibescaling._rate_limit_calls(account_id, b.endpoints) c
+             ORDER BY c.called_at DESC
              LIMIT b.calls) recent
     HAVING count(*) >= b.calls;
     IF v_oldest IS NULL THEN
@@ -172,15 +186,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_endpoints text[] := (vibescaling._rate_limit_bucket(endpoint)).endpoints;
-    v_used      integer;
 BEGIN
-    SELECT count(*) INTO v_used
-      FROM vibescaling.dispatch_logs l
-     WHERE l.tiktok_account_id = account_id
-       AND l.endpoint = ANY (v_endpoints)
-       AND l.created_at > clock_timestamp() - current_setting('vibescaling.rate_limit_window')::interval
-       AND (l.http_status IS NOT NULL OR l.outcome_unknown);
-    RETURN v_used;
+    RETURN (SELECT count(*) FROM vibescaling._rate_limit_calls(account_id, v_endpoints));
 END
 $$;
 
