@@ -2,8 +2,9 @@
 # Chaos test: ~1800 scheduled posts over 200 accounts, dispatched by 4
 # dispatchers in parallel, round after round, while the simulator answers a
 # steady mix of faults (429, 500/503, dropped connections before and after
-# TikTok acted, slow replies that time out) and the dispatchers are cancelled
-# (pg_cancel_backend) and killed (pg_terminate_backend) at random moments.
+# TikTok acted, slow replies that time out, and 100 ms per call) and the
+# dispatchers are cancelled (pg_cancel_backend) and killed
+# (pg_terminate_backend), in turn, at random moments.
 # At the end, checked against the simulator's own request log:
 #   - no post has two successful inits at TikTok (duplicates = 0)
 #   - no post is lost: each is posted, or failed with a reason
@@ -54,6 +55,7 @@ cleanup() {
   for p in "${pid[@]}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
   psql -X -qAt -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '$app'" >/dev/null 2>&1
   [ -n "${rate_limits:-}" ] && curl -s -X POST "$sim/_sim/config" -d "{\"rate_limits\": $rate_limits}" >/dev/null
+  [ -n "${latency_ms:-}" ] && curl -s -X POST "$sim/_sim/config" -d "{\"latency_ms\": $latency_ms}" >/dev/null
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -84,7 +86,12 @@ fi
 # for the dispatchers likewise, or 9 posts per account would wait out minutes.
 rate_limits=$(curl -s "$sim/_sim/config" | python3 -c "import json, sys; print(json.dumps(json.load(sys.stdin)['rate_limits']))")
 curl -s -X POST "$sim/_sim/config" -d '{"rate_limits": false}' >/dev/null
-dispatcher_opts="$PGOPTIONS"
+# Rounds of 32 posts (the default is 128): a dispatcher run has many rounds,
+# so many transactions, for the kills to fall between and into.
+dispatcher_opts="$PGOPTIONS -c vibescaling.max_concurrent_requests=32"
+# While the chaos lasts, every call takes 100 ms: the dispatchers, which
+# batch their calls, would otherwise be done before many kills could land.
+latency_ms=$(curl -s "$sim/_sim/config" | python3 -c "import json, sys; print(json.dumps(json.load(sys.stdin)['latency_ms']))")
 if [ "$(q "SELECT count(*) FROM pg_settings WHERE name = 'vibescaling.rate_limit_window'")" = 1 ]; then
   dispatcher_opts="$dispatcher_opts -c vibescaling.rate_limit_window=1"
 fi
@@ -183,8 +190,9 @@ kill_one() {
                WHERE query LIKE '%dispatch_due_posts%' AND application_name = '$app' AND pid <> pg_backend_pid()
                ORDER BY random() LIMIT 1")
   [ -z "$victim" ] && return
-  if [ $((RANDOM % 2)) -eq 0 ]; then how=cancel; else how=terminate; fi
-  # (It may have ended meanwhile: then the signal is not sent, with a WARNING.)
+  # Cancels and terminates take turns. (The victim may have ended meanwhile:
+  # then the signal is not sent, with a WARNING.)
+  if [ "$cancels" -le "$terminates" ]; then how=cancel; else how=terminate; fi
   if [ "$(q "SELECT pg_${how}_backend($victim)" 2>/dev/null)" = t ]; then
     if [ $how = cancel ]; then cancels=$((cancels + 1)); else terminates=$((terminates + 1)); fi
   fi
@@ -197,6 +205,7 @@ while [ "$round" -lt "$max_rounds" ] && [ "$(scheduled_left)" -gt 0 ]; do
   as_of=$(q "SELECT timestamptz '2000-01-01 00:00:00+00' + $round * interval '$step'")
   chaos=0; [ "$(date +%s)" -lt "$chaos_until" ] && chaos=1
   echo "# round $round (as_of $as_of): $(scheduled_left) posts scheduled, $([ $chaos = 1 ] && echo "with faults and kills" || echo "draining")"
+  curl -s -X POST "$sim/_sim/config" -d "{\"latency_ms\": $([ $chaos = 1 ] && echo 100 || echo "$latency_ms")}" >/dev/null
   for slot in $(seq 1 "$dispatchers"); do spawn "$slot"; done
   while :; do
     alive=0
@@ -211,7 +220,10 @@ while [ "$round" -lt "$max_rounds" ] && [ "$(scheduled_left)" -gt 0 ]; do
     done
     [ "$alive" -eq 0 ] && break
     sleep "0.$((2 + RANDOM % 6))"
-    [ "$(date +%s)" -ge "$chaos_until" ] && chaos=0
+    if [ "$chaos" = 1 ] && [ "$(date +%s)" -ge "$chaos_until" ]; then
+      chaos=0
+      curl -s -X POST "$sim/_sim/config" -d "{\"latency_ms\": $latency_ms}" >/dev/null
+    fi
     if [ "$chaos" = 1 ]; then
       inject_faults
       [ $((RANDOM % 10)) -lt 4 ] && kill_one
