@@ -3,15 +3,20 @@
 # Postgres layer (src/pg) go into one shared library.
 EXTENSION   = vibescaling
 MODULE_big  = vibescaling
-EXT_VERSION = 0.1.0
+# The version is written once, in the control file.
+EXT_VERSION = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
 
 CORE_SRCS = $(sort $(wildcard src/core/*.cpp))
 PG_SRCS   = $(sort $(wildcard src/pg/*.cpp))
 OBJS      = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 
-# The extension script is src/sql/*.sql concatenated in name order.
+# The current version's script is src/sql/*.sql concatenated in name order.
+# Released versions are frozen in src/sql/releases: their install scripts,
+# exactly as they shipped, and the upgrade script from each to the next
+# (ALTER EXTENSION vibescaling UPDATE walks them).
 SQL_PARTS  = $(sort $(wildcard src/sql/*.sql))
 DATA_built = $(EXTENSION)--$(EXT_VERSION).sql
+DATA       = $(sort $(wildcard src/sql/releases/$(EXTENSION)--*.sql))
 
 # pg_regress (sql/, expected/): the SQL surface. They need the simulator
 # (scripts/test.sh starts it) and pg_cron preloaded.
