@@ -83,3 +83,45 @@ vs_in_flight_log_json(const char *post_id, const char *account_id, const char *t
 	pending.outcome_unknown = 1;
 	return vs_take_core_string(vs_dispatch_log_json(&pending, post_id, account_id, trigger, endpoint_name));
 }
+
+/* A JSON object's text with string fields added (see call_support.h). */
+char *
+vs_json_object_with(const char *object_json, int n, const char *const *keys, const char *const *values)
+{
+	StringInfoData buf;
+	const char *end = strrchr(object_json, '}');
+	bool		empty = true;
+
+	if (object_json[0] != '{' || end == NULL)
+		elog(ERROR, "vibescaling: request options must be a JSON object");
+	/* Whether the object already has a member: anything but blanks between the braces. */
+	for (const char *c = object_json + 1; c < end; c++)
+		if (*c != ' ' && *c != '\n' && *c != '\t' && *c != '\r')
+			empty = false;
+
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, object_json, end - object_json);
+	for (int i = 0; i < n; i++)
+	{
+		if (values[i] == NULL)
+			continue;
+		if (!empty)
+			appendStringInfoString(&buf, ", ");
+		escape_json(&buf, keys[i]);
+		appendStringInfoString(&buf, ": ");
+		escape_json(&buf, values[i]);
+		empty = false;
+	}
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/* Overwrites and frees a secret string (see call_support.h). */
+void
+vs_wipe_string(char *s)
+{
+	if (s == NULL)
+		return;
+	memset(s, 0, strlen(s));
+	pfree(s);
+}

@@ -40,4 +40,17 @@ void		vs_refresh_failure(vs_call_result *r, const VsRefreshResult *refresh);
 char	   *vs_in_flight_log_json(const char *post_id, const char *account_id, const char *trigger,
 								  const char *endpoint_name);
 
+/*
+ * The JSON object object_json (a JSON object's text, as JsonbToCString
+ * writes it) with n string fields keys[i] = values[i] added (a NULL value is
+ * left out), as palloc'd text. Built in C, never by SQL: the values are
+ * secrets (client credentials, tokens), which must not become constants or
+ * parameters of a planned statement (auto_explain would log them).
+ */
+char	   *vs_json_object_with(const char *object_json, int n, const char *const *keys,
+								const char *const *values);
+
+/* Overwrites a palloc'd string that held a secret, and frees it. */
+void		vs_wipe_string(char *s);
+
 #endif

@@ -7,6 +7,7 @@ extern int	vs_guc_connect_timeout_ms;
 extern int	vs_guc_request_timeout_ms;
 extern char *vs_guc_client_key;
 extern char *vs_guc_client_secret;
+extern char *vs_guc_token_encryption_key;
 extern int	vs_guc_token_refresh_margin_s;
 extern int	vs_guc_upload_chunk_size_mb;
 extern int	vs_guc_upload_chunk_attempts;

@@ -9,6 +9,7 @@
 #include "dispatch_log_writer.h"
 #include "gucs.h"
 #include "session_worker.h"
+#include "token_seal.h"
 
 #include <signal.h>
 #include <string.h>
@@ -174,32 +175,30 @@ mark_needs_reauth(const char *account_id, const char *reason)
 		elog(ERROR, "could not mark the account needs_reauth");
 }
 
-/* Stores the tokens of a successful refresh (the reply's data JSON), encrypted. */
+/*
+ * Stores the tokens of a successful refresh (the reply's data JSON): sealed
+ * here in C first, so that only their sealed form reaches SQL.
+ */
 static void
 store_tokens(const char *account_id, const char *data_json)
 {
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		args[2] = {CStringGetTextDatum(account_id), CStringGetTextDatum(data_json)};
+	Oid			argtypes[2] = {TEXTOID, JSONBOID};
+	Datum		args[2] = {CStringGetTextDatum(account_id),
+						   vs_seal_token_reply_data(DirectFunctionCall1(jsonb_in, CStringGetDatum(data_json)))};
 
-	if (SPI_execute_with_args("SELECT vibescaling._store_tokens($1::uuid, $2::jsonb)",
+	if (SPI_execute_with_args("SELECT vibescaling._store_tokens($1::pg_catalog.uuid, $2)",
 							  2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not store the refreshed tokens");
 }
 
-/* The refresh request's options: client credentials and the refresh token. */
+/* The refresh request's options: client credentials and the refresh token (built in C). */
 static char *
 refresh_options(const TokenRefreshSlot *slot, const char *refresh_token)
 {
-	Oid			argtypes[3] = {TEXTOID, TEXTOID, TEXTOID};
-	Datum		args[3] = {CStringGetTextDatum(slot->client_key),
-						   CStringGetTextDatum(slot->client_secret),
-						   CStringGetTextDatum(refresh_token)};
+	const char *const keys[4] = {"grant_type", "client_key", "client_secret", "refresh_token"};
+	const char *const values[4] = {"refresh_token", slot->client_key, slot->client_secret, refresh_token};
 
-	if (SPI_execute_with_args("SELECT jsonb_build_object('grant_type', 'refresh_token', 'client_key', $1,"
-							  " 'client_secret', $2, 'refresh_token', $3)::text",
-							  3, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not build the refresh request");
-	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	return vs_json_object_with("{}", 4, keys, values);
 }
 
 /* The worker's abort check: the postmaster asked it to stop. */
@@ -225,7 +224,7 @@ refresh_locked_account(TokenRefreshSlot *slot, const LockedAccount *acc)
 	http.request_timeout_ms = slot->request_timeout_ms;
 	http.should_abort = worker_should_abort;
 	vs_call(&http, VS_EP_OAUTH_TOKEN, NULL, options, &reply);
-	memset(options, 0, strlen(options));
+	vs_wipe_string(options);
 
 	/* Copy out everything, free the core's strings, then touch the database. */
 	res->http_status = reply.http_status;
@@ -323,6 +322,8 @@ vs_token_refresh_worker_main(Datum main_arg)
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		SetConfigOption("lock_timeout", "30s", PGC_SUSET, PGC_S_SESSION);
+		/* A superuser session: never resolve a name through public. */
+		SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
 		snprintf(timeout, sizeof(timeout), "%ld", slot->request_timeout_ms + 30000);
 		SetConfigOption("statement_timeout", timeout, PGC_SUSET, PGC_S_SESSION);
 		PushActiveSnapshot(GetTransactionSnapshot());

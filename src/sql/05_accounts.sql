@@ -16,7 +16,11 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_id uuid;
+    v_id      uuid;
+    -- Sealed in simple assignments, which plpgsql evaluates without the
+    -- executor: the tokens never appear in a statement auto_explain logs.
+    v_access  bytea;
+    v_refresh bytea;
 BEGIN
     IF coalesce(add_account.open_id, '') = '' THEN
         RAISE EXCEPTION 'open_id is required' USING ERRCODE = '22004';
@@ -24,11 +28,12 @@ BEGIN
     IF coalesce(add_account.access_token, '') = '' THEN
         RAISE EXCEPTION 'access_token is required' USING ERRCODE = '22004';
     END IF;
+    v_access := vibescaling._seal(add_account.access_token);
+    v_refresh := vibescaling._seal(add_account.refresh_token);
 
     INSERT INTO vibescaling.tiktok_accounts AS a
            (open_id, access_token_enc, refresh_token_enc, access_token_expires_at, display_name, scopes, owner)
-    VALUES (add_account.open_id, vibescaling._seal(add_account.access_token),
-            vibescaling._seal(add_account.refresh_token), add_account.access_token_expires_at,
+    VALUES (add_account.open_id, v_access, v_refresh, add_account.access_token_expires_at,
             add_account.display_name, add_account.scopes, coalesce(add_account.owner, vibescaling._jwt_sub()))
     ON CONFLICT ON CONSTRAINT tiktok_accounts_open_id_key DO UPDATE
        SET access_token_enc        = EXCLUDED.access_token_enc,
@@ -268,5 +273,6 @@ $$;
 -- "not_needed" | "failed", "error_code", "sqlstate", "message", "log_id"}.
 CREATE FUNCTION vibescaling._refresh_token(account_id uuid, force boolean, trigger text)
 RETURNS jsonb
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'vs_refresh_token'
 LANGUAGE C VOLATILE;
