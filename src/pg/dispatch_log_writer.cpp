@@ -38,7 +38,7 @@ batch_texts(DispatchLogBatch *batch)
 	" SELECT r.post_id, r.tiktok_account_id, r.trigger, r.endpoint, nullif(r.http_status, 0), r.outcome," \
 	"  r.error_code, nullif(r.error_message, ''), nullif(r.log_id, ''), nullif(r.publish_id, ''), r.duration_ms," \
 	"  coalesce(r.outcome_unknown, false), r.uploaded_bytes, $2" \
-	" FROM jsonb_populate_record(NULL::vibescaling.dispatch_logs, $1::jsonb) r"
+	" FROM pg_catalog.jsonb_populate_record(NULL::vibescaling.dispatch_logs, $1::pg_catalog.jsonb) r"
 
 static const char *insert_sql =
 	"INSERT INTO vibescaling.dispatch_logs " LOG_COLUMNS LOG_VALUES " RETURNING id";
@@ -151,17 +151,28 @@ vs_write_dispatch_logs(int n, const char *const *log_jsons, int64 *row_ids)
 		text += len;
 	}
 
-	if (run_writer_worker(seg, batch))
-		memcpy(row_ids, batch->row_ids, n * sizeof(int64));
-	else
+	if (!run_writer_worker(seg, batch))
 	{
-		ereport(WARNING,
-				(errmsg("vibescaling: %d dispatch log row(s) written in the caller's transaction; they are lost if that transaction rolls back", n),
-				 errdetail("The background writer failed: %s",
-						   batch->error[0] ? batch->error : "it did not start")));
-		/* The caller's row ids: the worker may have changed the segment's before it failed. */
-		store_log_rows(n, batch_texts(batch), row_ids, MyProcPid);
+		char		why[sizeof(batch->error)];
+
+		strlcpy(why, batch->error[0] ? batch->error : "it did not start", sizeof(why));
+		dsm_detach(seg);
+
+		/*
+		 * Never fall back to the caller's transaction: a row written there is
+		 * lost when it rolls back, and with it the record that stops an init
+		 * from being sent twice, or a call from counting against the rate
+		 * limit. The callers write a call's row before sending it, so the
+		 * call is not sent; transient: the dispatcher retries later.
+		 */
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("vibescaling: could not write %d dispatch log row(s) durably: %s", n, why),
+				 errdetail("A call to TikTok is sent only after its dispatch log row is committed; "
+						   "this one was not sent (a call already sent keeps its \"in flight\" row: outcome unknown)."),
+				 errhint("The failure is transient; try again later.")));
 	}
+	memcpy(row_ids, batch->row_ids, n * sizeof(int64));
 	dsm_detach(seg);
 }
 
@@ -209,6 +220,8 @@ vs_dispatch_log_writer_main(Datum main_arg)
 		/* Never wait forever: the caller is waiting for us. */
 		SetConfigOption("lock_timeout", "5s", PGC_SUSET, PGC_S_SESSION);
 		SetConfigOption("statement_timeout", "30s", PGC_SUSET, PGC_S_SESSION);
+		/* A superuser session: never resolve a name through public. */
+		SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
 		PushActiveSnapshot(GetTransactionSnapshot());
 		store_log_rows(batch->nrows, batch_texts(batch), batch->row_ids, batch->caller_pid);
 		PopActiveSnapshot();
@@ -244,8 +257,9 @@ vs_write_dispatch_log_with(const char *log_json, const char *publish_id, long lo
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT ($1::jsonb || jsonb_build_object('publish_id', $2)"
-							  " || CASE WHEN $3 >= 0 THEN jsonb_build_object('uploaded_bytes', $3) ELSE '{}' END)::text",
+	if (SPI_execute_with_args("SELECT ($1::pg_catalog.jsonb OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('publish_id', $2)"
+							  " OPERATOR(pg_catalog.||) CASE WHEN $3 OPERATOR(pg_catalog.>=) 0"
+							  " THEN pg_catalog.jsonb_build_object('uploaded_bytes', $3) ELSE '{}' END)::text",
 							  3, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not extend the dispatch log row");
 	value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);

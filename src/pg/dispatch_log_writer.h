@@ -14,8 +14,9 @@
  * Writes one dispatch_logs row, given as the JSON object the core builds
  * (vs_dispatch_log_json), committed independently of the current
  * transaction; returns the row's id. Waits for the commit, holding off query cancel for that
- * short wait. If no background worker can be started, falls back to an
- * insert in the current transaction and says so with a WARNING.
+ * short wait. When the row cannot be committed (no free background worker
+ * slot, the worker failed) it raises 53000 with the transient hint: it
+ * never writes in the current transaction, where a rollback would lose it.
  */
 int64		vs_write_dispatch_log(const char *log_json);
 

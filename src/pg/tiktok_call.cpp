@@ -23,6 +23,7 @@
 #include "dispatch_log_writer.h"
 #include "gucs.h"
 #include "token_refresher.h"
+#include "token_seal.h"
 #include "../core/vs_core.h"
 
 #include <string.h>
@@ -57,31 +58,15 @@ require_client_credentials(void)
 
 /*
  * The options with the app's client credentials added (and, for revoke,
- * the token to revoke), as JSON text in the caller's memory context.
+ * the token to revoke), as JSON text built in C (see vs_json_object_with).
  */
 static char *
 options_with_credentials(const char *options, const char *token_to_revoke)
 {
-	Oid			argtypes[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-	Datum		args[4] = {CStringGetTextDatum(options), CStringGetTextDatum(vs_guc_client_key),
-						   CStringGetTextDatum(vs_guc_client_secret),
-						   token_to_revoke ? CStringGetTextDatum(token_to_revoke) : (Datum) 0};
-	const char	nulls[4] = {' ', ' ', ' ', token_to_revoke ? ' ' : 'n'};
-	char	   *value;
-	char	   *result;
+	const char *const keys[3] = {"client_key", "client_secret", "token"};
+	const char *const values[3] = {vs_guc_client_key, vs_guc_client_secret, token_to_revoke};
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT ($1::jsonb || jsonb_build_object('client_key', $2, 'client_secret', $3)"
-							  " || CASE WHEN $4 IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('token', $4) END)::text",
-							  4, argtypes, args, nulls, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not build the OAuth request options");
-	value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	result = (char *) SPI_palloc(strlen(value) + 1);
-	strcpy(result, value);
-	memset(value, 0, strlen(value));
-	SPI_finish();
-	return result;
+	return vs_json_object_with(options, 3, keys, values);
 }
 
 /* Seconds until the account may make this call within TikTok's rate limit (SQL: _rate_limit_wait). */
@@ -154,12 +139,6 @@ call_and_log(const vs_http_options *http, vs_endpoint endpoint, const char *endp
 	char	   *result_json;
 	int64		in_flight_row = 0;
 
-	/*
-	 * An init is logged as "in flight" (outcome unknown) before it is sent
-	 * and the row is replaced by its outcome afterwards: if the server dies
-	 * meanwhile, the durable log still says TikTok may have the post, and
-	 * the dispatcher will not send it again (see _earlier_init).
-	 */
 	/* TikTok's per-token limits, kept across backends (SQL: _rate_limit_wait). */
 	if (account_id != NULL && !wait_for_rate_slot(account_id, endpoint_name))
 	{
@@ -167,7 +146,15 @@ call_and_log(const vs_http_options *http, vs_endpoint endpoint, const char *endp
 		return rate_limited_locally(post_id, account_id, trigger, endpoint_name);
 	}
 
-	if (vs_endpoint_creates_post(endpoint))
+	/*
+	 * A call for an account is logged as "in flight" (outcome unknown)
+	 * before it is sent, and the row is replaced by its outcome afterwards:
+	 * if the server dies meanwhile, the durable log still says TikTok may
+	 * have the post (the dispatcher will not send an init again, see
+	 * _earlier_init), and the call counts against the account's rate limit.
+	 * When that row cannot be committed, this raises and nothing is sent.
+	 */
+	if (account_id != NULL || vs_endpoint_creates_post(endpoint))
 		in_flight_row = vs_write_dispatch_log(vs_in_flight_log_json(post_id, account_id, trigger, endpoint_name));
 
 	/* The core never throws and never calls PostgreSQL. */
@@ -282,9 +269,17 @@ vs_tiktok_call(PG_FUNCTION_ARGS)
 		oauth_options = options_with_credentials(options, endpoint == VS_EP_OAUTH_REVOKE ? account.access_token : NULL);
 		result_json = call_and_log(&http, endpoint, endpoint_name, NULL, oauth_options, post_id,
 								   account_id, trigger, &token_rejected);
-		memset(oauth_options, 0, strlen(oauth_options));
+		vs_wipe_string(oauth_options);
 		vs_forget_token(&account);
-		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(result_json)));
+		{
+			Datum		result = DirectFunctionCall1(jsonb_in, CStringGetDatum(result_json));
+
+			vs_wipe_string(result_json);
+			/* A code exchange's tokens leave C only sealed (token_seal.h). */
+			if (endpoint == VS_EP_OAUTH_TOKEN)
+				result = vs_seal_token_call_result(result);
+			PG_RETURN_DATUM(result);
+		}
 	}
 
 	vs_require_active(account_id, &account);

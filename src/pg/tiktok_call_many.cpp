@@ -258,13 +258,17 @@ send_calls(ManyCall *calls, const int *idx, int k, ManyAccount *accounts, const 
 		}
 	}
 
-	/* Every init is durably "in flight" before any of them leaves: never sent twice after a crash. */
+	/*
+	 * Every call is durably "in flight" before any of them leaves: an init is
+	 * never sent twice after a crash, and every call counts against its
+	 * account's rate limit. If the rows cannot be committed, this raises and
+	 * nothing is sent.
+	 */
 	for (int j = 0; j < ngo; j++)
 	{
 		ManyCall   *c = &calls[go[j]];
 
 		c->log_row = 0;
-		if (vs_endpoint_creates_post(c->endpoint))
 		{
 			rows.jsons[rows.n] = vs_in_flight_log_json(c->post_id, c->account_id, c->trigger, c->endpoint_name);
 			rows.row_ids[rows.n++] = 0;
@@ -274,12 +278,7 @@ send_calls(ManyCall *calls, const int *idx, int k, ManyAccount *accounts, const 
 	flush_rows(&rows);
 	/* row_ids come back in order: the rate-limited rows first, then the in-flight ones. */
 	for (int j = 0, r = nrefused; j < ngo; j++)
-	{
-		ManyCall   *c = &calls[go[j]];
-
-		if (vs_endpoint_creates_post(c->endpoint))
-			c->log_row = rows.row_ids[r++];
-	}
+		calls[go[j]].log_row = rows.row_ids[r++];
 
 	specs = (vs_call_spec *) palloc(sizeof(vs_call_spec) * (ngo > 0 ? ngo : 1));
 	results = (vs_call_result *) palloc0(sizeof(vs_call_result) * (ngo > 0 ? ngo : 1));
