@@ -70,7 +70,7 @@ SELECT is((SELECT count(*) FROM accts a, LATERAL vs_test.sim_requests(a.open_id)
 -- A mixed round: inbox (no creator_info), photo (content_init), a creator
 -- whose creator_info fails with a 500 (retried later), a creator that turned
 -- private (refused), an init dropped after TikTok took it (outcome unknown),
--- an upload from a large object (declined by the round, sent one by one).
+-- an upload from a large object (left to dispatch_due_uploads).
 CREATE TEMP TABLE mix (label text PRIMARY KEY, open_id text, acct uuid, id uuid);
 INSERT INTO mix (label, open_id)
 SELECT l, 'mx' || l || '_' || :'run' FROM unnest(ARRAY['inbox', 'photo', 'flaky', 'private', 'dropped', 'upload']) l;
@@ -89,6 +89,7 @@ SELECT vs_test.sim_post('/_sim/faults', jsonb_build_object('endpoint', 'video_in
                         'after_processing', true, 'open_id', 'mxdropped_' || :'run')) IS NOT NULL AS armed;
 SET vibescaling.retry_base_delay = '1h';
 CALL vibescaling.dispatch_due_posts(:'later');
+CALL vibescaling.dispatch_due_uploads(:'later');
 RESET vibescaling.retry_base_delay;
 
 SELECT is((SELECT status FROM vibescaling.posts WHERE id = (SELECT id FROM mix WHERE label = 'inbox')), 'posted',
@@ -121,7 +122,7 @@ SELECT is((SELECT array_agg(error_code || ' ' || outcome_unknown ORDER BY id) FR
             WHERE post_id = (SELECT id FROM mix WHERE label = 'dropped') AND endpoint = 'video_init'),
           ARRAY['transport_error true'], '... its one init is logged as such (the in-flight row replaced)');
 SELECT is((SELECT status FROM vibescaling.posts WHERE id = (SELECT id FROM mix WHERE label = 'upload')), 'posted',
-          'upload from a large object: posted (by the one-by-one pass)');
+          'upload from a large object: posted (by dispatch_due_uploads)');
 SELECT ok((SELECT count(*) > 0 FROM vibescaling.dispatch_logs
             WHERE post_id = (SELECT id FROM mix WHERE label = 'upload') AND endpoint = 'upload_chunk' AND http_status = 201),
           '... its chunk reached TikTok');

@@ -1,4 +1,4 @@
--- vibescaling 0.1.0: tables.
+-- vibescaling: tables.
 -- The extension script is the concatenation of src/sql/*.sql in name order
 -- (see the Makefile); each file holds one part of the SQL surface.
 \echo Use "CREATE EXTENSION vibescaling" to load this file. \quit
@@ -7,14 +7,18 @@
 -- (PostgREST puts the claims in request.jwt.claims); NULL outside PostgREST
 -- or without a sub. Posts and accounts created through the API belong to it,
 -- and row level security shows API roles only their own (14_tenancy.sql).
+-- Any session can set request.jwt.claims, so the claims are believed only
+-- in a session that logged in as PostgREST's role (vibescaling_authenticator,
+-- which verified the JWT) or as a superuser (an operator replaying a
+-- request); elsewhere there is no tenant.
 CREATE FUNCTION vibescaling._jwt_sub()
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 AS $$
-    -- No SET search_path (it would stop inlining into the RLS policies); pg_catalog
-    -- is searched first anyway, and everything else is qualified.
-    SELECT NULLIF(NULLIF(pg_catalog.current_setting('request.jwt.claims', true), '')::pg_catalog.jsonb
-                  OPERATOR(pg_catalog.->>) 'sub', '')
+    SELECT CASE WHEN SESSION_USER = 'vibescaling_authenticator'
+                     OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = SESSION_USER)
+                THEN NULLIF(NULLIF(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub', '') END
 $$;
 
 -- Connected TikTok accounts. Tokens are encrypted at rest (pgcrypto, key in
@@ -105,7 +109,8 @@ CREATE TABLE vibescaling.posts (
     next_attempt_at       timestamptz,                  -- after a transient failure: not before this
     owner                 text DEFAULT vibescaling._jwt_sub(),  -- the tenant (JWT sub); must match the account's
     created_at            timestamptz NOT NULL DEFAULT now(),
-    updated_at            timestamptz NOT NULL DEFAULT now()
+    updated_at            timestamptz NOT NULL DEFAULT now(),
+    source_role           oid     -- the role that set video_lo / media_id: it must still be able to read it when sent
 );
 CREATE INDEX posts_owner_idx ON vibescaling.posts (owner);
 COMMENT ON TABLE vibescaling.posts IS

@@ -17,6 +17,7 @@ CREATE FUNCTION vibescaling._tiktok_call(
     trigger            text,
     options            jsonb)
 RETURNS jsonb
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'vs_tiktok_call'
 LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION vibescaling._tiktok_call(text, uuid, uuid, text, jsonb) FROM PUBLIC;
@@ -32,6 +33,7 @@ REVOKE ALL ON FUNCTION vibescaling._tiktok_call(text, uuid, uuid, text, jsonb) F
 -- its result is rate_limited (53000, retryable). OAuth endpoints are refused.
 CREATE FUNCTION vibescaling._tiktok_call_many(calls jsonb)
 RETURNS jsonb
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'vs_tiktok_call_many'
 LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION vibescaling._tiktok_call_many(jsonb) FROM PUBLIC;
@@ -42,6 +44,7 @@ REVOKE ALL ON FUNCTION vibescaling._tiktok_call_many(jsonb) FROM PUBLIC;
 -- keep-alive spared the handshakes.
 CREATE FUNCTION vibescaling.http_pool_stats()
 RETURNS jsonb
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'vs_http_pool_stats'
 LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION vibescaling.http_pool_stats() FROM PUBLIC;
@@ -50,6 +53,7 @@ REVOKE ALL ON FUNCTION vibescaling.http_pool_stats() FROM PUBLIC;
 CREATE FUNCTION vibescaling._transient_hint()
 RETURNS text
 LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
 AS $$ SELECT 'The failure is transient; try again later.'::text $$;
 
 -- Raises the error for a failed TikTok call: TikTok's code and log_id in the
@@ -129,11 +133,11 @@ $$;
 -- TikTok's rate limit were made, within the current window: what the
 -- durable dispatch log holds, where an init is logged "in flight" before
 -- it is sent and other calls when they end. Calls that never reached TikTok
--- (no HTTP status, outcome known) do not count. (SQL without SET, so that
--- it is inlined and its callers' queries use the account index.)
+-- (no HTTP status, outcome known) do not count.
 CREATE FUNCTION vibescaling._rate_limit_calls(account_id uuid, endpoints text[])
 RETURNS TABLE (called_at timestamptz)
 LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT l.created_at
       FROM vibescaling.dispatch_logs l

@@ -41,6 +41,7 @@ $$;
 -- Size and container of a video source (C): {"size", "content_type"}.
 CREATE FUNCTION vibescaling._describe_video(source jsonb)
 RETURNS jsonb
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'vs_describe_video'
 LANGUAGE C VOLATILE STRICT;
 
@@ -48,6 +49,7 @@ LANGUAGE C VOLATILE STRICT;
 -- {"video_size", "chunk_size", "total_chunk_count", "last_chunk_size"}.
 CREATE FUNCTION vibescaling._plan_chunks(video_size bigint)
 RETURNS jsonb
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'vs_plan_video_chunks'
 LANGUAGE C VOLATILE STRICT;
 
@@ -55,6 +57,7 @@ LANGUAGE C VOLATILE STRICT;
 CREATE FUNCTION vibescaling._upload_chunks(post_id uuid, tiktok_account_id uuid, trigger text, publish_id text,
                                            upload_url text, source jsonb, content_type text, video_size bigint)
 RETURNS jsonb
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'vs_upload_chunks'
 LANGUAGE C VOLATILE;
 

@@ -124,6 +124,7 @@ REVOKE ALL ON FUNCTION vibescaling._prepare_publish(vibescaling.posts, text) FRO
 CREATE FUNCTION vibescaling._init_accepted(call jsonb)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT coalesce((call OPERATOR(pg_catalog.->>) 'ok')::boolean, false)
            AND coalesce(call OPERATOR(pg_catalog.->>) 'publish_id', '') OPERATOR(pg_catalog.<>) ''

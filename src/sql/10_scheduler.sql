@@ -228,25 +228,39 @@ END
 $$;
 REVOKE ALL ON FUNCTION vibescaling._dispatch_round(timestamptz, integer, uuid[]) FROM PUBLIC;
 
--- Publishes every scheduled post due at as_of. First in rounds
--- (_dispatch_round): up to vibescaling.max_concurrent_requests posts, one
--- per account, whose calls go out together; each round is a transaction of
--- its own. Then one post at a time, one transaction each, for what the
--- rounds declined (uploads, accounts at their rate limit or busy in
--- another session): that pass waits for rate limits as publish_post does.
--- FOR UPDATE SKIP LOCKED lets several dispatchers run at once without
--- touching the same post. Failures are recorded by _record_dispatch_failure
--- (transient ones retried with backoff, never sooner than TikTok's
--- Retry-After; an init of unknown outcome is never resent). Query cancel
--- stops the run (committed rounds and posts stay done). Call it as a
--- statement of its own:
---   CALL vibescaling.dispatch_due_posts();
-CREATE PROCEDURE vibescaling.dispatch_due_posts(as_of timestamptz DEFAULT now())
+-- The dispatcher's next round (_dispatch_round, up to
+-- vibescaling.max_concurrent_requests posts) in the caller's transaction:
+-- returns skip_accounts with the accounts the round declined added, or NULL
+-- when the round found nothing to do.
+CREATE FUNCTION vibescaling._dispatch_next_round(as_of timestamptz, skip_accounts uuid[])
+RETURNS uuid[]
 LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_round     record;
-    v_skip      uuid[] := '{}';
+    v_round record;
+BEGIN
+    v_round := vibescaling._dispatch_round(as_of, current_setting('vibescaling.max_concurrent_requests')::integer,
+                                           skip_accounts);
+    IF v_round.processed = 0 AND cardinality(v_round.declined) = 0 THEN
+        RETURN NULL;
+    END IF;
+    RETURN skip_accounts || v_round.declined;
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._dispatch_next_round(timestamptz, uuid[]) FROM PUBLIC;
+
+-- Publishes the earliest due post no other session holds, alone, in the
+-- caller's transaction (FOR UPDATE SKIP LOCKED; _publish_locked waits for
+-- the account's rate limit): among the videos the extension uploads itself
+-- when uploads, else among the others. A failure is recorded on the post
+-- (_record_dispatch_failure). False when no such post is due.
+CREATE FUNCTION vibescaling._dispatch_next_single(as_of timestamptz, uploads boolean)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
     v_post_id   uuid;
     v_attempts  integer;
     v_message   text;
@@ -254,43 +268,99 @@ DECLARE
     v_hint      text;
     v_detail    text;
 BEGIN
+    SELECT p.id, p.attempts INTO v_post_id, v_attempts
+      FROM vibescaling.posts p
+     WHERE p.status = 'scheduled' AND coalesce(p.next_attempt_at, p.scheduled_at) <= as_of
+       AND (p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload') = uploads
+     ORDER BY coalesce(p.next_attempt_at, p.scheduled_at), p.id
+     LIMIT 1
+       FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+
+    BEGIN
+        PERFORM vibescaling._publish_locked(v_post_id, 'scheduler');
+    EXCEPTION WHEN OTHERS THEN
+        -- The subtransaction rolled back; the row lock and the
+        -- dispatch_logs rows remain. (OTHERS never catches query_canceled.)
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                                v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
+        PERFORM vibescaling._record_dispatch_failure(v_post_id, v_attempts, v_message, v_state, v_hint,
+                                                     v_detail, as_of);
+    END;
+    RETURN true;
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._dispatch_next_single(timestamptz, boolean) FROM PUBLIC;
+
+-- Publishes every scheduled post due at as_of but the videos the extension
+-- uploads itself (dispatch_due_uploads sends those, so that a slow video
+-- source never holds up other posts). First in rounds (_dispatch_round): up
+-- to vibescaling.max_concurrent_requests posts, one per account, whose
+-- calls go out together; each round is a transaction of its own. Then one
+-- post at a time, one transaction each, for what the rounds declined
+-- (accounts at their rate limit or busy in another session): that pass
+-- waits for rate limits as publish_post does.
+-- FOR UPDATE SKIP LOCKED lets several dispatchers run at once without
+-- touching the same post. Failures are recorded by _record_dispatch_failure
+-- (transient ones retried with backoff, never sooner than TikTok's
+-- Retry-After; an init of unknown outcome is never resent). Query cancel
+-- stops the run (committed rounds and posts stay done). Call it as a
+-- statement of its own:
+--   CALL vibescaling.dispatch_due_posts();
+--
+-- pg_cron runs it as a superuser with search_path "$user", public, and a
+-- procedure that COMMITs cannot pin its search_path with SET. So its body
+-- resolves no function or operator by the search path: it only calls the
+-- schema-qualified functions above, which pin their own.
+CREATE PROCEDURE vibescaling.dispatch_due_posts(as_of timestamptz DEFAULT pg_catalog.now())
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_skip uuid[] := ARRAY[]::uuid[];
+BEGIN
     IF as_of IS NULL THEN
         RAISE EXCEPTION 'as_of is required' USING ERRCODE = '22004';
     END IF;
     LOOP
-        v_round := vibescaling._dispatch_round(as_of, current_setting('vibescaling.max_concurrent_requests')::integer,
-                                               v_skip);
-        -- A round that found nothing has nothing to commit.
-        EXIT WHEN v_round.processed = 0 AND cardinality(v_round.declined) = 0;
+        v_skip := vibescaling._dispatch_next_round(as_of, v_skip);
+        EXIT WHEN v_skip IS NULL;
         COMMIT;
-        v_skip := v_skip || v_round.declined;
     END LOOP;
-
     LOOP
-        SELECT p.id, p.attempts INTO v_post_id, v_attempts
-          FROM vibescaling.posts p
-         WHERE p.status = 'scheduled' AND coalesce(p.next_attempt_at, p.scheduled_at) <= as_of
-         ORDER BY coalesce(p.next_attempt_at, p.scheduled_at), p.id
-         LIMIT 1
-           FOR UPDATE SKIP LOCKED;
-        EXIT WHEN NOT FOUND;
-
-        BEGIN
-            PERFORM vibescaling._publish_locked(v_post_id, 'scheduler');
-        EXCEPTION WHEN OTHERS THEN
-            -- The subtransaction rolled back; the row lock and the
-            -- dispatch_logs rows remain. (OTHERS never catches query_canceled.)
-            GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
-                                    v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
-            PERFORM vibescaling._record_dispatch_failure(v_post_id, v_attempts, v_message, v_state, v_hint,
-                                                         v_detail, as_of);
-        END;
+        EXIT WHEN NOT vibescaling._dispatch_next_single(as_of, false);
         COMMIT;
     END LOOP;
 END
 $$;
+
+-- Publishes every scheduled video due at as_of that the extension uploads
+-- itself (FILE_UPLOAD from a URL it downloads, a large object or a media
+-- row), one at a time, one transaction each, as dispatch_due_posts does
+-- for the rest. Its own pg_cron job (vibescaling-uploads): a source that
+-- is slow or never answers costs this job its download budget
+-- (vibescaling.source_connect_timeout_ms, source_stall_timeout_ms), never
+-- the other posts. Like dispatch_due_posts, it resolves no name through
+-- the search path. Call it as a statement of its own:
+--   CALL vibescaling.dispatch_due_uploads();
+CREATE PROCEDURE vibescaling.dispatch_due_uploads(as_of timestamptz DEFAULT pg_catalog.now())
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    IF as_of IS NULL THEN
+        RAISE EXCEPTION 'as_of is required' USING ERRCODE = '22004';
+    END IF;
+    LOOP
+        EXIT WHEN NOT vibescaling._dispatch_next_single(as_of, true);
+        COMMIT;
+    END LOOP;
+END
+$$;
+COMMENT ON PROCEDURE vibescaling.dispatch_due_uploads(timestamptz) IS
+    'Publishes scheduled videos the extension uploads itself (its own pg_cron job, so that slow sources hold up nothing else).';
 COMMENT ON PROCEDURE vibescaling.dispatch_due_posts(timestamptz) IS
-    'Publishes scheduled posts due at as_of: in rounds of concurrent calls (vibescaling.max_concurrent_requests), then one by one for uploads and rate-limited accounts; retries transient failures with backoff (never sooner than TikTok''s Retry-After); safe to run concurrently.';
+    'Publishes scheduled posts due at as_of (all but the videos the extension uploads: dispatch_due_uploads): in rounds of concurrent calls (vibescaling.max_concurrent_requests), then one by one for rate-limited accounts; retries transient failures with backoff (never sooner than TikTok''s Retry-After); safe to run concurrently.';
 
 -- Raises unless pg_cron is installed in this database.
 CREATE FUNCTION vibescaling._require_pg_cron()
@@ -308,7 +378,8 @@ END
 $$;
 
 -- Registers (or updates) the pg_cron jobs: vibescaling-dispatch runs the
--- dispatcher on the given schedule; vibescaling-refresh refreshes tokens
+-- dispatcher on the given schedule, vibescaling-uploads the uploads
+-- (dispatch_due_uploads) on the same; vibescaling-refresh refreshes tokens
 -- that expire within 30 minutes, every 15 minutes; vibescaling-poll-status
 -- follows publishes to their final state, every minute. Returns the
 -- dispatch job's id.
@@ -329,6 +400,8 @@ BEGIN
        INTO v_job_id
       USING 'vibescaling-dispatch', enable_scheduler.schedule, 'CALL vibescaling.dispatch_due_posts()';
     EXECUTE 'SELECT cron.schedule($1, $2, $3)'
+      USING 'vibescaling-uploads', enable_scheduler.schedule, 'CALL vibescaling.dispatch_due_uploads()';
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)'
       USING 'vibescaling-refresh', '*/15 * * * *', 'SELECT vibescaling.refresh_expiring_tokens()';
     PERFORM vibescaling._schedule_status_poller();
     RETURN v_job_id;
@@ -346,8 +419,8 @@ DECLARE
     v_found boolean := false;
 BEGIN
     PERFORM vibescaling._require_pg_cron();
-    FOR v_job IN EXECUTE 'SELECT jobname FROM cron.job WHERE jobname IN ($1, $2)'
-                 USING 'vibescaling-dispatch', 'vibescaling-refresh' LOOP
+    FOR v_job IN EXECUTE 'SELECT jobname FROM cron.job WHERE jobname IN ($1, $2, $3)'
+                 USING 'vibescaling-dispatch', 'vibescaling-uploads', 'vibescaling-refresh' LOOP
         EXECUTE 'SELECT cron.unschedule($1)' USING v_job;
         v_found := true;
     END LOOP;

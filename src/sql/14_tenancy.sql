@@ -7,11 +7,12 @@
 
 -- True when the current role is one of the roles PostgREST switches to
 -- (setup_api_roles creates them). Name-based, so that the policies below
--- exist before the roles do. No SET search_path, so that it inlines into
--- the policies.
+-- exist before the roles do. The policies call it (and _jwt_sub) as a
+-- sub-select, evaluated once per statement, not once per row.
 CREATE FUNCTION vibescaling._is_api_role()
 RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CURRENT_USER OPERATOR(pg_catalog.=) ANY (ARRAY['vibescaling_anon', 'vibescaling_user',
                                                           'vibescaling_webhook', 'vibescaling_authenticator']::pg_catalog.name[])
@@ -33,7 +34,8 @@ $$;
 -- product's HTTP status: P0002 (not found) -> PT404; 55000 (wrong state),
 -- 55P03 (the row is locked: being published) and 23505 -> PT409; a class 08
 -- error (TikTok unreachable, or a TikTok failure mapped to 08xxx) -> PT502;
--- class 53 (rate limits, TikTok's caps) -> PT503. Everything else keeps its
+-- 53400 (a quota of the extension's, e.g. open posts per owner) -> PT429;
+-- the rest of class 53 (rate limits, TikTok's caps) -> PT503. Everything else keeps its
 -- SQLSTATE, which PostgREST already maps: 22xxx -> 400, 42501 -> 401/403.
 -- The message, detail and hint are kept; the original SQLSTATE is added to
 -- the detail ("sqlstate=P0002; ..."), so a client can still tell them apart.
@@ -46,6 +48,7 @@ DECLARE
     v_http text := CASE WHEN p_state = 'P0002' THEN 'PT404'
                         WHEN p_state IN ('55000', '55P03', '23505') THEN 'PT409'
                         WHEN p_state LIKE '08%' THEN 'PT502'
+                        WHEN p_state = '53400' THEN 'PT429'
                         WHEN p_state LIKE '53%' THEN 'PT503'
                         ELSE p_state END;
 BEGIN
@@ -68,23 +71,23 @@ ALTER TABLE vibescaling.dispatch_logs ENABLE ROW LEVEL SECURITY;
 
 -- An API role sees and writes only its tenant's posts; others see all.
 CREATE POLICY tenant_posts ON vibescaling.posts
-    USING (NOT vibescaling._is_api_role() OR owner = vibescaling._jwt_sub())
-    WITH CHECK (NOT vibescaling._is_api_role() OR owner = vibescaling._jwt_sub());
+    USING (NOT (SELECT vibescaling._is_api_role()) OR owner = (SELECT vibescaling._jwt_sub()))
+    WITH CHECK (NOT (SELECT vibescaling._is_api_role()) OR owner = (SELECT vibescaling._jwt_sub()));
 
 -- The same for accounts (API roles get no privilege on this table anyway:
 -- they read vibescaling_api.accounts, which has no tokens).
 CREATE POLICY tenant_accounts ON vibescaling.tiktok_accounts
-    USING (NOT vibescaling._is_api_role() OR owner = vibescaling._jwt_sub())
-    WITH CHECK (NOT vibescaling._is_api_role() OR owner = vibescaling._jwt_sub());
+    USING (NOT (SELECT vibescaling._is_api_role()) OR owner = (SELECT vibescaling._jwt_sub()))
+    WITH CHECK (NOT (SELECT vibescaling._is_api_role()) OR owner = (SELECT vibescaling._jwt_sub()));
 
 -- Publish records of the tenant's posts (the subquery is itself filtered by
 -- the posts policy).
 CREATE POLICY tenant_publish_records ON vibescaling.publish_records
-    USING (NOT vibescaling._is_api_role() OR post_id IN (SELECT p.id FROM vibescaling.posts p));
+    USING (NOT (SELECT vibescaling._is_api_role()) OR post_id IN (SELECT p.id FROM vibescaling.posts p));
 
 -- Dispatch logs of the tenant's posts and accounts.
 CREATE POLICY tenant_dispatch_logs ON vibescaling.dispatch_logs
-    USING (NOT vibescaling._is_api_role()
+    USING (NOT (SELECT vibescaling._is_api_role())
            OR post_id IN (SELECT p.id FROM vibescaling.posts p)
            OR tiktok_account_id IN (SELECT vibescaling._own_account_ids()));
 
