@@ -10,6 +10,7 @@ char	   *vs_guc_client_secret = NULL;
 char	   *vs_guc_token_encryption_key = NULL;
 int			vs_guc_token_refresh_margin_s = 300;
 int			vs_guc_creator_info_ttl_s = 60;
+int			vs_guc_max_open_posts_per_owner = 10000;
 char	   *vs_guc_pull_url_prefixes = NULL;
 int			vs_guc_upload_chunk_size_mb = 10;
 int			vs_guc_upload_chunk_attempts = 3;
@@ -82,7 +83,7 @@ vs_define_gucs(void)
 							   secret_flags,
 							   NULL, NULL, NULL);
 
-	/* Read by SQL (vibescaling._token_key) to encrypt tokens with pgcrypto. */
+	/* Read by token_seal.cpp to encrypt tokens with pgcrypto. */
 	DefineCustomStringVariable("vibescaling.token_encryption_key",
 							   "Key that encrypts the accounts' tokens at rest (secret: superusers only).",
 							   NULL,
@@ -107,7 +108,7 @@ vs_define_gucs(void)
 							NULL,
 							&vs_guc_creator_info_ttl_s,
 							60, 0, 86400,
-							PGC_USERSET,
+							PGC_SUSET,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
@@ -118,9 +119,19 @@ vs_define_gucs(void)
 							   NULL,
 							   &vs_guc_pull_url_prefixes,
 							   "",
-							   PGC_USERSET,
+							   PGC_SUSET,
 							   0,
 							   NULL, NULL, NULL);
+
+	/* Read by SQL (vibescaling._check_post_limits). */
+	DefineCustomIntVariable("vibescaling.max_open_posts_per_owner",
+							"Most posts one tenant (owner) may have in draft or scheduled (0: no quota).",
+							NULL,
+							&vs_guc_max_open_posts_per_owner,
+							10000, 0, INT_MAX,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("vibescaling.upload_chunk_size_mb",
 							"Preferred FILE_UPLOAD chunk size in MB (TikTok allows 5 to 64).",

@@ -105,6 +105,14 @@ BEGIN
         IF p.video_lo IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_largeobject_metadata m WHERE m.oid = p.video_lo) THEN
             RAISE EXCEPTION 'large object % not found', p.video_lo USING ERRCODE = 'P0002';
         END IF;
+        -- The role that set the source must still be able to read it (its
+        -- rights may have been revoked since, or the object replaced).
+        IF (p.video_lo IS NOT NULL OR p.media_id IS NOT NULL)
+           AND NOT vibescaling._role_can_read_source(p.source_role, p.video_lo, p.media_id) THEN
+            RAISE EXCEPTION 'permission denied: the role that set the video source of post % may not read it', p.id
+                USING ERRCODE = '42501',
+                      HINT = 'Grant that role SELECT on the large object (or on vibescaling.media), or set the source again.';
+        END IF;
         IF vibescaling._utf16_length(coalesce(p.caption, '')) > 2200 THEN
             RAISE EXCEPTION 'caption is % UTF-16 units long; TikTok accepts at most 2200 for a video',
                             vibescaling._utf16_length(p.caption) USING ERRCODE = '22023';
@@ -135,6 +143,70 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION vibescaling._check_publishable(vibescaling.posts) FROM PUBLIC;
+
+-- Longest URL accepted in video_url and each of photo_urls, in bytes.
+CREATE FUNCTION vibescaling._max_url_bytes()
+RETURNS integer
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT 2048 $$;
+
+-- The limits of every write of a post, draft or not, so that no caller can
+-- store what TikTok would never take: the caption (2200 UTF-16 units for a
+-- video, 4000 for a photo description), the photo title (90), at most 35
+-- photo_urls, URLs of at most _max_url_bytes() bytes; and, for a tenant's
+-- post (an owner), at most vibescaling.max_open_posts_per_owner posts in
+-- draft or scheduled (53400; 0: no quota). Raises 22023 on a bad value.
+CREATE FUNCTION vibescaling._check_post_limits(p_new vibescaling.posts, p_old vibescaling.posts)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_caption_max integer := CASE WHEN p_new.media_type = 'photo' THEN 4000 ELSE 2200 END;
+    v_quota       integer := current_setting('vibescaling.max_open_posts_per_owner')::integer;
+    v_open        bigint;
+BEGIN
+    -- A UTF-16 unit is at most 4 bytes of UTF-8: byte lengths first, so that a
+    -- huge value is refused without being scanned.
+    IF octet_length(p_new.caption) > 4 * v_caption_max
+       OR vibescaling._utf16_length(coalesce(p_new.caption, '')) > v_caption_max THEN
+        RAISE EXCEPTION 'caption is longer than % UTF-16 units, the most TikTok accepts for a % post',
+                        v_caption_max, p_new.media_type USING ERRCODE = '22023';
+    END IF;
+    IF octet_length(p_new.title) > 4 * 90 OR vibescaling._utf16_length(coalesce(p_new.title, '')) > 90 THEN
+        RAISE EXCEPTION 'title is longer than 90 UTF-16 units, the most TikTok accepts' USING ERRCODE = '22023';
+    END IF;
+    IF octet_length(p_new.video_url) > vibescaling._max_url_bytes() THEN
+        RAISE EXCEPTION 'video_url is longer than % bytes', vibescaling._max_url_bytes() USING ERRCODE = '22023';
+    END IF;
+    IF cardinality(p_new.photo_urls) > 35 THEN
+        RAISE EXCEPTION 'a photo post has at most 35 photo_urls, got %', cardinality(p_new.photo_urls)
+            USING ERRCODE = '22023';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(p_new.photo_urls) u WHERE octet_length(u) > vibescaling._max_url_bytes()) THEN
+        RAISE EXCEPTION 'photo_urls has a URL longer than % bytes', vibescaling._max_url_bytes() USING ERRCODE = '22023';
+    END IF;
+
+    -- A tenant's open posts: counted when one is created, or reopened from a final state.
+    IF p_new.owner IS NOT NULL AND v_quota > 0 AND p_new.status IN ('draft', 'scheduled')
+       AND (p_old.id IS NULL OR p_old.status NOT IN ('draft', 'scheduled')) THEN
+        -- One writer per owner at a time, so that two sessions cannot both take the last place.
+        PERFORM pg_advisory_xact_lock(hashtext('vibescaling.open_posts'), hashtext(p_new.owner));
+        SELECT count(*) INTO v_open
+          FROM (SELECT 1 FROM vibescaling.posts o
+                 WHERE o.owner = p_new.owner AND o.status IN ('draft', 'scheduled') AND o.id <> p_new.id
+                 LIMIT v_quota) x;
+        IF v_open >= v_quota THEN
+            RAISE EXCEPTION 'owner % has % posts in draft or scheduled, the most vibescaling.max_open_posts_per_owner allows',
+                            p_new.owner, v_quota
+                USING ERRCODE = '53400',
+                      HINT = 'Publish, cancel or delete some first.';
+        END IF;
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._check_post_limits(vibescaling.posts, vibescaling.posts) FROM PUBLIC;
 
 -- Checks creator_info's answer against the post's options: the privacy level
 -- must be one the creator is offered, and an interaction the creator turned

@@ -4,13 +4,11 @@
 
 -- The checks of a post being written (p_new; p_old is NULL for an INSERT): a
 -- posted post never goes back to draft or scheduled, and a post being
--- (re)scheduled is at least 5 minutes ahead and publishable. SECURITY DEFINER:
--- an API role's PATCH runs it too, and the checks read the accounts table,
--- which API roles cannot read; it only reads and raises.
+-- (re)scheduled is at least 5 minutes ahead and publishable. Runs as the
+-- table's owner, called only by _post_write_checked.
 CREATE FUNCTION vibescaling._check_post_write(p_new vibescaling.posts, p_old vibescaling.posts)
 RETURNS void
 LANGUAGE plpgsql
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -52,63 +50,116 @@ BEGIN
     END IF;
 END
 $$;
+REVOKE ALL ON FUNCTION vibescaling._check_post_write(vibescaling.posts, vibescaling.posts) FROM PUBLIC;
 
--- Before insert/update of posts: stamps updated_at and checks the row
--- (_check_post_write). Through the API (an API role, i.e. a PostgREST PATCH
--- or POST on vibescaling_api.posts) a caller may only set status to draft or
--- scheduled (42501 otherwise: the publisher sets the rest), and the errors
--- carry the HTTP status PostgREST should answer (_raise_http_error).
-CREATE FUNCTION vibescaling._posts_before_write()
-RETURNS trigger
+-- The checks of every write of a post, whoever writes it: the size limits
+-- and the owner's quota (_check_post_limits), the writer's right to read a
+-- video source it sets (p_writer: the role writing; the post remembers it
+-- in source_role, and the publisher checks it again before sending), and
+-- _check_post_write. Returns p_new with source_role set.
+CREATE FUNCTION vibescaling._post_write_checks(p_new vibescaling.posts, p_old vibescaling.posts, p_writer oid)
+RETURNS vibescaling.posts
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM vibescaling._check_post_limits(p_new, p_old);
+    -- source_role is the extension's to set: whoever changes the source, else as it was.
+    IF p_old.id IS NULL OR p_new.video_lo IS DISTINCT FROM p_old.video_lo
+       OR p_new.media_id IS DISTINCT FROM p_old.media_id THEN
+        p_new.source_role := CASE WHEN p_new.video_lo IS NOT NULL OR p_new.media_id IS NOT NULL THEN p_writer END;
+        IF p_new.source_role IS NOT NULL
+           AND NOT vibescaling._role_can_read_source(p_writer, p_new.video_lo, p_new.media_id) THEN
+            RAISE EXCEPTION 'permission denied: role % may not read the video source of post %',
+                            coalesce(pg_get_userbyid(p_writer), p_writer::text), p_new.id
+                USING ERRCODE = '42501',
+                      HINT = 'The role that sets video_lo needs SELECT on the large object; media_id needs SELECT on vibescaling.media.';
+        END IF;
+    ELSE
+        p_new.source_role := p_old.source_role;
+    END IF;
+    PERFORM vibescaling._check_post_write(p_new, p_old);
+    RETURN p_new;
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._post_write_checks(vibescaling.posts, vibescaling.posts, oid) FROM PUBLIC;
+
+-- The row a write of posts stores: p_new stamped and checked
+-- (_post_write_checks). Through the API (p_api: the writer is an API role,
+-- i.e. a PostgREST PATCH or POST on vibescaling_api.posts) a caller may only
+-- set status to draft or scheduled (42501 otherwise: the publisher sets the
+-- rest), and the errors carry the HTTP status PostgREST should answer
+-- (_raise_http_error). Called only by the posts trigger (C,
+-- src/pg/post_write_trigger.cpp) as the table's owner, so that no role can
+-- run these checks, which read accounts and call TikTok, on a row of its
+-- own making.
+CREATE FUNCTION vibescaling._post_write_checked(p_new vibescaling.posts, p_old vibescaling.posts,
+                                               p_api boolean, p_writer oid)
+RETURNS vibescaling.posts
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_old       vibescaling.posts;   -- NULL for an INSERT
     v_message   text;
     v_state     text;
     v_hint      text;
     v_detail    text;
 BEGIN
-    IF TG_OP = 'UPDATE' THEN
-        IF NEW IS NOT DISTINCT FROM OLD THEN
-            RETURN NEW;
+    IF p_old.id IS NOT NULL THEN
+        IF p_new IS NOT DISTINCT FROM p_old THEN
+            RETURN p_new;
         END IF;
-        NEW.updated_at := now();
+        p_new.updated_at := now();
         -- The dispatcher's bookkeeping on a post that stays scheduled (a retry
         -- after a transient failure) changes nothing the checks look at.
-        IF OLD.status = 'scheduled' AND NEW.status = 'scheduled'
-           AND to_jsonb(NEW) - ARRAY['attempts', 'next_attempt_at', 'last_error', 'updated_at']
-               = to_jsonb(OLD) - ARRAY['attempts', 'next_attempt_at', 'last_error', 'updated_at'] THEN
-            RETURN NEW;
+        IF p_old.status = 'scheduled' AND p_new.status = 'scheduled'
+           AND to_jsonb(p_new) - ARRAY['attempts', 'next_attempt_at', 'last_error', 'updated_at']
+               = to_jsonb(p_old) - ARRAY['attempts', 'next_attempt_at', 'last_error', 'updated_at'] THEN
+            RETURN p_new;
         END IF;
-        v_old := OLD;
     END IF;
 
-    IF NOT vibescaling._is_api_role() THEN
-        PERFORM vibescaling._check_post_write(NEW, v_old);
-        RETURN NEW;
+    IF NOT p_api THEN
+        RETURN vibescaling._post_write_checks(p_new, p_old, p_writer);
     END IF;
-
     BEGIN
-        IF NEW.status NOT IN ('draft', 'scheduled') AND (TG_OP = 'INSERT' OR NEW.status IS DISTINCT FROM OLD.status) THEN
-            RAISE EXCEPTION 'status % is set by the publisher; through the API a post is draft or scheduled', NEW.status
+        IF p_new.status NOT IN ('draft', 'scheduled') AND (p_old.id IS NULL OR p_new.status IS DISTINCT FROM p_old.status) THEN
+            RAISE EXCEPTION 'status % is set by the publisher; through the API a post is draft or scheduled', p_new.status
                 USING ERRCODE = '42501',
                       HINT = 'Publish with POST /rpc/publish_post; cancel with POST /rpc/cancel_post.';
         END IF;
-        PERFORM vibescaling._check_post_write(NEW, v_old);
+        p_new := vibescaling._post_write_checks(p_new, p_old, p_writer);
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
                                 v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
         PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
     END;
-    RETURN NEW;
+    RETURN p_new;
 END
 $$;
+REVOKE ALL ON FUNCTION vibescaling._post_write_checked(vibescaling.posts, vibescaling.posts, boolean, oid) FROM PUBLIC;
+
+-- Before insert/update of posts: _post_write_checked for the writing role
+-- (C, src/pg/post_write_trigger.cpp).
+CREATE FUNCTION vibescaling._posts_before_write()
+RETURNS trigger
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'vs_posts_before_write'
+LANGUAGE C;
+REVOKE ALL ON FUNCTION vibescaling._posts_before_write() FROM PUBLIC;
 
 CREATE TRIGGER posts_before_write
     BEFORE INSERT OR UPDATE ON vibescaling.posts
     FOR EACH ROW EXECUTE FUNCTION vibescaling._posts_before_write();
+
+-- Whether a role may read a video source: SELECT on the large object,
+-- SELECT on vibescaling.media for a media row (C).
+CREATE FUNCTION vibescaling._role_can_read_source(role oid, large_object oid, media_id uuid)
+RETURNS boolean
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'vs_role_can_read_source'
+LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION vibescaling._role_can_read_source(oid, oid, uuid) FROM PUBLIC;
 
 -- Before a post is deleted through the API: only a draft may be (409
 -- otherwise: a scheduled post is cancelled first, a posted one stays).

@@ -365,17 +365,38 @@ $$;
 -- argument: PostgREST passes the body whole, byte for byte) and its
 -- TikTok-Signature header (read from request.headers). Only the role
 -- vibescaling_webhook may call it: nginx adds that role's JWT on the
--- webhook path (api/nginx.conf); the HMAC signature is the real check
--- (403 when it fails, with a durable log row).
+-- webhook path (api/nginx.conf); the HMAC signature is the real check. A
+-- refused delivery answers 403 through PostgREST's response.status without
+-- raising, so that the request's transaction commits its count in
+-- vibescaling.webhook_refusals (one row per day and reason, not one per
+-- delivery).
 CREATE FUNCTION vibescaling_api.handle_webhook(json)
 RETURNS jsonb
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_message text;
+    v_state   text;
+    v_hint    text;
+    v_detail  text;
+    v_code    text;
 BEGIN
-    RETURN vibescaling.handle_webhook($1::text,
-                                      nullif(current_setting('request.headers', true), '')::jsonb->>'tiktok-signature');
+    BEGIN
+        RETURN vibescaling.handle_webhook($1::text,
+                                          nullif(current_setting('request.headers', true), '')::jsonb->>'tiktok-signature');
+    EXCEPTION WHEN insufficient_privilege THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                                v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
+    END;
+    v_code := coalesce(substring(v_detail FROM '^error_code=([a-z_]+)$'), 'refused');
+    INSERT INTO vibescaling.webhook_refusals AS w (error_code, refusals, last_reason)
+    VALUES (v_code, 1, v_message)
+    ON CONFLICT (day, error_code) DO UPDATE
+       SET refusals = w.refusals + 1, last_at = now(), last_reason = EXCLUDED.last_reason;
+    PERFORM set_config('response.status', '403', true);
+    RETURN jsonb_build_object('code', v_state, 'message', v_message, 'details', v_detail, 'hint', v_hint);
 END
 $$;
 
@@ -397,7 +418,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_role    text;
-    v_columns text := 'caption, title, video_url, upload_method, video_cover_timestamp_ms, is_aigc, photo_urls, '
+    v_columns text := 'media_type, caption, title, video_url, upload_method, video_cover_timestamp_ms, is_aigc, photo_urls, '
                       'photo_cover_index, status, scheduled_at, tiktok_account_id, privacy_level, mode, '
                       'disable_comment, disable_duet, disable_stitch, brand_content_toggle, brand_organic_toggle';
 BEGIN
@@ -435,10 +456,7 @@ BEGIN
         vibescaling_api.creator_info(uuid),
         vibescaling_api.authorize_url(text, text),
         vibescaling_api.connect_account(text, text, text),
-        vibescaling_api.disconnect_account(uuid),
-        -- what a PATCH of posts runs in its trigger
-        vibescaling._check_post_write(vibescaling.posts, vibescaling.posts),
-        vibescaling._raise_http_error(text, text, text, text)
+        vibescaling_api.disconnect_account(uuid)
         TO vibescaling_user;
     GRANT EXECUTE ON FUNCTION vibescaling_api.handle_webhook(json) TO vibescaling_webhook;
 
@@ -459,5 +477,4 @@ REVOKE ALL ON FUNCTION vibescaling._api_check_post(uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._api_check_account(uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._api_path_post_id() FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling.setup_api_roles(text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION vibescaling._check_post_write(vibescaling.posts, vibescaling.posts) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._posts_before_delete() FROM PUBLIC;

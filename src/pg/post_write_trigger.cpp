@@ -1,0 +1,193 @@
+/*
+ * post_write_trigger.cpp: the BEFORE INSERT OR UPDATE trigger of
+ * vibescaling.posts, and the check of who may read a post's video source.
+ *
+ * The trigger's checks (vibescaling._post_write_checked) read what the
+ * writing role may not read (accounts, creator_info, large objects), so
+ * they run as the table's owner. A SECURITY DEFINER function taking the row
+ * would let any role that may call it run them on a row it made up (another
+ * tenant's account, say). A trigger function cannot be called but as a
+ * trigger, and only on a table its owner attached it to; and here, in C, it
+ * still knows the role that is writing, which a SECURITY DEFINER function
+ * no longer does.
+ */
+#include "pg_headers.h"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "commands/trigger.h"
+#include "catalog/pg_largeobject_metadata.h"
+#include "catalog/pg_largeobject.h"
+#include "storage/large_object.h"
+#include "utils/acl.h"
+#include "utils/rel.h"
+}
+
+#include <string.h>
+
+/* The roles PostgREST switches to (setup_api_roles creates them). */
+static const char *const api_roles[] = {
+	"vibescaling_anon", "vibescaling_user", "vibescaling_webhook", "vibescaling_authenticator"
+};
+
+/* True when the role is one of the API roles. */
+static bool
+is_api_role(Oid role)
+{
+	char	   *name = GetUserNameFromId(role, true);
+
+	if (name == NULL)
+		return false;
+	for (size_t i = 0; i < lengthof(api_roles); i++)
+		if (strcmp(name, api_roles[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Raises unless the trigger fires BEFORE INSERT OR UPDATE FOR EACH ROW on vibescaling.posts. */
+static void
+require_posts_row_trigger(FunctionCallInfo fcinfo)
+{
+	TriggerData *td;
+	Relation	rel;
+	char	   *schema;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("vibescaling._posts_before_write() can only be called as a trigger")));
+	td = (TriggerData *) fcinfo->context;
+	rel = td->tg_relation;
+	schema = get_namespace_name(RelationGetNamespace(rel));
+	if (!TRIGGER_FIRED_BEFORE(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		TRIGGER_FIRED_BY_DELETE(td->tg_event) || TRIGGER_FIRED_BY_TRUNCATE(td->tg_event) ||
+		schema == NULL || strcmp(schema, "vibescaling") != 0 ||
+		strcmp(RelationGetRelationName(rel), "posts") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("vibescaling._posts_before_write() only serves BEFORE INSERT OR UPDATE row triggers on vibescaling.posts")));
+}
+
+/*
+ * Runs vibescaling._post_write_checked(new, old, api, writer) as the table's
+ * owner and returns the row it answers, formed in the trigger's memory
+ * context.
+ */
+static HeapTuple
+checked_row(Relation rel, HeapTuple newtup, HeapTuple oldtup, Oid writer)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	Oid			rowtype = rel->rd_rel->reltype;
+	Oid			argtypes[4] = {rowtype, rowtype, BOOLOID, OIDOID};
+	Datum		args[4];
+	char		nulls[4] = {' ', oldtup ? ' ' : 'n', ' ', ' '};
+	MemoryContext upper = CurrentMemoryContext;
+	Oid			saved_user;
+	int			saved_context;
+	HeapTuple	result = NULL;
+
+	args[0] = heap_copy_tuple_as_datum(newtup, desc);
+	args[1] = oldtup ? heap_copy_tuple_as_datum(oldtup, desc) : (Datum) 0;
+	args[2] = BoolGetDatum(is_api_role(writer));
+	args[3] = ObjectIdGetDatum(writer);
+
+	GetUserIdAndSecContext(&saved_user, &saved_context);
+	SetUserIdAndSecContext(rel->rd_rel->relowner, saved_context | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		bool		isnull;
+		Datum		row;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute_with_args("SELECT vibescaling._post_write_checked($1, $2, $3, $4)",
+								  4, argtypes, args, nulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not check the post");
+		row = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+		{
+			HeapTupleHeader header = DatumGetHeapTupleHeader(row);
+			HeapTupleData tmp;
+			Datum	   *values = (Datum *) palloc(desc->natts * sizeof(Datum));
+			bool	   *isnulls = (bool *) palloc(desc->natts * sizeof(bool));
+			MemoryContext spi_context;
+
+			tmp.t_len = HeapTupleHeaderGetDatumLength(header);
+			ItemPointerSetInvalid(&tmp.t_self);
+			tmp.t_tableOid = InvalidOid;
+			tmp.t_data = header;
+			heap_deform_tuple(&tmp, desc, values, isnulls);
+			/* Formed (and so copied) where the trigger's caller expects it. */
+			spi_context = MemoryContextSwitchTo(upper);
+			result = heap_form_tuple(desc, values, isnulls);
+			MemoryContextSwitchTo(spi_context);
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(saved_user, saved_context);
+	}
+	PG_END_TRY();
+	return result;
+}
+
+extern "C" {
+PG_FUNCTION_INFO_V1(vs_posts_before_write);
+PG_FUNCTION_INFO_V1(vs_role_can_read_source);
+
+/*
+ * vibescaling._posts_before_write() RETURNS trigger: stamps and checks the
+ * row being written (see _post_write_checked), for the role writing it.
+ */
+Datum
+vs_posts_before_write(PG_FUNCTION_ARGS)
+{
+	TriggerData *td;
+	bool		update;
+	HeapTuple	result;
+
+	require_posts_row_trigger(fcinfo);
+	td = (TriggerData *) fcinfo->context;
+	update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
+	result = checked_row(td->tg_relation, update ? td->tg_newtuple : td->tg_trigtuple,
+						 update ? td->tg_trigtuple : NULL, GetUserId());
+	return PointerGetDatum(result);
+}
+
+/*
+ * vibescaling._role_can_read_source(role oid, large_object oid, media_id uuid)
+ * RETURNS boolean: whether the role may read the video source: SELECT on
+ * the large object (unless lo_compat_privileges), SELECT on
+ * vibescaling.media for a media row. A NULL source is readable, and so is
+ * a large object that does not exist (nothing to read: the publisher's
+ * checks refuse it, P0002); a role that no longer exists reads nothing.
+ */
+Datum
+vs_role_can_read_source(PG_FUNCTION_ARGS)
+{
+	Oid			role;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	role = PG_GETARG_OID(0);
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role)))
+		PG_RETURN_BOOL(false);
+	if (!PG_ARGISNULL(1))
+	{
+		Oid			lo = PG_GETARG_OID(1);
+
+		if (LargeObjectExists(lo) && !lo_compat_privileges &&
+			pg_largeobject_aclcheck_snapshot(lo, role, ACL_SELECT, NULL) != ACLCHECK_OK)
+			PG_RETURN_BOOL(false);
+	}
+	if (!PG_ARGISNULL(2))
+	{
+		Oid			media = get_relname_relid("media", get_namespace_oid("vibescaling", false));
+
+		if (!OidIsValid(media) || pg_class_aclcheck(media, role, ACL_SELECT) != ACLCHECK_OK)
+			PG_RETURN_BOOL(false);
+	}
+	PG_RETURN_BOOL(true);
+}
+}
