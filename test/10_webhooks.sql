@@ -1,9 +1,9 @@
--- TikTok webhooks: signature and timestamp checks (refusals logged durably),
+-- TikTok webhooks: signature and timestamp checks (refusals counted by the HTTP API),
 -- dedupe, and each event applied to publish_records, posts and accounts.
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(54);
+SELECT plan(58);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 
@@ -34,12 +34,26 @@ RETURNS jsonb
 LANGUAGE sql
 AS $$ SELECT vibescaling.handle_webhook(body, pg_temp.wh_sign(body)) $$;
 
+-- Today's count of refused deliveries through the HTTP API, by reason.
 CREATE FUNCTION pg_temp.refusals(code text)
 RETURNS bigint
 LANGUAGE sql
 AS $$
-    SELECT count(*) FROM vibescaling.dispatch_logs
-     WHERE trigger = 'webhook' AND outcome = 'failure' AND error_code = code
+    SELECT coalesce(sum(refusals), 0)::bigint FROM vibescaling.webhook_refusals
+     WHERE day = current_date AND error_code = code
+$$;
+
+-- A delivery through the HTTP API's function (as PostgREST calls it).
+CREATE FUNCTION pg_temp.api_wh(body text, signature text)
+RETURNS jsonb
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    PERFORM set_config('request.headers', jsonb_build_object('tiktok-signature', signature)::text, true);
+    PERFORM set_config('response.status', '', true);
+    RETURN vibescaling_api.handle_webhook(body::json)
+           || jsonb_build_object('response.status', current_setting('response.status'));
+END
 $$;
 
 -- Three real publishes to receive events for.
@@ -175,13 +189,17 @@ SELECT is(pg_temp.wh(:'b_unknown') #> '{data,applied}', 'false'::jsonb, 'an unkn
 SELECT is((SELECT content FROM vibescaling.webhook_events WHERE event = 'video.upload.someday_' || :'run'),
           '{"publish_id": "x", "anything": [1, 2]}'::jsonb, '... and is stored');
 
--- Refusals: 42501, and a dispatch_logs row that survives the raise.
+-- Refusals: 42501 (SQL); through the HTTP API, 403 and a count per day and reason.
 SELECT pg_temp.refusals('bad_signature') AS bad0 \gset
 SELECT pg_temp.wh_body('post.publish.complete', jsonb_build_object('publish_id', :'pub2'), 'wh_' || :'run', 7) AS b_forged \gset
 SELECT throws_ok(format('SELECT vibescaling.handle_webhook(%L, %L)', :'b_forged', pg_temp.wh_sign(:'b_forged', secret => 'not-the-secret')),
                  '42501', 'TikTok webhook refused: TikTok-Signature does not match the body',
                  'a signature under another secret is refused (42501)');
-SELECT is(pg_temp.refusals('bad_signature'), (:bad0 + 1)::bigint, '... and the refusal is in dispatch_logs although the call raised');
+SELECT is(pg_temp.api_wh(:'b_forged', pg_temp.wh_sign(:'b_forged', secret => 'not-the-secret'))->>'code', '42501',
+          '... through the HTTP API it answers the refusal without raising');
+SELECT is(pg_temp.api_wh(:'b_forged', pg_temp.wh_sign(:'b_forged', secret => 'not-the-secret'))->>'response.status', '403',
+          '... with response.status 403');
+SELECT is(pg_temp.refusals('bad_signature'), (:bad0 + 2)::bigint, '... and counts them as bad_signature');
 SELECT is((SELECT status FROM vibescaling.publish_records WHERE publish_id = :'pub2'), 'sent_to_inbox',
           '... nothing applied');
 SELECT is((SELECT count(*) FROM vibescaling.webhook_events WHERE body_sha256 = encode(sha256(convert_to(:'b_forged', 'UTF8')), 'hex')),
@@ -194,7 +212,11 @@ SELECT throws_ok(format('SELECT vibescaling.handle_webhook(%L, %L)', :'b_forged'
                  'a malformed signature header is refused (42501)');
 SELECT throws_ok(format('SELECT vibescaling.handle_webhook(%L, NULL)', :'b_forged'),
                  '42501', 'TikTok webhook refused: TikTok-Signature header missing', 'a missing signature is refused (42501)');
-SELECT is(pg_temp.refusals('bad_signature'), (:bad0 + 4)::bigint, '... each refusal logged as bad_signature');
+SELECT pg_temp.api_wh(:'b_forged', 'sha256=' || md5('x')) AS r_malformed \gset
+SELECT pg_temp.api_wh(:'b_forged', NULL) AS r_missing \gset
+SELECT is(pg_temp.refusals('bad_signature'), (:bad0 + 4)::bigint, '... each refusal counted in the same row');
+SELECT is((SELECT count(*) FROM vibescaling.dispatch_logs WHERE trigger = 'webhook' AND outcome = 'failure'), 0::bigint,
+          '... and no refusal is a dispatch_logs row (nor starts a log writer)');
 
 SELECT pg_temp.refusals('stale_timestamp') AS stale0 \gset
 SELECT throws_like(format('SELECT vibescaling.handle_webhook(%L, %L)', :'b_forged',
@@ -204,7 +226,10 @@ SELECT throws_like(format('SELECT vibescaling.handle_webhook(%L, %L)', :'b_forge
 SELECT is(vs_test.sqlstate_of(format('SELECT vibescaling.handle_webhook(%L, %L)', :'b_forged',
                                      pg_temp.wh_sign(:'b_forged', extract(epoch FROM now() + interval '1 hour')::bigint))),
           '42501', '... and so is one an hour in the future (42501)');
-SELECT is(pg_temp.refusals('stale_timestamp'), (:stale0 + 2)::bigint, '... logged as stale_timestamp');
+SELECT pg_temp.api_wh(:'b_forged', pg_temp.wh_sign(:'b_forged', extract(epoch FROM now() - interval '1 hour')::bigint)) AS r_stale \gset
+SELECT is(pg_temp.refusals('stale_timestamp'), (:stale0 + 1)::bigint, '... counted as stale_timestamp');
+SELECT is(vs_test.sqlstate_of(format('SELECT vibescaling.handle_webhook(repeat(''x'', 65537), %L)', pg_temp.wh_sign('x'))),
+          '22023', 'a body over 64 kB is refused (22023)');
 SET vibescaling.webhook_tolerance = 7200;
 SELECT is(vibescaling.handle_webhook(:'b_forged', pg_temp.wh_sign(:'b_forged', extract(epoch FROM now() - interval '1 hour')::bigint))
               #> '{data,duplicate}',

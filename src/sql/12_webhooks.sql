@@ -27,47 +27,53 @@ CREATE INDEX webhook_events_publish_idx ON vibescaling.webhook_events (publish_i
 SELECT pg_catalog.pg_extension_config_dump('vibescaling.webhook_events', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_get_serial_sequence('vibescaling.webhook_events', 'id'), '');
 
+-- Webhook refusals (bad or stale signatures), counted per day and reason
+-- by the HTTP API (vibescaling_api.handle_webhook) in the request's own
+-- transaction: a flood of forged deliveries adds to a counter, not a row
+-- each, and starts no worker.
+CREATE TABLE vibescaling.webhook_refusals (
+    day          date NOT NULL DEFAULT current_date,
+    error_code   text NOT NULL,      -- bad_signature | stale_timestamp
+    refusals     bigint NOT NULL DEFAULT 0,
+    first_at     timestamptz NOT NULL DEFAULT now(),
+    last_at      timestamptz NOT NULL DEFAULT now(),
+    last_reason  text,
+    PRIMARY KEY (day, error_code)
+);
+COMMENT ON TABLE vibescaling.webhook_refusals IS
+    'Refused TikTok webhook deliveries through the HTTP API, counted per day and reason.';
+SELECT pg_catalog.pg_extension_config_dump('vibescaling.webhook_refusals', '');
+
 -- Writes one dispatch_logs row (a JSON object with the table's columns)
 -- committed on its own, through the dispatch log writer (C,
--- src/pg/dispatch_log_writer.cpp): it survives the caller's rollback, so a
--- refusal can be recorded just before raising. (The parameter is log_row:
--- ROW is a keyword and cannot name a parameter.)
+-- src/pg/dispatch_log_writer.cpp): it survives the caller's rollback. (The
+-- parameter is log_row: ROW is a keyword and cannot name a parameter.)
 CREATE FUNCTION vibescaling._durable_log(log_row jsonb)
 RETURNS void
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'vs_durable_log'
 LANGUAGE C VOLATILE STRICT;
 
--- HMAC-SHA256 with pgcrypto (its schema is pinned on search_path below).
--- Kept apart so that handle_webhook's own search_path is only pg_catalog.
+-- HMAC-SHA256 (C, PostgreSQL's own implementation: no search_path, no pgcrypto).
 CREATE FUNCTION vibescaling._webhook_hmac(message bytea, key bytea)
 RETURNS bytea
-LANGUAGE sql IMMUTABLE STRICT
-AS $$ SELECT hmac(message, key, 'sha256') $$;
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'vs_hmac_sha256'
+LANGUAGE C IMMUTABLE STRICT;
 
--- pgcrypto lives in whatever schema it was created in: pin that schema.
-DO $$
-DECLARE
-    v_schema name := (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-                       WHERE e.extname = 'pgcrypto');
-BEGIN
-    EXECUTE format('ALTER FUNCTION vibescaling._webhook_hmac(bytea, bytea) SET search_path = pg_catalog, %I, pg_temp',
-                   v_schema);
-END
-$$;
-
--- Records a refused webhook durably, then raises 42501. The message says
--- why in words; never the secret, the expected signature or the body.
+-- Raises 42501 for a refused webhook. The message says why in words; never
+-- the secret, the expected signature or the body. The DETAIL names the
+-- reason's code (error_code=bad_signature | stale_timestamp), which the
+-- HTTP API counts in webhook_refusals.
 CREATE FUNCTION vibescaling._refuse_webhook(error_code text, reason text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM vibescaling._durable_log(jsonb_build_object(
-        'trigger', 'webhook', 'endpoint', 'webhook', 'outcome', 'failure',
-        'error_code', error_code, 'error_message', reason));
     RAISE EXCEPTION 'TikTok webhook refused: %', reason
         USING ERRCODE = '42501',
+              DETAIL = 'error_code=' || error_code,
               HINT = CASE error_code
                          WHEN 'stale_timestamp' THEN 'The signature''s timestamp is outside vibescaling.webhook_tolerance; check the server clock.'
                          ELSE 'The TikTok-Signature header must be "t=<unix ts>,s=<hex HMAC-SHA256 of ''<t>.<body>'' under the app''s client secret>".'
@@ -79,9 +85,9 @@ $$;
 -- signature: the TikTok-Signature header. Returns
 -- {"data": {"event", "publish_id", "applied", "duplicate"}}.
 --   42501  signature missing, malformed or wrong, or timestamp further than
---          vibescaling.webhook_tolerance (default 300 s) from now; the
---          refusal is a dispatch_logs row (error_code bad_signature |
---          stale_timestamp) that survives the raise.
+--          vibescaling.webhook_tolerance (default 300 s) from now (DETAIL
+--          error_code=bad_signature | stale_timestamp).
+--   22023  a body over 64 kB (TikTok's are a few hundred bytes).
 --   55000  vibescaling.client_secret is not set.
 --   22023  the body (or its content) is not the JSON TikTok sends.
 -- A body received before is a duplicate: nothing is applied again.
@@ -143,6 +149,10 @@ BEGIN
     IF v_tolerance IS NULL OR v_tolerance < 0 THEN
         RAISE EXCEPTION 'vibescaling.webhook_tolerance is not a valid number of seconds: "%"', v_tol_text
             USING ERRCODE = '22023';
+    END IF;
+
+    IF octet_length(body) > 65536 THEN
+        RAISE EXCEPTION 'TikTok webhook body is over 64 kB' USING ERRCODE = '22023';
     END IF;
 
     -- The header: "t=<unix ts>,s=<hex>" (parts in any order, spaces ignored).
