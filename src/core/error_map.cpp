@@ -73,6 +73,21 @@ const char *const kNeverRetried[] = {
 	"chunk_rejected", "upload_url_expired", "upload_not_found", "range_mismatch",
 };
 
+/*
+ * TikTok's refusals: the request was understood and turned down, nothing
+ * was created. internal_error is not one (TikTok may have acted before it
+ * failed), nor are the status/cancel codes (an init never gets them).
+ */
+const char *const kRefusals[] = {
+	"invalid_param", "invalid_params",
+	"access_token_invalid", "scope_not_authorized",
+	"spam_risk_too_many_posts", "spam_risk_user_banned_from_posting",
+	"spam_risk_too_many_pending_share",
+	"privacy_level_option_mismatch", "reached_active_user_cap",
+	"unaudited_client_can_only_post_to_private_accounts",
+	"url_ownership_unverified", "rate_limit_exceeded", "app_version_check_failed",
+};
+
 /* True when code equals one of the listed strings. */
 template <std::size_t N>
 bool
@@ -110,6 +125,13 @@ is_retryable(const char *error_code, long http_status) noexcept
 	if (listed(code, kRetryable))
 		return true;
 	return http_status == 429 || http_status >= 500;
+}
+
+/* True for a code that proves TikTok refused the request (see the header). */
+bool
+is_refusal_code(const char *error_code) noexcept
+{
+	return error_code != nullptr && listed(error_code, kRefusals);
 }
 
 }								/* namespace vibescaling */

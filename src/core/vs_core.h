@@ -60,10 +60,15 @@ typedef struct vs_call_result
 	char	   *sqlstate;		/* 5-char SQLSTATE for a failure (see vs_sqlstate_for),
 								 * "00000" on success */
 	double		duration_ms;	/* wall time of the HTTP exchange */
-	int			retryable;		/* 1 when retrying later is safe and may succeed */
+	int			retryable;		/* 1 when retrying later is safe and may succeed;
+								 * always 0 for an init (see vs_endpoint_creates_post)
+								 * whose outcome_unknown is 1 */
 	int			outcome_unknown;	/* 1 when the request may have reached TikTok
-									 * but no reply was read (timeout after send,
-									 * connection dropped): not safe to resend init */
+									 * and we cannot tell what it did (timeout
+									 * after send, connection dropped). For an
+									 * init also every failure whose reply does
+									 * not prove a refusal (see vs_call): never
+									 * resend such an init */
 	long		retry_after_s;	/* vs_call: the reply's Retry-After header as
 								 * seconds to wait (delta-seconds as given; an
 								 * HTTP-date as seconds from the reply's arrival,
@@ -163,6 +168,25 @@ char	   *vs_build_request_body(vs_endpoint ep, const char *options_json, char **
  * single-use and a refresh token rotates: their outcome must not become
  * unknown for a connection that died while idle).
  *
+ * Inits (vs_endpoint_creates_post): a failed init is known not to have
+ * created a post only when the reply proves TikTok refused it: HTTP 2xx or
+ * 4xx with a well-formed JSON envelope {"data": {..}, "error": {"code":
+ * C, ..}} ("data" an object, null or absent) where C is one of TikTok's refusal codes (invalid_param(s),
+ * access_token_invalid, scope_not_authorized, spam_risk_*,
+ * privacy_level_option_mismatch, reached_active_user_cap,
+ * unaudited_client_can_only_post_to_private_accounts,
+ * url_ownership_unverified, rate_limit_exceeded,
+ * app_version_check_failed). Every other failure of an init (an empty,
+ * unparsable, HTML, non-object, ill-typed or invalid UTF-8 body, an "ok"
+ * without a publish_id string, any 5xx even with an internal_error
+ * envelope, an unknown code, a body too large to read, a timeout or a
+ * dropped connection after the request may have left) has
+ * outcome_unknown = 1 and retryable = 0, and its error_message ends with
+ * "the outcome is unknown (TikTok may have created the post), so the init
+ * will not be resent". The error_code and sqlstate stay those of the
+ * failure (e.g. bad_response 08P01, internal_error 08000). Other endpoints
+ * keep retryable per vs_is_retryable.
+ *
  * Secrets never reach error_message: every occurrence of the bearer token
  * and of the options client_secret, code, code_verifier, refresh_token and
  * token (also percent- or JSON-escaped, or cut short by truncation) is
@@ -185,8 +209,8 @@ typedef struct vs_call_spec
  * Performs n calls concurrently, at most max_concurrent transfers in flight
  * at once (values below 1 count as 1, above 1024 as 1024), and fills
  * results[i] for specs[i] exactly as vs_call would: same request building,
- * same reply parsing, same "init ok without publish_id => bad_response +
- * outcome_unknown" rule, same Retry-After handling, same secret redaction
+ * same reply parsing, same rule for inits (a failure whose reply does not
+ * prove a refusal has outcome_unknown = 1 and retryable = 0), same Retry-After handling, same secret redaction
  * of error_message, same connect and total timeouts per call from opt
  * (each call's timeout runs from its own start). An invalid spec (unknown
  * endpoint, bad options, token with control characters, no base_url) gets
@@ -201,8 +225,7 @@ typedef struct vs_call_spec
  * reused connection turns out closed before any reply byte, libcurl's own
  * retry is stopped and the call fails with error_code "transport_error",
  * outcome_unknown = 1 (the first copy may have been read), retryable per
- * vs_is_retryable (the Postgres layer does not retry an init of unknown
- * outcome).
+ * vs_is_retryable, except for an init: retryable = 0 (never resent).
  *
  * opt->should_abort is polled at least every 100 ms. Once it answers
  * nonzero every call still running is stopped with error_code "aborted"
