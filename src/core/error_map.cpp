@@ -46,6 +46,9 @@ const SqlstateRow kSqlstates[] = {
 	{"upload_url_expired", "55000"},	/* chunk PUT 403: start again with a fresh init */
 	{"upload_not_found", "55000"},		/* chunk PUT 404 */
 	{"range_mismatch", "55000"},		/* chunk PUT 416: resync from uploaded_bytes */
+	{"source_not_video", "22023"},		/* the source's first bytes are no MP4/MOV/WebM */
+	{"source_too_large", "22023"},		/* over TikTok's 4 GiB */
+	{"source_unreachable", "08000"},	/* any transport failure of a source download */
 	{"spam_risk_too_many_posts", "53000"},
 	{"spam_risk_too_many_pending_share", "53000"},
 	{"reached_active_user_cap", "53000"},
@@ -61,7 +64,7 @@ const SqlstateRow kSqlstates[] = {
 /* Codes worth retrying later: TikTok overload/faults and transport trouble. */
 const char *const kRetryable[] = {
 	"rate_limit_exceeded", "internal_error", "timeout",
-	"connect_failed", "transport_error", "bad_response",
+	"connect_failed", "transport_error", "bad_response", "source_unreachable",
 };
 
 /*
@@ -71,6 +74,7 @@ const char *const kRetryable[] = {
 const char *const kNeverRetried[] = {
 	"ok", "aborted",
 	"chunk_rejected", "upload_url_expired", "upload_not_found", "range_mismatch",
+	"source_not_video", "source_too_large",
 };
 
 /*
