@@ -77,10 +77,10 @@ SELECT t FROM (SELECT * FROM garbage ORDER BY n) g CROSS JOIN LATERAL (VALUES
              -- (a reply too large to read leaves the init's outcome unknown: the message says so)
              'TikTok video_init failed: bad_response (log_id %)%' || E'\n'
              || format('http_status=%s error_code=bad_response %% message=TikTok replied HTTP %s ', http_status, http_status)
-             || what,
+             || what || '%the outcome is unknown (TikTok may have created the post), so the init will not be resent%',
              format('%s: the message names the call and bad_response, the detail the HTTP status and what was wrong', label))),
       (is(ARRAY(SELECT format('%s %s %s %s %s', l.endpoint, l.http_status, l.outcome, l.error_code,
-                              (l.error_message LIKE format('TikTok replied HTTP %s ', g.http_status) || g.what)::text)
+                              (l.error_message LIKE format('TikTok replied HTTP %s ', g.http_status) || g.what || '%will not be resent')::text)
                   FROM vibescaling.dispatch_logs l WHERE l.post_id = g.post AND l.endpoint = 'video_init'),
           ARRAY[format('video_init %s failure bad_response true', http_status)],
           format('%s: one dispatch_logs row, a failure with the HTTP status, bad_response and the description', label))),

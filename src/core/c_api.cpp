@@ -6,6 +6,7 @@
  */
 #include "vs_core.h"
 
+#include "address_policy.hpp"
 #include "c_result.hpp"
 #include "call.hpp"
 #include "call_many.hpp"
@@ -18,8 +19,10 @@
 #include "range_fetch.hpp"
 #include "reply_parser.hpp"
 #include "request_builder.hpp"
+#include "transfer_util.hpp"
 #include "video_sniff.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -399,6 +402,47 @@ const char *
 vs_sniff_video_type(const unsigned char *head, size_t len)
 {
 	return sniff_video_type(head, len);
+}
+
+/* 1 when list is a valid source_allowed_networks list, else 0 with the reason in error. */
+int
+vs_check_network_list(const char *list, char *error, size_t error_size)
+{
+	std::string why;
+	bool		valid = false;
+
+	try
+	{
+		std::vector<IpNetwork> nets;
+
+		valid = parse_network_list(list, &nets, &why);
+	}
+	catch (...)
+	{
+		why = "out of memory while checking the list of networks";
+	}
+	if (error != nullptr && error_size > 0)
+	{
+		std::size_t n = valid ? 0 : std::min(why.size(), error_size - 1);
+
+		std::memcpy(error, why.data(), n);
+		error[n] = '\0';
+	}
+	return valid ? 1 : 0;
+}
+
+/* A malloc'd copy of url without userinfo, query string or fragment; NULL when memory runs out. */
+char *
+vs_mask_url(const char *url)
+{
+	try
+	{
+		return dup_or_null(url != nullptr ? mask_url(url) : std::string());
+	}
+	catch (...)
+	{
+		return nullptr;
+	}
 }
 
 /* Frees the strings inside *r (not r itself); safe to call twice. */

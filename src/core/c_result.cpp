@@ -71,7 +71,8 @@ fill_c_result(const CallOutcome &o, vs_call_result *out) noexcept
 	out->sqlstate = dup_or(o.ok ? "00000" : sqlstate_for(code, o.http_status),
 						   kStaticOomSqlstate);
 	out->duration_ms = o.duration_ms;
-	out->retryable = (!o.ok && is_retryable(code, o.http_status)) ? 1 : 0;
+	/* An init that TikTok may have acted on is never resent, whatever its code says. */
+	out->retryable = (!o.ok && !o.never_resend && is_retryable(code, o.http_status)) ? 1 : 0;
 	out->outcome_unknown = o.outcome_unknown ? 1 : 0;
 	out->retry_after_s = o.retry_after_s;
 

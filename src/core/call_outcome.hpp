@@ -21,6 +21,7 @@ struct CallOutcome
 	std::string data_json = "{}";
 	double		duration_ms = 0.0;
 	bool		outcome_unknown = false;	/* the request may have been acted upon */
+	bool		never_resend = false;	/* an init of unknown outcome: retryable is forced to 0 */
 	long		retry_after_s = -1;	/* the reply's Retry-After in seconds, -1 when none */
 };
 

@@ -53,6 +53,21 @@ join_url(const char *base_url, const char *path)
 	return url + path;
 }
 
+/*
+ * Makes the failed outcome of an init one of unknown outcome that is never
+ * resent: TikTok may have created the post, and it has no idempotency key.
+ */
+void
+mark_init_unknown(CallOutcome &out)
+{
+	out.outcome_unknown = true;
+	out.never_resend = true;
+	if (!out.error_message.empty())
+		out.error_message += "; ";
+	out.error_message += "the outcome is unknown (TikTok may have created the post), "
+		"so the init will not be resent";
+}
+
 /* Marks call as refused with message. */
 void
 refuse(PreparedCall &call, const std::string &message)
@@ -124,6 +139,7 @@ CallOutcome
 outcome_from_reply(vs_endpoint ep, HttpReply &reply)
 {
 	CallOutcome out;
+	bool		creates_post = endpoint_creates_post(ep);
 
 	if (reply.completed)
 	{
@@ -133,13 +149,22 @@ outcome_from_reply(vs_endpoint ep, HttpReply &reply)
 		 * An init TikTok says it accepted, but without a publish_id we can
 		 * name: a bad reply, and TikTok may well have the post.
 		 */
-		if (out.ok && endpoint_creates_post(ep) && out.publish_id.empty())
+		if (out.ok && creates_post && out.publish_id.empty())
 		{
 			out.ok = false;
 			out.error_code = "bad_response";
 			out.error_message = "TikTok answered ok to an init without a publish_id string";
-			out.outcome_unknown = true;
 		}
+
+		/*
+		 * A failed init is safe to send again only when TikTok's reply
+		 * proves it refused the request (a well-formed envelope with a
+		 * known refusal code, not a 5xx). A reply we cannot read, an
+		 * unknown code or a server fault may follow a post TikTok made.
+		 */
+		if (!out.ok && creates_post &&
+			!proves_refusal(reply.http_status, reply.body.data(), reply.body.size()))
+			mark_init_unknown(out);
 
 		/* TikTok's (or a proxy's) hint how long to wait, on any reply. */
 		auto		it = reply.headers.find("retry-after");
@@ -153,6 +178,9 @@ outcome_from_reply(vs_endpoint ep, HttpReply &reply)
 		out.error_code = std::move(reply.error_code);
 		out.error_message = std::move(reply.error_message);
 		out.outcome_unknown = reply.outcome_unknown;
+		/* Sent (or maybe sent) with no reply read: a timeout, a dropped connection, a cut body. */
+		if (creates_post && out.outcome_unknown)
+			mark_init_unknown(out);
 	}
 	out.duration_ms = reply.duration_ms;
 	return out;

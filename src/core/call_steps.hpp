@@ -40,9 +40,13 @@ PreparedCall prepare_call(const vs_http_options *opt, vs_endpoint ep,
 
 /*
  * The outcome of a sent call of endpoint ep from its reply (consumed): the
- * parsed reply, an init ok without a publish_id made bad_response with
- * outcome_unknown, the Retry-After header in seconds; or the transport
- * failure as is. Secrets are not redacted here (see redact_outcome).
+ * parsed reply, an init ok without a publish_id made bad_response, the
+ * Retry-After header in seconds; or the transport failure as is. For the
+ * endpoints that create a post, every failure except one whose reply
+ * proves TikTok refused (proves_refusal: a well-formed envelope with a
+ * known refusal code, HTTP 2xx/4xx) gets outcome_unknown and never_resend,
+ * and its message says so; that includes a transport failure after the
+ * request may have left. Secrets are not redacted here (see finish_call).
  * Throws std::bad_alloc.
  */
 CallOutcome outcome_from_reply(vs_endpoint ep, HttpReply &reply);

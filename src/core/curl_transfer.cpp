@@ -4,7 +4,10 @@
  */
 #include "curl_transfer.hpp"
 
+#include "address_policy.hpp"
 #include "text_util.hpp"
+
+#include <sys/socket.h>
 
 #include <cstring>
 
@@ -121,14 +124,81 @@ on_header(char *data, size_t size, size_t nitems, void *userp) noexcept
 	return n;
 }
 
-/* curl progress callback: asks the caller whether to give up (query cancel). */
+/*
+ * curl progress callback: asks the caller whether to give up (query
+ * cancel), and gives up itself when no byte has moved for stall_timeout_ms.
+ */
 int
-on_progress(void *userp, curl_off_t, curl_off_t, curl_off_t, curl_off_t) noexcept
+on_progress(void *userp, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t ulnow) noexcept
 {
 	TransferState *st = static_cast<TransferState *>(userp);
 
 	/* Nonzero makes curl stop with CURLE_ABORTED_BY_CALLBACK. */
-	return (st->should_abort != nullptr && st->should_abort() != 0) ? 1 : 0;
+	if (st->should_abort != nullptr && st->should_abort() != 0)
+		return 1;
+	if (st->stall_timeout_ms > 0)
+	{
+		auto		now = std::chrono::steady_clock::now();
+
+		if (dlnow + ulnow != st->progress_bytes)
+		{
+			st->progress_bytes = dlnow + ulnow;
+			st->progress_at = now;
+		}
+		else if (now - st->progress_at >= std::chrono::milliseconds(st->stall_timeout_ms))
+		{
+			st->stalled = true;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * curl open-socket callback (source downloads): opens the socket only when
+ * the address policy permits the address DNS gave, for every connection
+ * of the transfer, redirect hops included. CURL_SOCKET_BAD makes curl try
+ * the next address, then fail with CURLE_COULDNT_CONNECT.
+ */
+curl_socket_t
+on_open_socket(void *userp, curlsocktype purpose, struct curl_sockaddr *address) noexcept
+{
+	TransferState *st = static_cast<TransferState *>(userp);
+	IpAddress	ip;
+
+	if (purpose != CURLSOCKTYPE_IPCXN ||
+		!address_from_sockaddr(&address->addr, address->addrlen, &ip) ||
+		st->address_policy == nullptr || !st->address_policy->permits(ip))
+	{
+		st->address_refused = true;
+		return CURL_SOCKET_BAD;
+	}
+	int			type = address->socktype;
+
+#ifdef SOCK_CLOEXEC
+	type |= SOCK_CLOEXEC;		/* not inherited by programs the backend starts */
+#endif
+	return socket(address->family, type, address->protocol);
+}
+
+/*
+ * curl pre-request callback (source downloads): checks once more, on the
+ * connected socket's peer address, just before a request is sent over a
+ * connection (a new or a reused one); refusing stops the transfer.
+ */
+int
+on_prereq(void *userp, char *conn_primary_ip, char *, int, int) noexcept
+{
+	TransferState *st = static_cast<TransferState *>(userp);
+	IpAddress	ip;
+
+	if (st->address_policy == nullptr || conn_primary_ip == nullptr ||
+		!parse_ip_address(conn_primary_ip, &ip) || !st->address_policy->permits(ip))
+	{
+		st->address_refused = true;
+		return CURL_PREREQFUNC_ABORT;
+	}
+	return CURL_PREREQFUNC_OK;
 }
 
 /* Appends a header line to list; throws std::bad_alloc on failure. */
@@ -213,6 +283,9 @@ setup_transfer(CURL *h, const HttpRequest &req, TransferState &st, CurlSlistPtr 
 	st.sink_capacity = req.sink != nullptr ? req.sink_capacity : 0;
 	st.sink_takes_200 = req.sink_takes_200;
 	st.capture = &req.capture_headers;
+	st.address_policy = req.address_policy;
+	st.stall_timeout_ms = req.stall_timeout_ms;
+	st.progress_at = std::chrono::steady_clock::now();
 
 	set_option(h, CURLOPT_URL, req.url.c_str());
 #if LIBCURL_VERSION_NUM >= 0x075500
@@ -257,6 +330,23 @@ setup_transfer(CURL *h, const HttpRequest &req, TransferState &st, CurlSlistPtr 
 	set_option(h, CURLOPT_XFERINFOFUNCTION, &on_progress);
 	set_option(h, CURLOPT_XFERINFODATA, static_cast<void *>(&st));
 	set_option(h, CURLOPT_ERRORBUFFER, errbuf);
+
+	if (req.address_policy != nullptr)
+	{
+		set_option(h, CURLOPT_OPENSOCKETFUNCTION, &on_open_socket);
+		set_option(h, CURLOPT_OPENSOCKETDATA, static_cast<void *>(&st));
+		set_option(h, CURLOPT_PREREQFUNCTION, &on_prereq);
+		set_option(h, CURLOPT_PREREQDATA, static_cast<void *>(&st));
+		/* A proxy would be the address checked, not the source: connect directly. */
+		set_option(h, CURLOPT_PROXY, "");
+	}
+	if (req.stall_timeout_ms > 0)
+	{
+		set_option(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		set_option(h, CURLOPT_LOW_SPEED_TIME, (req.stall_timeout_ms + 999) / 1000);
+	}
+	if (req.max_file_size > 0)
+		set_option(h, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(req.max_file_size));
 }
 
 /* Unhooks h from the transfer's buffers; see the header. */
@@ -268,6 +358,11 @@ release_transfer(CURL *h, const HttpRequest &req) noexcept
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, static_cast<void *>(nullptr));
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, static_cast<void *>(nullptr));
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, static_cast<void *>(nullptr));
+	if (req.address_policy != nullptr)
+	{
+		curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, static_cast<void *>(nullptr));
+		curl_easy_setopt(h, CURLOPT_PREREQDATA, static_cast<void *>(nullptr));
+	}
 	if (req.verb != HttpVerb::kGet)
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, static_cast<const char *>(nullptr));
 }
@@ -293,6 +388,8 @@ collect_reply(CURL *h, CURLcode rc, TransferState &st, const HttpRequest &req,
 	reply.sink_bytes = st.sink_bytes;
 	reply.sink_overflow = st.sink_overflow;
 	reply.truncated = st.truncated;
+	reply.address_refused = st.address_refused;
+	reply.stalled = st.stalled;
 	if (st.out_of_memory)
 		throw std::bad_alloc();
 	/* Stopped on purpose after a whole status line and headers: a usable reply. */
@@ -311,6 +408,11 @@ collect_reply(CURL *h, CURLcode rc, TransferState &st, const HttpRequest &req,
 		reply.error_code = "bad_response";
 		reply.error_message = "TikTok replied HTTP " + std::to_string(status) +
 			" with a body larger than " + std::to_string(st.max_body / (1024 * 1024)) + " MB";
+	}
+	else if (st.stalled)
+	{
+		reply.error_code = "timeout";
+		reply.error_message = "no data moved for " + std::to_string(st.stall_timeout_ms) + " ms";
 	}
 	else
 	{
@@ -344,6 +446,8 @@ transport_code(CURLcode rc) noexcept
 		case CURLE_COULDNT_RESOLVE_HOST:
 		case CURLE_COULDNT_RESOLVE_PROXY:
 			return "connect_failed";
+		case CURLE_FILESIZE_EXCEEDED:
+			return "file_too_large";
 		default:
 			return "transport_error";
 	}

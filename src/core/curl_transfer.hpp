@@ -56,6 +56,14 @@ struct TransferState
 
 	const std::vector<std::string> *capture = nullptr;
 	std::map<std::string, std::string> headers;
+
+	const AddressPolicy *address_policy = nullptr;
+	bool		address_refused = false;
+
+	long		stall_timeout_ms = 0;
+	curl_off_t	progress_bytes = -1;	/* down + up at the last progress seen */
+	std::chrono::steady_clock::time_point progress_at;
+	bool		stalled = false;
 };
 
 /* Initializes libcurl once per process; throws std::runtime_error when that fails. */
@@ -95,7 +103,10 @@ void		release_transfer(CURL *h, const HttpRequest &req) noexcept;
 HttpReply	collect_reply(CURL *h, CURLcode rc, TransferState &st, const HttpRequest &req,
 						  const char *errbuf, double duration_ms);
 
-/* Our code for a failed transfer ("aborted", "timeout", "connect_failed", "transport_error"). */
+/*
+ * Our code for a failed transfer ("aborted", "timeout", "connect_failed",
+ * "file_too_large", "transport_error").
+ */
 const char *transport_code(CURLcode rc) noexcept;
 
 /* Milliseconds since start on the steady clock. */

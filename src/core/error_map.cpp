@@ -46,6 +46,9 @@ const SqlstateRow kSqlstates[] = {
 	{"upload_url_expired", "55000"},	/* chunk PUT 403: start again with a fresh init */
 	{"upload_not_found", "55000"},		/* chunk PUT 404 */
 	{"range_mismatch", "55000"},		/* chunk PUT 416: resync from uploaded_bytes */
+	{"source_not_video", "22023"},		/* the source's first bytes are no MP4/MOV/WebM */
+	{"source_too_large", "22023"},		/* over TikTok's 4 GiB */
+	{"source_unreachable", "08000"},	/* any transport failure of a source download */
 	{"spam_risk_too_many_posts", "53000"},
 	{"spam_risk_too_many_pending_share", "53000"},
 	{"reached_active_user_cap", "53000"},
@@ -61,7 +64,7 @@ const SqlstateRow kSqlstates[] = {
 /* Codes worth retrying later: TikTok overload/faults and transport trouble. */
 const char *const kRetryable[] = {
 	"rate_limit_exceeded", "internal_error", "timeout",
-	"connect_failed", "transport_error", "bad_response",
+	"connect_failed", "transport_error", "bad_response", "source_unreachable",
 };
 
 /*
@@ -71,6 +74,22 @@ const char *const kRetryable[] = {
 const char *const kNeverRetried[] = {
 	"ok", "aborted",
 	"chunk_rejected", "upload_url_expired", "upload_not_found", "range_mismatch",
+	"source_not_video", "source_too_large",
+};
+
+/*
+ * TikTok's refusals: the request was understood and turned down, nothing
+ * was created. internal_error is not one (TikTok may have acted before it
+ * failed), nor are the status/cancel codes (an init never gets them).
+ */
+const char *const kRefusals[] = {
+	"invalid_param", "invalid_params",
+	"access_token_invalid", "scope_not_authorized",
+	"spam_risk_too_many_posts", "spam_risk_user_banned_from_posting",
+	"spam_risk_too_many_pending_share",
+	"privacy_level_option_mismatch", "reached_active_user_cap",
+	"unaudited_client_can_only_post_to_private_accounts",
+	"url_ownership_unverified", "rate_limit_exceeded", "app_version_check_failed",
 };
 
 /* True when code equals one of the listed strings. */
@@ -110,6 +129,13 @@ is_retryable(const char *error_code, long http_status) noexcept
 	if (listed(code, kRetryable))
 		return true;
 	return http_status == 429 || http_status >= 500;
+}
+
+/* True for a code that proves TikTok refused the request (see the header). */
+bool
+is_refusal_code(const char *error_code) noexcept
+{
+	return error_code != nullptr && listed(error_code, kRefusals);
 }
 
 }								/* namespace vibescaling */

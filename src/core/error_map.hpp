@@ -12,6 +12,14 @@ const char *sqlstate_for(const char *error_code, long http_status) noexcept;
 /* True when a failure with this code / HTTP status may succeed if retried later. */
 bool is_retryable(const char *error_code, long http_status) noexcept;
 
+/*
+ * True for TikTok's codes that say it refused a request and did nothing
+ * (the 4xx-class codes of the publish endpoints: invalid_param(s),
+ * access_token_invalid, scope_not_authorized, spam_risk_*, ...). Only such
+ * a code proves that an init created no post.
+ */
+bool is_refusal_code(const char *error_code) noexcept;
+
 }								/* namespace vibescaling */
 
 #endif

@@ -14,6 +14,8 @@
 
 namespace vibescaling {
 
+class AddressPolicy;
+
 /* Replies larger than this are not TikTok's JSON: refused unless a request says otherwise. */
 constexpr std::size_t kMaxReplyBytes = 4u * 1024u * 1024u;
 
@@ -74,6 +76,24 @@ struct HttpRequest
 	long		request_timeout_ms = 0;
 	int			(*should_abort) (void) = nullptr;	/* polled; nonzero aborts */
 
+	/*
+	 * When non-null (source downloads), every socket the transfer opens is
+	 * checked first: an address the policy does not permit is never
+	 * connected to (the transfer fails, HttpReply::address_refused set).
+	 * Proxies from the environment are not used then. Must outlive the call.
+	 */
+	const AddressPolicy *address_policy = nullptr;
+
+	/*
+	 * > 0: the transfer is abandoned ("timeout", HttpReply::stalled) when
+	 * no byte moves for this long, checked from the progress callback, with
+	 * libcurl's low-speed limit (1 byte/s over the same time, in whole
+	 * seconds) as a backstop.
+	 */
+	long		stall_timeout_ms = 0;
+
+	/* > 0: a reply announcing a larger body fails with "file_too_large" (CURLOPT_MAXFILESIZE_LARGE). */
+	long long	max_file_size = 0;
 };
 
 /* What came back, or why nothing usable did. */
@@ -89,6 +109,8 @@ struct HttpReply
 	std::string error_code;			/* when !completed: timeout, aborted, ... */
 	std::string error_message;		/* when !completed; never holds the token */
 	bool		outcome_unknown = false;	/* the request may have reached the server */
+	bool		address_refused = false;	/* the policy refused an address (see HttpRequest) */
+	bool		stalled = false;	/* no byte moved for stall_timeout_ms */
 	double		duration_ms = 0.0;
 };
 

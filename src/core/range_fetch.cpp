@@ -1,37 +1,58 @@
 /*
  * range_fetch.cpp: GETs of a video source, whole-size probe and byte
- * ranges. This is our own download (not TikTok): redirects are followed
- * (at most kSourceMaxRedirects, http/https only), no Authorization header
- * is sent, and the URL's query string (a pre-signed URL's credentials) is
- * masked in every message.
+ * ranges. This is our own download (not TikTok) of a URL a tenant chose,
+ * so it is fenced in:
+ *   - only public addresses are connected to, unless the allow-list names
+ *     them (address_policy.hpp), checked on every socket after DNS and on
+ *     every redirect hop (at most kSourceMaxRedirects, http/https only);
+ *   - no Authorization header is sent, environment proxies are not used;
+ *   - its own connect timeout and stall timeout (no byte for that long);
+ *   - nothing past TikTok's 4 GiB is read, and a source announcing more is
+ *     refused;
+ *   - the probe reads the first bytes and only a video container (sniffed,
+ *     whatever the Content-Type says) is accepted;
+ *   - messages never quote the source's reply, and every transport
+ *     failure (refused address, refused connection, DNS, timeout, stall,
+ *     TLS, redirects) is the one generic "source_unreachable", so that a
+ *     caller cannot map ports and hosts through them. The URL itself never
+ *     appears in a message (its query string may be a pre-signed URL's
+ *     credentials).
  *
  * Bodies of 200/206 replies go straight into the caller's buffer, never
- * past its end; other replies' bodies are kept only for the message (cut
- * at kErrorBodyBytes).
+ * past its end; other replies' bodies are not read.
  */
 #include "range_fetch.hpp"
 
+#include "address_policy.hpp"
+#include "chunk_plan.hpp"
 #include "http_transport.hpp"
 #include "json_raii.hpp"
 #include "text_util.hpp"
 #include "transfer_util.hpp"
+#include "video_sniff.hpp"
 
 #include <climits>
+#include <stdexcept>
 #include <cstdint>
 
 namespace vibescaling {
 
 namespace {
 
-/* Error bodies are read up to this size (they only feed the message). */
-constexpr std::size_t kErrorBodyBytes = 64 * 1024;
+/* Bytes the probe reads to recognise the container. */
+constexpr std::size_t kSniffBytes = 64;
 
-/* At most this many bytes of an error body are quoted in a message. */
-constexpr std::size_t kSnippetBytes = 200;
+/* Defaults of the source timeouts (vs_http_options: <= 0). */
+constexpr long kDefaultSourceConnectTimeoutMs = 5000;
+constexpr long kDefaultSourceStallTimeoutMs = 10000;
+
+/* The one message of every transport failure of a source: it tells nothing of the port or host. */
+constexpr char kUnreachableMessage[] =
+	"could not download the video source (no connection, no answer in time, or refused)";
 
 /* A failure detected before anything was sent. */
 CallOutcome
-refused(const char *message)
+refused(const std::string &message)
 {
 	CallOutcome out;
 
@@ -52,9 +73,23 @@ failure(long http_status, const char *code, const std::string &message)
 	return out;
 }
 
-/* A GET of url with the settings both calls share. */
+/* "source_too_large": more than TikTok takes. */
+CallOutcome
+too_large(long http_status, long long size)
+{
+	std::string what = size >= 0 ? std::to_string(size) + " bytes, " : std::string();
+
+	return failure(http_status, "source_too_large",
+				   "the video source is larger than TikTok accepts (" + what + "at most " +
+				   std::to_string(kMaxVideoSize) + ")");
+}
+
+/*
+ * A GET of url with the settings both calls share. policy must outlive the
+ * request.
+ */
 HttpRequest
-source_request(const vs_http_options *opt, const char *url)
+source_request(const vs_http_options *opt, const char *url, const AddressPolicy &policy)
 {
 	HttpRequest req;
 
@@ -63,15 +98,36 @@ source_request(const vs_http_options *opt, const char *url)
 	req.send_bearer = false;
 	req.accept = "";			/* curl's default: any type */
 	req.max_redirects = kSourceMaxRedirects;
-	req.max_reply_bytes = kErrorBodyBytes;
+	req.max_reply_bytes = 0;	/* error pages are never read: nothing of them is quoted */
 	req.truncate_reply = true;
-	req.capture_headers = {"content-range", "content-length", "content-type"};
-	req.connect_timeout_ms = opt->connect_timeout_ms;
+	req.capture_headers = {"content-range", "content-length"};
+	req.connect_timeout_ms = opt->source_connect_timeout_ms > 0 ? opt->source_connect_timeout_ms
+		: kDefaultSourceConnectTimeoutMs;
+	req.stall_timeout_ms = opt->source_stall_timeout_ms > 0 ? opt->source_stall_timeout_ms
+		: kDefaultSourceStallTimeoutMs;
 	if (opt->ca_file != nullptr)
 		req.ca_file = opt->ca_file;
 	req.request_timeout_ms = opt->request_timeout_ms;
 	req.should_abort = opt->should_abort;
+	req.address_policy = &policy;
+	req.max_file_size = kMaxVideoSize;
 	return req;
+}
+
+/* The address policy of opt, or false with *error set when its allow-list is malformed. */
+bool
+source_policy(const vs_http_options *opt, AddressPolicy *policy, std::string *error)
+{
+	try
+	{
+		*policy = AddressPolicy::with_allowed(opt->source_allowed_networks);
+		return true;
+	}
+	catch (const std::invalid_argument &e)
+	{
+		*error = std::string("the allowed source networks are malformed: ") + e.what();
+		return false;
+	}
 }
 
 /* A captured reply header, "" when absent. */
@@ -83,50 +139,45 @@ header(const HttpReply &reply, const char *name)
 	return it != reply.headers.end() ? it->second : std::string();
 }
 
-/* The media type of a Content-Type value: lower-case, without parameters or blanks. */
-std::string
-media_type(const std::string &value)
-{
-	std::string out;
-
-	for (char c : value)
-	{
-		if (c == ';')
-			break;
-		if (c == ' ' || c == '\t')
-			continue;
-		out += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-	}
-	return utf8_sanitize(out.data(), out.size(), 255, true);
-}
-
-/* "source_http_error" for an unexpected status, quoting the start of the body. */
+/* "source_http_error" for an unexpected status: the status only, never the body. */
 CallOutcome
 http_error(const HttpReply &reply)
 {
-	std::string msg = "the video source answered HTTP " + std::to_string(reply.http_status);
-
-	if (!reply.body.empty())
-		msg += ": " + utf8_sanitize(reply.body.data(), reply.body.size(), kSnippetBytes, true);
-	return failure(reply.http_status, "source_http_error", msg);
+	return failure(reply.http_status, "source_http_error",
+				   "could not download the video source (HTTP " + std::to_string(reply.http_status) + ")");
 }
 
-/* The outcome of a transfer that got no usable reply. */
+/*
+ * The outcome of a transfer that got no usable reply: "aborted" for the
+ * caller's own cancel, a too large body, else the one generic
+ * "source_unreachable" (a refused address looks like a refused connection).
+ */
 CallOutcome
 transport_failure(const HttpReply &reply)
 {
+	if (reply.error_code == "file_too_large")
+		return too_large(reply.http_status, -1);
+
 	CallOutcome out;
 
-	out.http_status = reply.http_status;
-	out.error_code = reply.error_code;
-	out.error_message = reply.error_message;
-	out.outcome_unknown = reply.outcome_unknown;
+	if (reply.error_code == "aborted" && !reply.address_refused && !reply.stalled)
+	{
+		out.error_code = "aborted";
+		out.error_message = "the video source download was cancelled";
+		return out;
+	}
+	/* A GET of a source creates nothing: its outcome is never unknown. */
+	out.error_code = "source_unreachable";
+	out.error_message = kUnreachableMessage;
 	return out;
 }
 
-/* The probe's answer from a reply (GET Range: bytes=0-0). */
+/*
+ * The probe's answer from a reply (GET Range: bytes=0-63) whose first
+ * head_len bytes are in head.
+ */
 CallOutcome
-probe_outcome(const HttpReply &reply)
+probe_outcome(const HttpReply &reply, const unsigned char *head, std::size_t head_len)
 {
 	long		status = reply.http_status;
 	long long	size = -1;
@@ -135,8 +186,8 @@ probe_outcome(const HttpReply &reply)
 
 	if (status == 206 || status == 416)
 	{
-		/* 416 for bytes=0-0 is an empty source: "bytes * /0". */
-		if (status == 416 && !(range.valid && range.unsatisfied))
+		/* 416 for bytes=0-63 is an empty source: "bytes * /0". */
+		if (status == 416 && !(range.valid && range.unsatisfied && range.total == 0))
 			return http_error(reply);
 		accepts_ranges = true;
 		if (range.valid)
@@ -147,19 +198,31 @@ probe_outcome(const HttpReply &reply)
 	else
 		return http_error(reply);
 
+	if (size > kMaxVideoSize)
+		return too_large(status, size);
+
+	/* The container decides the type, never the Content-Type header. */
+	const char *type = head_len > 0 ? sniff_video_type(head, head_len) : nullptr;
 	CallOutcome out;
 	JsonPtr		data = new_json_object();
 
 	json_put_new(data.get(), "size", json_integer(size));
-	json_put(data.get(), "content_type", json_text(media_type(header(reply, "content-type")).c_str()).get());
+	json_put(data.get(), "content_type", json_text(type != nullptr ? type : "").get());
 	json_put_new(data.get(), "accepts_ranges", json_boolean(accepts_ranges));
 	out.http_status = status;
 	out.data_json = json_dump(data.get());
 	if (size < 0)
 	{
 		out.error_code = "source_size_unknown";
-		out.error_message = "the video source answered HTTP " + std::to_string(status) +
-			" without telling its size (no Content-Range total or Content-Length)";
+		out.error_message = "could not download the video source (HTTP " + std::to_string(status) +
+			" without its size: no Content-Range total or Content-Length)";
+		return out;
+	}
+	if (size > 0 && type == nullptr)
+	{
+		out.error_code = "source_not_video";
+		out.error_message = "the video source is not MP4, MOV or WebM: its first bytes match none "
+			"of those containers, whatever its Content-Type says";
 		return out;
 	}
 	out.ok = true;
@@ -182,6 +245,8 @@ range_outcome(const HttpReply &reply, long long first, long long length)
 	else if (status == 200)
 		total = parse_content_length(header(reply, "content-length"));
 
+	if (total > kMaxVideoSize || (status == 416 && range.valid && range.total > kMaxVideoSize))
+		return too_large(status, total > kMaxVideoSize ? total : range.total);
 	if (status == 416)
 		return failure(status, "source_too_short",
 					   "the video source has no byte " + std::to_string(first) + " (HTTP 416" +
@@ -241,17 +306,23 @@ probe_source(const vs_http_options *opt, const char *url, bool *perform_started)
 	if (url == nullptr || !is_http_url(url))
 		return refused("the source URL must be an http or https URL without control characters");
 
+	AddressPolicy policy;
+	std::string error;
+
+	if (!source_policy(opt, &policy, &error))
+		return refused(error);
+
 	std::string url_text = url;
-	char		first_byte[1];
-	HttpRequest req = source_request(opt, url);
+	unsigned char head[kSniffBytes];
+	HttpRequest req = source_request(opt, url, policy);
 
 	/* A GET, not a HEAD: pre-signed URLs are often signed for GET only. */
-	req.range = "0-0";
-	req.sink = first_byte;
-	req.sink_capacity = sizeof first_byte;	/* a 200 (whole file) stops after one byte */
+	req.range = "0-" + std::to_string(kSniffBytes - 1);
+	req.sink = reinterpret_cast<char *>(head);
+	req.sink_capacity = sizeof head;	/* a 200 (whole file) stops after these bytes */
 
 	HttpReply	reply = http_send(req, perform_started);
-	CallOutcome out = reply.completed ? probe_outcome(reply) : transport_failure(reply);
+	CallOutcome out = reply.completed ? probe_outcome(reply, head, reply.sink_bytes) : transport_failure(reply);
 
 	out.duration_ms = reply.duration_ms;
 	out.error_message = redact_url(std::move(out.error_message), url_text);
@@ -271,13 +342,22 @@ fetch_range(const vs_http_options *opt, const char *url, long long first, long l
 		return refused("the source URL must be an http or https URL without control characters");
 	if (first < 0 || length <= 0 || length > LLONG_MAX - first)
 		return refused("first must be >= 0 and length > 0");
+	if (first + length > kMaxVideoSize)
+		return refused("a video source is read only within TikTok's limit of " +
+					   std::to_string(kMaxVideoSize) + " bytes");
 	if (static_cast<unsigned long long>(length) > static_cast<unsigned long long>(SIZE_MAX))
 		return refused("length does not fit in memory");
 	if (buffer == nullptr)
 		return refused("buffer must not be NULL");
 
+	AddressPolicy policy;
+	std::string error;
+
+	if (!source_policy(opt, &policy, &error))
+		return refused(error);
+
 	std::string url_text = url;
-	HttpRequest req = source_request(opt, url);
+	HttpRequest req = source_request(opt, url, policy);
 
 	req.range = std::to_string(first) + "-" + std::to_string(first + length - 1);
 	req.sink = buffer;

@@ -9,6 +9,7 @@
 #include "reply_parser.hpp"
 
 #include "endpoints.hpp"
+#include "error_map.hpp"
 #include "json_raii.hpp"
 #include "text_util.hpp"
 
@@ -249,6 +250,37 @@ parse_endpoint_reply(vs_endpoint ep, long http_status, const char *body, std::si
 			break;
 	}
 	return parse_reply(http_status, body, body_len);
+}
+
+/* True when the reply proves TikTok refused the request; see the header. */
+bool
+proves_refusal(long http_status, const char *body, std::size_t body_len)
+{
+	/* A 5xx may come after TikTok acted (a fault, a proxy timing out): it proves nothing. */
+	bool		status_ok = (http_status >= 200 && http_status < 300) ||
+		(http_status >= 400 && http_status < 500);
+
+	if (!status_ok || body == nullptr || body_len == 0)
+		return false;
+
+	JsonPtr		root = load_json(body, body_len);
+
+	if (!root || !json_is_object(root.get()))
+		return false;
+
+	const json_t *data = json_object_get(root.get(), "data");
+	const json_t *error = json_object_get(root.get(), "error");
+
+	/* "data" may be absent or null (a gateway's 429), but not some other shape. */
+	if ((data != nullptr && !json_is_object(data) && !json_is_null(data)) || !json_is_object(error))
+		return false;
+
+	const json_t *code = json_object_get(error, "code");
+
+	/* A code with an embedded NUL is no code of TikTok's. */
+	if (!json_is_string(code) || std::strlen(json_string_value(code)) != json_string_length(code))
+		return false;
+	return is_refusal_code(json_string_value(code));
 }
 
 }								/* namespace vibescaling */

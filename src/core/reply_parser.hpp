@@ -27,6 +27,16 @@ CallOutcome parse_reply(long http_status, const char *body, std::size_t body_len
 CallOutcome parse_endpoint_reply(vs_endpoint ep, long http_status, const char *body,
 								 std::size_t body_len);
 
+/*
+ * True only when a reply proves that TikTok refused the request and did
+ * nothing: an HTTP 2xx or 4xx whose body is valid UTF-8 JSON, an object
+ * {"data": {..}, "error": {"code": "<refusal>", ..}} ("data" an object,
+ * null or absent) where the code is one of is_refusal_code's. Anything else (no body, HTML, an array, wrong
+ * types, an unknown code, any 5xx, ...) proves nothing. Throws only
+ * std::bad_alloc.
+ */
+bool		proves_refusal(long http_status, const char *body, std::size_t body_len);
+
 }								/* namespace vibescaling */
 
 #endif

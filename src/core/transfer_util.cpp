@@ -4,6 +4,7 @@
 #include "transfer_util.hpp"
 
 #include "secrets.hpp"
+#include "text_util.hpp"
 
 #include <algorithm>
 #include <climits>
@@ -159,6 +160,29 @@ std::string
 redact_url(std::string text, const std::string &url)
 {
 	return redact_secrets(std::move(text), url_secrets(url));
+}
+
+/* url without its userinfo, query string and fragment, for messages. */
+std::string
+mask_url(const std::string &url)
+{
+	/* The authority runs from "//" to the first '/', '?' or '#'; "user:pw@" is its start. */
+	std::size_t scheme_end = url.find("://");
+	std::size_t auth_start = scheme_end == std::string::npos ? 0 : scheme_end + 3;
+	std::size_t auth_end = url.find_first_of("/?#", auth_start);
+	std::size_t query = url.find_first_of("?#", auth_start);
+	std::string out = url.substr(0, auth_start);
+	std::string authority = url.substr(auth_start, auth_end == std::string::npos ? std::string::npos
+									   : auth_end - auth_start);
+	std::size_t at = authority.rfind('@');
+
+	out += at == std::string::npos ? authority : authority.substr(at + 1);
+	if (auth_end != std::string::npos)
+		out += url.substr(auth_end, query == std::string::npos ? std::string::npos : query - auth_end);
+	out = utf8_sanitize(out.data(), out.size(), 300, true);
+	if (query != std::string::npos && url[query] == '?')
+		out += "?\xE2\x80\xA6";
+	return out;
 }
 
 /* Parses "bytes FIRST-LAST/TOTAL" or "bytes * /TOTAL". */

@@ -28,6 +28,13 @@ std::vector<std::string> url_secrets(const std::string &url);
 /* text with url's secrets (see url_secrets) replaced by "***" (see redact_secrets). */
 std::string redact_url(std::string text, const std::string &url);
 
+/*
+ * url fit for a message: userinfo dropped, the query string replaced by
+ * "?…", the fragment dropped, invalid UTF-8 and control bytes replaced, at
+ * most about 300 bytes (see vs_mask_url). Throws only std::bad_alloc.
+ */
+std::string mask_url(const std::string &url);
+
 /* A parsed "Content-Range: bytes FIRST-LAST/TOTAL" (TOTAL may be "*"), or "bytes * /TOTAL". */
 struct ContentRange
 {

@@ -37,6 +37,36 @@ typedef struct vs_http_options
 	 * of the system's (libcurl CURLOPT_CAINFO); NULL or "" for the system's.
 	 */
 	const char *ca_file;
+
+	/*
+	 * Only for video source downloads (vs_probe_source, vs_fetch_range),
+	 * never for calls to TikTok or its upload URL.
+	 *
+	 * A source may only be connected to at a public unicast address: every
+	 * address a download connects to (each one DNS gives, on every
+	 * redirect hop, checked on the socket about to be opened, so DNS
+	 * rebinding cannot slip past) is refused when it is loopback, private
+	 * (10/8, 172.16/12, 192.168/16), shared (100.64/10), link-local
+	 * (169.254/16, fe80::/10), unspecified, multicast, broadcast, unique
+	 * local (fc00::/7), documentation or otherwise reserved, also inside an
+	 * IPv4-mapped, NAT64 (64:ff9b::/96) or 6to4 IPv6 address. Proxies from
+	 * the environment are not used for sources. source_allowed_networks
+	 * lists networks allowed all the same: comma-separated IPv4/IPv6
+	 * addresses or CIDRs ("127.0.0.1/32, fd00::/8"; see
+	 * vs_check_network_list); NULL or "" for none. A malformed list makes
+	 * every download fail with "invalid_param".
+	 */
+	const char *source_allowed_networks;
+
+	/* Longest wait for a source's TCP/TLS connection; <= 0 for 5000. */
+	long		source_connect_timeout_ms;
+
+	/*
+	 * A source download that receives no byte for this long is abandoned
+	 * (error "source_unreachable"); <= 0 for 10000. request_timeout_ms
+	 * still bounds each source request as a whole.
+	 */
+	long		source_stall_timeout_ms;
 } vs_http_options;
 
 /* The outcome of one call to TikTok. All strings are malloc'd, never NULL. */
@@ -60,10 +90,15 @@ typedef struct vs_call_result
 	char	   *sqlstate;		/* 5-char SQLSTATE for a failure (see vs_sqlstate_for),
 								 * "00000" on success */
 	double		duration_ms;	/* wall time of the HTTP exchange */
-	int			retryable;		/* 1 when retrying later is safe and may succeed */
+	int			retryable;		/* 1 when retrying later is safe and may succeed;
+								 * always 0 for an init (see vs_endpoint_creates_post)
+								 * whose outcome_unknown is 1 */
 	int			outcome_unknown;	/* 1 when the request may have reached TikTok
-									 * but no reply was read (timeout after send,
-									 * connection dropped): not safe to resend init */
+									 * and we cannot tell what it did (timeout
+									 * after send, connection dropped). For an
+									 * init also every failure whose reply does
+									 * not prove a refusal (see vs_call): never
+									 * resend such an init */
 	long		retry_after_s;	/* vs_call: the reply's Retry-After header as
 								 * seconds to wait (delta-seconds as given; an
 								 * HTTP-date as seconds from the reply's arrival,
@@ -163,6 +198,25 @@ char	   *vs_build_request_body(vs_endpoint ep, const char *options_json, char **
  * single-use and a refresh token rotates: their outcome must not become
  * unknown for a connection that died while idle).
  *
+ * Inits (vs_endpoint_creates_post): a failed init is known not to have
+ * created a post only when the reply proves TikTok refused it: HTTP 2xx or
+ * 4xx with a well-formed JSON envelope {"data": {..}, "error": {"code":
+ * C, ..}} ("data" an object, null or absent) where C is one of TikTok's refusal codes (invalid_param(s),
+ * access_token_invalid, scope_not_authorized, spam_risk_*,
+ * privacy_level_option_mismatch, reached_active_user_cap,
+ * unaudited_client_can_only_post_to_private_accounts,
+ * url_ownership_unverified, rate_limit_exceeded,
+ * app_version_check_failed). Every other failure of an init (an empty,
+ * unparsable, HTML, non-object, ill-typed or invalid UTF-8 body, an "ok"
+ * without a publish_id string, any 5xx even with an internal_error
+ * envelope, an unknown code, a body too large to read, a timeout or a
+ * dropped connection after the request may have left) has
+ * outcome_unknown = 1 and retryable = 0, and its error_message ends with
+ * "the outcome is unknown (TikTok may have created the post), so the init
+ * will not be resent". The error_code and sqlstate stay those of the
+ * failure (e.g. bad_response 08P01, internal_error 08000). Other endpoints
+ * keep retryable per vs_is_retryable.
+ *
  * Secrets never reach error_message: every occurrence of the bearer token
  * and of the options client_secret, code, code_verifier, refresh_token and
  * token (also percent- or JSON-escaped, or cut short by truncation) is
@@ -185,8 +239,8 @@ typedef struct vs_call_spec
  * Performs n calls concurrently, at most max_concurrent transfers in flight
  * at once (values below 1 count as 1, above 1024 as 1024), and fills
  * results[i] for specs[i] exactly as vs_call would: same request building,
- * same reply parsing, same "init ok without publish_id => bad_response +
- * outcome_unknown" rule, same Retry-After handling, same secret redaction
+ * same reply parsing, same rule for inits (a failure whose reply does not
+ * prove a refusal has outcome_unknown = 1 and retryable = 0), same Retry-After handling, same secret redaction
  * of error_message, same connect and total timeouts per call from opt
  * (each call's timeout runs from its own start). An invalid spec (unknown
  * endpoint, bad options, token with control characters, no base_url) gets
@@ -201,8 +255,7 @@ typedef struct vs_call_spec
  * reused connection turns out closed before any reply byte, libcurl's own
  * retry is stopped and the call fails with error_code "transport_error",
  * outcome_unknown = 1 (the first copy may have been read), retryable per
- * vs_is_retryable (the Postgres layer does not retry an init of unknown
- * outcome).
+ * vs_is_retryable, except for an init: retryable = 0 (never resent).
  *
  * opt->should_abort is polled at least every 100 ms. Once it answers
  * nonzero every call still running is stopped with error_code "aborted"
@@ -296,7 +349,8 @@ char	   *vs_result_json(const vs_call_result *r);
  * (its reply's data.upload_url is a SECRET: it carries the upload token),
  * then PUT each chunk in order with vs_put_chunk. A video that is only
  * reachable at a URL can be read chunk by chunk with vs_probe_source and
- * vs_fetch_range; vs_sniff_video_type names its Content-Type.
+ * vs_fetch_range; vs_sniff_video_type names its Content-Type (the only
+ * type to trust: never a Content-Type header or a declared type).
  */
 
 /* A chunk plan. */
@@ -366,36 +420,54 @@ void		vs_put_chunk(const vs_http_options *opt, const vs_chunk_put *chunk, vs_cal
 
 /*
  * Probes a video source at an http/https URL (our own download, not
- * TikTok: up to 5 redirects are followed, http/https only; no
- * Authorization header; opt->base_url is not used) with a GET "Range:
- * bytes=0-0" (pre-signed URLs often allow GET only). ok iff the size is
- * known: from the Content-Range total of a 206 (or of a 416 "bytes * /0":
- * an empty source), or the Content-Length of a 200 (a server that ignores
- * Range; the download stops after the first byte). data_json (for a 200,
- * 206 or 416 reply) = {"size": N (-1 unknown), "content_type": the media
- * type, lower-case, without parameters ("" when absent),
- * "accepts_ranges": bool (it answered the range)}. Errors: "invalid_param"
- * (bad URL), "source_size_unknown" (no size given), "source_http_error"
- * (any other status; sqlstate/retry by HTTP status), transport codes as
- * vs_call. The URL's query string never appears in error_message.
+ * TikTok: up to 5 redirects are followed, http/https only, for the URL and
+ * every redirect; no Authorization header; opt->base_url is not used;
+ * every address connected to must pass the source address rules, see
+ * vs_http_options.source_allowed_networks) with a GET "Range: bytes=0-63"
+ * (pre-signed URLs often allow GET only). ok iff the size is known, at
+ * most 4 GiB (TikTok's limit), and the first bytes are a video container
+ * (vs_sniff_video_type), whatever the Content-Type header says; an empty
+ * source (size 0) is ok too. The size comes from the Content-Range total
+ * of a 206 (or of a 416 "bytes * /0": an empty source), or the
+ * Content-Length of a 200 (a server that ignores Range; the download
+ * stops after 64 bytes). data_json (for a 200, 206 or 416 reply) =
+ * {"size": N (-1 unknown), "content_type": the SNIFFED type ("video/mp4",
+ * "video/quicktime", "video/webm", "" when none), "accepts_ranges": bool
+ * (it answered the range)}. Errors:
+ *   "invalid_param" (bad URL, malformed allow-list; nothing sent),
+ *   "source_not_video" (22023: the first bytes are no MP4/MOV/WebM),
+ *   "source_too_large" (22023: the source announces more than 4 GiB),
+ *   "source_size_unknown" (no size given),
+ *   "source_http_error" (any other status; sqlstate/retry by HTTP status),
+ *   "source_unreachable" (08000, retryable, http_status 0: EVERY transport
+ *     failure alike, whether the address was refused, the connection
+ *     refused, DNS failed, the connect or stall timeout or
+ *     request_timeout_ms struck, TLS failed or a redirect was refused, so
+ *     that nobody can probe ports or hosts through it),
+ *   "aborted" (should_abort).
+ * The message never quotes the source's reply (no body, no header) and
+ * never holds the URL (userinfo, query string) or the address. outcome_unknown
+ * is always 0 (a GET creates nothing).
  */
 void		vs_probe_source(const vs_http_options *opt, const char *url, vs_call_result *out);
 
 /*
  * GETs "Range: bytes=first-(first+length-1)" of the source at url (same
- * rules as vs_probe_source) into buffer (capacity length bytes: never
- * written past); *received (may be NULL) = bytes stored, only ever from a
- * 206 body, or a 200 one when first == 0 (on failure the buffer may hold
- * that many bytes of no use). ok iff HTTP 206 with exactly length bytes (and, when
- * given, a Content-Range starting at first), or HTTP 200 when first == 0
- * and the body is exactly length bytes. data_json for a 200/206 reply =
- * {"received": N, "total": the source size or -1}. Errors:
- * "invalid_param" (bad URL, first < 0, length <= 0, NULL buffer),
- * "range_not_supported" (HTTP 200 when first > 0, or a whole body longer
- * than length), "source_too_short" (416, or fewer bytes because the source
- * ends before first+length), "bad_response" (a different range, more
- * bytes than asked, or a short body for no known reason: retryable),
- * "source_http_error" (any other status), transport codes as vs_call.
+ * rules and errors as vs_probe_source) into buffer (capacity length
+ * bytes: never written past); *received (may be NULL) = bytes stored, only
+ * ever from a 206 body, or a 200 one when first == 0 (on failure the
+ * buffer may hold that many bytes of no use). ok iff HTTP 206 with exactly
+ * length bytes (and, when given, a Content-Range starting at first), or
+ * HTTP 200 when first == 0 and the body is exactly length bytes. data_json
+ * for a 200/206 reply = {"received": N, "total": the source size or -1}.
+ * Errors: "invalid_param" (bad URL, first < 0, length <= 0, a range
+ * reaching past 4 GiB, NULL buffer), "range_not_supported" (HTTP 200 when
+ * first > 0, or a whole body longer than length), "source_too_short"
+ * (416, or fewer bytes because the source ends before first+length),
+ * "source_too_large" (a total over 4 GiB), "bad_response" (a different
+ * range, more bytes than asked, or a short body for no known reason:
+ * retryable), "source_http_error" (any other status),
+ * "source_unreachable", "aborted".
  */
 void		vs_fetch_range(const vs_http_options *opt, const char *url, long long first,
 						   long long length, char *buffer, long long *received,
@@ -409,6 +481,27 @@ void		vs_fetch_range(const vs_http_options *opt, const char *url, long long firs
  * 1A 45 DF A3), NULL otherwise (also for NULL head). Static string.
  */
 const char *vs_sniff_video_type(const unsigned char *head, size_t len);
+
+/*
+ * Checks a list for vs_http_options.source_allowed_networks:
+ * comma-separated entries, each an IPv4 address (dotted quad, no leading
+ * zeros) or IPv6 address (no zone id), optionally "/PREFIX" (0-32 or
+ * 0-128; host bits must be zero). Blanks around entries are ignored; NULL
+ * or an all-blank string is the empty list; an empty entry is an error.
+ * Returns 1 when valid; else 0 with a message naming the bad entry in
+ * error (NUL-terminated, cut to error_size; error may be NULL).
+ */
+int			vs_check_network_list(const char *list, char *error, size_t error_size);
+
+/*
+ * A URL fit for a message: "scheme://host[:port]/path", with any userinfo
+ * ("user:password@") dropped, the query string replaced by "?…" (U+2026)
+ * and any fragment dropped, invalid UTF-8 and control bytes replaced, cut
+ * to about 300 bytes. Pre-signed URLs carry their credentials in the query
+ * string. malloc'd (free with vs_free); NULL when memory runs out; "" for
+ * a NULL url.
+ */
+char	   *vs_mask_url(const char *url);
 
 /* Frees the strings inside *r (not r itself). */
 void		vs_call_result_free(vs_call_result *r);

@@ -21,6 +21,10 @@ vs_http_options_from_settings(vs_http_options *http)
 	http->request_timeout_ms = vs_guc_request_timeout_ms;
 	http->should_abort = vs_interrupt_requested;
 	http->ca_file = vs_guc_ca_file;
+	/* Only video source downloads use these (never the calls to api_base_url). */
+	http->source_allowed_networks = vs_guc_source_allowed_networks;
+	http->source_connect_timeout_ms = vs_guc_source_connect_timeout_ms;
+	http->source_stall_timeout_ms = vs_guc_source_stall_timeout_ms;
 }
 
 /* Copies a malloc'd core string into palloc'd memory and frees it. */

@@ -1,6 +1,7 @@
 /* gucs.cpp: vibescaling's configuration parameters. */
 #include "pg_headers.h"
 #include "gucs.h"
+#include "../core/vs_core.h"
 
 char	   *vs_guc_api_base_url = NULL;
 int			vs_guc_connect_timeout_ms = 5000;
@@ -22,6 +23,9 @@ int			vs_guc_rate_limit_window_s = 60;
 int			vs_guc_rate_limit_max_wait_ms = 10000;
 int			vs_guc_max_concurrent_requests = 128;
 char	   *vs_guc_ca_file = NULL;
+char	   *vs_guc_source_allowed_networks = NULL;
+int			vs_guc_source_connect_timeout_ms = 5000;
+int			vs_guc_source_stall_timeout_ms = 10000;
 
 /*
  * Secrets: settable by superusers only, shown to superusers only, left out
@@ -29,6 +33,19 @@ char	   *vs_guc_ca_file = NULL;
  * anyone can SHOW, hence the README's advice to preload vibescaling.
  */
 static const int secret_flags = GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL;
+
+/* Check hook of vibescaling.source_allowed_networks: refuses a malformed list when it is set. */
+static bool
+check_source_allowed_networks(char **newval, void **extra, GucSource source)
+{
+	char		why[256];
+
+	if (vs_check_network_list(*newval, why, sizeof(why)))
+		return true;
+	GUC_check_errdetail("%s", why);
+	GUC_check_errhint("Give comma-separated IPv4/IPv6 addresses or CIDRs, e.g. \"127.0.0.1/32, fd00::/8\".");
+	return false;
+}
 
 /* Defines the vibescaling.* GUCs; called once from _PG_init. */
 void
@@ -236,6 +253,40 @@ vs_define_gucs(void)
 							   PGC_SUSET,
 							   0,
 							   NULL, NULL, NULL);
+
+	/*
+	 * Superuser-only: the extension downloads a post's video_url itself
+	 * (FILE_UPLOAD), and a tenant must not be able to point that download
+	 * at the database host or its private network. Only public addresses
+	 * are reached unless listed here (the simulator and tests: 127.0.0.1/32).
+	 */
+	DefineCustomStringVariable("vibescaling.source_allowed_networks",
+							   "Comma-separated networks (CIDR) that video source downloads may reach "
+							   "although loopback, private or otherwise non-public.",
+							   NULL,
+							   &vs_guc_source_allowed_networks,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   check_source_allowed_networks, NULL, NULL);
+
+	DefineCustomIntVariable("vibescaling.source_connect_timeout_ms",
+							"Longest wait for a connection to a video source the extension downloads.",
+							NULL,
+							&vs_guc_source_connect_timeout_ms,
+							5000, 1, 600000,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("vibescaling.source_stall_timeout_ms",
+							"A video source download that receives no data for this long is abandoned.",
+							NULL,
+							&vs_guc_source_stall_timeout_ms,
+							10000, 100, 3600000,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("vibescaling");
 }

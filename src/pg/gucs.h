@@ -14,6 +14,9 @@ extern int	vs_guc_upload_chunk_attempts;
 extern int	vs_guc_rate_limit_max_wait_ms;
 extern int	vs_guc_max_concurrent_requests;
 extern char *vs_guc_ca_file;
+extern char *vs_guc_source_allowed_networks;
+extern int	vs_guc_source_connect_timeout_ms;
+extern int	vs_guc_source_stall_timeout_ms;
 
 /* Defines the vibescaling.* GUCs; called once from _PG_init. */
 void		vs_define_gucs(void);

@@ -159,7 +159,8 @@ call_and_log(const vs_http_options *http, vs_endpoint endpoint, const char *endp
 
 	/* The core never throws and never calls PostgreSQL. */
 	vs_call(http, endpoint, token, options, &reply);
-	*token_rejected = strcmp(reply.error_code, "access_token_invalid") == 0;
+	/* Only a refusal TikTok proved: an init of unknown outcome (say a 500 naming that code) is never resent. */
+	*token_rejected = strcmp(reply.error_code, "access_token_invalid") == 0 && !reply.outcome_unknown;
 	log_json = vs_take_core_string(vs_dispatch_log_json(&reply, post_id, account_id, trigger, endpoint_name));
 	result_json = vs_take_core_string(vs_result_json(&reply));
 	vs_call_result_free(&reply);

@@ -299,7 +299,8 @@ send_calls(ManyCall *calls, const int *idx, int k, ManyAccount *accounts, const 
 	{
 		ManyCall   *c = &calls[go[j]];
 
-		c->token_rejected = results[j].error_code != NULL &&
+		/* Only a refusal TikTok proved: an init of unknown outcome is never sent again. */
+		c->token_rejected = results[j].error_code != NULL && !results[j].outcome_unknown &&
 			strcmp(results[j].error_code, "access_token_invalid") == 0;
 		rows.jsons[rows.n] = vs_dispatch_log_json(&results[j], c->post_id, c->account_id, c->trigger,
 												  c->endpoint_name);

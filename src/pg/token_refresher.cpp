@@ -218,6 +218,7 @@ refresh_locked_account(TokenRefreshSlot *slot, const LockedAccount *acc)
 	char	   *options = refresh_options(slot, acc->refresh_token);
 	char	   *log_json;
 
+	memset(&http, 0, sizeof(http));	/* the fields a refresh does not use are zero, not garbage */
 	http.base_url = slot->api_base_url;
 	http.ca_file = slot->ca_file;
 	http.connect_timeout_ms = slot->connect_timeout_ms;

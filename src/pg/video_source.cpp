@@ -67,21 +67,39 @@ vs_source_open(const char *source_json, const vs_http_options *http, VsVideoSour
 		source->kind = VS_SOURCE_MEDIA;
 }
 
-/* Raises the error of a failed download from the video's URL. */
+/*
+ * Raises the error of a failed download from the video's URL. The URL is
+ * masked (no userinfo, no query string: a pre-signed URL's signature would
+ * otherwise reach the post's last_error and the logs), and the core's
+ * message never quotes the source's reply.
+ */
 static void
 raise_download_error(const VsVideoSource *source, vs_call_result *reply)
 {
 	char		sqlstate[6];
+	char		code[64];
 	char		message[512];
+	char	   *masked = vs_mask_url(source->url);
+	char		url[400];
 
 	strlcpy(sqlstate, reply->sqlstate, sizeof(sqlstate));
-	snprintf(message, sizeof(message), "%s (HTTP %ld): %s", reply->error_code, reply->http_status,
-			 reply->error_message);
+	strlcpy(code, reply->error_code, sizeof(code));
+	strlcpy(message, reply->error_message, sizeof(message));
+	strlcpy(url, masked != NULL ? masked : "(the video URL)", sizeof(url));
+	vs_free(masked);
 	vs_call_result_free(reply);
+
+	/* The same refusal as for any other source whose bytes are no video. */
+	if (strcmp(code, "source_not_video") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the video is not MP4, MOV or WebM"),
+				 errdetail("The first bytes at %s match none of those containers, whatever its Content-Type says.",
+						   url)));
 	ereport(ERROR,
 			(errcode(MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2], sqlstate[3], sqlstate[4])),
-			 errmsg("could not download the video from %s", source->url),
-			 errdetail("%s", message)));
+			 errmsg("could not download the video from %s", url),
+			 errdetail("%s: %s", code, message)));
 }
 
 /* Reads from a large object; the caller checked the range. */
@@ -176,24 +194,16 @@ vs_source_read(VsVideoSource *source, long long offset, long long length, char *
 	}
 }
 
-/* A content type the upload accepts, or NULL. */
-static const char *
-accepted_type(const char *declared)
-{
-	static const char *const types[] = {"video/mp4", "video/quicktime", "video/webm"};
-
-	for (const char *type : types)
-		if (declared != NULL && strncmp(declared, type, strlen(type)) == 0)
-			return type;
-	return NULL;
-}
-
-/* Size and content type of the video (see video_source.h). */
+/*
+ * Size and content type of the video (see video_source.h). The type is
+ * what the first bytes are, never what a Content-Type header or the media
+ * row declares: bytes that are no video container are refused before
+ * anything is sent to TikTok.
+ */
 void
 vs_source_describe(VsVideoSource *source, long long *size, const char **content_type)
 {
 	char		head[sniff_bytes];
-	char	   *declared = NULL;
 	const char *sniffed;
 
 	switch (source->kind)
@@ -208,13 +218,12 @@ vs_source_describe(VsVideoSource *source, long long *size, const char **content_
 
 				if (SPI_connect() != SPI_OK_CONNECT)
 					elog(ERROR, "SPI_connect failed");
-				if (SPI_execute_with_args("SELECT octet_length(data), content_type FROM vibescaling.media WHERE id = $1::uuid",
+				if (SPI_execute_with_args("SELECT octet_length(data) FROM vibescaling.media WHERE id = $1::uuid",
 										  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed == 0)
 					ereport(ERROR,
 							(errcode(ERRCODE_NO_DATA_FOUND),
 							 errmsg("media %s not found", source->media_id)));
 				*size = strtoll(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), NULL, 10);
-				declared = spi_text(2);
 				SPI_finish();
 				break;
 			}
@@ -224,6 +233,7 @@ vs_source_describe(VsVideoSource *source, long long *size, const char **content_
 				Oid			argtypes[1] = {TEXTOID};
 				Datum		args[1];
 
+				/* The probe itself refuses a source whose first bytes are no video (source_not_video). */
 				vs_probe_source(source->http, source->url, &reply);
 				if (!reply.ok)
 					raise_download_error(source, &reply);
@@ -231,11 +241,10 @@ vs_source_describe(VsVideoSource *source, long long *size, const char **content_
 				vs_call_result_free(&reply);
 				if (SPI_connect() != SPI_OK_CONNECT)
 					elog(ERROR, "SPI_connect failed");
-				if (SPI_execute_with_args("SELECT (d->>'size')::bigint, d->>'content_type' FROM (SELECT $1::jsonb AS d) x",
+				if (SPI_execute_with_args("SELECT (d->>'size')::bigint FROM (SELECT $1::jsonb AS d) x",
 										  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 					elog(ERROR, "could not read the probe of the video URL");
 				*size = strtoll(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), NULL, 10);
-				declared = spi_text(2);
 				SPI_finish();
 				break;
 			}
@@ -245,13 +254,13 @@ vs_source_describe(VsVideoSource *source, long long *size, const char **content_
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the video is empty")));
+	/* Sniffed here for every kind, the URL's too: the bytes uploaded are the ones read now. */
 	vs_source_read(source, 0, Min(*size, (long long) sniff_bytes), head);
 	sniffed = vs_sniff_video_type((const unsigned char *) head, (size_t) Min(*size, (long long) sniff_bytes));
-	*content_type = sniffed != NULL ? sniffed : accepted_type(declared);
+	*content_type = sniffed;
 	if (*content_type == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the video is not MP4, MOV or WebM"),
-				 errdetail("Its first bytes match none of those containers%s%s.",
-						   declared ? " and it is declared as " : "", declared ? declared : "")));
+				 errdetail("Its first bytes match none of those containers, whatever its declared type.")));
 }

@@ -35,8 +35,10 @@ void		vs_source_open(const char *source_json, const vs_http_options *http, VsVid
 
 /*
  * Size in bytes and content type (MP4, MOV or WebM, sniffed from the first
- * bytes, else the declared type). Raises P0002 for a missing object, 22023
- * for an unknown format, 08xxx when a URL cannot be read.
+ * bytes; a declared type or Content-Type header is never trusted). Raises
+ * P0002 for a missing object, 22023 for bytes that are no such container
+ * (or a URL source over 4 GiB), 08000 when a URL cannot be read. Messages
+ * name a URL without its userinfo or query string.
  */
 void		vs_source_describe(VsVideoSource *source, long long *size, const char **content_type);
 

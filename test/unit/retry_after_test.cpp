@@ -302,7 +302,8 @@ TEST(RetryAfterCall, OnSuccessAndHtml)
 				R"({"privacy_level":"SELF_ONLY","photo_urls":["https://p/1.jpg"]})", &res.r);
 		EXPECT_EQ(res->http_status, 503);
 		EXPECT_STREQ(res->error_code, "bad_response");
-		EXPECT_EQ(res->retryable, 1);
+		EXPECT_EQ(res->retryable, 0) << "a 503 page on an init: outcome unknown, never resent";
+		EXPECT_EQ(res->outcome_unknown, 1);
 		EXPECT_EQ(res->retry_after_s, 5);
 	}
 }
