@@ -51,9 +51,9 @@ def statements(sql):
 
 
 def strip_comments(stmt):
-    """The statement without its leading comment lines and blank lines."""
+    """The statement without its leading comment, psql meta-command and blank lines."""
     lines = stmt.strip('\n').split('\n')
-    while lines and (lines[0].strip().startswith('--') or not lines[0].strip()):
+    while lines and (lines[0].strip().startswith(('--', '\\')) or not lines[0].strip()):
         lines.pop(0)
     return '\n'.join(lines).strip()
 
@@ -79,8 +79,8 @@ def about_routine(stmt):
 def main():
     old = [strip_comments(s) for s in statements(open(sys.argv[1]).read())]
     new = [strip_comments(s) for s in statements(open(sys.argv[2]).read())]
-    old = [s for s in old if s and not s.startswith('\\echo')]
-    new_all = [s for s in new if s and not s.startswith('\\echo')]
+    old = [s for s in old if s]
+    new_all = [s for s in new if s]
     old_set = set(old)
     old_routines = {routine_key(s): s for s in old if routine_key(s)}
     new_routines = {routine_key(s): s for s in new_all if routine_key(s)}

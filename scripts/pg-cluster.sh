@@ -6,13 +6,20 @@
 # for database DBNAME with jobs in background workers, worker slots for the
 # dispatch-log writer and token refresher, and the TikTok simulator's app
 # credentials, the URL prefixes the simulator treats as verified, and a
-# throwaway token encryption key. PG* point at it.
-#   scripts/pg-cluster.sh DBNAME COMMAND [ARGS...]
+# throwaway token encryption key. PG* point at it. More server settings
+# may follow DBNAME as "-o name=value" pairs; VS_EXTRA_PRELOAD adds a
+# library to shared_preload_libraries.
+#   scripts/pg-cluster.sh DBNAME [-o name=value ...] COMMAND [ARGS...]
 set -euo pipefail
 db=$1
 shift
+extra=()
+while [ "${1:-}" = "-o" ]; do
+  extra+=(-o "$2")
+  shift 2
+done
 exec pg_virtualenv -t \
-  -o shared_preload_libraries=pg_cron,vibescaling \
+  -o "shared_preload_libraries=pg_cron,vibescaling${VS_EXTRA_PRELOAD:+,$VS_EXTRA_PRELOAD}" \
   -o "cron.database_name=$db" \
   -o cron.use_background_workers=on \
   -o max_worker_processes=32 \
@@ -20,4 +27,5 @@ exec pg_virtualenv -t \
   -o "vibescaling.pull_url_prefixes=https://verified.example/,https://cdn.vibescaling.test/" \
   -o vibescaling.client_secret=sim_client_secret \
   -o "vibescaling.token_encryption_key=throwaway-test-key-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+  "${extra[@]}" \
   "$@"

@@ -6,6 +6,8 @@
 #   3. pg_regress (sql/, expected/), pgTAP (test/*.sql) and the concurrency
 #      test (test/concurrency.sh) in a throwaway PostgreSQL 15 cluster
 #      (pg_virtualenv) with pg_cron, against the simulator
+#   4. the security suite (test/security/run.sh) in a cluster of its own
+#   5. the upgrade path from the oldest frozen release (test/upgrade/run.sh)
 # Usage: scripts/test.sh      (as root or with sudo rights; CI runs exactly this)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,18 +43,26 @@ trap 'scripts/sim.sh stop' EXIT
 echo "== 4. database tests (pg_regress, pgTAP, concurrency) in a throwaway cluster"
 scripts/pg-cluster.sh contrib_regression scripts/test-in-cluster.sh 2>&1 | tee -a "$log"
 
+echo "== 5. the security suite (test/security) in a throwaway cluster of its own"
+test/security/run.sh 2>&1 | tee -a "$log"
+
+echo "== 6. the upgrade path: $(ls src/sql/releases | sed -n 's/^vibescaling--\([0-9.]*\)\.sql$/\1/p' | sort -V | head -n 1) with data, ALTER EXTENSION UPDATE, schema = fresh install"
+test/upgrade/run.sh 2>&1 | tee -a "$log"
+
 # Every suite passed (set -e and pipefail stop at the first failure); add up
 # what each runner reported.
 unit=$(grep -oP 'tests passed, 0 tests failed out of \K[0-9]+' "$log")
 sim=$(grep -oP '^Ran \K[0-9]+' "$log")
 regress=$(grep -oP 'All \K[0-9]+(?= tests passed)' "$log")
-tap=$(grep -oP '^Files=[0-9]+, Tests=\K[0-9]+' "$log")
+tap=$(grep -oP '^Files=[0-9]+, Tests=\K[0-9]+' "$log" | head -n 1)
 conc=$(grep -oP '^concurrency: \K[0-9]+(?= passed, 0 failed)' "$log")
 secrets=$(grep -oP '^secrets: \K[0-9]+(?= passed, 0 failed)' "$log")
 crash=$(grep -oP '^crash: \K[0-9]+(?= passed, 0 failed)' "$log")
 chaos=$(grep -oP '^chaos: \K[0-9]+(?= passed, 0 failed)' "$log")
 nginx=$(grep -oP '^nginx: \K[0-9]+(?= passed, 0 failed)' "$log")
 http2=$(grep -oP '^http2: \K[0-9]+(?= passed, 0 failed)' "$log")
+security=$(grep -oP '^security: \K[0-9]+(?= passed, 0 failed)' "$log")
+upgrade=$(grep -oP '^upgrade: \K[0-9]+(?= passed, 0 failed)' "$log")
 rm -f "$log"
-echo "== core $unit, simulator $sim, nginx $nginx, pg_regress $regress, pgTAP $tap, concurrency $conc, http2 $http2, secrets $secrets, chaos $chaos, crash $crash"
-echo "tests: $((unit + sim + nginx + regress + tap + conc + http2 + secrets + chaos + crash)) passed, 0 failed"
+echo "== core $unit, simulator $sim, nginx $nginx, pg_regress $regress, pgTAP $tap, concurrency $conc, http2 $http2, secrets $secrets, chaos $chaos, crash $crash, security $security, upgrade $upgrade"
+echo "tests: $((unit + sim + nginx + regress + tap + conc + http2 + secrets + chaos + crash + security + upgrade)) passed, 0 failed"

@@ -14,9 +14,10 @@ CREATE FUNCTION pg_temp.scheduled_post(open_id text) RETURNS uuid LANGUAGE sql A
                                       vs_test.new_account(open_id), 'SELF_ONLY') #>> '{data,id}')::uuid
 $$;
 
--- 1. A 500 from TikTok: retried later, then published.
+-- 1. A 500 from TikTok's creator_info: retried later, then published. (A
+-- 5xx to an init is not retried: TikTok may have acted; see 5.)
 SELECT pg_temp.scheduled_post('retry1_' || :'run') AS p1 \gset
-SELECT vs_test.sim_post('/_sim/faults', '{"endpoint": "video_init", "http_status": 500, "error_code": "internal_error"}');
+SELECT vs_test.sim_post('/_sim/faults', '{"endpoint": "creator_info", "http_status": 500, "error_code": "internal_error"}');
 SELECT now() + interval '11 minutes' AS t1 \gset
 CALL vibescaling.dispatch_due_posts(:'t1');
 SELECT results_eq(format($$SELECT status, attempts FROM vibescaling.posts WHERE id = %L$$, :'p1'),
@@ -52,7 +53,7 @@ SELECT results_eq(format($$SELECT status, attempts, next_attempt_at IS NULL FROM
 -- 4. Attempts run out.
 SET vibescaling.max_attempts = 2;
 SELECT pg_temp.scheduled_post('retry4_' || :'run') AS p4 \gset
-SELECT vs_test.sim_post('/_sim/faults', '{"endpoint": "video_init", "count": 2, "http_status": 503, "error_code": "internal_error"}');
+SELECT vs_test.sim_post('/_sim/faults', '{"endpoint": "creator_info", "count": 2, "http_status": 503, "error_code": "internal_error"}');
 CALL vibescaling.dispatch_due_posts(:'t1');
 CALL vibescaling.dispatch_due_posts(:'t2');
 SELECT results_eq(format($$SELECT status, attempts FROM vibescaling.posts WHERE id = %L$$, :'p4'),

@@ -150,6 +150,7 @@ RETURNS integer
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT 2048 $$;
+REVOKE ALL ON FUNCTION vibescaling._max_url_bytes() FROM PUBLIC;
 
 -- The limits of every write of a post, draft or not, so that no caller can
 -- store what TikTok would never take: the caption (2200 UTF-16 units for a

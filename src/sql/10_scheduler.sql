@@ -357,6 +357,7 @@ BEGIN
     END LOOP;
 END
 $$;
+REVOKE ALL ON PROCEDURE vibescaling.dispatch_due_uploads(timestamptz) FROM PUBLIC;
 COMMENT ON PROCEDURE vibescaling.dispatch_due_uploads(timestamptz) IS
     'Publishes scheduled videos the extension uploads itself (its own pg_cron job, so that slow sources hold up nothing else).';
 COMMENT ON PROCEDURE vibescaling.dispatch_due_posts(timestamptz) IS

@@ -409,7 +409,10 @@ $$;
 --   vibescaling_anon           requests without a JWT: may do nothing at all;
 --   vibescaling_user           a tenant's requests (JWT {"role": "vibescaling_user", "sub": ...});
 --   vibescaling_webhook        TikTok's webhook deliveries (nginx adds its JWT).
--- Idempotent. Needs a superuser (or CREATEROLE and the extension's owner).
+-- Idempotent; run it again after ALTER EXTENSION vibescaling UPDATE (what a
+-- release grants or takes back from these roles is done here, not in the
+-- upgrade script, so that pg_dump keeps it). Needs a superuser (or
+-- CREATEROLE and the extension's owner).
 -- Returns the roles and what each may do.
 CREATE FUNCTION vibescaling.setup_api_roles(authenticator_password text DEFAULT NULL)
 RETURNS jsonb
@@ -459,6 +462,10 @@ BEGIN
         vibescaling_api.disconnect_account(uuid)
         TO vibescaling_user;
     GRANT EXECUTE ON FUNCTION vibescaling_api.handle_webhook(json) TO vibescaling_webhook;
+    -- What 0.1.0 granted that no API role may call any more: the posts
+    -- trigger's checks run as the table's owner now.
+    REVOKE ALL ON FUNCTION vibescaling._check_post_write(vibescaling.posts, vibescaling.posts),
+                           vibescaling._raise_http_error(text, text, text, text) FROM vibescaling_user;
 
     RETURN jsonb_build_object(
         'vibescaling_authenticator', 'login (PostgREST''s db-uri), switches to the roles below',

@@ -1,0 +1,69 @@
+-- Defect 4: any SQL user can take every background worker slot with a
+-- parallel query. The durable log then cannot be written, and it used to
+-- fall back to the caller's transaction (lost on rollback: a duplicate
+-- post; unlogged calls: the rate limiter bypassed; GET publish_status:
+-- 25006 after calling TikTok). Now nothing is sent without its committed
+-- log row: the call fails with a retryable 53000 and TikTok sees nothing.
+\set QUIET 1
+\set ON_ERROR_STOP 1
+SET client_min_messages = warning;
+SELECT plan(9);
+
+SELECT substr(md5(random()::text), 1, 8) AS run \gset
+SELECT vs_test.new_account('slots_' || :'run') AS acct \gset
+SELECT vs_test.new_video() AS published \gset
+SELECT vibescaling.publish_post(:'published', :'acct', 'SELF_ONLY') IS NOT NULL AS ok \gset
+SELECT vs_test.new_video() AS draft \gset
+SELECT count(*) AS calls_before FROM vs_test.sim_requests('slots_' || :'run') \gset
+
+-- A table of one-row pages, scanned by as many parallel workers as the server will start.
+CREATE TABLE public.sec_fill (id integer, pad text) WITH (fillfactor = 10, parallel_workers = 64);
+INSERT INTO public.sec_fill SELECT i, repeat('x', 2000) FROM generate_series(1, 64) i;
+ANALYZE public.sec_fill;
+SELECT dblink_connect('filler', format('dbname=%s port=%s host=%s', current_database(), current_setting('port'),
+                                       split_part(current_setting('unix_socket_directories'), ',', 1))) AS connected \gset
+SELECT dblink_exec('filler', 'SET max_parallel_workers = 64; SET max_parallel_workers_per_gather = 64;'
+                             'SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0')
+    AS configured \gset
+SELECT dblink_send_query('filler', 'SELECT count(*) FROM public.sec_fill WHERE pg_sleep(3) IS NOT NULL') AS sent \gset
+
+-- Waits until the parallel workers stop multiplying: every free slot is taken.
+CREATE FUNCTION pg_temp.wait_for_full_slots() RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    v_now  integer := -1;
+    v_last integer;
+BEGIN
+    FOR i IN 1 .. 50 LOOP
+        v_last := v_now;
+        PERFORM pg_sleep(0.1);
+        SELECT count(*) INTO v_now FROM pg_stat_activity WHERE backend_type = 'parallel worker';
+        EXIT WHEN v_now > 0 AND v_now = v_last;
+    END LOOP;
+    RETURN v_now;
+END
+$$;
+SELECT cmp_ok(pg_temp.wait_for_full_slots(), '>', 0, 'a parallel query holds the free background worker slots');
+
+SELECT is(vs_test.sqlstate_of(format($$SELECT vibescaling.publish_post(%L, %L, 'SELF_ONLY')$$, :'draft', :'acct')),
+          '53000', 'publish_post fails with 53000 (retryable) when its log row cannot be committed');
+SELECT is((SELECT status FROM vibescaling.posts WHERE id = :'draft'), 'draft', '... the post stays a draft');
+SELECT is(vs_test.sqlstate_of(format($$SELECT vibescaling.creator_info(%L)$$, :'acct')), '53000',
+          'creator_info fails the same way');
+BEGIN READ ONLY;
+SELECT is(vs_test.sqlstate_of(format($$SELECT vibescaling.publish_status(%L)$$, :'published')), '53000',
+          'publish_status in a read-only transaction (a GET) fails with 53000, not 25006');
+COMMIT;
+SELECT is((SELECT count(*) FROM vs_test.sim_requests('slots_' || :'run')), :'calls_before'::bigint,
+          '... and TikTok received none of those calls');
+
+SELECT is((SELECT c FROM dblink_get_result('filler') AS t(c bigint)), 64::bigint, 'the parallel query ends');
+SELECT dblink_disconnect('filler') AS disconnected \gset
+
+-- With the slots free again, the same publish goes through, once.
+SELECT is(vibescaling.publish_post(:'draft', :'acct', 'SELF_ONLY') #>> '{data,publish_id}' IS NOT NULL, true,
+          'once slots are free, the publish goes through');
+SELECT is((SELECT count(*) FROM vs_test.sim_requests('slots_' || :'run', 'video_init')), 2::bigint,
+          '... with one init for each of the two posts');
+DROP TABLE public.sec_fill;
+
+SELECT * FROM finish();

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The security suite inside its throwaway cluster (test/security/run.sh):
+# pgTAP files first, then the shell tests that read the server log or
+# change the database's settings (search_path hijack last).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export PGDATABASE=vs_security
+createdb vs_security
+psql -qX -v ON_ERROR_STOP=1 >/dev/null <<SQL
+ALTER DATABASE vs_security SET vibescaling.api_base_url TO 'http://127.0.0.1:$VS_SIM_PORT';
+ALTER DATABASE vs_security SET vibescaling.request_timeout_ms TO 10000;
+-- The simulator serves test videos on loopback (06_ssrf.sql turns this off to attack it).
+ALTER DATABASE vs_security SET vibescaling.source_allowed_networks TO '127.0.0.1/32';
+CREATE EXTENSION vibescaling CASCADE;
+CREATE EXTENSION pgtap;
+CREATE EXTENSION dblink;
+CREATE EXTENSION pg_cron;
+SQL
+psql -qX -v ON_ERROR_STOP=1 -f test/fixtures/setup.sql >/dev/null
+
+passed=0
+failed=0
+log=$(mktemp)
+pg_prove --failures test/security/*.sql 2>&1 | tee "$log"
+tap=$(grep -oP '^Files=[0-9]+, Tests=\K[0-9]+' "$log" || echo 0)
+if grep -q '^Result: PASS' "$log"; then
+  passed=$((passed + tap))
+else
+  # The failing assertions (at least one: a file that died counts as one).
+  bad=$(grep -c '^not ok' "$log")
+  [ "$bad" -gt 0 ] || bad=1
+  failed=$((failed + bad)); passed=$((passed + tap - bad))
+fi
+
+for t in test/security/secrets_in_logs.sh test/security/search_path_hijack.sh; do
+  echo "-- $t"
+  bash "$t" 2>&1 | tee "$log"
+  line=$(grep -E '^[a-z_]+: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+  p=$(echo "$line" | grep -oP '[0-9]+(?= passed)' || echo 0)
+  f=$(echo "$line" | grep -oP '[0-9]+(?= failed)' || echo 1)
+  [ -n "$line" ] || f=1
+  passed=$((passed + p)); failed=$((failed + f))
+done
+rm -f "$log"
+echo "security: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# test/upgrade/run.sh inside its throwaway cluster (PG* point at it).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+passed=0
+failed=0
+# Records one assertion: check NAME EXPECTED ACTUAL.
+check() {
+  if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok - $1"
+  else failed=$((failed + 1)); echo "not ok - $1 (expected '$2', got '$3')"; fi
+}
+q() { psql -X -qAt -v ON_ERROR_STOP=1 "$@"; }
+old_version=$(ls src/sql/releases/ | sed -n 's/^vibescaling--\([0-9.]*\)\.sql$/\1/p' | sort -V | head -n 1)
+new_version=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" vibescaling.control)
+sim="http://127.0.0.1:$VS_SIM_PORT"
+
+# --- The old release, with data: what a team has when it upgrades.
+createdb vs_upgraded
+createdb vs_fresh
+for db in vs_upgraded vs_fresh; do
+  q -d "$db" -c "ALTER DATABASE $db SET vibescaling.api_base_url TO '$sim'" >/dev/null
+done
+q -d vs_upgraded -c "CREATE EXTENSION vibescaling VERSION '$old_version' CASCADE; CREATE EXTENSION pg_cron" >/dev/null
+export PGDATABASE=vs_upgraded
+q -f test/fixtures/setup.sql >/dev/null
+run=$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
+q >/dev/null <<SQL
+SELECT vibescaling.setup_api_roles();
+SELECT vibescaling.enable_scheduler();
+CREATE TABLE public.before_upgrade AS
+SELECT vs_test.new_account('up_' || i || '_$run') AS acct FROM generate_series(1, 3) i;
+-- Drafts, a posted post, a failed one, a scheduled one (for later), an upload from a large object.
+SELECT vs_test.new_video('draft ' || i) FROM generate_series(1, 5) i;
+SELECT vibescaling.publish_post(vs_test.new_video('posted'), acct, 'SELF_ONLY') FROM public.before_upgrade LIMIT 1;
+SELECT vibescaling.schedule_post(vs_test.new_video('scheduled'), now() + interval '10 minutes',
+                                 (SELECT acct FROM public.before_upgrade OFFSET 1 LIMIT 1), 'SELF_ONLY');
+INSERT INTO vibescaling.posts (caption, video_lo) VALUES ('upload', vs_test.new_lo(1048576));
+SQL
+counts="SELECT (SELECT count(*) FROM vibescaling.tiktok_accounts) || '/' || (SELECT count(*) FROM vibescaling.posts)
+        || '/' || (SELECT count(*) FROM vibescaling.dispatch_logs) || '/' || (SELECT count(*) FROM vibescaling.publish_records)
+        || '/' || (SELECT count(*) FROM cron.job WHERE jobname LIKE 'vibescaling-%')"
+before=$(q -c "$counts")
+tokens_before=$(q -c "SELECT string_agg(vibescaling._unseal(access_token_enc), ',' ORDER BY id) FROM vibescaling.tiktok_accounts")
+sched=$(q -c "SELECT id FROM vibescaling.posts WHERE caption = 'scheduled'")
+
+# --- The update.
+check "ALTER EXTENSION vibescaling UPDATE from $old_version" "$new_version" \
+      "$(q -c "ALTER EXTENSION vibescaling UPDATE" -c "SELECT extversion FROM pg_extension WHERE extname = 'vibescaling'")"
+# What the release notes ask of a DBA after the update.
+q -c "SELECT vibescaling.setup_api_roles()" >/dev/null
+after=$(q -c "$counts")
+check "every row is still there (accounts/posts/dispatch_logs/publish_records/cron jobs: $before, +1 job: vibescaling-uploads)" \
+      "$(echo "$before" | awk -F/ '{ print $1 "/" $2 "/" $3 "/" $4 "/" $5 + 1 }')" "$after"
+check "tokens still decrypt, unchanged" "$tokens_before" \
+      "$(q -c "SELECT string_agg(vibescaling._unseal(access_token_enc), ',' ORDER BY id) FROM vibescaling.tiktok_accounts")"
+check "the post from a large object set before the upgrade keeps the owner's rights (source_role)" 1 \
+      "$(q -c "SELECT count(*) FROM vibescaling.posts WHERE caption = 'upload' AND source_role IS NOT NULL")"
+q -c "SELECT vs_test.make_due('$sched')" >/dev/null
+q -c "CALL vibescaling.dispatch_due_posts()" >/dev/null
+check "a post scheduled before the upgrade is dispatched after it" posted \
+      "$(q -c "SELECT status FROM vibescaling.posts WHERE id = '$sched'")"
+check "... with one init" 1 "$(q -c "SELECT count(*) FROM vibescaling.dispatch_logs WHERE post_id = '$sched' AND endpoint = 'video_init'")"
+
+# --- The upgraded schema equals a fresh install's.
+q -d vs_fresh -c "CREATE EXTENSION vibescaling CASCADE; SELECT vibescaling.setup_api_roles()" >/dev/null
+# pg_dump leaves out an extension's members; detach them (in these throwaway databases) to dump them.
+schema_of() {
+  q -d "$1" -c "DELETE FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+                  AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'vibescaling')" >/dev/null
+  # (\\restrict lines carry a random key of each dump.)
+  pg_dump -s -n vibescaling -n vibescaling_api "$1" | grep -v -e '^--' -e '^$' -e '^\\restrict' -e '^\\unrestrict'
+}
+ext_of() {
+  q -d "$1" -c "SELECT array_agg(c::regclass::text ORDER BY c::regclass::text), extrelocatable, extnamespace::regnamespace
+                  FROM pg_extension, unnest(extconfig) c WHERE extname = 'vibescaling' GROUP BY 2, 3"
+}
+check "the extension's configuration tables (pg_dump keeps their data) are the same" "$(ext_of vs_fresh)" "$(ext_of vs_upgraded)"
+schema_of vs_upgraded >/tmp/vs_schema_upgraded.sql
+schema_of vs_fresh >/tmp/vs_schema_fresh.sql
+check "pg_dump -s of the upgraded schema equals a fresh install's ($(wc -l </tmp/vs_schema_fresh.sql) lines)" "" \
+      "$(diff /tmp/vs_schema_fresh.sql /tmp/vs_schema_upgraded.sql | head -c 3000)"
+rm -f /tmp/vs_schema_upgraded.sql /tmp/vs_schema_fresh.sql
+echo "upgrade: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
