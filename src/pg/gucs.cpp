@@ -12,6 +12,7 @@ char	   *vs_guc_token_encryption_key = NULL;
 int			vs_guc_token_refresh_margin_s = 300;
 int			vs_guc_creator_info_ttl_s = 60;
 int			vs_guc_max_open_posts_per_owner = 10000;
+int			vs_guc_max_upload_mb_per_owner_day = 65536;
 char	   *vs_guc_pull_url_prefixes = NULL;
 int			vs_guc_upload_chunk_size_mb = 10;
 int			vs_guc_upload_chunk_attempts = 3;
@@ -146,6 +147,16 @@ vs_define_gucs(void)
 							NULL,
 							&vs_guc_max_open_posts_per_owner,
 							10000, 0, INT_MAX,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	/* Read by SQL (vibescaling._check_upload_quota). */
+	DefineCustomIntVariable("vibescaling.max_upload_mb_per_owner_day",
+							"Most megabytes one tenant (owner) may upload to TikTok in 24 hours (0: no quota).",
+							NULL,
+							&vs_guc_max_upload_mb_per_owner_day,
+							65536, 0, INT_MAX,
 							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);

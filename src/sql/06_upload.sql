@@ -61,6 +61,38 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'vs_upload_chunks'
 LANGUAGE C VOLATILE;
 
+-- Refuses (53400, transient: the window moves) a tenant's upload that would
+-- take its bytes sent to TikTok over the last 24 hours past
+-- vibescaling.max_upload_mb_per_owner_day (0: no quota). Posts without an
+-- owner (not a tenant's) are not counted.
+CREATE FUNCTION vibescaling._check_upload_quota(p vibescaling.posts, video_size bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_quota bigint := current_setting('vibescaling.max_upload_mb_per_owner_day')::bigint * 1048576;
+    v_used  bigint;
+BEGIN
+    IF p.owner IS NULL OR v_quota <= 0 THEN
+        RETURN;
+    END IF;
+    -- What TikTok holds of each upload (the last chunk's uploaded_bytes), per publish.
+    SELECT coalesce(sum(x.bytes), 0) INTO v_used
+      FROM (SELECT max(l.uploaded_bytes) AS bytes
+              FROM vibescaling.dispatch_logs l
+             WHERE l.endpoint = 'upload_chunk' AND l.created_at > now() - interval '1 day'
+               AND l.post_id IN (SELECT q.id FROM vibescaling.posts q WHERE q.owner = p.owner)
+             GROUP BY l.post_id, l.publish_id) x;
+    IF v_used + video_size > v_quota THEN
+        RAISE EXCEPTION 'owner % has uploaded % MB in the last 24 hours: this % MB video would pass vibescaling.max_upload_mb_per_owner_day (% MB)',
+                        p.owner, v_used / 1048576, ceil(video_size / 1048576.0), v_quota / 1048576
+            USING ERRCODE = '53400', HINT = vibescaling._transient_hint();
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._check_upload_quota(vibescaling.posts, bigint) FROM PUBLIC;
+
 -- Uploads a video post: describes the source, plans the chunks, calls the
 -- init endpoint with FILE_UPLOAD, streams the chunks. An upload URL that
 -- expired (TikTok keeps one an hour) gets one fresh init. Returns the init
@@ -77,6 +109,7 @@ DECLARE
     v_init    jsonb;
     v_upload  jsonb;
 BEGIN
+    PERFORM vibescaling._check_upload_quota(p, (v_video->>'size')::bigint);
     FOR attempt IN 1..2 LOOP
         v_init := vibescaling._tiktok_call(p_endpoint, p.tiktok_account_id, p.id, p_trigger,
             (p_options - 'video_url') || jsonb_build_object(

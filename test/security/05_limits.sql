@@ -5,7 +5,7 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(16);
+SELECT plan(19);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 SELECT vibescaling.setup_api_roles() IS NOT NULL AS roles \gset
@@ -47,6 +47,20 @@ DELETE FROM vibescaling.posts WHERE owner = 'quota-' || :'run' AND id = (SELECT 
                                                                         WHERE owner = 'quota-' || :'run' LIMIT 1);
 SELECT is(pg_temp.tenant_draft('quota-' || :'run'), '200', '... and one more once one is deleted');
 RESET vibescaling.max_open_posts_per_owner;
+
+-- A tenant's bytes uploaded in 24 hours are capped (vibescaling.max_upload_mb_per_owner_day).
+SET vibescaling.max_upload_mb_per_owner_day = 1;
+SELECT vs_test.new_account('bytes_' || :'run') AS bytes_acct \gset
+UPDATE vibescaling.tiktok_accounts SET owner = 'bytes-' || :'run' WHERE id = :'bytes_acct';
+SELECT current_setting('vibescaling.api_base_url') || '/_sim/media/quota.mp4?size=1048576' AS mb_url \gset
+INSERT INTO vibescaling.posts (caption, video_url, owner) VALUES ('1 MB', :'mb_url', 'bytes-' || :'run') RETURNING id AS first_mb \gset
+INSERT INTO vibescaling.posts (caption, video_url, owner) VALUES ('1 MB more', :'mb_url', 'bytes-' || :'run') RETURNING id AS second_mb \gset
+SELECT is(vs_test.sqlstate_of(format($$SELECT vibescaling.publish_post(%L, %L, 'SELF_ONLY')$$, :'first_mb', :'bytes_acct')),
+          'ok', 'a tenant may upload 1 MB when its quota is 1 MB a day');
+SELECT is(vs_test.sqlstate_of(format($$SELECT vibescaling.publish_post(%L, %L, 'SELF_ONLY')$$, :'second_mb', :'bytes_acct')),
+          '53400', '... the next megabyte that day is refused (53400) before any init');
+SELECT is((SELECT count(*) FROM vs_test.sim_requests('bytes_' || :'run', 'video_init')), 1::bigint, '... one init in all');
+RESET vibescaling.max_upload_mb_per_owner_day;
 
 -- Forged webhook deliveries: a counter per day and reason, no row each, no worker.
 SELECT count(*) AS logs_before FROM vibescaling.dispatch_logs \gset

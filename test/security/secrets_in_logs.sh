@@ -35,7 +35,10 @@ body='{"client_key":"sim_client_key","event":"post.publish.complete","create_tim
 secret=$(q -c "SHOW vibescaling.client_secret")
 t=$(date +%s)
 sig=$(printf '%s.%s' "$t" "$body" | openssl dgst -sha256 -hmac "$secret" | awk '{ print $NF }')
-q -v body="$body" -v sig="t=$t,s=$sig" -c "SELECT vibescaling.handle_webhook(:'body', :'sig')" >/dev/null
+applied=$(q -v body="$body" -v sig="t=$t,s=$sig" <<'SQL'
+SELECT vibescaling.handle_webhook(:'body', :'sig') #>> '{data,event}';
+SQL
+)
 # A video to upload from a pre-signed URL that fails (404): its signature must not be repeated anywhere.
 sim="http://127.0.0.1:${VS_SIM_PORT:-18443}"
 upost=$(q -c "INSERT INTO vibescaling.posts (caption, video_url) VALUES ('presigned', '$sim/nowhere/v.mp4?X-Amz-Signature=$signature&X-Amz-Expires=60') RETURNING id")
@@ -66,6 +69,7 @@ q -c "SELECT vibescaling._unseal(access_token_enc) FROM vibescaling.tiktok_accou
       UNION SELECT current_setting('vibescaling.token_encryption_key')" >"$secrets"
 echo "$revoked_token" >>"$secrets"
 
+check "the signed webhook was accepted (the client secret was used)" post.publish.complete "$applied"
 check "auto_explain logged nested plans" yes "$([ "$(grep -c 'Query Text:' "$log")" -gt 100 ] && echo yes || echo no)"
 check "log_statement logged statements" yes "$([ "$(grep -c 'LOG:  statement:' "$log")" -gt 10 ] && echo yes || echo no)"
 check "there are secrets to look for" yes "$([ "$(wc -l <"$secrets")" -ge 10 ] && echo yes || echo no)"

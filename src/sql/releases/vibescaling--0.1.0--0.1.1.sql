@@ -382,6 +382,68 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'vs_upload_chunks'
 LANGUAGE C VOLATILE;
 
+CREATE OR REPLACE FUNCTION vibescaling._check_upload_quota(p vibescaling.posts, video_size bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_quota bigint := current_setting('vibescaling.max_upload_mb_per_owner_day')::bigint * 1048576;
+    v_used  bigint;
+BEGIN
+    IF p.owner IS NULL OR v_quota <= 0 THEN
+        RETURN;
+    END IF;
+    -- What TikTok holds of each upload (the last chunk's uploaded_bytes), per publish.
+    SELECT coalesce(sum(x.bytes), 0) INTO v_used
+      FROM (SELECT max(l.uploaded_bytes) AS bytes
+              FROM vibescaling.dispatch_logs l
+             WHERE l.endpoint = 'upload_chunk' AND l.created_at > now() - interval '1 day'
+               AND l.post_id IN (SELECT q.id FROM vibescaling.posts q WHERE q.owner = p.owner)
+             GROUP BY l.post_id, l.publish_id) x;
+    IF v_used + video_size > v_quota THEN
+        RAISE EXCEPTION 'owner % has uploaded % MB in the last 24 hours: this % MB video would pass vibescaling.max_upload_mb_per_owner_day (% MB)',
+                        p.owner, v_used / 1048576, ceil(video_size / 1048576.0), v_quota / 1048576
+            USING ERRCODE = '53400', HINT = vibescaling._transient_hint();
+    END IF;
+END
+$$;
+
+REVOKE ALL ON FUNCTION vibescaling._check_upload_quota(vibescaling.posts, bigint) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION vibescaling._upload_video(p vibescaling.posts, p_trigger text, p_endpoint text, p_options jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_source  jsonb := vibescaling._video_source(p);
+    v_video   jsonb := vibescaling._describe_video(v_source);
+    v_plan    jsonb := vibescaling._plan_chunks((v_video->>'size')::bigint);
+    v_init    jsonb;
+    v_upload  jsonb;
+BEGIN
+    PERFORM vibescaling._check_upload_quota(p, (v_video->>'size')::bigint);
+    FOR attempt IN 1..2 LOOP
+        v_init := vibescaling._tiktok_call(p_endpoint, p.tiktok_account_id, p.id, p_trigger,
+            (p_options - 'video_url') || jsonb_build_object(
+                'source', 'FILE_UPLOAD', 'video_size', v_plan->'video_size',
+                'chunk_size', v_plan->'chunk_size', 'total_chunk_count', v_plan->'total_chunk_count'));
+        IF NOT (v_init->>'ok')::boolean THEN
+            RETURN v_init;
+        END IF;
+        v_upload := vibescaling._upload_chunks(p.id, p.tiktok_account_id, p_trigger, v_init->>'publish_id',
+                                               v_init #>> '{data,upload_url}', v_source,
+                                               v_video->>'content_type', (v_video->>'size')::bigint);
+        IF (v_upload->>'ok')::boolean THEN
+            RETURN v_init - 'data';       -- the upload URL (a credential) goes no further
+        END IF;
+        EXIT WHEN v_upload->>'error_code' <> 'upload_url_expired';
+    END LOOP;
+    RETURN v_upload || '{"endpoint": "upload_chunk"}';
+END
+$$;
+
 CREATE OR REPLACE FUNCTION vibescaling._init_accepted(call jsonb)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE
