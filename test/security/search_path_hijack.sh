@@ -20,13 +20,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
-passed=0
-failed=0
-# Records one assertion: check NAME EXPECTED ACTUAL.
-check() {
-  if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok - $1"
-  else failed=$((failed + 1)); echo "not ok - $1 (expected '$2', got '$3')"; fi
-}
+. test/lib/check.sh
 # As the superuser with a safe search_path (set-up and assertions).
 q() { PGOPTIONS='-c search_path=pg_catalog,public' psql -X -qAt -v ON_ERROR_STOP=1 "$@"; }
 # As a caller who takes the database's search_path (public first).
@@ -290,5 +284,4 @@ ALTER DATABASE "$db" OWNER TO CURRENT_USER;
 ALTER SCHEMA public OWNER TO pg_database_owner;
 REVOKE USAGE ON SCHEMA vibescaling FROM vs_evil_owner;
 SQL
-echo "security_hijack: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish_checks security_hijack

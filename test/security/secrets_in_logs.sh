@@ -11,13 +11,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
-passed=0
-failed=0
-# Records one assertion: check NAME EXPECTED ACTUAL.
-check() {
-  if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok - $1"
-  else failed=$((failed + 1)); echo "not ok - $1 (expected '$2', got '$3')"; fi
-}
+. test/lib/check.sh
 q() { psql -X -qAt -v ON_ERROR_STOP=1 "$@"; }
 
 log=$(pg_lsclusters --no-header | awk -v port="$PGPORT" '$3 == port { print $NF }')
@@ -102,5 +96,4 @@ check "the failed pre-signed download kept its error" yes "$([ -n "$last_error$l
 check "... without the URL's signature in the error raised or dispatch_logs" 0 \
       "$(printf '%s %s' "$last_error" "$logged_errors" | grep -c "$signature")"
 rm -f "$secrets"
-echo "security_secrets: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish_checks security_secrets

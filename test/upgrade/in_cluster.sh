@@ -3,13 +3,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
-passed=0
-failed=0
-# Records one assertion: check NAME EXPECTED ACTUAL.
-check() {
-  if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok - $1"
-  else failed=$((failed + 1)); echo "not ok - $1 (expected '$2', got '$3')"; fi
-}
+. test/lib/check.sh
 q() { psql -X -qAt -v ON_ERROR_STOP=1 "$@"; }
 old_version=$(ls src/sql/releases/ | sed -n 's/^vibescaling--\([0-9.]*\)\.sql$/\1/p' | sort -V | head -n 1)
 new_version=$(sed -n "s/^default_version *= *'\(.*\)'/\1/p" vibescaling.control)
@@ -81,5 +75,4 @@ schema_of vs_fresh >/tmp/vs_schema_fresh.sql
 check "pg_dump -s of the upgraded schema equals a fresh install's ($(wc -l </tmp/vs_schema_fresh.sql) lines)" "" \
       "$(diff /tmp/vs_schema_fresh.sql /tmp/vs_schema_upgraded.sql | head -c 3000)"
 rm -f /tmp/vs_schema_upgraded.sql /tmp/vs_schema_fresh.sql
-echo "upgrade: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish_checks upgrade
