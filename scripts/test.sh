@@ -8,6 +8,7 @@
 #      (pg_virtualenv) with pg_cron, against the simulator
 #   4. the security suite (test/security/run.sh) in a cluster of its own
 #   5. the upgrade path from the oldest frozen release (test/upgrade/run.sh)
+#   6. dump and restore, a standby and a failover (test/release/run.sh)
 # Usage: scripts/test.sh      (as root or with sudo rights; CI runs exactly this)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +50,9 @@ test/security/run.sh 2>&1 | tee -a "$log"
 echo "== 6. the upgrade path: $(ls src/sql/releases | sed -n 's/^vibescaling--\([0-9.]*\)\.sql$/\1/p' | sort -V | head -n 1) with data, ALTER EXTENSION UPDATE, schema = fresh install"
 test/upgrade/run.sh 2>&1 | tee -a "$log"
 
+echo "== 7. dump and restore, a standby and a failover (test/release), each in a throwaway cluster"
+test/release/run.sh 2>&1 | tee -a "$log"
+
 # Every suite passed (set -e and pipefail stop at the first failure); add up
 # what each runner reported.
 unit=$(grep -oP 'tests passed, 0 tests failed out of \K[0-9]+' "$log")
@@ -63,6 +67,7 @@ nginx=$(grep -oP '^nginx: \K[0-9]+(?= passed, 0 failed)' "$log")
 http2=$(grep -oP '^http2: \K[0-9]+(?= passed, 0 failed)' "$log")
 security=$(grep -oP '^security: \K[0-9]+(?= passed, 0 failed)' "$log")
 upgrade=$(grep -oP '^upgrade: \K[0-9]+(?= passed, 0 failed)' "$log")
+release=$(grep -oP '^release: \K[0-9]+(?= passed, 0 failed)' "$log")
 rm -f "$log"
-echo "== core $unit, simulator $sim, nginx $nginx, pg_regress $regress, pgTAP $tap, concurrency $conc, http2 $http2, secrets $secrets, chaos $chaos, crash $crash, security $security, upgrade $upgrade"
-echo "tests: $((unit + sim + nginx + regress + tap + conc + http2 + secrets + chaos + crash + security + upgrade)) passed, 0 failed"
+echo "== core $unit, simulator $sim, nginx $nginx, pg_regress $regress, pgTAP $tap, concurrency $conc, http2 $http2, secrets $secrets, chaos $chaos, crash $crash, security $security, upgrade $upgrade, release $release"
+echo "tests: $((unit + sim + nginx + regress + tap + conc + http2 + secrets + chaos + crash + security + upgrade + release)) passed, 0 failed"

@@ -2,6 +2,10 @@
 #include "pg_headers.h"
 #include "session_worker.h"
 
+extern "C" {
+#include "access/xlog.h"
+}
+
 #include <string.h>
 
 /* Registers a worker that serves this backend (see session_worker.h). */
@@ -10,6 +14,16 @@ vs_start_session_worker(const char *function_name, const char *type,
 						dsm_segment *seg, BackgroundWorkerHandle **handle)
 {
 	BackgroundWorker worker;
+
+	/*
+	 * A standby starts these workers only after its promotion: waiting for
+	 * one there would hang the caller. Nothing is called from a standby.
+	 */
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("vibescaling runs on the primary: this server is a standby"),
+				 errhint("Call it on the primary; a standby sends nothing to TikTok.")));
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;

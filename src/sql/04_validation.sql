@@ -241,6 +241,30 @@ END
 $$;
 REVOKE ALL ON FUNCTION vibescaling._check_creator_allows(vibescaling.posts, jsonb) FROM PUBLIC;
 
+-- Raises 25006 on a standby: TikTok is called, and posts are changed, only
+-- on the primary, which the message names when this role may see it
+-- (pg_stat_wal_receiver). After a promotion the same calls just work.
+CREATE FUNCTION vibescaling._require_primary()
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_primary text;
+BEGIN
+    IF NOT pg_is_in_recovery() THEN
+        RETURN;
+    END IF;
+    SELECT nullif(concat_ws(':', w.sender_host, w.sender_port), '') INTO v_primary FROM pg_stat_wal_receiver w;
+    RAISE EXCEPTION 'vibescaling runs on the primary: this server is a standby%',
+                    coalesce(' of ' || v_primary, '')
+        USING ERRCODE = '25006',
+              HINT = 'Call it on the primary' || coalesce(' (' || v_primary || ')', '')
+                     || '; a standby sends nothing to TikTok and its scheduler waits for a promotion.';
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._require_primary() FROM PUBLIC;
+
 -- Locks a post row FOR UPDATE and returns it: 22004 for a NULL id, P0002
 -- for an unknown one. The row lock makes a racing publish, dispatcher or
 -- state change wait, then see the new state.
@@ -255,6 +279,7 @@ BEGIN
     IF p_post_id IS NULL THEN
         RAISE EXCEPTION 'post_id is required' USING ERRCODE = '22004';
     END IF;
+    PERFORM vibescaling._require_primary();
     SELECT * INTO p FROM vibescaling.posts t WHERE t.id = p_post_id FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'post % not found', p_post_id USING ERRCODE = 'P0002';

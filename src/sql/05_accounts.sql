@@ -112,6 +112,7 @@ DECLARE
     v_id    uuid;
     v_user  jsonb;
 BEGIN
+    PERFORM vibescaling._require_primary();
     IF coalesce(auth_code, '') = '' OR coalesce(redirect_uri, '') = '' THEN
         RAISE EXCEPTION 'auth_code and redirect_uri are required' USING ERRCODE = '22004';
     END IF;
@@ -172,6 +173,7 @@ DECLARE
     v_call   jsonb;
     v_failed integer;
 BEGIN
+    PERFORM vibescaling._require_primary();
     IF disconnect_account.account_id IS NULL THEN
         RAISE EXCEPTION 'account_id is required' USING ERRCODE = '22004';
     END IF;
@@ -256,6 +258,7 @@ DECLARE
     v_result  jsonb;
     v_counts  jsonb := '{"refreshed": 0, "not_needed": 0, "failed": 0}';
 BEGIN
+    PERFORM vibescaling._require_primary();
     FOR v_id IN SELECT t.id FROM vibescaling.tiktok_accounts t
                  WHERE t.status = 'active' AND t.refresh_token_enc IS NOT NULL
                    AND t.access_token_expires_at < now() + within

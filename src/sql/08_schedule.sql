@@ -202,6 +202,7 @@ AS $$
 DECLARE
     p vibescaling.posts;
 BEGIN
+    PERFORM vibescaling._require_primary();
     IF schedule_post.post_id IS NULL THEN
         RAISE EXCEPTION 'post_id is required' USING ERRCODE = '22004';
     END IF;

@@ -323,6 +323,7 @@ BEGIN
     IF as_of IS NULL THEN
         RAISE EXCEPTION 'as_of is required' USING ERRCODE = '22004';
     END IF;
+    PERFORM vibescaling._require_primary();
     LOOP
         v_skip := vibescaling._dispatch_next_round(as_of, v_skip);
         EXIT WHEN v_skip IS NULL;
@@ -351,6 +352,7 @@ BEGIN
     IF as_of IS NULL THEN
         RAISE EXCEPTION 'as_of is required' USING ERRCODE = '22004';
     END IF;
+    PERFORM vibescaling._require_primary();
     LOOP
         EXIT WHEN NOT vibescaling._dispatch_next_single(as_of, true);
         COMMIT;

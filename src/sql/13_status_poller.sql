@@ -194,6 +194,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    PERFORM vibescaling._require_primary();
     RETURN vibescaling._poll_publish_statuses(max_records, give_up_after, NULL);
 END
 $$;

@@ -305,6 +305,48 @@ $$;
 
 REVOKE ALL ON FUNCTION vibescaling._check_post_limits(vibescaling.posts, vibescaling.posts) FROM PUBLIC;
 
+CREATE OR REPLACE FUNCTION vibescaling._require_primary()
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_primary text;
+BEGIN
+    IF NOT pg_is_in_recovery() THEN
+        RETURN;
+    END IF;
+    SELECT nullif(concat_ws(':', w.sender_host, w.sender_port), '') INTO v_primary FROM pg_stat_wal_receiver w;
+    RAISE EXCEPTION 'vibescaling runs on the primary: this server is a standby%',
+                    coalesce(' of ' || v_primary, '')
+        USING ERRCODE = '25006',
+              HINT = 'Call it on the primary' || coalesce(' (' || v_primary || ')', '')
+                     || '; a standby sends nothing to TikTok and its scheduler waits for a promotion.';
+END
+$$;
+
+REVOKE ALL ON FUNCTION vibescaling._require_primary() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION vibescaling._lock_post(p_post_id uuid)
+RETURNS vibescaling.posts
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p vibescaling.posts;
+BEGIN
+    IF p_post_id IS NULL THEN
+        RAISE EXCEPTION 'post_id is required' USING ERRCODE = '22004';
+    END IF;
+    PERFORM vibescaling._require_primary();
+    SELECT * INTO p FROM vibescaling.posts t WHERE t.id = p_post_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'post % not found', p_post_id USING ERRCODE = 'P0002';
+    END IF;
+    RETURN p;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION vibescaling.add_account(
     open_id                  text,
     access_token             text,
@@ -354,6 +396,130 @@ BEGIN
         RAISE EXCEPTION 'TikTok account % is connected by another owner', add_account.open_id USING ERRCODE = '42501';
     END IF;
     RETURN v_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling.connect_account(auth_code text, redirect_uri text, code_verifier text DEFAULT NULL)
+RETURNS uuid
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_call  jsonb;
+    v_reply jsonb;
+    v_id    uuid;
+    v_user  jsonb;
+BEGIN
+    PERFORM vibescaling._require_primary();
+    IF coalesce(auth_code, '') = '' OR coalesce(redirect_uri, '') = '' THEN
+        RAISE EXCEPTION 'auth_code and redirect_uri are required' USING ERRCODE = '22004';
+    END IF;
+
+    v_call := vibescaling._tiktok_call('oauth_token', NULL, NULL, 'connect', jsonb_strip_nulls(jsonb_build_object(
+        'grant_type', 'authorization_code', 'code', auth_code, 'redirect_uri', redirect_uri,
+        'code_verifier', code_verifier)));
+    IF NOT (v_call->>'ok')::boolean THEN
+        PERFORM vibescaling._raise_tiktok_error(v_call, 'oauth_token');
+    END IF;
+    v_reply := v_call->'data';
+    IF coalesce(v_reply->>'open_id', '') = '' THEN
+        RAISE EXCEPTION 'TikTok''s token reply has no open_id' USING ERRCODE = '08P01';
+    END IF;
+
+    -- A new account belongs to the caller's tenant (owner's default: the JWT
+    -- sub); a reconnect by another tenant is refused (an operator, without a
+    -- JWT, may reconnect any).
+    INSERT INTO vibescaling.tiktok_accounts AS a (open_id)
+    VALUES (v_reply->>'open_id')
+    ON CONFLICT ON CONSTRAINT tiktok_accounts_open_id_key DO UPDATE SET updated_at = now()
+     WHERE vibescaling._jwt_sub() IS NULL OR a.owner IS NOT DISTINCT FROM vibescaling._jwt_sub()
+    RETURNING a.id INTO v_id;
+    IF v_id IS NULL THEN
+        RAISE EXCEPTION 'TikTok account % is connected by another owner', v_reply->>'open_id' USING ERRCODE = '42501';
+    END IF;
+    PERFORM vibescaling._store_tokens(v_id, v_reply);
+    v_reply := NULL;
+
+    -- The profile. The account stays connected if this call fails.
+    v_call := vibescaling._tiktok_call('user_info', v_id, NULL, 'connect', '{}');
+    IF (v_call->>'ok')::boolean THEN
+        v_user := v_call #> '{data,user}';
+        UPDATE vibescaling.tiktok_accounts
+           SET display_name = coalesce(v_user->>'display_name', display_name),
+               avatar_url = coalesce(v_user->>'avatar_url', avatar_url),
+               union_id = coalesce(v_user->>'union_id', union_id)
+         WHERE id = v_id;
+    ELSE
+        RAISE WARNING 'account % connected, but TikTok''s user info failed: % (log_id %)',
+                      v_id, v_call->>'error_code', v_call->>'log_id';
+    END IF;
+    DELETE FROM vibescaling.creator_info_cache WHERE tiktok_account_id = v_id;
+    RETURN v_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling.disconnect_account(account_id uuid)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a        vibescaling.tiktok_accounts;
+    v_call   jsonb;
+    v_failed integer;
+BEGIN
+    PERFORM vibescaling._require_primary();
+    IF disconnect_account.account_id IS NULL THEN
+        RAISE EXCEPTION 'account_id is required' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO a FROM vibescaling.tiktok_accounts t WHERE t.id = account_id FOR NO KEY UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'TikTok account % not found', account_id USING ERRCODE = 'P0002';
+    END IF;
+
+    IF a.access_token_enc IS NOT NULL THEN
+        v_call := vibescaling._tiktok_call('oauth_revoke', a.id, NULL, 'disconnect', '{}');
+    END IF;
+
+    UPDATE vibescaling.tiktok_accounts t
+       SET access_token_enc = NULL, refresh_token_enc = NULL, status = 'disconnected',
+           status_reason = 'disconnected by disconnect_account()', token_version = t.token_version + 1,
+           updated_at = now()
+     WHERE t.id = a.id;
+    DELETE FROM vibescaling.creator_info_cache WHERE tiktok_account_id = a.id;
+    UPDATE vibescaling.posts p
+       SET status = 'failed', last_error = format('TikTok account %s was disconnected', a.id)
+     WHERE p.tiktok_account_id = a.id AND p.status = 'scheduled';
+    GET DIAGNOSTICS v_failed = ROW_COUNT;
+
+    RETURN jsonb_build_object('data', jsonb_build_object(
+        'id', a.id,
+        'revoked', coalesce((v_call->>'ok')::boolean, false),
+        'revoke_error', CASE WHEN NOT coalesce((v_call->>'ok')::boolean, true) THEN v_call->>'error_code' END,
+        'failed_scheduled_posts', v_failed));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling.refresh_expiring_tokens(within interval DEFAULT '30 minutes')
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id      uuid;
+    v_result  jsonb;
+    v_counts  jsonb := '{"refreshed": 0, "not_needed": 0, "failed": 0}';
+BEGIN
+    PERFORM vibescaling._require_primary();
+    FOR v_id IN SELECT t.id FROM vibescaling.tiktok_accounts t
+                 WHERE t.status = 'active' AND t.refresh_token_enc IS NOT NULL
+                   AND t.access_token_expires_at < now() + within
+                 ORDER BY t.access_token_expires_at LOOP
+        v_result := vibescaling._refresh_token(v_id, true, 'refresh');
+        v_counts := jsonb_set(v_counts, ARRAY[v_result->>'outcome'],
+                              to_jsonb((v_counts->>(v_result->>'outcome'))::integer + 1));
+    END LOOP;
+    RETURN v_counts;
 END
 $$;
 
@@ -589,6 +755,47 @@ LANGUAGE C STABLE;
 
 REVOKE ALL ON FUNCTION vibescaling._role_can_read_source(oid, oid, uuid) FROM PUBLIC;
 
+CREATE OR REPLACE FUNCTION vibescaling.schedule_post(
+    post_id               uuid,
+    scheduled_at          timestamptz,
+    tiktok_account_id     uuid,
+    privacy_level         text,
+    mode                  text    DEFAULT 'direct',
+    disable_comment       boolean DEFAULT false,
+    disable_duet          boolean DEFAULT false,
+    disable_stitch        boolean DEFAULT false,
+    brand_content_toggle  boolean DEFAULT false,
+    brand_organic_toggle  boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p vibescaling.posts;
+BEGIN
+    PERFORM vibescaling._require_primary();
+    IF schedule_post.post_id IS NULL THEN
+        RAISE EXCEPTION 'post_id is required' USING ERRCODE = '22004';
+    END IF;
+    UPDATE vibescaling.posts AS t
+       SET status = 'scheduled', scheduled_at = schedule_post.scheduled_at,
+           tiktok_account_id = schedule_post.tiktok_account_id,
+           privacy_level = schedule_post.privacy_level, mode = schedule_post.mode,
+           disable_comment = coalesce(schedule_post.disable_comment, false),
+           disable_duet = coalesce(schedule_post.disable_duet, false),
+           disable_stitch = coalesce(schedule_post.disable_stitch, false),
+           brand_content_toggle = coalesce(schedule_post.brand_content_toggle, false),
+           brand_organic_toggle = coalesce(schedule_post.brand_organic_toggle, false),
+           last_error = NULL, attempts = 0, next_attempt_at = NULL
+     WHERE t.id = schedule_post.post_id
+    RETURNING t.* INTO p;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'post % not found', schedule_post.post_id USING ERRCODE = 'P0002';
+    END IF;
+    RETURN jsonb_build_object('data', to_jsonb(p));
+END
+$$;
+
 CREATE OR REPLACE FUNCTION vibescaling._dispatch_next_round(as_of timestamptz, skip_accounts uuid[])
 RETURNS uuid[]
 LANGUAGE plpgsql
@@ -657,6 +864,7 @@ BEGIN
     IF as_of IS NULL THEN
         RAISE EXCEPTION 'as_of is required' USING ERRCODE = '22004';
     END IF;
+    PERFORM vibescaling._require_primary();
     LOOP
         v_skip := vibescaling._dispatch_next_round(as_of, v_skip);
         EXIT WHEN v_skip IS NULL;
@@ -676,6 +884,7 @@ BEGIN
     IF as_of IS NULL THEN
         RAISE EXCEPTION 'as_of is required' USING ERRCODE = '22004';
     END IF;
+    PERFORM vibescaling._require_primary();
     LOOP
         EXIT WHEN NOT vibescaling._dispatch_next_single(as_of, true);
         COMMIT;
@@ -999,6 +1208,18 @@ BEGIN
 
     RETURN jsonb_build_object('data', jsonb_build_object(
         'event', v_event, 'publish_id', v_publish_id, 'applied', v_applied, 'duplicate', v_duplicate));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling.poll_publish_statuses(max_records integer DEFAULT 100,
+                                                  give_up_after interval DEFAULT '2 hours')
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM vibescaling._require_primary();
+    RETURN vibescaling._poll_publish_statuses(max_records, give_up_after, NULL);
 END
 $$;
 
