@@ -1,6 +1,6 @@
 /*
  * chunk_upload.cpp: PUT of one FILE_UPLOAD chunk ("FILE_UPLOAD chunks" in
- * /work/shared/tiktok-api.md).
+ * docs/tiktok-api.md).
  *
  * The upload_url carries its upload token in the query string, so the URL
  * is a secret: it is never quoted, and its query string is masked in every

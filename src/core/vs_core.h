@@ -344,7 +344,7 @@ char	   *vs_dispatch_log_json(const vs_call_result *r, const char *post_id,
 char	   *vs_result_json(const vs_call_result *r);
 
 /*
- * FILE_UPLOAD (see "FILE_UPLOAD chunks" in /work/shared/tiktok-api.md):
+ * FILE_UPLOAD (see "FILE_UPLOAD chunks" in docs/tiktok-api.md):
  * plan the chunks, init with "source": "FILE_UPLOAD" and the plan's sizes
  * (its reply's data.upload_url is a SECRET: it carries the upload token),
  * then PUT each chunk in order with vs_put_chunk. A video that is only
