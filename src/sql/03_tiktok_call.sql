@@ -38,7 +38,9 @@ AS 'MODULE_PATHNAME', 'vs_tiktok_call_many'
 LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION vibescaling._tiktok_call_many(jsonb) FROM PUBLIC;
 
--- This backend's connection pool for _tiktok_call_many since it started:
+-- This backend's pool of kept-alive connections since it started, which
+-- _tiktok_call_many and _tiktok_call use (all but the OAuth calls; chunk
+-- PUTs and source downloads open their own):
 -- {"transfers", "connections_opened", "connections_reused"} (C,
 -- src/pg/pool_stats.cpp). Fewer connections than transfers means
 -- keep-alive spared the handshakes.
