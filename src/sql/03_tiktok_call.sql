@@ -28,7 +28,7 @@ REVOKE ALL ON FUNCTION vibescaling._tiktok_call(text, uuid, uuid, text, jsonb) F
 -- returns it. At most vibescaling.max_concurrent_requests are in flight at
 -- once, over kept-alive connections. The same rules as _tiktok_call
 -- (tokens read in C, refresh before expiry and once after a 401, every
--- attempt logged, every init logged "in flight" before it is sent), except
+-- attempt logged, every call logged "in flight" before it is sent), except
 -- that a call over its account's rate limit is not sent and not waited for:
 -- its result is rate_limited (53000, retryable). OAuth endpoints are refused.
 CREATE FUNCTION vibescaling._tiktok_call_many(calls jsonb)
@@ -133,8 +133,8 @@ $$;
 
 -- When the account's calls to any of these endpoints that count against
 -- TikTok's rate limit were made, within the current window: what the
--- durable dispatch log holds, where an init is logged "in flight" before
--- it is sent and other calls when they end. Calls that never reached TikTok
+-- durable dispatch log holds, where every call for an account is logged
+-- "in flight" before it is sent. Calls that never reached TikTok
 -- (no HTTP status, outcome known) do not count.
 CREATE FUNCTION vibescaling._rate_limit_calls(account_id uuid, endpoints text[])
 RETURNS TABLE (called_at timestamptz)
