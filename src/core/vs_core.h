@@ -309,7 +309,7 @@ void		vs_parse_endpoint_reply(vs_endpoint ep, long http_status, const char *body
 
 /*
  * SQLSTATE for a TikTok error code (or transport code) and HTTP status;
- * the mapping table is documented in README.md. Static string.
+ * the mapping table is documented in docs/errors.md. Static string.
  */
 const char *vs_sqlstate_for(const char *error_code, long http_status);
 

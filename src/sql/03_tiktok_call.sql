@@ -59,7 +59,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT 'The failure is transient; try again later.'::text $$;
 
 -- Raises the error for a failed TikTok call: TikTok's code and log_id in the
--- message and detail, the SQLSTATE from the core's mapping table (README).
+-- message and detail, the SQLSTATE from the core's mapping table (docs/errors.md).
 -- When the reply had a Retry-After header, the DETAIL ends with
 -- " retry_after=N" (seconds), always last, after TikTok's message, so that
 -- a reader (the dispatcher) can match it anchored at the end.
