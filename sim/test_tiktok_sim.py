@@ -1,6 +1,6 @@
 """Tests for the TikTok API simulator (stdlib unittest, in-process server on a free port).
 
-Run: cd /work/main && python3 -m unittest sim.test_tiktok_sim -v
+Run from the repository's root: python3 -m unittest sim.test_tiktok_sim -v
 """
 
 import hashlib

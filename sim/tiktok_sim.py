@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Loopback simulator of TikTok's Content Posting API, OAuth v2 and user info.
 
-Answers as described in /work/shared/tiktok-api.md (envelope, status codes,
+Answers as described in docs/tiktok-api.md (envelope, status codes,
 error codes, TikTok's field spelling).  Python 3.11 standard library only.
 
     python3 sim/tiktok_sim.py --port 18443 [--host 127.0.0.1] [--latency-ms 0]

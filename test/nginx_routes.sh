@@ -2,7 +2,7 @@
 # api/nginx.conf, checked: nginx runs it (TLS swapped for a plain local port)
 # in front of a stand-in for PostgREST that echoes each request's method,
 # path, query and the headers nginx sets; each documented path must arrive
-# as the PostgREST request the README says. Prints "nginx: N passed, 0 failed".
+# as the PostgREST request docs/http-api.md says. Prints "nginx: N passed, 0 failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port=${VS_NGINX_PORT:-18481}

@@ -214,7 +214,7 @@ vs_call_many(const vs_http_options *opt, int max_concurrent, int n, const vs_cal
 	}
 }
 
-/* The vs_call_many connection pool counters since the process started. */
+/* The connection pool's counters (vs_call_many and vs_call) since the process started. */
 void
 vs_get_pool_stats(vs_pool_stats *out)
 {

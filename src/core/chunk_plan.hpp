@@ -1,6 +1,6 @@
 /*
  * chunk_plan.hpp: how a FILE_UPLOAD video is cut into TikTok's chunks
- * (pure arithmetic, see "FILE_UPLOAD chunks" in /work/shared/tiktok-api.md).
+ * (pure arithmetic, see "FILE_UPLOAD chunks" in docs/tiktok-api.md).
  */
 #ifndef VS_CHUNK_PLAN_HPP
 #define VS_CHUNK_PLAN_HPP

@@ -1,11 +1,13 @@
 /*
  * chunk_upload.cpp: PUT of one FILE_UPLOAD chunk ("FILE_UPLOAD chunks" in
- * /work/shared/tiktok-api.md).
+ * docs/tiktok-api.md).
  *
  * The upload_url carries its upload token in the query string, so the URL
  * is a secret: it is never quoted, and its query string is masked in every
- * message. The PUT sends no Authorization header. A PUT of the same range
- * is idempotent, so a reused keep-alive connection is fine.
+ * message. The PUT sends no Authorization header. Each PUT goes through
+ * http_send, on a connection of its own; a PUT of the same range is
+ * idempotent, so a kept-alive connection would be safe too, but uploads do
+ * not use the pool yet.
  */
 #include "chunk_upload.hpp"
 

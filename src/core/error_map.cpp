@@ -1,6 +1,6 @@
 /*
- * error_map.cpp: the SQLSTATE table (documented in README.md) and the
- * retry policy. Keep both in sync with the README.
+ * error_map.cpp: the SQLSTATE table (documented in docs/errors.md) and the
+ * retry policy. Keep both in sync with docs/errors.md.
  */
 #include "error_map.hpp"
 

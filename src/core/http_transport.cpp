@@ -72,13 +72,13 @@ http_send(const HttpRequest &req, bool *perform_started)
 
 	setup_transfer(h, req, st, headers, errbuf);
 	/*
-	 * One connection per call, never reused: libcurl silently re-sends a
+	 * One connection per request, never reused: libcurl silently re-sends a
 	 * request whose reused keep-alive connection closed before any reply
-	 * byte. For an init that would be a second post; for any call it is an
-	 * attempt that no dispatch_logs row shows and the rate limiter does not
-	 * count (the chaos test found both). The price is a handshake per call.
-	 * (vs_call_many keeps connections alive and blocks the re-send instead:
-	 * see multi_transport.cpp.)
+	 * byte, an attempt that no dispatch_logs row shows and the rate limiter
+	 * does not count (the chaos test found it). The price is a handshake per
+	 * request. (The pool in multi_transport.cpp, which single calls and
+	 * vs_call_many use, keeps connections alive and blocks the re-send
+	 * instead; see call.cpp for why OAuth stays here.)
 	 */
 	set_option(h, CURLOPT_FRESH_CONNECT, 1L);
 	set_option(h, CURLOPT_FORBID_REUSE, 1L);

@@ -1,8 +1,12 @@
 /*
  * http_transport.hpp: one HTTP(S) request (POST, GET or PUT) through
  * libcurl, on a per-process reused handle (its DNS cache survives between
- * calls) and a fresh connection per call (see http_transport.cpp). The
- * batch transport with kept-alive connections is multi_transport.hpp.
+ * calls) and a fresh connection per request (see http_transport.cpp).
+ * Only the requests that must not share a connection use it: the OAuth
+ * token and revoke calls (call.cpp), chunk PUTs (chunk_upload.cpp) and
+ * video source downloads (range_fetch.cpp). Every other TikTok call,
+ * single (vs_call) or batched (vs_call_many), rides the kept-alive pool of
+ * multi_transport.hpp.
  */
 #ifndef VS_HTTP_TRANSPORT_HPP
 #define VS_HTTP_TRANSPORT_HPP

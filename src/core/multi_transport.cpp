@@ -2,11 +2,12 @@
  * multi_transport.cpp: a batch of requests on the process's libcurl multi
  * handle (see multi_transport.hpp).
  *
- * Unlike http_transport.cpp, connections are kept alive and reused, which
- * brings back the hazard that made vs_call open a fresh connection per
- * call: libcurl silently re-sends a request when a reused connection turns
- * out dead before any reply byte ("Connection died, retrying a fresh
- * connect"). Here CURLOPT_PREREQFUNCTION, which libcurl calls right before
+ * Unlike http_transport.cpp, connections are kept alive and reused (single
+ * calls through vs_call use this pool too, with max_concurrent 0), which
+ * brings back the hazard for which http_transport.cpp opens a fresh
+ * connection per request: libcurl silently re-sends a request when a
+ * reused connection turns out dead before any reply byte ("Connection
+ * died, retrying a fresh connect"). Here CURLOPT_PREREQFUNCTION, which libcurl calls right before
  * each send of a request (the re-send included), counts the sends and
  * aborts the second one, so no request ever leaves the process twice.
  *

@@ -20,7 +20,7 @@ constexpr int kMaxBatchConcurrency = 1024;
 /* How long a pooled connection may sit idle before it is closed instead of reused. */
 constexpr long kMaxIdleConnectionAgeS = 30;
 
-/* Counters of the batch connection pool since the process started. */
+/* Counters of the connection pool (batches and single calls) since the process started. */
 struct PoolStats
 {
 	long long	transfers = 0;			/* transfers handed to libcurl */

@@ -1,6 +1,6 @@
 /*
  * request_builder.cpp: turns the flat options object SQL passes into the
- * body of each TikTok endpoint (see /work/shared/tiktok-api.md): JSON for
+ * body of each TikTok endpoint (see docs/tiktok-api.md): JSON for
  * the publish endpoints, an application/x-www-form-urlencoded form for
  * OAuth, nothing for user_info (a GET).
  *

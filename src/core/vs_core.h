@@ -247,11 +247,11 @@ typedef struct vs_call_spec
  * its own "invalid_param" result (http_status 0) and does not affect the
  * others.
  *
- * Unlike vs_call, connections are kept alive in a pool of the process,
- * shared by all batches: HTTP/1.1 keep-alive, or HTTP/2 with many calls
- * multiplexed on one connection when the server offers it over TLS; at
- * most max_concurrent connections are open, and an idle one older than
- * 30 s is closed instead of reused. A request is never re-sent: when a
+ * Connections are kept alive in a pool of the process, shared by all
+ * batches and by vs_call's single calls: HTTP/1.1 keep-alive, or HTTP/2
+ * with many calls multiplexed on one connection when the server offers it
+ * over TLS; at most max_concurrent connections are open, and an idle one
+ * older than 30 s is closed instead of reused. A request is never re-sent: when a
  * reused connection turns out closed before any reply byte, libcurl's own
  * retry is stopped and the call fails with error_code "transport_error",
  * outcome_unknown = 1 (the first copy may have been read), retryable per
@@ -271,7 +271,7 @@ typedef struct vs_call_spec
 void		vs_call_many(const vs_http_options *opt, int max_concurrent, int n,
 						 const vs_call_spec *specs, vs_call_result *results);
 
-/* Counters of the process's vs_call_many connection pool since start (for benchmarks and tests). */
+/* Counters of the process's connection pool (vs_call_many, vs_call) since start (for benchmarks and tests). */
 typedef struct vs_pool_stats
 {
 	long long	transfers;		/* requests handed to libcurl by vs_call_many (sent or attempted) */
@@ -309,7 +309,7 @@ void		vs_parse_endpoint_reply(vs_endpoint ep, long http_status, const char *body
 
 /*
  * SQLSTATE for a TikTok error code (or transport code) and HTTP status;
- * the mapping table is documented in README.md. Static string.
+ * the mapping table is documented in docs/errors.md. Static string.
  */
 const char *vs_sqlstate_for(const char *error_code, long http_status);
 
@@ -344,7 +344,7 @@ char	   *vs_dispatch_log_json(const vs_call_result *r, const char *post_id,
 char	   *vs_result_json(const vs_call_result *r);
 
 /*
- * FILE_UPLOAD (see "FILE_UPLOAD chunks" in /work/shared/tiktok-api.md):
+ * FILE_UPLOAD (see "FILE_UPLOAD chunks" in docs/tiktok-api.md):
  * plan the chunks, init with "source": "FILE_UPLOAD" and the plan's sizes
  * (its reply's data.upload_url is a SECRET: it carries the upload token),
  * then PUT each chunk in order with vs_put_chunk. A video that is only
@@ -397,9 +397,10 @@ typedef struct vs_chunk_put
 /*
  * PUTs one chunk: headers Content-Range: bytes FIRST-LAST/TOTAL,
  * Content-Length, Content-Type; no Authorization, no "Expect:
- * 100-continue"; a kept-alive connection may be reused (a PUT of the same
- * range is idempotent). opt->base_url is not used. Fills *out like vs_call:
- * ok iff HTTP 206 or 201; for any HTTP reply data_json =
+ * 100-continue"; on a connection of its own (no keep-alive for uploads
+ * yet, though a PUT of the same range is idempotent). opt->base_url is not
+ * used. Fills *out like vs_call: ok iff HTTP 206 or 201; for any HTTP
+ * reply data_json =
  * {"complete": bool (HTTP 201), "uploaded_bytes": N}, N = LAST+1 from the
  * reply's Content-Range "bytes 0-LAST/TOTAL", or -1 when absent (or
  * another form); log_id from a TikTok envelope body when there is one.

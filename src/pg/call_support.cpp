@@ -76,7 +76,7 @@ vs_refresh_failure(vs_call_result *r, const VsRefreshResult *refresh)
 	r->log_id = (char *) refresh->log_id;
 }
 
-/* The "in flight" dispatch_logs row of an init (see call_support.h). */
+/* The "in flight" dispatch_logs row of a call (see call_support.h). */
 char *
 vs_in_flight_log_json(const char *post_id, const char *account_id, const char *trigger,
 					  const char *endpoint_name)

@@ -36,7 +36,7 @@ void		vs_rate_limited_failure(vs_call_result *r);
 /* Fills *r as a call not made because the token refresh before it failed. */
 void		vs_refresh_failure(vs_call_result *r, const VsRefreshResult *refresh);
 
-/* The dispatch_logs row (palloc'd JSON) of an init about to be sent: outcome unknown until it answers. */
+/* The dispatch_logs row (palloc'd JSON) of a call about to be sent: outcome unknown until it answers. */
 char	   *vs_in_flight_log_json(const char *post_id, const char *account_id, const char *trigger,
 								  const char *endpoint_name);
 

@@ -30,7 +30,7 @@ int64		vs_write_dispatch_log(const char *log_json);
 void		vs_write_dispatch_logs(int n, const char *const *log_jsons, int64 *row_ids);
 
 /*
- * Replaces, durably, the row vs_write_dispatch_log returned: how an init's
+ * Replaces, durably, the row vs_write_dispatch_log returned: how a call's
  * "in flight" row becomes its outcome (see tiktok_call.cpp).
  */
 void		vs_update_dispatch_log(int64 row_id, const char *log_json);

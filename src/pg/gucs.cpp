@@ -31,7 +31,7 @@ int			vs_guc_source_stall_timeout_ms = 10000;
 /*
  * Secrets: settable by superusers only, shown to superusers only, left out
  * of SHOW ALL. Before this library is loaded a setting is a placeholder that
- * anyone can SHOW, hence the README's advice to preload vibescaling.
+ * anyone can SHOW, hence docs/install.md's advice to preload vibescaling.
  */
 static const int secret_flags = GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL;
 

@@ -1,12 +1,31 @@
 /*
  * module.cpp: the extension's entry points for PostgreSQL (module magic
- * and _PG_init). Everything else lives in files of its own:
- *   gucs.cpp               vibescaling.* settings
- *   tiktok_call.cpp        vibescaling._tiktok_call(), the one SQL function that calls TikTok
- *   account_tokens.cpp     reading an account's access token (SPI)
- *   dispatch_log_writer.cpp durable dispatch_logs rows via a background worker
- *   token_refresher.cpp    refreshing tokens durably and once, in a background worker
- *   session_worker.cpp     starting those short-lived workers
+ * and _PG_init). Everything else lives in files of its own; every file of
+ * src/pg, one line each:
+ *   account_tokens.cpp      reading an account's status and access token (SPI, as the table's owner)
+ *   account_tokens.h        its interface
+ *   call_support.cpp        shared by single and batched calls: HTTP options, interrupt check, "in flight" rows
+ *   call_support.h          its interface
+ *   dispatch_log_writer.cpp durable dispatch_logs rows via a background worker; vibescaling._durable_log()
+ *   dispatch_log_writer.h   its interface, and why rows are written that way
+ *   gucs.cpp                the vibescaling.* settings
+ *   gucs.h                  their C variables
+ *   module.cpp              this file: module magic and _PG_init
+ *   pg_headers.h            the PostgreSQL headers with C linkage (no C++ resource owners in src/pg)
+ *   pool_stats.cpp          vibescaling.http_pool_stats(), this backend's connection pool counters
+ *   post_write_trigger.cpp  the posts BEFORE INSERT OR UPDATE trigger (C) and _role_can_read_source()
+ *   session_worker.cpp      starting the short-lived background workers that serve this backend
+ *   session_worker.h        its interface
+ *   tiktok_call.cpp         vibescaling._tiktok_call(), one call to TikTok (refresh, rate limit, durable log)
+ *   tiktok_call_many.cpp    vibescaling._tiktok_call_many(), many calls at once (dispatcher, status poller)
+ *   token_refresher.cpp     refreshing tokens durably and once, in a background worker; _refresh_token()
+ *   token_refresher.h       its interface, and why refreshes run that way
+ *   token_seal.cpp          sealing tokens at rest with pgcrypto's C functions; _seal(), _unseal()
+ *   token_seal.h            its interface
+ *   video_source.cpp        reading a video chunk by chunk from a large object, vibescaling.media or a URL
+ *   video_source.h          its interface
+ *   video_upload.cpp        FILE_UPLOAD: _describe_video(), _plan_chunks(), _upload_chunks()
+ *   webhook_hmac.cpp        _webhook_hmac(), HMAC-SHA256 with PostgreSQL's own implementation
  */
 #include "pg_headers.h"
 #include "gucs.h"

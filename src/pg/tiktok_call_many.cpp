@@ -11,7 +11,7 @@
  *   - TikTok's per-token rate limits: one query takes every account's
  *     advisory lock and says which calls fit in the window
  *     (_rate_limit_allowance); the others are not sent (rate_limited);
- *   - every init is logged "in flight" before it is sent, and every attempt
+ *   - every call is logged "in flight" before it is sent, and every attempt
  *     gets its dispatch_logs row: but written by ONE log-writer worker per
  *     step of the batch instead of one per row.
  * The calls themselves go to vs_call_many in the core: at most
@@ -39,7 +39,7 @@ typedef struct ManyCall
 	char	   *trigger;
 	char	   *options;
 	int			account;		/* index into the batch's distinct accounts */
-	int64		log_row;		/* its "in flight" row while an init is out, else 0 */
+	int64		log_row;		/* its "in flight" row while the call is out, else 0 */
 	char	   *result_json;	/* what SQL gets back, once settled */
 	bool		token_rejected; /* TikTok answered access_token_invalid */
 } ManyCall;
@@ -224,7 +224,7 @@ rate_limit_allowance(ManyCall *calls, const int *idx, int k, bool *allowed)
 
 /*
  * Sends the calls idx[0..k) at once and settles each: rate-limited ones are
- * not sent, inits are logged in flight first, every outcome is logged.
+ * not sent, every call is logged in flight first, every outcome is logged.
  */
 static void
 send_calls(ManyCall *calls, const int *idx, int k, ManyAccount *accounts, const vs_http_options *http)

@@ -28,7 +28,7 @@ REVOKE ALL ON FUNCTION vibescaling._tiktok_call(text, uuid, uuid, text, jsonb) F
 -- returns it. At most vibescaling.max_concurrent_requests are in flight at
 -- once, over kept-alive connections. The same rules as _tiktok_call
 -- (tokens read in C, refresh before expiry and once after a 401, every
--- attempt logged, every init logged "in flight" before it is sent), except
+-- attempt logged, every call logged "in flight" before it is sent), except
 -- that a call over its account's rate limit is not sent and not waited for:
 -- its result is rate_limited (53000, retryable). OAuth endpoints are refused.
 CREATE FUNCTION vibescaling._tiktok_call_many(calls jsonb)
@@ -38,7 +38,9 @@ AS 'MODULE_PATHNAME', 'vs_tiktok_call_many'
 LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION vibescaling._tiktok_call_many(jsonb) FROM PUBLIC;
 
--- This backend's connection pool for _tiktok_call_many since it started:
+-- This backend's pool of kept-alive connections since it started, which
+-- _tiktok_call_many and _tiktok_call use (all but the OAuth calls; chunk
+-- PUTs and source downloads open their own):
 -- {"transfers", "connections_opened", "connections_reused"} (C,
 -- src/pg/pool_stats.cpp). Fewer connections than transfers means
 -- keep-alive spared the handshakes.
@@ -57,7 +59,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$ SELECT 'The failure is transient; try again later.'::text $$;
 
 -- Raises the error for a failed TikTok call: TikTok's code and log_id in the
--- message and detail, the SQLSTATE from the core's mapping table (README).
+-- message and detail, the SQLSTATE from the core's mapping table (docs/errors.md).
 -- When the reply had a Retry-After header, the DETAIL ends with
 -- " retry_after=N" (seconds), always last, after TikTok's message, so that
 -- a reader (the dispatcher) can match it anchored at the end.
@@ -131,8 +133,8 @@ $$;
 
 -- When the account's calls to any of these endpoints that count against
 -- TikTok's rate limit were made, within the current window: what the
--- durable dispatch log holds, where an init is logged "in flight" before
--- it is sent and other calls when they end. Calls that never reached TikTok
+-- durable dispatch log holds, where every call for an account is logged
+-- "in flight" before it is sent. Calls that never reached TikTok
 -- (no HTTP status, outcome known) do not count.
 CREATE FUNCTION vibescaling._rate_limit_calls(account_id uuid, endpoints text[])
 RETURNS TABLE (called_at timestamptz)

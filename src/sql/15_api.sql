@@ -7,7 +7,7 @@
 -- views either run with the caller's rights (row level security filters
 -- them, 14_tenancy.sql) or filter by tenant themselves (accounts). Errors
 -- carry the SQLSTATE PostgREST turns into the documented HTTP status
--- (_raise_http_error; the README has the table). The roles are created by
+-- (_raise_http_error; docs/errors.md has the table). The roles are created by
 -- vibescaling.setup_api_roles(), not by CREATE EXTENSION.
 CREATE SCHEMA vibescaling_api;
 COMMENT ON SCHEMA vibescaling_api IS 'The HTTP API that PostgREST exposes (db-schemas = vibescaling_api).';

@@ -3,8 +3,9 @@
 # a simulator without rate limits and a throwaway cluster, publishes N
 # drafts one by one (default 300) and prints median / p95 wall time per
 # publish_post, the HTTP part, the in-database rest (row locks, checks,
-# two durable dispatch_logs writes through the log-writer background
-# worker) and the backend's CPU per publish.
+# four durable dispatch_logs writes through the log-writer background
+# worker: creator_info's and the init's "in flight" rows and outcomes) and
+# the backend's CPU per publish.
 #   test/bench/run.sh [N]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
