@@ -6,6 +6,8 @@
 #   3. pg_regress (sql/, expected/), pgTAP (test/*.sql) and the concurrency
 #      test (test/concurrency.sh) in a throwaway PostgreSQL 15 cluster
 #      (pg_virtualenv) with pg_cron, against the simulator
+#   (under CI=true, or VS_TEST_PACKAGE=1, the database suites run against the
+#   Debian package built from HEAD and installed, not against make install)
 #   4. the security suite (test/security/run.sh) in a cluster of its own
 #   5. the upgrade path from the oldest frozen release (test/upgrade/run.sh)
 #   6. dump and restore, a standby and a failover (test/release/run.sh)
@@ -33,9 +35,20 @@ python3 -m unittest sim.test_tiktok_sim 2>&1 | tee -a "$log" | tail -n 3
 echo "== 2b. the nginx configuration in front of PostgREST (api/nginx.conf)"
 test/nginx_routes.sh 2>&1 | tee -a "$log" | tail -n 1
 
-echo "== 3. build and install the extension"
-make -j2 >/dev/null
-make install >/dev/null
+# CI (and VS_TEST_PACKAGE=1) tests the Debian package as a DBA installs it;
+# a developer's run tests the working tree (make install).
+if [ -n "${VS_TEST_PACKAGE:-${CI:-}}" ]; then
+  echo "== 3. build the Debian package from HEAD and install it (scripts/build-deb.sh)"
+  deb=$(scripts/build-deb.sh build/deb | tail -n 1)
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall "$deb" >/dev/null
+  dpkg-query -W -f='package: ${Package} ${Version} ${Status}\n' postgresql-15-vibescaling
+  # Every suite below runs against these installed files.
+  dpkg -L postgresql-15-vibescaling | grep -E '/extension/vibescaling.*(sql|control)$|vibescaling\.so$'
+else
+  echo "== 3. build and install the extension"
+  make -j2 >/dev/null
+  make install >/dev/null
+fi
 
 export VS_SIM_PORT=${VS_SIM_PORT:-18443}
 scripts/sim.sh start

@@ -38,6 +38,19 @@ before=$(q -c "$counts")
 tokens_before=$(q -c "SELECT string_agg(vibescaling._unseal(access_token_enc), ',' ORDER BY id) FROM vibescaling.tiktok_accounts")
 sched=$(q -c "SELECT id FROM vibescaling.posts WHERE caption = 'scheduled'")
 
+# --- A package upgrade: the new library, a restart (it is preloaded), then the update.
+# Until the update the old catalog runs on the new library: every C symbol
+# any released script names must still be in it (docs/operations.md).
+lib=$(pg_config --pkglibdir)/vibescaling.so
+missing=$(grep -ohE "AS 'MODULE_PATHNAME', '[a-z_0-9]+'" src/sql/releases/*.sql "$(pg_config --sharedir)/extension/vibescaling--$new_version.sql" \
+            | sed -E "s/.*'([a-z_0-9]+)'$/\1/" | sort -u \
+            | while read -r sym; do nm -D --defined-only "$lib" | grep -qw "$sym" || echo "$sym"; done | paste -sd' ')
+check "every C function any released script names is in the library" "" "$missing"
+read -r version cluster < <(pg_lsclusters --no-header | awk -v port="$PGPORT" '$3 == port { print $1, $2 }')
+pg_ctlcluster "$version" "$cluster" restart
+check "the old catalog works on the new library after the restart" t \
+      "$(q -c "SELECT vibescaling.http_pool_stats() ? 'transfers' AND vibescaling._unseal(vibescaling._seal('x')) = 'x'")"
+
 # --- The update.
 check "ALTER EXTENSION vibescaling UPDATE from $old_version" "$new_version" \
       "$(q -c "ALTER EXTENSION vibescaling UPDATE" -c "SELECT extversion FROM pg_extension WHERE extname = 'vibescaling'")"
