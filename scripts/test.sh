@@ -44,6 +44,8 @@ if [ -n "${VS_TEST_PACKAGE:-${CI:-}}" ]; then
   dpkg-query -W -f='package: ${Package} ${Version} ${Status}\n' postgresql-15-vibescaling
   # Every suite below runs against these installed files.
   dpkg -L postgresql-15-vibescaling | grep -E '/extension/vibescaling.*(sql|control)$|vibescaling\.so$'
+  # The package's own smoke test (debian/tests): a fresh install and the update from the oldest release.
+  sh debian/tests/create-extension 2>&1 | grep -E '^(ok|###)'
 else
   echo "== 3. build and install the extension"
   make -j2 >/dev/null
