@@ -2,6 +2,8 @@
 # Starts or stops the TikTok simulator in the background.
 #   scripts/sim.sh start   # listens on 127.0.0.1:$VS_SIM_PORT (default 18443)
 #   scripts/sim.sh stop
+#   scripts/sim.sh ensure  # start it unless one already answers on the port;
+#                          # prints "started" or "running" (stop only what you started)
 # Extra simulator flags can be passed in VS_SIM_ARGS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +27,14 @@ case "${1:-}" in
     done
     echo "sim: did not start; log follows" >&2; cat "$state.log" >&2; exit 1
     ;;
+  ensure)
+    if curl -sf "http://127.0.0.1:$port/_sim/health" >/dev/null 2>&1; then
+      echo running
+    else
+      "$0" start >/dev/null || exit 1
+      echo started
+    fi
+    ;;
   stop)
     if [ -f "$state.pid" ]; then
       kill "$(cat "$state.pid")" 2>/dev/null || true
@@ -32,6 +42,6 @@ case "${1:-}" in
     fi
     ;;
   *)
-    echo "usage: $0 start|stop" >&2; exit 2
+    echo "usage: $0 start|stop|ensure" >&2; exit 2
     ;;
 esac

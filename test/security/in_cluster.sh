@@ -18,8 +18,7 @@ CREATE EXTENSION pg_cron;
 SQL
 psql -qX -v ON_ERROR_STOP=1 -f test/fixtures/setup.sql >/dev/null
 
-passed=0
-failed=0
+. test/lib/check.sh
 log=$(mktemp)
 pg_prove --failures test/security/*.sql 2>&1 | tee "$log"
 tap=$(grep -oP '^Files=[0-9]+, Tests=\K[0-9]+' "$log" || echo 0)
@@ -33,15 +32,10 @@ else
   failed=$((failed + bad)); passed=$((passed + (tap > bad ? tap - bad : 0)))
 fi
 
-for t in test/security/secrets_in_logs.sh test/security/search_path_hijack.sh; do
-  echo "-- $t"
-  bash "$t" 2>&1 | tee "$log"
-  line=$(grep -E '^[a-z_]+: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
-  p=$(echo "$line" | grep -oP '[0-9]+(?= passed)' || echo 0)
-  f=$(echo "$line" | grep -oP '[0-9]+(?= failed)' || echo 1)
-  [ -n "$line" ] || f=1
-  passed=$((passed + p)); failed=$((failed + f))
+for t in secrets_in_logs:security_secrets search_path_hijack:security_hijack; do
+  echo "-- test/security/${t%%:*}.sh"
+  bash "test/security/${t%%:*}.sh" 2>&1 | tee "$log"
+  add_suite_result "${t##*:}" "$log"
 done
 rm -f "$log"
-echo "security: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish_checks security

@@ -9,10 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export VS_SIM_PORT=${VS_SIM_PORT:-18443}
-started_sim=no
-if ! curl -sf "http://127.0.0.1:$VS_SIM_PORT/_sim/health" >/dev/null 2>&1; then
-  scripts/sim.sh start >/dev/null
-  started_sim=yes
+if [ "$(scripts/sim.sh ensure)" = started ]; then
+  trap 'scripts/sim.sh stop >/dev/null' EXIT
 fi
-trap '[ "$started_sim" = yes ] && scripts/sim.sh stop >/dev/null' EXIT
 scripts/pg-cluster.sh vs_upgraded test/upgrade/in_cluster.sh
