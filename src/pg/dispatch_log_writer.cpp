@@ -42,8 +42,14 @@ batch_texts(DispatchLogBatch *batch)
 
 static const char *insert_sql =
 	"INSERT INTO vibescaling.dispatch_logs " LOG_COLUMNS LOG_VALUES " RETURNING id";
+/*
+ * A row replaced is a call's "in flight" row, written when the call began:
+ * the bound on created_at (no call lasts a day) lets the executor skip the
+ * log's older weekly partitions.
+ */
 static const char *replace_sql =
-	"UPDATE vibescaling.dispatch_logs SET " LOG_COLUMNS " = (" LOG_VALUES ") WHERE id = $3 RETURNING id";
+	"UPDATE vibescaling.dispatch_logs SET " LOG_COLUMNS " = (" LOG_VALUES ")"
+	" WHERE id = $3 AND created_at > pg_catalog.now() - interval '1 day' RETURNING id";
 
 /*
  * Inserts (row id 0) or replaces (row id > 0) each of n rows, with SPI in

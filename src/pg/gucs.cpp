@@ -27,6 +27,8 @@ char	   *vs_guc_ca_file = NULL;
 char	   *vs_guc_source_allowed_networks = NULL;
 int			vs_guc_source_connect_timeout_ms = 5000;
 int			vs_guc_source_stall_timeout_ms = 10000;
+char	   *vs_guc_log_retention = NULL;
+int			vs_guc_log_lock_timeout_ms = 200;
 
 /*
  * Secrets: settable by superusers only, shown to superusers only, left out
@@ -46,6 +48,54 @@ check_source_allowed_networks(char **newval, void **extra, GucSource source)
 	GUC_check_errdetail("%s", why);
 	GUC_check_errhint("Give comma-separated IPv4/IPv6 addresses or CIDRs, e.g. \"127.0.0.1/32, fd00::/8\".");
 	return false;
+}
+
+/*
+ * The shortest vibescaling.log_retention: TikTok redelivers a webhook for
+ * 72 hours (webhook_events dedupes over what is kept), and the upload quota
+ * looks back one day.
+ */
+static const double min_log_retention_s = 7 * 86400.0;
+
+/*
+ * Check hook of vibescaling.log_retention: the value must read as an
+ * interval (interval_in's grammar, parsed with its non-throwing parts: a
+ * check hook must not raise) of at least seven days, months counted as 30.
+ */
+static bool
+check_log_retention(char **newval, void **extra, GucSource source)
+{
+	char		workbuf[256];
+	char	   *field[MAXDATEFIELDS];
+	int			ftype[MAXDATEFIELDS];
+	int			nf;
+	int			dtype;
+	struct pg_itm_in itm_in;
+	Interval	span;
+	double		seconds;
+
+	if (*newval == NULL || strlen(*newval) >= sizeof(workbuf) - 1)
+	{
+		GUC_check_errdetail("vibescaling.log_retention must be an interval such as '90 days'.");
+		return false;
+	}
+	memset(&itm_in, 0, sizeof(itm_in));
+	if (ParseDateTime(*newval, workbuf, sizeof(workbuf), field, ftype, MAXDATEFIELDS, &nf) != 0 ||
+		(DecodeInterval(field, ftype, nf, INTERVAL_FULL_RANGE, &dtype, &itm_in) != 0 &&
+		 DecodeISO8601Interval(*newval, &dtype, &itm_in) != 0) ||
+		dtype != DTK_DELTA || itmin2interval(&itm_in, &span) != 0)
+	{
+		GUC_check_errdetail("\"%s\" is not an interval such as '90 days'.", *newval);
+		return false;
+	}
+	seconds = (span.month * 30.0 + span.day) * 86400.0 + span.time / 1e6;
+	if (seconds < min_log_retention_s)
+	{
+		GUC_check_errdetail("vibescaling.log_retention must be at least 7 days: TikTok redelivers webhooks for 72 hours "
+							"and the upload quota looks back one day.");
+		return false;
+	}
+	return true;
 }
 
 /* Defines the vibescaling.* GUCs; called once from _PG_init. */
@@ -295,6 +345,34 @@ vs_define_gucs(void)
 							NULL,
 							&vs_guc_source_stall_timeout_ms,
 							10000, 100, 3600000,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	/*
+	 * Read by SQL (vibescaling.maintain_logs): how long dispatch_logs and
+	 * webhook_events rows are kept. Whole weekly partitions are dropped once
+	 * they are older, after moving out the rows the extension still needs.
+	 */
+	DefineCustomStringVariable("vibescaling.log_retention",
+							   "How long dispatch_logs and webhook_events rows are kept (an interval, at least 7 days).",
+							   NULL,
+							   &vs_guc_log_retention,
+							   "90 days",
+							   PGC_SUSET,
+							   0,
+							   check_log_retention, NULL, NULL);
+
+	/*
+	 * Read by SQL: attaching and detaching a partition locks its log for a
+	 * moment; a step that would wait longer than this (behind a long query
+	 * on the log, with dispatch queued behind it) gives up until the next run.
+	 */
+	DefineCustomIntVariable("vibescaling.log_lock_timeout",
+							"Longest wait of a maintain_logs step for its locks before it is left to the next run.",
+							NULL,
+							&vs_guc_log_lock_timeout_ms,
+							200, 1, 600000,
 							PGC_SUSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

@@ -17,6 +17,8 @@ extern char *vs_guc_ca_file;
 extern char *vs_guc_source_allowed_networks;
 extern int	vs_guc_source_connect_timeout_ms;
 extern int	vs_guc_source_stall_timeout_ms;
+extern char *vs_guc_log_retention;
+extern int	vs_guc_log_lock_timeout_ms;
 
 /* Defines the vibescaling.* GUCs; called once from _PG_init. */
 void		vs_define_gucs(void);

@@ -26,6 +26,8 @@ extern "C" {
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/timestamp.h"
 #include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"

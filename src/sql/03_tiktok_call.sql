@@ -147,6 +147,10 @@ AS $$
        AND l.endpoint = ANY (endpoints)
        AND l.created_at > pg_catalog.clock_timestamp()
                           - pg_catalog.current_setting('vibescaling.rate_limit_window')::interval
+       -- Implied by the line above (now() is this transaction's start), but
+       -- stable, so the executor skips the log's older weekly partitions.
+       AND l.created_at > pg_catalog.now()
+                          - pg_catalog.current_setting('vibescaling.rate_limit_window')::interval
        AND (l.http_status IS NOT NULL OR l.outcome_unknown)
 $$;
 
