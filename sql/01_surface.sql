@@ -1,7 +1,7 @@
 -- The SQL contract: schema objects, who may execute what, the settings.
 SELECT c.relname, c.relkind
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE n.nspname = 'vibescaling' AND c.relkind IN ('r', 'v', 'i')
+ WHERE n.nspname = 'vibescaling' AND c.relkind IN ('r', 'p', 'v', 'i', 'I')
  ORDER BY c.relkind, c.relname;
 
 SELECT table_name, column_name, data_type, column_default

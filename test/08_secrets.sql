@@ -21,10 +21,10 @@ CREATE ROLE vs_app_reader NOLOGIN;
 GRANT USAGE ON SCHEMA vibescaling TO vs_app_reader;
 SELECT count(*) AS granted_relations FROM (
     SELECT format('GRANT SELECT ON %s TO vs_app_reader', c.oid::regclass) AS stmt
-      FROM pg_class c WHERE c.relnamespace = 'vibescaling'::regnamespace AND c.relkind IN ('r', 'v')
+      FROM pg_class c WHERE c.relnamespace = 'vibescaling'::regnamespace AND c.relkind IN ('r', 'v', 'p')
        AND c.relname <> 'tiktok_accounts') s \gset
 SELECT format('GRANT SELECT ON %s TO vs_app_reader', c.oid::regclass)
-  FROM pg_class c WHERE c.relnamespace = 'vibescaling'::regnamespace AND c.relkind IN ('r', 'v')
+  FROM pg_class c WHERE c.relnamespace = 'vibescaling'::regnamespace AND c.relkind IN ('r', 'v', 'p')
    AND c.relname <> 'tiktok_accounts' \gexec
 SELECT format('GRANT EXECUTE ON %s %s TO vs_app_reader', CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
               p.oid::regprocedure)
@@ -58,7 +58,7 @@ DECLARE
     v_out text;
 BEGIN
     FOR r IN SELECT c.oid::regclass AS rel FROM pg_class c
-              WHERE c.relnamespace = 'vibescaling'::regnamespace AND c.relkind IN ('r', 'v')
+              WHERE c.relnamespace = 'vibescaling'::regnamespace AND c.relkind IN ('r', 'v', 'p')
                 AND has_table_privilege(c.oid, 'SELECT') LOOP
         EXECUTE format('INSERT INTO seen SELECT %L, t::text FROM %s t', r.rel, r.rel);
         INSERT INTO seen VALUES (r.rel::text, '(read)');  -- counts empty relations as read too

@@ -35,7 +35,7 @@ $$;
 
 -- The partitions of a log (the default one aside) with their bounds; a
 -- NULL lower bound is MINVALUE (the rows an upgrade from 0.1.1 found).
-CREATE FUNCTION vibescaling._log_partitions(parent regclass)
+CREATE FUNCTION vibescaling._log_partition_bounds(parent regclass)
 RETURNS TABLE (partition regclass, lower_bound timestamptz, upper_bound timestamptz)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -88,7 +88,7 @@ BEGIN
     IF week_start IS DISTINCT FROM vibescaling._log_week(week_start) THEN
         RAISE EXCEPTION 'week_start % is not the start of a UTC week', week_start USING ERRCODE = '22023';
     END IF;
-    IF EXISTS (SELECT 1 FROM vibescaling._log_partitions(parent) p
+    IF EXISTS (SELECT 1 FROM vibescaling._log_partition_bounds(parent) p
                 WHERE coalesce(p.lower_bound < v_week_end, true) AND p.upper_bound > week_start) THEN
         RETURN false;
     END IF;
@@ -156,7 +156,7 @@ DECLARE
     v_kept    bigint;
 BEGIN
     PERFORM vibescaling._require_log_owner(parent);
-    SELECT * INTO v_bounds FROM vibescaling._log_partitions(parent) p WHERE p.partition = _drop_log_partition.partition;
+    SELECT * INTO v_bounds FROM vibescaling._log_partition_bounds(parent) p WHERE p.partition = _drop_log_partition.partition;
     IF NOT FOUND THEN
         RAISE EXCEPTION '% is not a dated partition of %', partition, parent USING ERRCODE = '22023';
     END IF;
@@ -267,7 +267,7 @@ AS $$
             UNION ALL
             SELECT t.parent::text, 2, p.upper_bound,
                    jsonb_build_object('op', 'drop', 'log', t.parent::text, 'partition', p.partition::text)
-              FROM vibescaling._log_tables() t, vibescaling._log_partitions(t.parent) p
+              FROM vibescaling._log_tables() t, vibescaling._log_partition_bounds(t.parent) p
              WHERE p.upper_bound <= now() - vibescaling._log_retention()
             UNION ALL
             SELECT t.parent::text, 3, NULL, jsonb_build_object('op', 'prune', 'log', t.parent::text)
@@ -312,7 +312,7 @@ BEGIN
         WHEN 'drop' THEN
             -- A run that went before this one may have dropped it already.
             v_part := to_regclass(v_step->>'partition');
-            IF v_part IS NOT NULL AND EXISTS (SELECT 1 FROM vibescaling._log_partitions(v_log) p WHERE p.partition = v_part) THEN
+            IF v_part IS NOT NULL AND EXISTS (SELECT 1 FROM vibescaling._log_partition_bounds(v_log) p WHERE p.partition = v_part) THEN
                 v_kept := vibescaling._drop_log_partition(v_log, v_part);
                 IF v_kept IS NULL THEN
                     state := jsonb_set(state, '{skipped}', to_jsonb((state->>'skipped')::integer + 1));
@@ -358,15 +358,16 @@ COMMENT ON PROCEDURE vibescaling.maintain_logs() IS
 -- The partitions of dispatch_logs and webhook_events, for DBAs: bounds,
 -- approximate rows (as of the last ANALYZE) and size.
 CREATE VIEW vibescaling.log_partitions AS
-    SELECT t.parent AS log, c.oid::regclass AS partition,
-           p.lower_bound, p.upper_bound,
+    SELECT i.inhparent::regclass AS log, c.oid::regclass AS partition,
+           (substring(b.expr FROM 'FROM \(''([^'']+)''\)'))::timestamptz AS lower_bound,
+           (substring(b.expr FROM 'TO \(''([^'']+)''\)'))::timestamptz AS upper_bound,
            c.reltuples::bigint AS approximate_rows,
            pg_size_pretty(pg_total_relation_size(c.oid)) AS total_size
-      FROM vibescaling._log_tables() t
-      JOIN pg_catalog.pg_inherits i ON i.inhparent = t.parent
+      FROM pg_catalog.pg_inherits i
       JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
-      LEFT JOIN vibescaling._log_partitions(t.parent) p ON p.partition = c.oid
-     ORDER BY t.parent::text, p.upper_bound NULLS FIRST;
+     CROSS JOIN LATERAL (SELECT pg_catalog.pg_get_expr(c.relpartbound, c.oid) AS expr) b
+     WHERE i.inhparent IN ('vibescaling.dispatch_logs'::regclass, 'vibescaling.webhook_events'::regclass)
+     ORDER BY i.inhparent::regclass::text, 4 NULLS FIRST;
 COMMENT ON VIEW vibescaling.log_partitions IS
     'Partitions of dispatch_logs and webhook_events: bounds (NULL: the default partition), approximate rows, size.';
 
@@ -376,7 +377,7 @@ REVOKE ALL ON FUNCTION vibescaling._create_log_partition(regclass, timestamptz),
                        vibescaling._dispatch_logs_to_keep(regclass),
                        vibescaling._log_default_weeks(regclass, text),
                        vibescaling._log_weeks_needed(regclass),
-                       vibescaling._log_partitions(regclass),
+                       vibescaling._log_partition_bounds(regclass),
                        vibescaling._log_tables(),
                        vibescaling._log_week(timestamptz),
                        vibescaling._log_retention(),

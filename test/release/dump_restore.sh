@@ -27,6 +27,12 @@ INSERT INTO vibescaling.posts (caption, video_lo) VALUES ('from a large object',
 -- A tenant's post, as PostgREST writes it.
 SELECT vs_test.pgrst('vibescaling_user', 'tenant-$run', 'POST', '/posts',
                      \$\$INSERT INTO vibescaling_api.posts (caption, video_url) VALUES ('tenant', 'https://verified.example/t.mp4') RETURNING id\$\$);
+-- The logs' weekly partitions (maintain_logs' tables, not the extension's),
+-- and an old row kept in the default partition: a draft's unknown-outcome init.
+CALL vibescaling.maintain_logs();
+INSERT INTO vibescaling.dispatch_logs (post_id, trigger, endpoint, outcome, outcome_unknown, created_at)
+SELECT id, 'manual', 'video_init', 'failure', true, now() - interval '200 days' FROM vibescaling.posts WHERE caption = 'draft 2';
+INSERT INTO vibescaling.webhook_events (event, body_sha256) VALUES ('post.publish.complete', md5('$run') || md5('$run'));
 SQL
 # (creator_info_cache is a cache of TikTok's answers: not dumped, refilled on use.)
 tables="tiktok_accounts posts media publish_records dispatch_logs webhook_events webhook_refusals"
@@ -36,6 +42,13 @@ counts() {
 before=$(counts vs_source)
 tokens() { q -d "$1" -c "SELECT string_agg(vibescaling._unseal(access_token_enc), ',' ORDER BY open_id) FROM vibescaling.tiktok_accounts"; }
 tokens_before=$(tokens vs_source)
+partitions() {
+  q -d "$1" -c "SELECT string_agg(p.partition::text || ':' || (SELECT count(*) FROM vibescaling.dispatch_logs l WHERE l.tableoid = p.partition)
+                                  || ':' || (SELECT count(*) FROM vibescaling.webhook_events e WHERE e.tableoid = p.partition), ' '
+                                  ORDER BY p.partition::text)
+                  FROM vibescaling.log_partitions p"
+}
+partitions_before=$(partitions vs_source)
 dump=$(mktemp /tmp/vs-dump.XXXXXX)
 pg_dump -Fc -d vs_source -f "$dump"
 
@@ -46,6 +59,13 @@ q -d vs_restored -c "ALTER DATABASE vs_restored SET vibescaling.api_base_url TO 
 export PGDATABASE=vs_restored
 check "every row of every extension table is there ($before)" "$before" "$(counts vs_restored)"
 check "tokens decrypt to what they were" "$tokens_before" "$(tokens vs_restored)"
+check "the logs' partitions are the same, with the same rows ($partitions_before)" "$partitions_before" "$(partitions vs_restored)"
+check "maintain_logs runs in the restored database" "" \
+      "$(q -c "CALL vibescaling.maintain_logs()" 2>&1 | grep -v 'NOTICE:  vibescaling.maintain_logs: 0 partitions created, 0 dropped')"
+draft2=$(q -c "SELECT id FROM vibescaling.posts WHERE caption = 'draft 2'")
+check "the restored draft whose init's outcome is unknown is not sent again" 55000 \
+      "$(q -c "SELECT vs_test.sqlstate_of(format('SELECT vibescaling.publish_post(%L, %L, ''SELF_ONLY'')', '$draft2',
+                                                   (SELECT id FROM vibescaling.tiktok_accounts LIMIT 1)))")"
 check "large objects came along" 1 "$(q -c "SELECT count(*) FROM vibescaling.posts p JOIN pg_largeobject_metadata m ON m.oid = p.video_lo")"
 check "the id sequences continue where they were" t \
       "$(q -c "SELECT nextval(pg_get_serial_sequence('vibescaling.dispatch_logs', 'id')) > (SELECT max(id) FROM vibescaling.dispatch_logs)")"

@@ -22,12 +22,13 @@ SELECT is(ARRAY(SELECT name FROM ext_routines
                  WHERE NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (proconfig), false)
                  ORDER BY name),
           ARRAY['vibescaling.dispatch_due_posts(timestamp with time zone)',
-                'vibescaling.dispatch_due_uploads(timestamp with time zone)'],
-          'every function pins search_path = pg_catalog, pg_temp (only the two COMMITting procedures cannot)');
+                'vibescaling.dispatch_due_uploads(timestamp with time zone)',
+                'vibescaling.maintain_logs()'],
+          'every function pins search_path = pg_catalog, pg_temp (only the three COMMITting procedures cannot)');
 
 SELECT is(ARRAY(SELECT name FROM ext_routines
                  WHERE prokind = 'p' AND proconfig IS NOT NULL ORDER BY name),
-          '{}'::text[], '... and those two carry no SET clause at all');
+          '{}'::text[], '... and those three carry no SET clause at all');
 
 -- The procedures' bodies call only schema-qualified names.
 SELECT is(ARRAY(SELECT m[1] FROM ext_routines r, pg_proc p,

@@ -224,6 +224,7 @@ SELECT vibescaling.http_pool_stats();
 SELECT vibescaling.add_account('hijack3_$run', 'act.hijack3', 'rft.hijack3');
 CALL vibescaling.dispatch_due_posts();
 CALL vibescaling.dispatch_due_uploads();
+CALL vibescaling.maintain_logs();
 SQL
 # The HTTP API, as PostgREST runs it (role switch, claims, the statement).
 hostile >/dev/null 2>&1 <<SQL
@@ -248,15 +249,17 @@ SQL
 # --- pg_cron, which runs its jobs as the superuser that scheduled them.
 q -c "SELECT vibescaling.enable_scheduler('* * * * *')" >/dev/null
 q -c "SELECT cron.schedule('vibescaling-refresh', '* * * * *', 'SELECT vibescaling.refresh_expiring_tokens(''100 years'')')" >/dev/null
+q -c "SELECT cron.schedule('vibescaling-logs', '* * * * *', 'CALL vibescaling.maintain_logs()')" >/dev/null
 jobs_ok=no
 for _ in $(seq 1 150); do
   n=$(q -c "SELECT count(DISTINCT j.jobname) FROM cron.job_run_details d JOIN cron.job j USING (jobid)
-            WHERE j.jobname IN ('vibescaling-dispatch', 'vibescaling-uploads', 'vibescaling-refresh', 'vibescaling-poll-status')
+            WHERE j.jobname IN ('vibescaling-dispatch', 'vibescaling-uploads', 'vibescaling-refresh', 'vibescaling-poll-status',
+                                'vibescaling-logs')
               AND d.status IN ('succeeded', 'failed')")
-  if [ "$n" -ge 4 ]; then jobs_ok=yes; break; fi
+  if [ "$n" -ge 5 ]; then jobs_ok=yes; break; fi
   sleep 1
 done
-check "pg_cron ran the dispatch, uploads, refresh and status jobs under the attacker's search_path" yes "$jobs_ok"
+check "pg_cron ran the dispatch, uploads, refresh, status and logs jobs under the attacker's search_path" yes "$jobs_ok"
 check "... and they succeeded" "" "$(q -c "SELECT string_agg(DISTINCT j.jobname || ': ' || d.return_message, '; ')
                                             FROM cron.job_run_details d JOIN cron.job j USING (jobid)
                                            WHERE j.jobname LIKE 'vibescaling-%' AND d.status = 'failed'")"

@@ -30,6 +30,25 @@ SELECT vibescaling.publish_post(vs_test.new_video('posted'), acct, 'SELF_ONLY') 
 SELECT vibescaling.schedule_post(vs_test.new_video('scheduled'), now() + interval '10 minutes',
                                  (SELECT acct FROM public.before_upgrade OFFSET 1 LIMIT 1), 'SELF_ONLY');
 INSERT INTO vibescaling.posts (caption, video_lo) VALUES ('upload', vs_test.new_lo(1048576));
+-- Old history: a year-old call, and a draft whose init's outcome is unknown
+-- (it must never be sent again, whatever the logs' retention does).
+INSERT INTO vibescaling.dispatch_logs (trigger, endpoint, outcome, created_at)
+VALUES ('manual', 'creator_info', 'success', now() - interval '1 year');
+INSERT INTO vibescaling.dispatch_logs (post_id, tiktok_account_id, trigger, endpoint, outcome, outcome_unknown, created_at)
+SELECT vs_test.new_video('unknown outcome'), acct, 'manual', 'video_init', 'failure', true, now() - interval '200 days'
+  FROM public.before_upgrade LIMIT 1;
+-- A webhook delivered before the upgrade (TikTok may redeliver it after).
+CREATE TABLE public.webhook_body AS
+SELECT jsonb_build_object('client_key', 'sim_client_key', 'event', 'post.publish.complete',
+                          'create_time', extract(epoch FROM now())::bigint, 'user_openid', 'up_1_$run',
+                          'content', '{"publish_id": "v_pub_upgrade_$run"}')::text AS body;
+CREATE FUNCTION public.deliver() RETURNS jsonb LANGUAGE sql AS \$\$
+    SELECT vibescaling.handle_webhook(b.body, format('t=%s,s=%s', t,
+               encode(hmac(convert_to(t || '.' || b.body, 'UTF8'),
+                           convert_to(current_setting('vibescaling.client_secret'), 'UTF8'), 'sha256'), 'hex')))
+      FROM public.webhook_body b, CAST(extract(epoch FROM now()) AS bigint) t
+\$\$;
+SELECT public.deliver();
 SQL
 counts="SELECT (SELECT count(*) FROM vibescaling.tiktok_accounts) || '/' || (SELECT count(*) FROM vibescaling.posts)
         || '/' || (SELECT count(*) FROM vibescaling.dispatch_logs) || '/' || (SELECT count(*) FROM vibescaling.publish_records)
@@ -57,8 +76,31 @@ check "ALTER EXTENSION vibescaling UPDATE from $old_version" "$new_version" \
 # What the release notes ask of a DBA after the update.
 q -c "SELECT vibescaling.setup_api_roles()" >/dev/null
 after=$(q -c "$counts")
-check "every row is still there (accounts/posts/dispatch_logs/publish_records/cron jobs: $before, +1 job: vibescaling-uploads)" \
-      "$(echo "$before" | awk -F/ '{ print $1 "/" $2 "/" $3 "/" $4 "/" $5 + 1 }')" "$after"
+before_logs_plus_probe=$(( $(echo "$after" | cut -d/ -f3) + 1 ))
+check "every row is still there (accounts/posts/dispatch_logs/publish_records/cron jobs: $before, +2 jobs: vibescaling-uploads, vibescaling-logs)" \
+      "$(echo "$before" | awk -F/ '{ print $1 "/" $2 "/" $3 "/" $4 "/" $5 + 2 }')" "$after"
+check "dispatch_logs and webhook_events are partitioned; the old rows are one partition each, outside the extension" \
+      "dispatch_logs:p:2 webhook_events:p:2" \
+      "$(q -c "SELECT string_agg(c.relname || ':' || c.relkind::text || ':' || (SELECT count(*) FROM pg_inherits i WHERE i.inhparent = c.oid)
+                                  || CASE WHEN EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_depend d ON d.objid = i.inhrelid
+                                                        AND d.classid = 'pg_class'::regclass AND d.deptype = 'e'
+                                                        WHERE i.inhparent = c.oid AND i.inhrelid::regclass::text NOT LIKE '%default')
+                                          THEN ' (an old partition is a member)' ELSE '' END, ' ' ORDER BY c.relname)
+                 FROM pg_class c WHERE c.oid IN ('vibescaling.dispatch_logs'::regclass, 'vibescaling.webhook_events'::regclass)")"
+check "the old partition is not readable by the API roles (it would bypass row level security)" f \
+      "$(q -c "SELECT has_table_privilege('vibescaling_user', p.partition, 'SELECT') FROM vibescaling._log_partition_bounds('vibescaling.dispatch_logs') p")"
+check "... which read the new table (setup_api_roles granted it)" t \
+      "$(q -c "SELECT has_table_privilege('vibescaling_user', 'vibescaling.dispatch_logs', 'SELECT')")"
+check "new ids continue after the old ones" t \
+      "$(q -c "INSERT INTO vibescaling.dispatch_logs (trigger, endpoint, outcome) VALUES ('manual', 'probe', 'success') RETURNING id > (SELECT max(id) FROM vibescaling.dispatch_logs WHERE endpoint <> 'probe')")"
+check "maintain_logs runs on the upgraded logs (the weeks ahead get partitions; the old rows stay)" "$before_logs_plus_probe" \
+      "$(q -c "CALL vibescaling.maintain_logs()" -c "SELECT count(*) FROM vibescaling.dispatch_logs")"
+check "the draft whose init's outcome is unknown still cannot be sent again" 55000 \
+      "$(q -c "DO \$\$ BEGIN PERFORM vibescaling.publish_post(p.id, (SELECT acct FROM public.before_upgrade LIMIT 1), 'SELF_ONLY')
+                            FROM vibescaling.posts p WHERE p.caption = 'unknown outcome';
+                          EXCEPTION WHEN OTHERS THEN RAISE NOTICE '%', SQLSTATE; END \$\$" 2>&1 | sed -n 's/.*NOTICE: *//p')"
+check "a webhook delivered before the upgrade and redelivered after it is a duplicate" true \
+      "$(q -c "SELECT public.deliver() #> '{data,duplicate}'")"
 check "tokens still decrypt, unchanged" "$tokens_before" \
       "$(q -c "SELECT string_agg(vibescaling._unseal(access_token_enc), ',' ORDER BY id) FROM vibescaling.tiktok_accounts")"
 check "the post from a large object set before the upgrade keeps the owner's rights (source_role)" 1 \
@@ -72,7 +114,12 @@ check "... with one init" 1 "$(q -c "SELECT count(*) FROM vibescaling.dispatch_l
 # --- The upgraded schema equals a fresh install's.
 q -d vs_fresh -c "CREATE EXTENSION vibescaling CASCADE; SELECT vibescaling.setup_api_roles()" >/dev/null
 # pg_dump leaves out an extension's members; detach them (in these throwaway databases) to dump them.
+# The logs' dated partitions are data (an upgrade's old rows, maintain_logs' weeks): left out.
 schema_of() {
+  q -d "$1" >/dev/null <<'SQL'
+SELECT format('DROP TABLE %s', p.partition) FROM vibescaling._log_tables() t, vibescaling._log_partition_bounds(t.parent) p
+\gexec
+SQL
   q -d "$1" -c "DELETE FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
                   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'vibescaling')" >/dev/null
   # (\\restrict lines carry a random key of each dump.)
