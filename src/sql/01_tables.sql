@@ -165,17 +165,52 @@ CREATE TABLE vibescaling.dispatch_logs (
     uploaded_bytes     bigint,           -- upload_chunk rows: bytes TikTok has after this chunk
     outcome_unknown    boolean NOT NULL DEFAULT false,  -- request may have reached TikTok, no reply read
     backend_pid        integer,          -- the backend that made the call
-    created_at         timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (id, created_at)         -- a partitioned table's keys include its partition key
+    created_at         timestamptz NOT NULL DEFAULT now()
 ) PARTITION BY RANGE (created_at);
 COMMENT ON TABLE vibescaling.dispatch_logs IS
     'Every call to TikTok, committed independently of the caller''s transaction (weekly partitions, see vibescaling.log_retention).';
-CREATE INDEX dispatch_logs_post_idx ON vibescaling.dispatch_logs (post_id, created_at);
--- The rate limiter's look-back: an account's recent calls.
-CREATE INDEX dispatch_logs_account_idx ON vibescaling.dispatch_logs (tiktok_account_id, created_at);
-CREATE INDEX dispatch_logs_failures_idx ON vibescaling.dispatch_logs (created_at)
-    WHERE outcome = 'failure';
 CREATE TABLE vibescaling.dispatch_logs_default PARTITION OF vibescaling.dispatch_logs DEFAULT;
+
+-- Creates the keys and indexes of a partition of dispatch_logs or
+-- webhook_events that it lacks (by name). Each partition has its own
+-- rather than the log having partitioned ones: pg_dump dumps the weekly
+-- partitions (tables of maintain_logs, not of the extension) and their
+-- indexes after attaching them, and an attach to a log with partitioned
+-- indexes would already have made them (a restore would fail on the copy).
+CREATE FUNCTION vibescaling._index_log_partition(parent regclass, partition regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_name   text := (SELECT c.relname FROM pg_class c WHERE c.oid = partition);
+    v_time   text;
+BEGIN
+    CASE parent
+        WHEN 'vibescaling.dispatch_logs'::regclass THEN
+            v_time := 'created_at';
+            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (post_id, created_at)', v_name || '_post_idx', partition);
+            -- The rate limiter's look-back: an account's recent calls.
+            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (tiktok_account_id, created_at)', v_name || '_account_idx', partition);
+            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (created_at) WHERE outcome = %L',
+                           v_name || '_failures_idx', partition, 'failure');
+        WHEN 'vibescaling.webhook_events'::regclass THEN
+            v_time := 'received_at';
+            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (publish_id) WHERE publish_id IS NOT NULL',
+                           v_name || '_publish_idx', partition);
+            -- handle_webhook's dedupe.
+            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (body_sha256)', v_name || '_body_idx', partition);
+        ELSE
+            RAISE EXCEPTION '% is not dispatch_logs or webhook_events', parent USING ERRCODE = '22023';
+    END CASE;
+    -- Ids come from the log's identity column: unique, hence a key per partition.
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = partition AND c.contype = 'p') THEN
+        EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY (id, %I)', partition, v_name || '_pkey', v_time);
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._index_log_partition(regclass, regclass) FROM PUBLIC;
+SELECT vibescaling._index_log_partition('vibescaling.dispatch_logs', 'vibescaling.dispatch_logs_default');
 
 -- pg_dump keeps the data of these extension tables (and their id sequences).
 SELECT pg_catalog.pg_extension_config_dump('vibescaling.tiktok_accounts', '');

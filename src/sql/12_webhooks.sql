@@ -10,8 +10,8 @@
 
 -- Every webhook accepted (signature valid, body well-formed), once: a
 -- redelivery of the same body is recognised by body_sha256 (handle_webhook
--- looks it up under an advisory lock on the hash: a partitioned table's
--- unique keys must include the partition key). Partitioned by week of
+-- looks it up under an advisory lock on the hash: a key of a partitioned
+-- table must include the partition key). Partitioned by week of
 -- received_at, like dispatch_logs, and dropped by maintain_logs after
 -- vibescaling.log_retention (at least 7 days: TikTok redelivers for 72 h).
 CREATE TABLE vibescaling.webhook_events (
@@ -22,14 +22,12 @@ CREATE TABLE vibescaling.webhook_events (
     create_time  timestamptz,        -- TikTok's create_time (epoch seconds)
     body_sha256  text NOT NULL,      -- hex SHA-256 of the raw body: the dedupe key
     content      jsonb,              -- content, parsed (TikTok sends it as a JSON string)
-    received_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (id, received_at)
+    received_at  timestamptz NOT NULL DEFAULT now()
 ) PARTITION BY RANGE (received_at);
 COMMENT ON TABLE vibescaling.webhook_events IS
     'TikTok webhook events received by handle_webhook(), one row per distinct body (weekly partitions, see vibescaling.log_retention).';
-CREATE INDEX webhook_events_publish_idx ON vibescaling.webhook_events (publish_id) WHERE publish_id IS NOT NULL;
-CREATE INDEX webhook_events_body_idx ON vibescaling.webhook_events (body_sha256);
 CREATE TABLE vibescaling.webhook_events_default PARTITION OF vibescaling.webhook_events DEFAULT;
+SELECT vibescaling._index_log_partition('vibescaling.webhook_events', 'vibescaling.webhook_events_default');
 
 SELECT pg_catalog.pg_extension_config_dump('vibescaling.webhook_events_default', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_get_serial_sequence('vibescaling.webhook_events', 'id'), '');

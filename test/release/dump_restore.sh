@@ -53,8 +53,9 @@ dump=$(mktemp /tmp/vs-dump.XXXXXX)
 pg_dump -Fc -d vs_source -f "$dump"
 
 createdb vs_restored
-restore_errors=$(pg_restore -d vs_restored "$dump" 2>&1 | grep -c 'error' || true)
-check "pg_restore into a new database reports no error" 0 "$restore_errors"
+restore_out=$(pg_restore -d vs_restored "$dump" 2>&1 || true)
+check "pg_restore into a new database reports no error" 0 "$(grep -c 'error' <<<"$restore_out" || true)"
+grep -i -m 5 -A 2 'error' <<<"$restore_out" | sed 's/^/# /' || true
 q -d vs_restored -c "ALTER DATABASE vs_restored SET vibescaling.api_base_url TO '$sim'" >/dev/null
 export PGDATABASE=vs_restored
 check "every row of every extension table is there ($before)" "$before" "$(counts vs_restored)"

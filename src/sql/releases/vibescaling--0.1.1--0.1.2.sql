@@ -8,8 +8,8 @@
 -- Each log's 0.1.1 table, with its rows and indexes as they are, becomes
 -- one partition of the new partitioned table: the one for everything
 -- before next week (or before the week after its newest row). No row is
--- copied; only the new primary key (id plus the partition key, as a
--- partitioned table's keys must be) is built. It stops belonging to the
+-- copied; only the new primary key (id plus the partition key) and
+-- webhook_events' dedupe index are built. It stops belonging to the
 -- extension, like the weekly partitions maintain_logs creates: pg_dump
 -- dumps it with its rows, and maintain_logs drops it once all of it is past
 -- the retention period. Its grants go (reading a partition directly would
@@ -51,8 +51,6 @@ BEGIN
             EXECUTE format('ALTER INDEX vibescaling.%I RENAME TO %I', v_index,
                            v_legacy || pg_catalog.substr(v_index, pg_catalog.length(v_log.name) + 1));
         END LOOP;
-        EXECUTE format('ALTER TABLE vibescaling.%I ADD CONSTRAINT %I PRIMARY KEY (id, %I)',
-                       v_legacy, v_legacy || '_pkey', v_log.time_column);
         -- Its CHECK constraints step aside while the new table takes their
         -- names (attaching pairs constraints by name), then take them back.
         FOR v_con IN SELECT c.conname FROM pg_catalog.pg_constraint c
@@ -100,25 +98,60 @@ CREATE TABLE vibescaling.dispatch_logs (
     uploaded_bytes     bigint,           -- upload_chunk rows: bytes TikTok has after this chunk
     outcome_unknown    boolean NOT NULL DEFAULT false,  -- request may have reached TikTok, no reply read
     backend_pid        integer,          -- the backend that made the call
-    created_at         timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (id, created_at)         -- a partitioned table's keys include its partition key
+    created_at         timestamptz NOT NULL DEFAULT now()
 ) PARTITION BY RANGE (created_at);
 COMMENT ON TABLE vibescaling.dispatch_logs IS
     'Every call to TikTok, committed independently of the caller''s transaction (weekly partitions, see vibescaling.log_retention).';
-CREATE INDEX dispatch_logs_post_idx ON vibescaling.dispatch_logs (post_id, created_at);
--- The rate limiter's look-back: an account's recent calls.
-CREATE INDEX dispatch_logs_account_idx ON vibescaling.dispatch_logs (tiktok_account_id, created_at);
-CREATE INDEX dispatch_logs_failures_idx ON vibescaling.dispatch_logs (created_at)
-    WHERE outcome = 'failure';
 CREATE TABLE vibescaling.dispatch_logs_default PARTITION OF vibescaling.dispatch_logs DEFAULT;
+
+-- Creates the keys and indexes of a partition of dispatch_logs or
+-- webhook_events that it lacks (by name). Each partition has its own
+-- rather than the log having partitioned ones: pg_dump dumps the weekly
+-- partitions (tables of maintain_logs, not of the extension) and their
+-- indexes after attaching them, and an attach to a log with partitioned
+-- indexes would already have made them (a restore would fail on the copy).
+CREATE FUNCTION vibescaling._index_log_partition(parent regclass, partition regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_name   text := (SELECT c.relname FROM pg_class c WHERE c.oid = partition);
+    v_time   text;
+BEGIN
+    CASE parent
+        WHEN 'vibescaling.dispatch_logs'::regclass THEN
+            v_time := 'created_at';
+            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (post_id, created_at)', v_name || '_post_idx', partition);
+            -- The rate limiter's look-back: an account's recent calls.
+            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (tiktok_account_id, created_at)', v_name || '_account_idx', partition);
+            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (created_at) WHERE outcome = %L',
+                           v_name || '_failures_idx', partition, 'failure');
+        WHEN 'vibescaling.webhook_events'::regclass THEN
+            v_time := 'received_at';
+            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (publish_id) WHERE publish_id IS NOT NULL',
+                           v_name || '_publish_idx', partition);
+            -- handle_webhook's dedupe.
+            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (body_sha256)', v_name || '_body_idx', partition);
+        ELSE
+            RAISE EXCEPTION '% is not dispatch_logs or webhook_events', parent USING ERRCODE = '22023';
+    END CASE;
+    -- Ids come from the log's identity column: unique, hence a key per partition.
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = partition AND c.contype = 'p') THEN
+        EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY (id, %I)', partition, v_name || '_pkey', v_time);
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._index_log_partition(regclass, regclass) FROM PUBLIC;
+SELECT vibescaling._index_log_partition('vibescaling.dispatch_logs', 'vibescaling.dispatch_logs_default');
 
 SELECT pg_catalog.pg_extension_config_dump('vibescaling.dispatch_logs_default', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_get_serial_sequence('vibescaling.dispatch_logs', 'id'), '');
 
 -- Every webhook accepted (signature valid, body well-formed), once: a
 -- redelivery of the same body is recognised by body_sha256 (handle_webhook
--- looks it up under an advisory lock on the hash: a partitioned table's
--- unique keys must include the partition key). Partitioned by week of
+-- looks it up under an advisory lock on the hash: a key of a partitioned
+-- table must include the partition key). Partitioned by week of
 -- received_at, like dispatch_logs, and dropped by maintain_logs after
 -- vibescaling.log_retention (at least 7 days: TikTok redelivers for 72 h).
 CREATE TABLE vibescaling.webhook_events (
@@ -129,14 +162,12 @@ CREATE TABLE vibescaling.webhook_events (
     create_time  timestamptz,        -- TikTok's create_time (epoch seconds)
     body_sha256  text NOT NULL,      -- hex SHA-256 of the raw body: the dedupe key
     content      jsonb,              -- content, parsed (TikTok sends it as a JSON string)
-    received_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (id, received_at)
+    received_at  timestamptz NOT NULL DEFAULT now()
 ) PARTITION BY RANGE (received_at);
 COMMENT ON TABLE vibescaling.webhook_events IS
     'TikTok webhook events received by handle_webhook(), one row per distinct body (weekly partitions, see vibescaling.log_retention).';
-CREATE INDEX webhook_events_publish_idx ON vibescaling.webhook_events (publish_id) WHERE publish_id IS NOT NULL;
-CREATE INDEX webhook_events_body_idx ON vibescaling.webhook_events (body_sha256);
 CREATE TABLE vibescaling.webhook_events_default PARTITION OF vibescaling.webhook_events DEFAULT;
+SELECT vibescaling._index_log_partition('vibescaling.webhook_events', 'vibescaling.webhook_events_default');
 
 SELECT pg_catalog.pg_extension_config_dump('vibescaling.webhook_events_default', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_get_serial_sequence('vibescaling.webhook_events', 'id'), '');
@@ -195,6 +226,11 @@ BEGIN
             EXECUTE format('ALTER TABLE vibescaling.%I RENAME CONSTRAINT %I TO %I', v->>'legacy', v_con,
                            pg_catalog.left(v_con, -6));
         END LOOP;
+        -- Its keys and indexes as a partition's: the renamed old ones are
+        -- kept; built here: the new primary key (id plus the partition key)
+        -- and, for webhook_events, the dedupe index.
+        PERFORM vibescaling._index_log_partition(pg_catalog.to_regclass('vibescaling.' || v_log),
+                                                 pg_catalog.to_regclass('vibescaling.' || quote_ident(v->>'legacy')));
         EXECUTE format('ALTER TABLE vibescaling.%I ATTACH PARTITION vibescaling.%I FOR VALUES FROM (MINVALUE) TO (%L)',
                        v_log, v->>'legacy', v->>'bound');
         PERFORM pg_catalog.setval(pg_catalog.pg_get_serial_sequence('vibescaling.' || v_log, 'id'),
@@ -587,6 +623,7 @@ BEGIN
         EXECUTE format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', v_partition, parent);
         EXECUTE format('ALTER TABLE %s OWNER TO %I', v_partition,
                        (SELECT pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.oid = parent));
+        PERFORM vibescaling._index_log_partition(parent, v_partition::regclass);
         -- The week's rows that wait in the default partition (none, unless
         -- maintenance did not run for a while): attaching would refuse them.
         EXECUTE format('WITH moved AS (DELETE FROM %s WHERE %I >= $1 AND %I < $2 RETURNING *) '

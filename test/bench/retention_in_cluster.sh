@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The retention benchmark (test/bench/retention.sh) inside its throwaway
+# cluster: the same measurements in a database whose dispatch log is empty
+# and in one that holds VS_RET_ROWS rows of history, then the retention job
+# run beside a dispatch in the full one.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+sim="http://127.0.0.1:$VS_SIM_PORT"
+postmaster=$(head -1 "$(psql -XAtq -d postgres -c 'SHOW data_directory')/postmaster.pid")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+q() { psql -X -qAt -v ON_ERROR_STOP=1 "$@"; }
+
+# Sets the simulator's latency per call (ms).
+sim_latency() {
+  curl -sf -X POST -H 'Content-Type: application/json' -d "{\"latency_ms\": $1}" "$sim/_sim/config" >/dev/null
+}
+
+# Publishes VS_RET_PUBLISHES drafts one by one (test/bench/publish_bench.sql);
+# prints "median_ms p95_ms backend_cpu_ms_per_publish".
+publish_cost() {
+  q -d "$1" -P format=unaligned -v n="$VS_RET_PUBLISHES" -v sim_url="$sim" -f test/bench/publish_bench.sql \
+    | tail -n 1 | awk -F'|' '{ print $2, $3, $6 }'
+}
+
+# Schedules N due posts (one per account) and times one dispatcher run with
+# concurrency C; prints the run's JSON: wall, cluster CPU per post.
+burst() {
+  local db=$1 n=$2 conc=$3 tag=$4
+  q -d "$db" -v accounts="$n" -v per_account=1 -v tag="$tag" -f test/bench/burst_setup.sql >/dev/null
+  rm -f "$work/pid" "$work/sample" "$work/sample.stop"
+  python3 test/bench/proc_sampler.py start "$work/sample" "$postmaster" "$VS_BURST_SIM_PID" "$work/pid" &
+  local sampler=$!
+  sleep 0.2
+  local wall
+  wall=$(q -d "$db" -v concurrency="$conc" -v pidfile="$work/pid" -f test/bench/retention_burst.sql)
+  local sample
+  sample=$(python3 test/bench/proc_sampler.py stop "$work/sample")
+  wait "$sampler"
+  local posted
+  posted=$(q -d "$db" -c "SELECT count(*) FROM vibescaling.posts WHERE caption LIKE 'burst %' AND status = 'posted'
+                           AND tiktok_account_id IN (SELECT id FROM vibescaling.tiktok_accounts WHERE open_id LIKE '$tag-%')")
+  python3 -c "
+import json, sys
+s = json.loads(sys.argv[1]); n = int(sys.argv[2]); wall = float(sys.argv[3])
+print(json.dumps({'posts': n, 'posted': int(sys.argv[4]), 'wall_s': wall, 'posts_per_s': round(n / wall, 1),
+                  'cluster_cpu_ms_per_post': round(1000 * s['cluster_cpu_s'] / n, 3),
+                  'backend_cpu_ms_per_post': round(1000 * s['backend_cpu_s'] / n, 3)}))" "$sample" "$n" "$wall" "$posted"
+}
+
+# The fresh database of one scenario; fills its log with ROWS rows.
+prepare() {
+  local db=$1 rows=$2
+  createdb "$db"
+  q -d "$db" -c "ALTER DATABASE $db SET vibescaling.api_base_url = '$sim'" \
+             -c "CREATE EXTENSION vibescaling CASCADE" -c "CALL vibescaling.maintain_logs()" >/dev/null 2>&1
+  if [ "$rows" -gt 0 ]; then
+    local t0=$SECONDS
+    echo "   filling: $(q -d "$db" -F' ' -P format=unaligned -v rows="$rows" -f test/bench/retention_fill.sql | tail -n 1)" \
+         "(log rows, size, partitions) in $((SECONDS - t0)) s"
+  fi
+}
+
+results=$work/results
+for scenario in empty full; do
+  db=vs_ret_$scenario
+  rows=0
+  [ "$scenario" = full ] && rows=$VS_RET_ROWS
+  echo "== $scenario dispatch log"
+  prepare "$db" "$rows"
+  sim_latency 0
+  read -r median p95 cpu < <(publish_cost "$db")
+  echo "   publish_post x $VS_RET_PUBLISHES, 0 ms TikTok: median $median ms, p95 $p95 ms, backend CPU $cpu ms per publish"
+  b=$(burst "$db" "$VS_RET_BURST" 512 "b$scenario$RANDOM")
+  echo "   dispatch burst, $VS_RET_BURST posts, 0 ms TikTok: $b"
+  echo "$scenario $median $p95 $cpu $(echo "$b" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["cluster_cpu_ms_per_post"])')" >>"$results"
+done
+
+python3 - "$results" <<'PY'
+import sys
+rows = {l.split()[0]: [float(x) for x in l.split()[1:]] for l in open(sys.argv[1])}
+e, f = rows["empty"], rows["full"]
+print("== full / empty: publish_post median %.3f, backend CPU per publish %.3f, burst database CPU per post %.3f"
+      % (f[0] / e[0], f[2] / e[2], f[3] / e[3]))
+PY
+
+# The retention job beside a dispatch: a retention of 60 days makes the
+# oldest weeks of the full log (about a third of it) expire. A control
+# dispatch first, then the same with maintain_logs started 1 s into it and
+# every lock wait sampled.
+db=vs_ret_full
+sim_latency 250
+echo "== retention job beside a dispatch (250 ms TikTok, $VS_RET_BURST posts, concurrency 64)"
+echo "   control dispatch, no retention job: $(burst "$db" "$VS_RET_BURST" 64 "c$RANDOM")"
+q -d "$db" -v accounts="$VS_RET_BURST" -v per_account=1 -v tag="r$RANDOM" -f test/bench/burst_setup.sql >/dev/null
+before=$(q -d "$db" -c "SELECT count(*) || ' rows in ' || (SELECT count(*) FROM vibescaling.log_partitions WHERE log = 'vibescaling.dispatch_logs'::regclass) || ' partitions' FROM vibescaling.dispatch_logs")
+until=$(q -d "$db" -c "SELECT now() + interval '120 seconds'")
+q -d "$db" -c "SET bench.until = '$until'" -f test/bench/retention_lock_waits.sql >"$work/waits" &
+waits_pid=$!
+t0=$(date +%s.%N)
+q -d "$db" -v concurrency=64 -v pidfile="$work/pid2" -f test/bench/retention_burst.sql >"$work/dispatch_wall" &
+dispatch_pid=$!
+sleep 1
+m0=$(date +%s.%N)
+maintain=$(PGOPTIONS='-c vibescaling.log_retention=60days' q -d "$db" -c "CALL vibescaling.maintain_logs()" 2>&1 | sed -n 's/.*NOTICE: *//p')
+m1=$(date +%s.%N)
+wait "$dispatch_pid"
+after=$(q -d "$db" -c "SELECT count(*) || ' rows in ' || (SELECT count(*) FROM vibescaling.log_partitions WHERE log = 'vibescaling.dispatch_logs'::regclass) || ' partitions' FROM vibescaling.dispatch_logs")
+kept=$(q -d "$db" -c "SELECT count(*) FROM vibescaling.dispatch_logs_default WHERE publish_id LIKE 'v_pub_kept_%'")
+echo "   dispatch with the retention job beside it: wall $(cat "$work/dispatch_wall") s," \
+     "posted $(q -d "$db" -c "SELECT count(*) FROM vibescaling.posts WHERE status = 'posted' AND caption LIKE 'burst %' AND scheduled_at IS NOT NULL") in all runs"
+echo "   retention job: $(python3 -c "print(round($m1 - $m0, 2))") s; $maintain"
+echo "   log before: $before; after: $after; the 1,000 old rows of open posts kept: $kept"
+q -d "$db" -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%bench.until%' AND pid <> pg_backend_pid()" >/dev/null || true
+wait "$waits_pid" || true
+echo "   lock waits while both ran (5 ms samples): $(cat "$work/waits")"

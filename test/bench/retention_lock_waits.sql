@@ -1,0 +1,27 @@
+-- Retention benchmark (test/bench/retention.sh): while the retention job
+-- runs beside a dispatch, samples every 5 ms which processes wait for a
+-- lock, until :'until'. Prints, per process kind, the samples seen waiting
+-- and the longest wait (first to last sample of one pid's wait).
+\set ON_ERROR_STOP 1
+\set QUIET 1
+CREATE TEMP TABLE waits (at timestamptz, pid integer, backend_type text, relation text, query text);
+DO $$
+BEGIN
+    WHILE clock_timestamp() < current_setting('bench.until')::timestamptz LOOP
+        PERFORM pg_stat_clear_snapshot();
+        INSERT INTO waits
+        SELECT clock_timestamp(), a.pid, a.backend_type, l.relation::regclass::text, left(a.query, 60)
+          FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+         WHERE NOT l.granted AND a.pid <> pg_backend_pid();
+        PERFORM pg_sleep(0.005);
+    END LOOP;
+END
+$$;
+\pset tuples_only on
+\pset format unaligned
+SELECT coalesce(jsonb_agg(x), '[]') FROM (
+    SELECT CASE WHEN query LIKE '%maintain_logs%' THEN 'retention job' ELSE backend_type END AS waiter,
+           sum(n) AS samples, round(max(span) * 1000) AS longest_wait_ms
+      FROM (SELECT pid, backend_type, query, count(*) AS n, extract(epoch FROM max(at) - min(at)) AS span
+              FROM waits GROUP BY pid, backend_type, query) w
+     GROUP BY 1) x;
