@@ -7,7 +7,7 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(27);
+SELECT plan(28);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 SELECT vs_test.new_account('ret_' || :'run') AS acct \gset
@@ -59,6 +59,9 @@ ALTER TABLE vibescaling.posts DISABLE TRIGGER USER;
 UPDATE vibescaling.posts SET status = 'posted', posted_at = now() - interval '199 days'
  WHERE id IN (SELECT posted FROM old_posts UNION ALL SELECT unsettled FROM old_posts UNION ALL SELECT settled FROM old_posts);
 UPDATE vibescaling.posts SET status = 'failed' WHERE id = (SELECT failed_upload FROM old_posts);
+-- ... and created that week (no call for a post is older than the post).
+UPDATE vibescaling.posts SET created_at = :'old_week'
+ WHERE id IN (SELECT unnest(ARRAY[posted, draft_sent, unsettled, settled, failed_upload]) FROM old_posts);
 ALTER TABLE vibescaling.posts ENABLE TRIGGER USER;
 
 CREATE TEMP TABLE old_rows (label text, id bigint, keep boolean);
@@ -124,6 +127,11 @@ SELECT is(vs_test.sqlstate_of(format('SELECT vibescaling.publish_post(%L, %L, ''
           '55000', '... publish_post refuses it (55000, already sent)');
 SELECT is((SELECT state FROM vibescaling._earlier_init((SELECT unsettled FROM old_posts))), 'unknown',
           'the unknown init stays unknown until it is settled');
+
+-- The bound those lookups use holds: a post's created_at never moves forward.
+UPDATE vibescaling.posts SET created_at = now() + interval '1 year' WHERE id = (SELECT draft_sent FROM old_posts);
+SELECT is((SELECT created_at FROM vibescaling.posts WHERE id = (SELECT draft_sent FROM old_posts)), :'old_week'::timestamptz,
+          'a post''s created_at cannot be moved forward (its calls are never older than it)');
 
 ------------------------------------------------------------------------------
 -- 4. The default partition lets go of kept rows once they are no longer needed.

@@ -44,12 +44,13 @@ static const char *insert_sql =
 	"INSERT INTO vibescaling.dispatch_logs " LOG_COLUMNS LOG_VALUES " RETURNING id";
 /*
  * A row replaced is a call's "in flight" row, written when the call began:
- * the bound on created_at (no call lasts a day) lets the executor skip the
- * log's older weekly partitions.
+ * the bound on created_at ($4: a day ago; no call lasts a day), a parameter
+ * rather than an expression, lets the planner leave the log's older weekly
+ * partitions out.
  */
 static const char *replace_sql =
 	"UPDATE vibescaling.dispatch_logs SET " LOG_COLUMNS " = (" LOG_VALUES ")"
-	" WHERE id = $3 AND created_at > pg_catalog.now() - interval '1 day' RETURNING id";
+	" WHERE id = $3 AND created_at > $4 RETURNING id";
 
 /*
  * Inserts (row id 0) or replaces (row id > 0) each of n rows, with SPI in
@@ -59,10 +60,11 @@ static const char *replace_sql =
 static void
 store_log_rows(int n, const char *texts, int64 *row_ids, int caller_pid)
 {
-	Oid			argtypes[3] = {TEXTOID, INT4OID, INT8OID};
+	Oid			argtypes[4] = {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID};
 	SPIPlanPtr	insert_plan = NULL;
 	SPIPlanPtr	replace_plan = NULL;
 	const char *text = texts;
+	TimestampTz day_ago = GetCurrentTransactionStartTimestamp() - USECS_PER_DAY;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -70,12 +72,13 @@ store_log_rows(int n, const char *texts, int64 *row_ids, int caller_pid)
 	{
 		bool		replace = row_ids[i] > 0;
 		SPIPlanPtr *plan = replace ? &replace_plan : &insert_plan;
-		Datum		args[3] = {CStringGetTextDatum(text), Int32GetDatum(caller_pid), Int64GetDatum(row_ids[i])};
+		Datum		args[4] = {CStringGetTextDatum(text), Int32GetDatum(caller_pid), Int64GetDatum(row_ids[i]),
+							   TimestampTzGetDatum(day_ago)};
 		bool		isnull;
 
 		if (*plan == NULL)
 		{
-			*plan = SPI_prepare(replace ? replace_sql : insert_sql, replace ? 3 : 2, argtypes);
+			*plan = SPI_prepare(replace ? replace_sql : insert_sql, replace ? 4 : 2, argtypes);
 			if (*plan == NULL)
 				elog(ERROR, "could not plan the dispatch_logs write: %s", SPI_result_code_string(SPI_result));
 		}

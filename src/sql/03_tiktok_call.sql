@@ -138,20 +138,24 @@ $$;
 -- (no HTTP status, outcome known) do not count.
 CREATE FUNCTION vibescaling._rate_limit_calls(account_id uuid, endpoints text[])
 RETURNS TABLE (called_at timestamptz)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan  -- see _earlier_init
 AS $$
-    SELECT l.created_at
-      FROM vibescaling.dispatch_logs l
-     WHERE l.tiktok_account_id = account_id
-       AND l.endpoint = ANY (endpoints)
-       AND l.created_at > pg_catalog.clock_timestamp()
-                          - pg_catalog.current_setting('vibescaling.rate_limit_window')::interval
-       -- Implied by the line above (now() is this transaction's start), but
-       -- stable, so the executor skips the log's older weekly partitions.
-       AND l.created_at > pg_catalog.now()
-                          - pg_catalog.current_setting('vibescaling.rate_limit_window')::interval
-       AND (l.http_status IS NOT NULL OR l.outcome_unknown)
+DECLARE
+    -- A variable rather than an expression in the query: plpgsql hands the
+    -- planner its value, which then leaves out the log's older partitions
+    -- (neither planning nor locking them).
+    v_since timestamptz := clock_timestamp() - current_setting('vibescaling.rate_limit_window')::interval;
+BEGIN
+    RETURN QUERY
+        SELECT l.created_at
+          FROM vibescaling.dispatch_logs l
+         WHERE l.tiktok_account_id = _rate_limit_calls.account_id
+           AND l.endpoint = ANY (_rate_limit_calls.endpoints)
+           AND l.created_at > v_since
+           AND (l.http_status IS NOT NULL OR l.outcome_unknown);
+END
 $$;
 
 -- Seconds until the account may make one more call of this endpoint's rate

@@ -69,9 +69,11 @@ CREATE FUNCTION vibescaling._check_upload_quota(p vibescaling.posts, video_size 
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan  -- see _earlier_init
 AS $$
 DECLARE
     v_quota bigint := current_setting('vibescaling.max_upload_mb_per_owner_day')::bigint * 1048576;
+    v_since timestamptz := now() - interval '1 day';   -- a variable: the log's older partitions are left out
     v_used  bigint;
 BEGIN
     IF p.owner IS NULL OR v_quota <= 0 THEN
@@ -81,7 +83,7 @@ BEGIN
     SELECT coalesce(sum(x.bytes), 0) INTO v_used
       FROM (SELECT max(l.uploaded_bytes) AS bytes
               FROM vibescaling.dispatch_logs l
-             WHERE l.endpoint = 'upload_chunk' AND l.created_at > now() - interval '1 day'
+             WHERE l.endpoint = 'upload_chunk' AND l.created_at > v_since
                AND l.post_id IN (SELECT q.id FROM vibescaling.posts q WHERE q.owner = p.owner)
              GROUP BY l.post_id, l.publish_id) x;
     IF v_used + video_size > v_quota THEN

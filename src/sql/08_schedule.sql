@@ -105,6 +105,10 @@ DECLARE
     v_hint      text;
     v_detail    text;
 BEGIN
+    -- No call for a post is older than the post: _earlier_init leaves the
+    -- log's earlier partitions out on that ground, so created_at never
+    -- moves forward (nor past now).
+    p_new.created_at := least(p_new.created_at, coalesce(p_old.created_at, now()));
     IF p_old.id IS NOT NULL THEN
         IF p_new IS NOT DISTINCT FROM p_old THEN
             RETURN p_new;

@@ -40,22 +40,29 @@ $$;
 -- "uploaded_bytes"}; NULL when there is no such init.
 CREATE FUNCTION vibescaling._publish_progress_from_log(p_post_id uuid)
 RETURNS jsonb
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan  -- see _earlier_init
 AS $$
-    SELECT jsonb_build_object(
-               'publish_id', i.publish_id,
-               'status', CASE WHEN c.chunks > 0 AND NOT c.complete THEN 'uploading' ELSE 'processing' END,
-               'tiktok_status', NULL,
-               'uploaded_bytes', c.uploaded_bytes)
-      FROM (SELECT l.publish_id FROM vibescaling.dispatch_logs l
-             WHERE l.post_id = p_post_id AND l.outcome = 'success'
-               AND l.endpoint IN ('video_init', 'inbox_video_init', 'content_init')
-             ORDER BY l.id DESC LIMIT 1) i,
-           LATERAL (SELECT count(*) AS chunks, coalesce(bool_or(u.http_status = 201), false) AS complete,
-                           max(u.uploaded_bytes) AS uploaded_bytes
-                      FROM vibescaling.dispatch_logs u
-                     WHERE u.post_id = p_post_id AND u.publish_id = i.publish_id AND u.endpoint = 'upload_chunk') c
+DECLARE
+    v_since timestamptz := coalesce((SELECT p.created_at FROM vibescaling.posts p WHERE p.id = p_post_id), '-infinity');
+BEGIN
+    RETURN (
+        SELECT jsonb_build_object(
+                   'publish_id', i.publish_id,
+                   'status', CASE WHEN c.chunks > 0 AND NOT c.complete THEN 'uploading' ELSE 'processing' END,
+                   'tiktok_status', NULL,
+                   'uploaded_bytes', c.uploaded_bytes)
+          FROM (SELECT l.publish_id, l.created_at FROM vibescaling.dispatch_logs l
+                 WHERE l.post_id = p_post_id AND l.created_at >= v_since AND l.outcome = 'success'
+                   AND l.endpoint IN ('video_init', 'inbox_video_init', 'content_init')
+                 ORDER BY l.id DESC LIMIT 1) i,
+               LATERAL (SELECT count(*) AS chunks, coalesce(bool_or(u.http_status = 201), false) AS complete,
+                               max(u.uploaded_bytes) AS uploaded_bytes
+                          FROM vibescaling.dispatch_logs u
+                         WHERE u.post_id = p_post_id AND u.created_at >= v_since
+                           AND u.publish_id = i.publish_id AND u.endpoint = 'upload_chunk') c);
+END
 $$;
 
 -- A publish record with TikTok's status/fetch answer (its data object)

@@ -70,8 +70,8 @@ $$;
 -- shape, owned by the parent's owner, filled with the rows of that week
 -- the default partition holds, then attached (which locks the parent only
 -- against other schema changes; the default partition is locked while it
--- is checked). False when it already existed or its lock was not granted
--- within vibescaling.log_lock_timeout (the next run tries again).
+-- is checked). False when it already existed, NULL when a lock was not
+-- granted within vibescaling.log_lock_timeout (nothing was done).
 CREATE FUNCTION vibescaling._create_log_partition(parent regclass, week_start timestamptz)
 RETURNS boolean
 LANGUAGE plpgsql
@@ -110,9 +110,7 @@ BEGIN
         EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)',
                        parent, v_partition, week_start, v_week_end);
     EXCEPTION WHEN lock_not_available THEN
-        RAISE NOTICE 'vibescaling: % not created: its lock was not granted within %, next run tries again',
-                     v_partition, current_setting('lock_timeout');
-        RETURN false;
+        RETURN NULL;
     END;
     RETURN true;
 END
@@ -145,7 +143,8 @@ $$;
 -- then, in one short step under lock_timeout, the partition is detached,
 -- those rows go back in (to the default partition: no other covers their
 -- time any more) and it is dropped, so that no reader ever misses them.
--- Returns the rows kept, or NULL when the lock was not granted.
+-- Returns the rows kept, or NULL when a lock was not granted within
+-- vibescaling.log_lock_timeout (nothing was done).
 CREATE FUNCTION vibescaling._drop_log_partition(parent regclass, partition regclass)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -176,8 +175,6 @@ BEGIN
         GET DIAGNOSTICS v_kept = ROW_COUNT;
         EXECUTE format('DROP TABLE %s', partition);
     EXCEPTION WHEN lock_not_available THEN
-        RAISE NOTICE 'vibescaling: % not dropped: its lock was not granted within %, next run tries again',
-                     partition, current_setting('lock_timeout');
         RETURN NULL;
     END;
     RETURN v_kept;
@@ -278,46 +275,60 @@ $$;
 -- Runs the next step of a maintain_logs run (state: NULL at the start) in
 -- the caller's transaction and returns the state for the next call, or
 -- NULL when the run is over (after a NOTICE saying what it did). Steps of
--- concurrent runs take turns on an advisory lock.
+-- concurrent runs take turns on an advisory lock. A step whose lock was
+-- not granted (a long transaction on the log, such as a dispatcher's round,
+-- holds it) goes to the end of the run, after a pause that holds no lock
+-- (1 s, then doubling up to 15 s), at most max_attempts times in all; then
+-- the next run tries again.
 CREATE FUNCTION vibescaling._maintain_logs_step(state jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_step  jsonb;
-    v_i     integer;
-    v_log   regclass;
-    v_part  regclass;
-    v_kept  bigint;
+    max_attempts constant integer := 12;
+    v_step    jsonb;
+    v_i       integer;
+    v_log     regclass;
+    v_part    regclass;
+    v_done    boolean;
+    v_kept    bigint;
+    v_attempt integer;
 BEGIN
     IF state IS NULL THEN
         PERFORM vibescaling._require_log_owner(t.parent) FROM vibescaling._log_tables() t;
         state := jsonb_build_object('steps', vibescaling._maintain_logs_plan(), 'next', 0, 'created', 0,
-                                    'dropped', 0, 'kept', 0, 'skipped', 0, 'pruned', 0);
+                                    'dropped', 0, 'kept', 0, 'retried', 0, 'skipped', 0, 'pruned', 0);
     END IF;
     v_i := (state->>'next')::integer;
     IF v_i >= jsonb_array_length(state->'steps') THEN
-        RAISE NOTICE 'vibescaling.maintain_logs: % partitions created, % dropped (% rows still needed kept), % not dropped (lock not granted), % old rows pruned from the default partitions',
-                     state->'created', state->'dropped', state->'kept', state->'skipped', state->'pruned';
+        RAISE NOTICE 'vibescaling.maintain_logs: % partitions created, % dropped (% rows still needed kept), % old rows pruned from the default partitions; % steps retried after a lock wait, % left to the next run',
+                     state->'created', state->'dropped', state->'kept', state->'pruned', state->'retried', state->'skipped';
         RETURN NULL;
     END IF;
-    PERFORM pg_advisory_xact_lock(hashtext('vibescaling.maintain_logs'));
+    state := jsonb_set(state, '{next}', to_jsonb(v_i + 1));
     v_step := state->'steps'->v_i;
+    IF v_step->>'op' = 'pause' THEN
+        PERFORM pg_sleep((v_step->>'seconds')::double precision);
+        RETURN state;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('vibescaling.maintain_logs'));
     v_log := (v_step->>'log')::regclass;
+    v_done := true;
     CASE v_step->>'op'
         WHEN 'create' THEN
-            IF vibescaling._create_log_partition(v_log, (v_step->>'week')::timestamptz) THEN
+            v_done := vibescaling._create_log_partition(v_log, (v_step->>'week')::timestamptz);
+            IF v_done THEN
                 state := jsonb_set(state, '{created}', to_jsonb((state->>'created')::integer + 1));
             END IF;
         WHEN 'drop' THEN
             -- A run that went before this one may have dropped it already.
             v_part := to_regclass(v_step->>'partition');
-            IF v_part IS NOT NULL AND EXISTS (SELECT 1 FROM vibescaling._log_partition_bounds(v_log) p WHERE p.partition = v_part) THEN
+            IF v_part IS NOT NULL
+               AND EXISTS (SELECT 1 FROM vibescaling._log_partition_bounds(v_log) p WHERE p.partition = v_part) THEN
                 v_kept := vibescaling._drop_log_partition(v_log, v_part);
-                IF v_kept IS NULL THEN
-                    state := jsonb_set(state, '{skipped}', to_jsonb((state->>'skipped')::integer + 1));
-                ELSE
+                v_done := v_kept IS NOT NULL;
+                IF v_done THEN
                     state := jsonb_set(state, '{dropped}', to_jsonb((state->>'dropped')::integer + 1));
                     state := jsonb_set(state, '{kept}', to_jsonb((state->>'kept')::bigint + v_kept));
                 END IF;
@@ -326,7 +337,18 @@ BEGIN
             state := jsonb_set(state, '{pruned}',
                                to_jsonb((state->>'pruned')::bigint + vibescaling._prune_log_default(v_log)));
     END CASE;
-    RETURN jsonb_set(state, '{next}', to_jsonb(v_i + 1));
+    IF v_done IS NULL THEN
+        v_attempt := coalesce((v_step->>'attempt')::integer, 1);
+        IF v_attempt >= max_attempts THEN
+            state := jsonb_set(state, '{skipped}', to_jsonb((state->>'skipped')::integer + 1));
+        ELSE
+            state := jsonb_set(state, '{retried}', to_jsonb((state->>'retried')::integer + 1));
+            state := jsonb_set(state, '{steps}', (state->'steps')
+                         || jsonb_build_object('op', 'pause', 'seconds', least(15, 2 ^ (v_attempt - 1)))
+                         || jsonb_build_array(jsonb_set(v_step, '{attempt}', to_jsonb(v_attempt + 1))));
+        END IF;
+    END IF;
+    RETURN state;
 END
 $$;
 

@@ -38,8 +38,8 @@ $q$, s, :rows / 8 / 20)
 
 SET session_replication_role = replica;
 WITH p AS (
-    INSERT INTO vibescaling.posts (caption, video_url, status, tiktok_account_id, privacy_level, last_error)
-    SELECT 'kept ' || i, 'https://verified.example/kept.mp4', 'failed', NULL, 'SELF_ONLY', 'bench'
+    INSERT INTO vibescaling.posts (caption, video_url, status, tiktok_account_id, privacy_level, last_error, created_at)
+    SELECT 'kept ' || i, 'https://verified.example/kept.mp4', 'failed', NULL, 'SELF_ONLY', 'bench', now() - interval '86 days'
       FROM generate_series(1, 1000) i
     RETURNING id)
 INSERT INTO vibescaling.dispatch_logs (post_id, trigger, endpoint, http_status, outcome, publish_id, created_at)

@@ -86,31 +86,36 @@ PY
 
 # The retention job beside a dispatch: a retention of 60 days makes the
 # oldest weeks of the full log (about a third of it) expire. A control
-# dispatch first, then the same with maintain_logs started 1 s into it and
-# every lock wait sampled.
+# dispatch first; then the same with maintain_logs started 1 s into it,
+# every lock wait sampled until both are done.
 db=vs_ret_full
 sim_latency 250
 echo "== retention job beside a dispatch (250 ms TikTok, $VS_RET_BURST posts, concurrency 64)"
 echo "   control dispatch, no retention job: $(burst "$db" "$VS_RET_BURST" 64 "c$RANDOM")"
 q -d "$db" -v accounts="$VS_RET_BURST" -v per_account=1 -v tag="r$RANDOM" -f test/bench/burst_setup.sql >/dev/null
-before=$(q -d "$db" -c "SELECT count(*) || ' rows in ' || (SELECT count(*) FROM vibescaling.log_partitions WHERE log = 'vibescaling.dispatch_logs'::regclass) || ' partitions' FROM vibescaling.dispatch_logs")
-until=$(q -d "$db" -c "SELECT now() + interval '120 seconds'")
-q -d "$db" -c "SET bench.until = '$until'" -f test/bench/retention_lock_waits.sql >"$work/waits" &
-waits_pid=$!
-t0=$(date +%s.%N)
-q -d "$db" -v concurrency=64 -v pidfile="$work/pid2" -f test/bench/retention_burst.sql >"$work/dispatch_wall" &
+logs() {
+  q -d "$db" -c "SELECT count(*) || ' rows in ' || (SELECT count(*) FROM vibescaling.log_partitions WHERE log = 'vibescaling.dispatch_logs'::regclass)
+                        || ' partitions, ' || (SELECT pg_size_pretty(sum(pg_total_relation_size(partition))) FROM vibescaling.log_partitions
+                                                 WHERE log = 'vibescaling.dispatch_logs'::regclass)
+                   FROM vibescaling.dispatch_logs"
+}
+before=$(logs)
+PGAPPNAME=bench-active q -d "$db" -v concurrency=64 -v pidfile="$work/pid2" -f test/bench/retention_burst.sql >"$work/dispatch_wall" &
 dispatch_pid=$!
+q -d "$db" -f test/bench/retention_lock_waits.sql >"$work/waits" &
+waits_pid=$!
 sleep 1
-m0=$(date +%s.%N)
-maintain=$(PGOPTIONS='-c vibescaling.log_retention=60days' q -d "$db" -c "CALL vibescaling.maintain_logs()" 2>&1 | sed -n 's/.*NOTICE: *//p')
-m1=$(date +%s.%N)
+t0=$SECONDS
+PGAPPNAME=bench-active PGOPTIONS='-c vibescaling.log_retention=60days' \
+  q -d "$db" -c "CALL vibescaling.maintain_logs()" 2>"$work/maintain" &
+maintain_pid=$!
 wait "$dispatch_pid"
-after=$(q -d "$db" -c "SELECT count(*) || ' rows in ' || (SELECT count(*) FROM vibescaling.log_partitions WHERE log = 'vibescaling.dispatch_logs'::regclass) || ' partitions' FROM vibescaling.dispatch_logs")
-kept=$(q -d "$db" -c "SELECT count(*) FROM vibescaling.dispatch_logs_default WHERE publish_id LIKE 'v_pub_kept_%'")
-echo "   dispatch with the retention job beside it: wall $(cat "$work/dispatch_wall") s," \
-     "posted $(q -d "$db" -c "SELECT count(*) FROM vibescaling.posts WHERE status = 'posted' AND caption LIKE 'burst %' AND scheduled_at IS NOT NULL") in all runs"
-echo "   retention job: $(python3 -c "print(round($m1 - $m0, 2))") s; $maintain"
-echo "   log before: $before; after: $after; the 1,000 old rows of open posts kept: $kept"
-q -d "$db" -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%bench.until%' AND pid <> pg_backend_pid()" >/dev/null || true
-wait "$waits_pid" || true
-echo "   lock waits while both ran (5 ms samples): $(cat "$work/waits")"
+dispatch_done=$((SECONDS - t0 + 1))
+wait "$maintain_pid"
+maintain_s=$((SECONDS - t0))
+wait "$waits_pid"
+echo "   dispatch with the retention job beside it: wall $(cat "$work/dispatch_wall") s (it ended ${dispatch_done} s after it started)"
+echo "   retention job: ${maintain_s} s from its start; $(sed -n 's/.*NOTICE: *//p' "$work/maintain")"
+echo "   log before: $before; after: $(logs)"
+echo "   the 1,000 old rows of open posts, kept in the default partition: $(q -d "$db" -c "SELECT count(*) FROM vibescaling.dispatch_logs_default WHERE publish_id LIKE 'v_pub_kept_%'")"
+echo "   lock waits while they ran (5 ms samples): $(cat "$work/waits")"

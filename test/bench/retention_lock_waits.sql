@@ -1,14 +1,17 @@
 -- Retention benchmark (test/bench/retention.sh): while the retention job
--- runs beside a dispatch, samples every 5 ms which processes wait for a
--- lock, until :'until'. Prints, per process kind, the samples seen waiting
--- and the longest wait (first to last sample of one pid's wait).
+-- runs beside a dispatch (sessions named bench-active), samples every 5 ms
+-- which processes wait for a lock, until none of them is left. Prints, per
+-- process kind, the samples seen waiting and the longest wait (first to
+-- last sample of one pid's wait for one statement).
 \set ON_ERROR_STOP 1
 \set QUIET 1
 CREATE TEMP TABLE waits (at timestamptz, pid integer, backend_type text, relation text, query text);
 DO $$
 BEGIN
-    WHILE clock_timestamp() < current_setting('bench.until')::timestamptz LOOP
+    PERFORM pg_sleep(1);
+    LOOP
         PERFORM pg_stat_clear_snapshot();
+        EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = 'bench-active');
         INSERT INTO waits
         SELECT clock_timestamp(), a.pid, a.backend_type, l.relation::regclass::text, left(a.query, 60)
           FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid

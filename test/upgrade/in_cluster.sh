@@ -95,6 +95,8 @@ check "new ids continue after the old ones" t \
       "$(q -c "INSERT INTO vibescaling.dispatch_logs (trigger, endpoint, outcome) VALUES ('manual', 'probe', 'success') RETURNING id > (SELECT max(id) FROM vibescaling.dispatch_logs WHERE endpoint <> 'probe')")"
 check "maintain_logs runs on the upgraded logs (the weeks ahead get partitions; the old rows stay)" "$before_logs_plus_probe" \
       "$(q -c "CALL vibescaling.maintain_logs()" -c "SELECT count(*) FROM vibescaling.dispatch_logs")"
+check "a post's created_at is no later than its first logged call (the update moved the unknown-outcome draft's back)" 0 \
+      "$(q -c "SELECT count(*) FROM vibescaling.posts p WHERE p.created_at > (SELECT min(l.created_at) FROM vibescaling.dispatch_logs l WHERE l.post_id = p.id)")"
 check "the draft whose init's outcome is unknown still cannot be sent again" 55000 \
       "$(q -c "DO \$\$ BEGIN PERFORM vibescaling.publish_post(p.id, (SELECT acct FROM public.before_upgrade LIMIT 1), 'SELF_ONLY')
                             FROM vibescaling.posts p WHERE p.caption = 'unknown outcome';

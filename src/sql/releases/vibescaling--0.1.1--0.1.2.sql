@@ -239,23 +239,194 @@ BEGIN
 END
 $$;
 
+-- No call for a post is older than the post, from now on (_earlier_init
+-- reads only the log's partitions since the post's created_at, which
+-- _post_write_checked keeps from moving forward). 0.1.1 let an application
+-- set created_at to anything: a post whose created_at is ahead of now or of
+-- its first logged call gets the earlier of those.
+ALTER TABLE vibescaling.posts DISABLE TRIGGER posts_before_write;
+UPDATE vibescaling.posts SET created_at = now() WHERE created_at > now();
+UPDATE vibescaling.posts p
+   SET created_at = l.first_call
+  FROM (SELECT d.post_id, min(d.created_at) AS first_call
+          FROM vibescaling.dispatch_logs d WHERE d.post_id IS NOT NULL GROUP BY d.post_id) l
+ WHERE l.post_id = p.id AND l.first_call < p.created_at;
+ALTER TABLE vibescaling.posts ENABLE TRIGGER posts_before_write;
+
 -- The routines, new and changed.
 CREATE OR REPLACE FUNCTION vibescaling._rate_limit_calls(account_id uuid, endpoints text[])
 RETURNS TABLE (called_at timestamptz)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan  -- see _earlier_init
+AS $$
+DECLARE
+    -- A variable rather than an expression in the query: plpgsql hands the
+    -- planner its value, which then leaves out the log's older partitions
+    -- (neither planning nor locking them).
+    v_since timestamptz := clock_timestamp() - current_setting('vibescaling.rate_limit_window')::interval;
+BEGIN
+    RETURN QUERY
+        SELECT l.created_at
+          FROM vibescaling.dispatch_logs l
+         WHERE l.tiktok_account_id = _rate_limit_calls.account_id
+           AND l.endpoint = ANY (_rate_limit_calls.endpoints)
+           AND l.created_at > v_since
+           AND (l.http_status IS NOT NULL OR l.outcome_unknown);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._check_upload_quota(p vibescaling.posts, video_size bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan  -- see _earlier_init
+AS $$
+DECLARE
+    v_quota bigint := current_setting('vibescaling.max_upload_mb_per_owner_day')::bigint * 1048576;
+    v_since timestamptz := now() - interval '1 day';   -- a variable: the log's older partitions are left out
+    v_used  bigint;
+BEGIN
+    IF p.owner IS NULL OR v_quota <= 0 THEN
+        RETURN;
+    END IF;
+    -- What TikTok holds of each upload (the last chunk's uploaded_bytes), per publish.
+    SELECT coalesce(sum(x.bytes), 0) INTO v_used
+      FROM (SELECT max(l.uploaded_bytes) AS bytes
+              FROM vibescaling.dispatch_logs l
+             WHERE l.endpoint = 'upload_chunk' AND l.created_at > v_since
+               AND l.post_id IN (SELECT q.id FROM vibescaling.posts q WHERE q.owner = p.owner)
+             GROUP BY l.post_id, l.publish_id) x;
+    IF v_used + video_size > v_quota THEN
+        RAISE EXCEPTION 'owner % has uploaded % MB in the last 24 hours: this % MB video would pass vibescaling.max_upload_mb_per_owner_day (% MB)',
+                        p.owner, v_used / 1048576, ceil(video_size / 1048576.0), v_quota / 1048576
+            USING ERRCODE = '53400', HINT = vibescaling._transient_hint();
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._earlier_init(p_post_id uuid, OUT state text, OUT publish_id text, OUT endpoint text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    l vibescaling.dispatch_logs;
+    -- No call for a post is older than the post (_post_write_checked keeps
+    -- created_at from moving forward): a variable, so that the planner
+    -- leaves out the log's partitions of earlier weeks.
+    v_since timestamptz := coalesce((SELECT p.created_at FROM vibescaling.posts p WHERE p.id = p_post_id), '-infinity');
+BEGIN
+    FOR l IN SELECT * FROM vibescaling.dispatch_logs d
+              WHERE d.post_id = p_post_id AND d.created_at >= v_since
+                AND d.endpoint IN ('video_init', 'inbox_video_init', 'content_init')
+                AND (d.outcome = 'success' OR d.outcome_unknown)
+                AND d.id > coalesce((SELECT max(s.id) FROM vibescaling.dispatch_logs s
+                                      WHERE s.post_id = p_post_id AND s.created_at >= v_since
+                                        AND s.endpoint = 'settlement'), 0)
+              ORDER BY d.id DESC LOOP
+        IF l.outcome_unknown THEN
+            state := 'unknown';
+            endpoint := l.endpoint;
+            RETURN;
+        END IF;
+        -- A publish TikTok reported FAILED, or an upload whose chunks never all arrived, is not a post.
+        CONTINUE WHEN EXISTS (SELECT 1 FROM vibescaling.publish_records r
+                               WHERE r.publish_id = l.publish_id AND r.status = 'failed');
+        CONTINUE WHEN EXISTS (SELECT 1 FROM vibescaling.dispatch_logs c
+                               WHERE c.post_id = p_post_id AND c.created_at >= l.created_at
+                                 AND c.publish_id = l.publish_id AND c.endpoint = 'upload_chunk')
+                  AND NOT EXISTS (SELECT 1 FROM vibescaling.dispatch_logs c
+                                   WHERE c.post_id = p_post_id AND c.created_at >= l.created_at
+                                     AND c.publish_id = l.publish_id
+                                     AND c.endpoint = 'upload_chunk' AND c.http_status = 201);
+        IF coalesce(l.publish_id, '') = '' THEN
+            state := 'unknown';     -- accepted, but we cannot name the publish
+            endpoint := l.endpoint;
+            RETURN;
+        END IF;
+        state := 'sent';
+        publish_id := l.publish_id;
+        endpoint := l.endpoint;
+        RETURN;
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._post_write_checked(p_new vibescaling.posts, p_old vibescaling.posts,
+                                               p_api boolean, p_writer oid)
+RETURNS vibescaling.posts
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT l.created_at
-      FROM vibescaling.dispatch_logs l
-     WHERE l.tiktok_account_id = account_id
-       AND l.endpoint = ANY (endpoints)
-       AND l.created_at > pg_catalog.clock_timestamp()
-                          - pg_catalog.current_setting('vibescaling.rate_limit_window')::interval
-       -- Implied by the line above (now() is this transaction's start), but
-       -- stable, so the executor skips the log's older weekly partitions.
-       AND l.created_at > pg_catalog.now()
-                          - pg_catalog.current_setting('vibescaling.rate_limit_window')::interval
-       AND (l.http_status IS NOT NULL OR l.outcome_unknown)
+DECLARE
+    v_message   text;
+    v_state     text;
+    v_hint      text;
+    v_detail    text;
+BEGIN
+    -- No call for a post is older than the post: _earlier_init leaves the
+    -- log's earlier partitions out on that ground, so created_at never
+    -- moves forward (nor past now).
+    p_new.created_at := least(p_new.created_at, coalesce(p_old.created_at, now()));
+    IF p_old.id IS NOT NULL THEN
+        IF p_new IS NOT DISTINCT FROM p_old THEN
+            RETURN p_new;
+        END IF;
+        p_new.updated_at := now();
+        -- The dispatcher's bookkeeping on a post that stays scheduled (a retry
+        -- after a transient failure) changes nothing the checks look at.
+        IF p_old.status = 'scheduled' AND p_new.status = 'scheduled'
+           AND to_jsonb(p_new) - ARRAY['attempts', 'next_attempt_at', 'last_error', 'updated_at']
+               = to_jsonb(p_old) - ARRAY['attempts', 'next_attempt_at', 'last_error', 'updated_at'] THEN
+            RETURN p_new;
+        END IF;
+    END IF;
+
+    IF NOT p_api THEN
+        RETURN vibescaling._post_write_checks(p_new, p_old, p_writer);
+    END IF;
+    BEGIN
+        IF p_new.status NOT IN ('draft', 'scheduled') AND (p_old.id IS NULL OR p_new.status IS DISTINCT FROM p_old.status) THEN
+            RAISE EXCEPTION 'status % is set by the publisher; through the API a post is draft or scheduled', p_new.status
+                USING ERRCODE = '42501',
+                      HINT = 'Publish with POST /rpc/publish_post; cancel with POST /rpc/cancel_post.';
+        END IF;
+        p_new := vibescaling._post_write_checks(p_new, p_old, p_writer);
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                                v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
+        PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
+    END;
+    RETURN p_new;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._publish_progress_from_log(p_post_id uuid)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan  -- see _earlier_init
+AS $$
+DECLARE
+    v_since timestamptz := coalesce((SELECT p.created_at FROM vibescaling.posts p WHERE p.id = p_post_id), '-infinity');
+BEGIN
+    RETURN (
+        SELECT jsonb_build_object(
+                   'publish_id', i.publish_id,
+                   'status', CASE WHEN c.chunks > 0 AND NOT c.complete THEN 'uploading' ELSE 'processing' END,
+                   'tiktok_status', NULL,
+                   'uploaded_bytes', c.uploaded_bytes)
+          FROM (SELECT l.publish_id, l.created_at FROM vibescaling.dispatch_logs l
+                 WHERE l.post_id = p_post_id AND l.created_at >= v_since AND l.outcome = 'success'
+                   AND l.endpoint IN ('video_init', 'inbox_video_init', 'content_init')
+                 ORDER BY l.id DESC LIMIT 1) i,
+               LATERAL (SELECT count(*) AS chunks, coalesce(bool_or(u.http_status = 201), false) AS complete,
+                               max(u.uploaded_bytes) AS uploaded_bytes
+                          FROM vibescaling.dispatch_logs u
+                         WHERE u.post_id = p_post_id AND u.created_at >= v_since
+                           AND u.publish_id = i.publish_id AND u.endpoint = 'upload_chunk') c);
+END
 $$;
 
 CREATE OR REPLACE FUNCTION vibescaling.enable_scheduler(schedule text DEFAULT '*/5 * * * *')
@@ -633,9 +804,7 @@ BEGIN
         EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s FOR VALUES FROM (%L) TO (%L)',
                        parent, v_partition, week_start, v_week_end);
     EXCEPTION WHEN lock_not_available THEN
-        RAISE NOTICE 'vibescaling: % not created: its lock was not granted within %, next run tries again',
-                     v_partition, current_setting('lock_timeout');
-        RETURN false;
+        RETURN NULL;
     END;
     RETURN true;
 END
@@ -691,8 +860,6 @@ BEGIN
         GET DIAGNOSTICS v_kept = ROW_COUNT;
         EXECUTE format('DROP TABLE %s', partition);
     EXCEPTION WHEN lock_not_available THEN
-        RAISE NOTICE 'vibescaling: % not dropped: its lock was not granted within %, next run tries again',
-                     partition, current_setting('lock_timeout');
         RETURN NULL;
     END;
     RETURN v_kept;
@@ -785,39 +952,49 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_step  jsonb;
-    v_i     integer;
-    v_log   regclass;
-    v_part  regclass;
-    v_kept  bigint;
+    max_attempts constant integer := 12;
+    v_step    jsonb;
+    v_i       integer;
+    v_log     regclass;
+    v_part    regclass;
+    v_done    boolean;
+    v_kept    bigint;
+    v_attempt integer;
 BEGIN
     IF state IS NULL THEN
         PERFORM vibescaling._require_log_owner(t.parent) FROM vibescaling._log_tables() t;
         state := jsonb_build_object('steps', vibescaling._maintain_logs_plan(), 'next', 0, 'created', 0,
-                                    'dropped', 0, 'kept', 0, 'skipped', 0, 'pruned', 0);
+                                    'dropped', 0, 'kept', 0, 'retried', 0, 'skipped', 0, 'pruned', 0);
     END IF;
     v_i := (state->>'next')::integer;
     IF v_i >= jsonb_array_length(state->'steps') THEN
-        RAISE NOTICE 'vibescaling.maintain_logs: % partitions created, % dropped (% rows still needed kept), % not dropped (lock not granted), % old rows pruned from the default partitions',
-                     state->'created', state->'dropped', state->'kept', state->'skipped', state->'pruned';
+        RAISE NOTICE 'vibescaling.maintain_logs: % partitions created, % dropped (% rows still needed kept), % old rows pruned from the default partitions; % steps retried after a lock wait, % left to the next run',
+                     state->'created', state->'dropped', state->'kept', state->'pruned', state->'retried', state->'skipped';
         RETURN NULL;
     END IF;
-    PERFORM pg_advisory_xact_lock(hashtext('vibescaling.maintain_logs'));
+    state := jsonb_set(state, '{next}', to_jsonb(v_i + 1));
     v_step := state->'steps'->v_i;
+    IF v_step->>'op' = 'pause' THEN
+        PERFORM pg_sleep((v_step->>'seconds')::double precision);
+        RETURN state;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('vibescaling.maintain_logs'));
     v_log := (v_step->>'log')::regclass;
+    v_done := true;
     CASE v_step->>'op'
         WHEN 'create' THEN
-            IF vibescaling._create_log_partition(v_log, (v_step->>'week')::timestamptz) THEN
+            v_done := vibescaling._create_log_partition(v_log, (v_step->>'week')::timestamptz);
+            IF v_done THEN
                 state := jsonb_set(state, '{created}', to_jsonb((state->>'created')::integer + 1));
             END IF;
         WHEN 'drop' THEN
             -- A run that went before this one may have dropped it already.
             v_part := to_regclass(v_step->>'partition');
-            IF v_part IS NOT NULL AND EXISTS (SELECT 1 FROM vibescaling._log_partition_bounds(v_log) p WHERE p.partition = v_part) THEN
+            IF v_part IS NOT NULL
+               AND EXISTS (SELECT 1 FROM vibescaling._log_partition_bounds(v_log) p WHERE p.partition = v_part) THEN
                 v_kept := vibescaling._drop_log_partition(v_log, v_part);
-                IF v_kept IS NULL THEN
-                    state := jsonb_set(state, '{skipped}', to_jsonb((state->>'skipped')::integer + 1));
-                ELSE
+                v_done := v_kept IS NOT NULL;
+                IF v_done THEN
                     state := jsonb_set(state, '{dropped}', to_jsonb((state->>'dropped')::integer + 1));
                     state := jsonb_set(state, '{kept}', to_jsonb((state->>'kept')::bigint + v_kept));
                 END IF;
@@ -826,7 +1003,18 @@ BEGIN
             state := jsonb_set(state, '{pruned}',
                                to_jsonb((state->>'pruned')::bigint + vibescaling._prune_log_default(v_log)));
     END CASE;
-    RETURN jsonb_set(state, '{next}', to_jsonb(v_i + 1));
+    IF v_done IS NULL THEN
+        v_attempt := coalesce((v_step->>'attempt')::integer, 1);
+        IF v_attempt >= max_attempts THEN
+            state := jsonb_set(state, '{skipped}', to_jsonb((state->>'skipped')::integer + 1));
+        ELSE
+            state := jsonb_set(state, '{retried}', to_jsonb((state->>'retried')::integer + 1));
+            state := jsonb_set(state, '{steps}', (state->'steps')
+                         || jsonb_build_object('op', 'pause', 'seconds', least(15, 2 ^ (v_attempt - 1)))
+                         || jsonb_build_array(jsonb_set(v_step, '{attempt}', to_jsonb(v_attempt + 1))));
+        END IF;
+    END IF;
+    RETURN state;
 END
 $$;
 
