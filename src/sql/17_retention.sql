@@ -327,7 +327,7 @@ BEGIN
             IF v_part IS NOT NULL
                AND EXISTS (SELECT 1 FROM vibescaling._log_partition_bounds(v_log) p WHERE p.partition = v_part) THEN
                 v_kept := vibescaling._drop_log_partition(v_log, v_part);
-                v_done := v_kept IS NOT NULL;
+                v_done := CASE WHEN v_kept IS NOT NULL THEN true END;   -- NULL: its lock was not granted
                 IF v_done THEN
                     state := jsonb_set(state, '{dropped}', to_jsonb((state->>'dropped')::integer + 1));
                     state := jsonb_set(state, '{kept}', to_jsonb((state->>'kept')::bigint + v_kept));

@@ -22,9 +22,14 @@ END
 $$;
 \pset tuples_only on
 \pset format unaligned
+-- A wait: one pid's samples with no gap over 50 ms between them.
 SELECT coalesce(jsonb_agg(x), '[]') FROM (
-    SELECT CASE WHEN query LIKE '%maintain_logs%' THEN 'retention job' ELSE backend_type END AS waiter,
-           sum(n) AS samples, round(max(span) * 1000) AS longest_wait_ms
-      FROM (SELECT pid, backend_type, query, count(*) AS n, extract(epoch FROM max(at) - min(at)) AS span
-              FROM waits GROUP BY pid, backend_type, query) w
-     GROUP BY 1) x;
+    SELECT waiter, sum(n) AS samples, count(*) AS waits, round(max(span) * 1000) AS longest_wait_ms
+      FROM (SELECT waiter, pid, episode, count(*) AS n, extract(epoch FROM max(at) - min(at)) AS span
+              FROM (SELECT *, sum(new_wait) OVER (PARTITION BY pid ORDER BY at) AS episode
+                      FROM (SELECT at, pid,
+                                   CASE WHEN query LIKE '%maintain_logs%' THEN 'retention job' ELSE backend_type END AS waiter,
+                                   CASE WHEN at - lag(at) OVER (PARTITION BY pid ORDER BY at) < interval '50 ms' THEN 0 ELSE 1 END AS new_wait
+                              FROM waits) s) e
+             GROUP BY waiter, pid, episode) w
+     GROUP BY waiter) x;
