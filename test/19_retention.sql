@@ -7,7 +7,7 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(28);
+SELECT plan(29);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 SELECT vs_test.new_account('ret_' || :'run') AS acct \gset
@@ -40,6 +40,11 @@ SELECT is(:'probe_partition', 'vibescaling.dispatch_logs_' || to_char(vibescalin
 SELECT is(pg_catalog.pg_get_userbyid(c.relowner), pg_catalog.pg_get_userbyid(p.relowner),
           'the partitions belong to the log''s owner')
   FROM pg_class c, pg_class p WHERE c.oid = :'probe_partition'::regclass AND p.oid = 'vibescaling.dispatch_logs'::regclass;
+
+SELECT is(ARRAY(SELECT DISTINCT p.partition::text FROM vibescaling.log_partitions p JOIN pg_class c ON c.oid = p.partition,
+                        aclexplode(c.relacl) a
+                  WHERE a.grantee = 0 OR pg_get_userbyid(a.grantee) LIKE 'vibescaling\_%'),
+          '{}'::text[], 'neither PUBLIC nor the HTTP API''s roles have any right on a partition (reading one directly would bypass row level security)');
 
 ------------------------------------------------------------------------------
 -- 3. An old week: what goes and what stays when its partition is dropped.

@@ -171,13 +171,17 @@ COMMENT ON TABLE vibescaling.dispatch_logs IS
     'Every call to TikTok, committed independently of the caller''s transaction (weekly partitions, see vibescaling.log_retention).';
 CREATE TABLE vibescaling.dispatch_logs_default PARTITION OF vibescaling.dispatch_logs DEFAULT;
 
--- Creates the keys and indexes of a partition of dispatch_logs or
--- webhook_events that it lacks (by name). Each partition has its own
--- rather than the log having partitioned ones: pg_dump dumps the weekly
--- partitions (tables of maintain_logs, not of the extension) and their
--- indexes after attaching them, and an attach to a log with partitioned
--- indexes would already have made them (a restore would fail on the copy).
-CREATE FUNCTION vibescaling._index_log_partition(parent regclass, partition regclass)
+-- Sets up a partition of dispatch_logs or webhook_events: the keys and
+-- indexes it lacks (by name) and its fillfactor. Each partition has its
+-- own indexes rather than the log having partitioned ones: pg_dump dumps
+-- the weekly partitions (tables of maintain_logs, not of the extension)
+-- and their indexes after attaching them, and an attach to a log with
+-- partitioned indexes would already have made them (a restore would fail
+-- on the copy). A call's "in flight" row is replaced by its outcome a
+-- moment later: no index covers the columns that change, and a tenth of
+-- each page is left free, so that the replacement is a HOT update (no new
+-- index entries).
+CREATE FUNCTION vibescaling._set_up_log_partition(parent regclass, partition regclass)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -192,8 +196,6 @@ BEGIN
             EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (post_id, created_at)', v_name || '_post_idx', partition);
             -- The rate limiter's look-back: an account's recent calls.
             EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (tiktok_account_id, created_at)', v_name || '_account_idx', partition);
-            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (created_at) WHERE outcome = %L',
-                           v_name || '_failures_idx', partition, 'failure');
         WHEN 'vibescaling.webhook_events'::regclass THEN
             v_time := 'received_at';
             EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (publish_id) WHERE publish_id IS NOT NULL',
@@ -203,14 +205,15 @@ BEGIN
         ELSE
             RAISE EXCEPTION '% is not dispatch_logs or webhook_events', parent USING ERRCODE = '22023';
     END CASE;
+    EXECUTE format('ALTER TABLE %s SET (fillfactor = 90)', partition);
     -- Ids come from the log's identity column: unique, hence a key per partition.
     IF NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = partition AND c.contype = 'p') THEN
         EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY (id, %I)', partition, v_name || '_pkey', v_time);
     END IF;
 END
 $$;
-REVOKE ALL ON FUNCTION vibescaling._index_log_partition(regclass, regclass) FROM PUBLIC;
-SELECT vibescaling._index_log_partition('vibescaling.dispatch_logs', 'vibescaling.dispatch_logs_default');
+REVOKE ALL ON FUNCTION vibescaling._set_up_log_partition(regclass, regclass) FROM PUBLIC;
+SELECT vibescaling._set_up_log_partition('vibescaling.dispatch_logs', 'vibescaling.dispatch_logs_default');
 
 -- pg_dump keeps the data of these extension tables (and their id sequences).
 SELECT pg_catalog.pg_extension_config_dump('vibescaling.tiktok_accounts', '');

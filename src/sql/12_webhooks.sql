@@ -27,7 +27,7 @@ CREATE TABLE vibescaling.webhook_events (
 COMMENT ON TABLE vibescaling.webhook_events IS
     'TikTok webhook events received by handle_webhook(), one row per distinct body (weekly partitions, see vibescaling.log_retention).';
 CREATE TABLE vibescaling.webhook_events_default PARTITION OF vibescaling.webhook_events DEFAULT;
-SELECT vibescaling._index_log_partition('vibescaling.webhook_events', 'vibescaling.webhook_events_default');
+SELECT vibescaling._set_up_log_partition('vibescaling.webhook_events', 'vibescaling.webhook_events_default');
 
 SELECT pg_catalog.pg_extension_config_dump('vibescaling.webhook_events_default', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_get_serial_sequence('vibescaling.webhook_events', 'id'), '');

@@ -100,7 +100,7 @@ BEGIN
         EXECUTE format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', v_partition, parent);
         EXECUTE format('ALTER TABLE %s OWNER TO %I', v_partition,
                        (SELECT pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.oid = parent));
-        PERFORM vibescaling._index_log_partition(parent, v_partition::regclass);
+        PERFORM vibescaling._set_up_log_partition(parent, v_partition::regclass);
         -- The week's rows that wait in the default partition (none, unless
         -- maintenance did not run for a while): attaching would refuse them.
         EXECUTE format('WITH moved AS (DELETE FROM %s WHERE %I >= $1 AND %I < $2 RETURNING *) '

@@ -3,11 +3,13 @@
 # starts a simulator without rate limits and a throwaway cluster
 # (shared_buffers 2GB), and measures, in a database whose dispatch log is
 # empty and in one holding ROWS rows of history (88 days, weekly
-# partitions): single publish_post cost (median, p95, backend CPU) and a
-# dispatch burst's database CPU per post. Then, in the full one, it runs
-# the retention job (maintain_logs with a 60-day retention: a third of the
-# log expires) beside a dispatch at 250 ms per TikTok call, and reports the
-# job's time, what it dropped and kept, and every lock wait it caused.
+# partitions), alternating between them for three rounds: single
+# publish_post cost (median, p95, backend CPU) and a dispatch burst's
+# database CPU per post; it prints the rounds' medians and their ratios.
+# Then, in the full one, it runs the retention job (maintain_logs with a
+# 60-day retention: a third of the log expires) beside a dispatch at 250 ms
+# per TikTok call, and reports the job's time, what it dropped and kept,
+# and every lock wait while both ran.
 #   test/bench/retention.sh [ROWS] [PUBLISHES] [BURST_POSTS]   (defaults 10000000, 300, 2000)
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -28,8 +28,10 @@ INSERT INTO vibescaling.posts (caption, video_lo) VALUES ('from a large object',
 SELECT vs_test.pgrst('vibescaling_user', 'tenant-$run', 'POST', '/posts',
                      \$\$INSERT INTO vibescaling_api.posts (caption, video_url) VALUES ('tenant', 'https://verified.example/t.mp4') RETURNING id\$\$);
 -- The logs' weekly partitions (maintain_logs' tables, not the extension's),
--- and an old row kept in the default partition: a draft's unknown-outcome init.
+-- and an old row kept in the default partition: the unknown-outcome init of
+-- a draft made 201 days ago.
 CALL vibescaling.maintain_logs();
+UPDATE vibescaling.posts SET created_at = now() - interval '201 days' WHERE caption = 'draft 2';
 INSERT INTO vibescaling.dispatch_logs (post_id, trigger, endpoint, outcome, outcome_unknown, created_at)
 SELECT id, 'manual', 'video_init', 'failure', true, now() - interval '200 days' FROM vibescaling.posts WHERE caption = 'draft 2';
 INSERT INTO vibescaling.webhook_events (event, body_sha256) VALUES ('post.publish.complete', md5('$run') || md5('$run'));

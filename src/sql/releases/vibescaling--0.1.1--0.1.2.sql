@@ -29,7 +29,7 @@ DECLARE
 BEGIN
     FOR v_log IN SELECT * FROM (VALUES
             ('dispatch_logs', 'created_at',
-             ARRAY['dispatch_logs_post_idx', 'dispatch_logs_account_idx', 'dispatch_logs_failures_idx'],
+             ARRAY['dispatch_logs_post_idx', 'dispatch_logs_account_idx'],
              ARRAY['dispatch_logs_pkey']),
             ('webhook_events', 'received_at',
              ARRAY['webhook_events_publish_idx'],
@@ -47,6 +47,9 @@ BEGIN
         FOREACH v_con IN ARRAY v_log.constraints LOOP
             EXECUTE format('ALTER TABLE vibescaling.%I DROP CONSTRAINT %I', v_legacy, v_con);
         END LOOP;
+        -- Failures are found by a scan of their week's partition now: an
+        -- index on outcome kept the outcome's update from being HOT.
+        DROP INDEX IF EXISTS vibescaling.dispatch_logs_failures_idx;
         FOREACH v_index IN ARRAY v_log.indexes LOOP
             EXECUTE format('ALTER INDEX vibescaling.%I RENAME TO %I', v_index,
                            v_legacy || pg_catalog.substr(v_index, pg_catalog.length(v_log.name) + 1));
@@ -104,13 +107,17 @@ COMMENT ON TABLE vibescaling.dispatch_logs IS
     'Every call to TikTok, committed independently of the caller''s transaction (weekly partitions, see vibescaling.log_retention).';
 CREATE TABLE vibescaling.dispatch_logs_default PARTITION OF vibescaling.dispatch_logs DEFAULT;
 
--- Creates the keys and indexes of a partition of dispatch_logs or
--- webhook_events that it lacks (by name). Each partition has its own
--- rather than the log having partitioned ones: pg_dump dumps the weekly
--- partitions (tables of maintain_logs, not of the extension) and their
--- indexes after attaching them, and an attach to a log with partitioned
--- indexes would already have made them (a restore would fail on the copy).
-CREATE FUNCTION vibescaling._index_log_partition(parent regclass, partition regclass)
+-- Sets up a partition of dispatch_logs or webhook_events: the keys and
+-- indexes it lacks (by name) and its fillfactor. Each partition has its
+-- own indexes rather than the log having partitioned ones: pg_dump dumps
+-- the weekly partitions (tables of maintain_logs, not of the extension)
+-- and their indexes after attaching them, and an attach to a log with
+-- partitioned indexes would already have made them (a restore would fail
+-- on the copy). A call's "in flight" row is replaced by its outcome a
+-- moment later: no index covers the columns that change, and a tenth of
+-- each page is left free, so that the replacement is a HOT update (no new
+-- index entries).
+CREATE FUNCTION vibescaling._set_up_log_partition(parent regclass, partition regclass)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -125,8 +132,6 @@ BEGIN
             EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (post_id, created_at)', v_name || '_post_idx', partition);
             -- The rate limiter's look-back: an account's recent calls.
             EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (tiktok_account_id, created_at)', v_name || '_account_idx', partition);
-            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (created_at) WHERE outcome = %L',
-                           v_name || '_failures_idx', partition, 'failure');
         WHEN 'vibescaling.webhook_events'::regclass THEN
             v_time := 'received_at';
             EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (publish_id) WHERE publish_id IS NOT NULL',
@@ -136,14 +141,15 @@ BEGIN
         ELSE
             RAISE EXCEPTION '% is not dispatch_logs or webhook_events', parent USING ERRCODE = '22023';
     END CASE;
+    EXECUTE format('ALTER TABLE %s SET (fillfactor = 90)', partition);
     -- Ids come from the log's identity column: unique, hence a key per partition.
     IF NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = partition AND c.contype = 'p') THEN
         EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY (id, %I)', partition, v_name || '_pkey', v_time);
     END IF;
 END
 $$;
-REVOKE ALL ON FUNCTION vibescaling._index_log_partition(regclass, regclass) FROM PUBLIC;
-SELECT vibescaling._index_log_partition('vibescaling.dispatch_logs', 'vibescaling.dispatch_logs_default');
+REVOKE ALL ON FUNCTION vibescaling._set_up_log_partition(regclass, regclass) FROM PUBLIC;
+SELECT vibescaling._set_up_log_partition('vibescaling.dispatch_logs', 'vibescaling.dispatch_logs_default');
 
 SELECT pg_catalog.pg_extension_config_dump('vibescaling.dispatch_logs_default', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_get_serial_sequence('vibescaling.dispatch_logs', 'id'), '');
@@ -167,7 +173,7 @@ CREATE TABLE vibescaling.webhook_events (
 COMMENT ON TABLE vibescaling.webhook_events IS
     'TikTok webhook events received by handle_webhook(), one row per distinct body (weekly partitions, see vibescaling.log_retention).';
 CREATE TABLE vibescaling.webhook_events_default PARTITION OF vibescaling.webhook_events DEFAULT;
-SELECT vibescaling._index_log_partition('vibescaling.webhook_events', 'vibescaling.webhook_events_default');
+SELECT vibescaling._set_up_log_partition('vibescaling.webhook_events', 'vibescaling.webhook_events_default');
 
 SELECT pg_catalog.pg_extension_config_dump('vibescaling.webhook_events_default', '');
 SELECT pg_catalog.pg_extension_config_dump(pg_get_serial_sequence('vibescaling.webhook_events', 'id'), '');
@@ -226,10 +232,10 @@ BEGIN
             EXECUTE format('ALTER TABLE vibescaling.%I RENAME CONSTRAINT %I TO %I', v->>'legacy', v_con,
                            pg_catalog.left(v_con, -6));
         END LOOP;
-        -- Its keys and indexes as a partition's: the renamed old ones are
-        -- kept; built here: the new primary key (id plus the partition key)
-        -- and, for webhook_events, the dedupe index.
-        PERFORM vibescaling._index_log_partition(pg_catalog.to_regclass('vibescaling.' || v_log),
+        -- Set up as a partition: the renamed old indexes are kept; built
+        -- here: the new primary key (id plus the partition key) and, for
+        -- webhook_events, the dedupe index.
+        PERFORM vibescaling._set_up_log_partition(pg_catalog.to_regclass('vibescaling.' || v_log),
                                                  pg_catalog.to_regclass('vibescaling.' || quote_ident(v->>'legacy')));
         EXECUTE format('ALTER TABLE vibescaling.%I ATTACH PARTITION vibescaling.%I FOR VALUES FROM (MINVALUE) TO (%L)',
                        v_log, v->>'legacy', v->>'bound');
@@ -794,7 +800,7 @@ BEGIN
         EXECUTE format('CREATE TABLE %s (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', v_partition, parent);
         EXECUTE format('ALTER TABLE %s OWNER TO %I', v_partition,
                        (SELECT pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.oid = parent));
-        PERFORM vibescaling._index_log_partition(parent, v_partition::regclass);
+        PERFORM vibescaling._set_up_log_partition(parent, v_partition::regclass);
         -- The week's rows that wait in the default partition (none, unless
         -- maintenance did not run for a while): attaching would refuse them.
         EXECUTE format('WITH moved AS (DELETE FROM %s WHERE %I >= $1 AND %I < $2 RETURNING *) '
