@@ -44,9 +44,8 @@ static const char *insert_sql =
 	"INSERT INTO vibescaling.dispatch_logs " LOG_COLUMNS LOG_VALUES " RETURNING id";
 /*
  * A row replaced is a call's "in flight" row, written when the call began:
- * the bound on created_at ($4: a day ago; no call lasts a day), a parameter
- * rather than an expression, lets the planner leave the log's older weekly
- * partitions out.
+ * the bound on created_at ($4: a day ago; no call lasts a day) leaves the
+ * log's older weekly partitions out.
  */
 static const char *replace_sql =
 	"UPDATE vibescaling.dispatch_logs SET " LOG_COLUMNS " = (" LOG_VALUES ")"
@@ -78,7 +77,14 @@ store_log_rows(int n, const char *texts, int64 *row_ids, int caller_pid)
 
 		if (*plan == NULL)
 		{
-			*plan = SPI_prepare(replace ? replace_sql : insert_sql, replace ? 4 : 2, argtypes);
+			/*
+			 * A generic plan, made once: the replace's bound on created_at
+			 * leaves the log's older partitions out when each execution
+			 * starts, where custom plans would plan every partition again
+			 * for each row of the batch.
+			 */
+			*plan = SPI_prepare_cursor(replace ? replace_sql : insert_sql, replace ? 4 : 2, argtypes,
+									   CURSOR_OPT_GENERIC_PLAN);
 			if (*plan == NULL)
 				elog(ERROR, "could not plan the dispatch_logs write: %s", SPI_result_code_string(SPI_result));
 		}

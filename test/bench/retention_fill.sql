@@ -1,6 +1,7 @@
 -- Retention benchmark (test/bench/retention.sh): fills dispatch_logs with
--- :rows rows of history spread over the 88 days before now (inside the
--- default 90-day retention), 8 calls per post as the demo makes them
+-- :rows rows of history spread over the 88 days before :'upto' (inside the
+-- default 90-day retention; now, or the start of this week for history
+-- that leaves the current week's partition empty), 8 calls per post as the demo makes them
 -- (creator_info, an init, six status polls), 5% failures, 10,000 accounts,
 -- each week in its own partition. Then 1,000 failed posts whose init was
 -- accepted 85 days ago: rows the retention job must keep.
@@ -10,7 +11,8 @@ SET client_min_messages = warning;
 
 SELECT count(*) AS weeks FROM (
     SELECT vibescaling._create_log_partition('vibescaling.dispatch_logs', w)
-      FROM generate_series(vibescaling._log_week(now() - interval '88 days'), vibescaling._log_week(now()), interval '7 days') w) x;
+      FROM generate_series(vibescaling._log_week(:'upto'::timestamptz - interval '88 days'), vibescaling._log_week(now()),
+                           interval '7 days') w) x;
 
 -- In 20 slices of time, oldest first, so that each INSERT fills one or two
 -- partitions (as a live system does) rather than all of them at random.
@@ -28,11 +30,11 @@ SELECT format($q$
       FROM (SELECT gen_random_uuid() AS post_id,
                    ('00000000-0000-4000-8000-' || lpad(to_hex((random() * 9999)::int), 12, '0'))::uuid AS account_id,
                    random() < 0.05 AS failed,
-                   now() - interval '88 days' + (%s + random()) * (interval '88 days' - interval '10 minutes') / 20 AS t
+                   %L::timestamptz - interval '88 days' + (%s + random()) * (interval '88 days' - interval '10 minutes') / 20 AS t
               FROM generate_series(1, %s)) p,
            generate_series(1, 8) k
      ORDER BY 11
-$q$, s, :rows / 8 / 20)
+$q$, :'upto', s, :rows / 8 / 20)
   FROM generate_series(0, 19) s
 \gexec
 

@@ -32,11 +32,14 @@ burst() {
   python3 test/bench/proc_sampler.py start "$work/sample" "$postmaster" "$VS_BURST_SIM_PID" "$work/pid" &
   local sampler=$!
   sleep 0.2
-  local wall
+  local wall wal0
+  wal0=$(q -d "$db" -c "SELECT pg_current_wal_lsn()")
   wall=$(q -d "$db" -v concurrency="$conc" -v pidfile="$work/pid" -f test/bench/retention_burst.sql)
   local sample
   sample=$(python3 test/bench/proc_sampler.py stop "$work/sample")
   wait "$sampler"
+  local wal
+  wal=$(q -d "$db" -c "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$wal0')")
   local posted
   posted=$(q -d "$db" -c "SELECT count(*) FROM vibescaling.posts WHERE caption LIKE 'burst %' AND status = 'posted'
                            AND tiktok_account_id IN (SELECT id FROM vibescaling.tiktok_accounts WHERE open_id LIKE '$tag-%')")
@@ -45,33 +48,40 @@ import json, sys
 s = json.loads(sys.argv[1]); n = int(sys.argv[2]); wall = float(sys.argv[3])
 print(json.dumps({'posts': n, 'posted': int(sys.argv[4]), 'wall_s': wall, 'posts_per_s': round(n / wall, 1),
                   'cluster_cpu_ms_per_post': round(1000 * s['cluster_cpu_s'] / n, 3),
-                  'backend_cpu_ms_per_post': round(1000 * s['backend_cpu_s'] / n, 3)}))" "$sample" "$n" "$wall" "$posted"
+                  'backend_cpu_ms_per_post': round(1000 * s['backend_cpu_s'] / n, 3),
+                  'wal_kb_per_post': round(float(sys.argv[5]) / 1024 / n, 2)}))" "$sample" "$n" "$wall" "$posted" "$wal"
 }
 
-# The fresh database of one scenario; fills its log with ROWS rows.
+# The fresh database of one scenario; fills its log with ROWS rows over the
+# 88 days before UPTO (an SQL timestamptz expression).
 prepare() {
-  local db=$1 rows=$2
+  local db=$1 rows=$2 upto=${3:-now()}
   createdb "$db"
   q -d "$db" -c "ALTER DATABASE $db SET vibescaling.api_base_url = '$sim'" \
              -c "CREATE EXTENSION vibescaling CASCADE" -c "CALL vibescaling.maintain_logs()" >/dev/null 2>&1
   if [ "$rows" -gt 0 ]; then
     local t0=$SECONDS
-    echo "   filling: $(q -d "$db" -F' ' -P format=unaligned -v rows="$rows" -f test/bench/retention_fill.sql | tail -n 1)" \
+    echo "   filling $db: $(q -d "$db" -F' ' -P format=unaligned -v rows="$rows" -v upto="$(q -d "$db" -c "SELECT $upto")" \
+                           -f test/bench/retention_fill.sql | tail -n 1)" \
          "(log rows, size, partitions) in $((SECONDS - t0)) s"
   fi
 }
 
-# Both databases first, then the measurements alternating between them
-# (three rounds), so that the machine's drift falls on both alike. Each
+# The databases first, then the measurements alternating between them
+# (three rounds), so that the machine's drift falls on all alike. Each
 # measurement starts after a CHECKPOINT, as a steady state would: the first
 # change of a page after one writes the whole page to the WAL.
-echo "== preparing: an empty dispatch log, and one with $VS_RET_ROWS rows of history"
+# Three logs: empty; VS_RET_ROWS rows of history before this week (this
+# week's partition empty, as in the empty log); the same up to now (this
+# week's partition holding its share, about 3.5 days' worth on a Thursday).
+echo "== preparing: an empty dispatch log, and two with $VS_RET_ROWS rows of history"
 prepare vs_ret_empty 0
+prepare vs_ret_history "$VS_RET_ROWS" "vibescaling._log_week(now())"
 prepare vs_ret_full "$VS_RET_ROWS"
-for db in vs_ret_empty vs_ret_full; do q -d "$db" -c "VACUUM ANALYZE" >/dev/null; done
+for db in vs_ret_empty vs_ret_history vs_ret_full; do q -d "$db" -c "VACUUM ANALYZE" >/dev/null; done
 results=$work/results
 for round in 1 2 3; do
-  for scenario in empty full; do
+  for scenario in empty history full; do
     db=vs_ret_$scenario
     sim_latency 0
     q -d "$db" -c "CHECKPOINT" >/dev/null
@@ -80,7 +90,7 @@ for round in 1 2 3; do
     q -d "$db" -c "CHECKPOINT" >/dev/null
     b=$(burst "$db" "$VS_RET_BURST" 512 "b$scenario$round$RANDOM")
     echo "   round $round, $scenario log: dispatch burst, $VS_RET_BURST posts, 0 ms TikTok: $b"
-    echo "$scenario $median $cpu $(echo "$b" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["cluster_cpu_ms_per_post"], j["backend_cpu_ms_per_post"])')" >>"$results"
+    echo "$scenario $median $cpu $(echo "$b" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["cluster_cpu_ms_per_post"], j["backend_cpu_ms_per_post"], j["wal_kb_per_post"])')" >>"$results"
   done
 done
 
@@ -92,11 +102,11 @@ for line in open(sys.argv[1]):
     rows.setdefault(name, []).append([float(v) for v in vals])
 med = {k: [statistics.median(col) for col in zip(*v)] for k, v in rows.items()}
 names = ["publish_post median (ms)", "backend CPU per publish (ms)", "burst database CPU per post (ms)",
-         "burst backend CPU per post (ms)"]
-print("== medians of the three rounds: empty / full log = full ÷ empty")
+         "burst backend CPU per post (ms)", "burst WAL per post (kB)"]
+print("== medians of the three rounds: empty | history before this week (ratio to empty) | history up to now (ratio)")
 for i, n in enumerate(names):
-    e, f = med["empty"][i], med["full"][i]
-    print(f"   {n}: {e:.3f} / {f:.3f} = {f / e:.3f}")
+    e, h, f = med["empty"][i], med["history"][i], med["full"][i]
+    print(f"   {n}: {e:.3f} | {h:.3f} ({h / e:.3f}) | {f:.3f} ({f / e:.3f})")
 PY
 
 # The retention job beside a dispatch: a retention of 60 days makes the
