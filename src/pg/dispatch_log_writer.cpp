@@ -59,6 +59,7 @@ static const char *replace_sql =
 static void
 store_log_rows(int n, const char *texts, int64 *row_ids, int caller_pid)
 {
+	const int	generic_plan_min_rows = 8;
 	Oid			argtypes[4] = {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID};
 	SPIPlanPtr	insert_plan = NULL;
 	SPIPlanPtr	replace_plan = NULL;
@@ -78,13 +79,16 @@ store_log_rows(int n, const char *texts, int64 *row_ids, int caller_pid)
 		if (*plan == NULL)
 		{
 			/*
-			 * A generic plan, made once: the replace's bound on created_at
-			 * leaves the log's older partitions out when each execution
-			 * starts, where custom plans would plan every partition again
-			 * for each row of the batch.
+			 * A batch of many rows gets a generic plan, made once: the
+			 * replace's bound on created_at leaves the log's older
+			 * partitions out when each execution starts, where custom plans
+			 * would plan the log again for each row. A few rows get custom
+			 * plans, which leave those partitions out when planned: a
+			 * generic plan opens every partition and its indexes, a cost
+			 * that a fresh worker pays in full.
 			 */
 			*plan = SPI_prepare_cursor(replace ? replace_sql : insert_sql, replace ? 4 : 2, argtypes,
-									   CURSOR_OPT_GENERIC_PLAN);
+									   n > generic_plan_min_rows ? CURSOR_OPT_GENERIC_PLAN : 0);
 			if (*plan == NULL)
 				elog(ERROR, "could not plan the dispatch_logs write: %s", SPI_result_code_string(SPI_result));
 		}
