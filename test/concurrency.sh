@@ -156,5 +156,21 @@ check "afterwards publish_status reports every byte uploaded" 31457280 \
   "$(q "SELECT vibescaling.publish_status('$post') #>> '{data,uploaded_bytes}'")"
 rm -f /tmp/progress.$run
 
+echo "# 7. the permanent log writer: many sessions share it, and it leaves a database being dropped"
+createdb "vs_writer_$run"
+psql -X -qAt -d "vs_writer_$run" -c "CREATE EXTENSION vibescaling CASCADE" >/dev/null 2>&1
+for i in 1 2 3 4 5 6 7 8; do
+  psql -X -qAt -d "vs_writer_$run" \
+       -c "SELECT count(vibescaling._durable_log(jsonb_build_object('trigger', 'manual', 'endpoint', 'probe_$i', 'outcome', 'success'))) FROM generate_series(1, 25)" \
+       >/dev/null &
+done
+wait
+check "8 sessions x 25 durable rows: all 200 committed" 200 \
+      "$(psql -X -qAt -d "vs_writer_$run" -c "SELECT count(*) FROM vibescaling.dispatch_logs WHERE endpoint LIKE 'probe_%'")"
+check "... by one log writer for the database" 1 \
+      "$(psql -X -qAt -d "vs_writer_$run" -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'vibescaling log writer' AND datname = current_database()")"
+check "DROP DATABASE succeeds while the writer runs (it leaves within a second)" dropped \
+      "$(dropdb "vs_writer_$run" && echo dropped)"
+
 echo "concurrency: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

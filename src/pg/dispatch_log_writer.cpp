@@ -4,7 +4,12 @@
  */
 #include "pg_headers.h"
 #include "dispatch_log_writer.h"
+#include "log_writer.h"
 #include "session_worker.h"
+
+extern "C" {
+#include "access/xlog.h"
+}
 
 #include <string.h>
 
@@ -109,6 +114,15 @@ vs_insert_dispatch_log(const char *log_json, int caller_pid)
 	store_log_rows(1, log_json, &row_id, caller_pid);
 }
 
+/* Stores a batch's rows in the current transaction (see dispatch_log_writer.h). */
+void
+vs_store_log_batch(void *address)
+{
+	DispatchLogBatch *batch = (DispatchLogBatch *) address;
+
+	store_log_rows(batch->nrows, batch_texts(batch), batch->row_ids, batch->caller_pid);
+}
+
 /* Starts the writer worker for a filled batch and waits for it; false when it did not commit. */
 static bool
 run_writer_worker(dsm_segment *seg, DispatchLogBatch *batch)
@@ -151,6 +165,12 @@ vs_write_dispatch_logs(int n, const char *const *log_jsons, int64 *row_ids)
 
 	if (n <= 0)
 		return;
+	/* A standby writes nothing (and sends nothing to TikTok). */
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("vibescaling runs on the primary: this server is a standby"),
+				 errhint("Call it on the primary; a standby sends nothing to TikTok.")));
 	for (int i = 0; i < n; i++)
 		texts_len += strlen(log_jsons[i]) + 1;
 	seg = dsm_create(offsetof(DispatchLogBatch, row_ids) + n * sizeof(int64) + texts_len, 0);
@@ -170,7 +190,20 @@ vs_write_dispatch_logs(int n, const char *const *log_jsons, int64 *row_ids)
 		text += len;
 	}
 
-	if (!run_writer_worker(seg, batch))
+	/* The permanent writer first; a worker of our own when its queue cannot take the batch. */
+	switch (vs_log_writer_write(seg, batch->error, sizeof(batch->error)))
+	{
+		case VS_LOG_WRITER_COMMITTED:
+			batch->done = 1;
+			break;
+		case VS_LOG_WRITER_FAILED:
+			batch->done = 0;
+			break;
+		case VS_LOG_WRITER_NOT_QUEUED:
+			batch->done = run_writer_worker(seg, batch);
+			break;
+	}
+	if (!batch->done)
 	{
 		char		why[sizeof(batch->error)];
 

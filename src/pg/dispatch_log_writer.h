@@ -3,9 +3,11 @@
  *
  * PostgreSQL has no autonomous transactions, yet a dispatch log row must
  * survive the caller's rollback (a failed publish raises an error). So the
- * row is handed, through a dynamic shared memory segment, to a short-lived
- * background worker that inserts it in a transaction of its own and
- * commits before the caller goes on.
+ * rows are handed, through a dynamic shared memory segment, to the
+ * database's permanent log writer (log_writer.h), or, when its queue cannot
+ * take them, to a short-lived background worker of their own; either
+ * inserts them in a transaction of its own and commits before the caller
+ * goes on.
  */
 #ifndef VS_DISPATCH_LOG_WRITER_H
 #define VS_DISPATCH_LOG_WRITER_H
@@ -14,9 +16,10 @@
  * Writes one dispatch_logs row, given as the JSON object the core builds
  * (vs_dispatch_log_json), committed independently of the current
  * transaction; returns the row's id. Waits for the commit, holding off query cancel for that
- * short wait. When the row cannot be committed (no free background worker
- * slot, the worker failed) it raises 53000 with the transient hint: it
- * never writes in the current transaction, where a rollback would lose it.
+ * short wait. When the row cannot be committed (the writer failed, and no
+ * free background worker slot for a worker of its own) it raises 53000
+ * with the transient hint: it never writes in the current transaction,
+ * where a rollback would lose it.
  */
 int64		vs_write_dispatch_log(const char *log_json);
 
@@ -25,7 +28,7 @@ int64		vs_write_dispatch_log(const char *log_json);
  * committed independently of the current transaction: row_ids[i] = 0
  * inserts log_jsons[i], row_ids[i] > 0 replaces that row (an init's "in
  * flight" row becoming its outcome); on return row_ids[i] holds each row's
- * id. How a batch of concurrent calls is logged without a worker per row.
+ * id. How a batch of concurrent calls is logged in one commit.
  */
 void		vs_write_dispatch_logs(int n, const char *const *log_jsons, int64 *row_ids);
 
@@ -47,5 +50,12 @@ void		vs_write_dispatch_log_with(const char *log_json, const char *publish_id,
  * callers that already run in a transaction of their own (the workers).
  */
 void		vs_insert_dispatch_log(const char *log_json, int caller_pid);
+
+/*
+ * Stores the rows of a batch (the address of a DSM segment that
+ * vs_write_dispatch_logs filled) with SPI in the current transaction,
+ * setting their ids in it: what a writer does with a batch.
+ */
+void		vs_store_log_batch(void *batch);
 
 #endif

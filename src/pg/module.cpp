@@ -6,10 +6,12 @@
  *   account_tokens.h        its interface
  *   call_support.cpp        shared by single and batched calls: HTTP options, interrupt check, "in flight" rows
  *   call_support.h          its interface
- *   dispatch_log_writer.cpp durable dispatch_logs rows via a background worker; vibescaling._durable_log()
+ *   dispatch_log_writer.cpp durable dispatch_logs rows (the permanent writer, else a worker per batch); _durable_log()
  *   dispatch_log_writer.h   its interface, and why rows are written that way
  *   gucs.cpp                the vibescaling.* settings
  *   gucs.h                  their C variables
+ *   log_writer.cpp          the permanent dispatch log writer: a queue in shared memory, one writer per database
+ *   log_writer.h            its interface
  *   module.cpp              this file: module magic and _PG_init
  *   pg_headers.h            the PostgreSQL headers with C linkage (no C++ resource owners in src/pg)
  *   pool_stats.cpp          vibescaling.http_pool_stats(), this backend's connection pool counters
@@ -29,16 +31,18 @@
  */
 #include "pg_headers.h"
 #include "gucs.h"
+#include "log_writer.h"
 
 extern "C" {
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
-/* Runs when the library is loaded: defines the GUCs. */
+/* Runs when the library is loaded: defines the GUCs and, when preloaded, asks for the log writer's queue. */
 void
 _PG_init(void)
 {
 	vs_define_gucs();
+	vs_log_writer_init();
 }
 }
