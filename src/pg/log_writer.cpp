@@ -457,6 +457,8 @@ vs_log_writer_main(Datum main_arg)
 		{
 			pgstat_report_activity(STATE_RUNNING, "vibescaling: writing dispatch log rows");
 			write_batches(slots, n);
+			/* A long-lived process: its table statistics show as it goes, not at its exit. */
+			pgstat_report_stat(true);
 			pgstat_report_activity(STATE_IDLE, NULL);
 			last_work = GetCurrentTimestamp();
 			continue;
