@@ -7,10 +7,6 @@
 #include "log_writer.h"
 #include "session_worker.h"
 
-extern "C" {
-#include "access/xlog.h"
-}
-
 #include <string.h>
 
 /*
@@ -165,12 +161,7 @@ vs_write_dispatch_logs(int n, const char *const *log_jsons, int64 *row_ids)
 
 	if (n <= 0)
 		return;
-	/* A standby writes nothing (and sends nothing to TikTok). */
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("vibescaling runs on the primary: this server is a standby"),
-				 errhint("Call it on the primary; a standby sends nothing to TikTok.")));
+	vs_refuse_on_standby();		/* a standby writes nothing (and sends nothing to TikTok) */
 	for (int i = 0; i < n; i++)
 		texts_len += strlen(log_jsons[i]) + 1;
 	seg = dsm_create(offsetof(DispatchLogBatch, row_ids) + n * sizeof(int64) + texts_len, 0);
@@ -258,7 +249,7 @@ vs_dispatch_log_writer_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 	seg = dsm_attach(DatumGetUInt32(main_arg));
 	if (seg == NULL)
-		proc_exit(1);			/* the caller is gone; it falls back to its own insert */
+		proc_exit(1);			/* the caller is gone: nobody waits for these rows */
 	batch = (DispatchLogBatch *) dsm_segment_address(seg);
 
 	/* Written as the bootstrap superuser: the worker runs fixed INSERT/UPDATE statements. */

@@ -6,9 +6,9 @@
 #include "pg_headers.h"
 #include "log_writer.h"
 #include "dispatch_log_writer.h"
+#include "session_worker.h"
 
 extern "C" {
-#include "access/xlog.h"
 #include "catalog/pg_database.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
@@ -132,24 +132,16 @@ writer_entry(Oid database_id)
 	return free_entry;
 }
 
-/* Registers this database's writer; false when no worker slot is free. */
+/* Registers this database's writer (the next batch starts it again if it stops); false when no worker slot is free. */
 static bool
 start_writer(Oid database_id)
 {
-	BackgroundWorker worker;
+	char		name[BGW_MAXLEN];
 	BackgroundWorkerHandle *handle;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;	/* the next batch starts it again */
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "vibescaling");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "vs_log_writer_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "vibescaling log writer for database %u", database_id);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "vibescaling log writer");
-	worker.bgw_main_arg = ObjectIdGetDatum(database_id);
-	worker.bgw_notify_pid = 0;
-	return RegisterDynamicBackgroundWorker(&worker, &handle);
+	snprintf(name, sizeof(name), "vibescaling log writer for database %u", database_id);
+	return vs_register_worker("vs_log_writer_main", "vibescaling log writer", name,
+							  ObjectIdGetDatum(database_id), 0, &handle);
 }
 
 /* Hands a batch to this database's writer and waits (see log_writer.h). */

@@ -16,7 +16,7 @@
  *   pg_headers.h            the PostgreSQL headers with C linkage (no C++ resource owners in src/pg)
  *   pool_stats.cpp          vibescaling.http_pool_stats(), this backend's connection pool counters
  *   post_write_trigger.cpp  the posts BEFORE INSERT OR UPDATE trigger (C) and _role_can_read_source()
- *   session_worker.cpp      starting the short-lived background workers that serve this backend
+ *   session_worker.cpp      registering the background workers; the short-lived ones that serve this backend
  *   session_worker.h        its interface
  *   tiktok_call.cpp         vibescaling._tiktok_call(), one call to TikTok (refresh, rate limit, durable log)
  *   tiktok_call_many.cpp    vibescaling._tiktok_call_many(), many calls at once (dispatcher, status poller)
