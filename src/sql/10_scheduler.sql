@@ -232,6 +232,16 @@ REVOKE ALL ON FUNCTION vibescaling._dispatch_round(timestamptz, integer, uuid[])
 -- vibescaling.max_concurrent_requests posts) in the caller's transaction:
 -- returns skip_accounts with the accounts the round declined added, or NULL
 -- when the round found nothing to do.
+--
+-- Each round starts by discarding the session's cached plans (DISCARD
+-- PLANS), so that the round's log lookups are planned for the log as it
+-- is now. A generic plan made while this week's partition was nearly
+-- empty (and ANALYZEd so: a sequential scan then looks free) would
+-- otherwise read the growing partition from start to end for every post
+-- of every later round of a burst: there is no statistics update, hence no
+-- replanning, before autovacuum's next analyze. The planner sizes the
+-- partition from its current number of pages, whatever its statistics
+-- say; replanning costs a few milliseconds a round.
 CREATE FUNCTION vibescaling._dispatch_next_round(as_of timestamptz, skip_accounts uuid[])
 RETURNS uuid[]
 LANGUAGE plpgsql
@@ -240,6 +250,7 @@ AS $$
 DECLARE
     v_round record;
 BEGIN
+    DISCARD PLANS;
     v_round := vibescaling._dispatch_round(as_of, current_setting('vibescaling.max_concurrent_requests')::integer,
                                            skip_accounts);
     IF v_round.processed = 0 AND cardinality(v_round.declined) = 0 THEN
