@@ -70,6 +70,9 @@ dispatch_log_json(const vs_call_result &r, const char *post_id, const char *acco
 	json_put_new(o.get(), "publish_id", json_text(r.publish_id).release());
 	json_put_new(o.get(), "duration_ms", duration(r.duration_ms).release());
 	json_put_new(o.get(), "outcome_unknown", json_boolean(r.outcome_unknown));
+	/* Kept so that the next call waits for it, even if the caller's records roll back. */
+	json_put_new(o.get(), "retry_after",
+				 r.retry_after_s >= 0 ? json_integer(r.retry_after_s) : json_null());
 	return json_dump(o.get(), kOuterFlags);
 }
 

@@ -321,8 +321,9 @@ int			vs_is_retryable(const char *error_code, long http_status);
  * includes data_json, and vs_call has redacted secrets from error_message):
  * {"post_id", "tiktok_account_id", "trigger", "endpoint", "http_status",
  *  "outcome" ("success"|"failure"), "error_code", "error_message",
- *  "log_id", "publish_id", "duration_ms", "outcome_unknown"}
- * post_id / account_id may be NULL (JSON null). malloc'd.
+ *  "log_id", "publish_id", "duration_ms", "outcome_unknown", "retry_after"}
+ * ("retry_after" as in vs_result_json). post_id / account_id may be NULL
+ * (JSON null). malloc'd.
  */
 char	   *vs_dispatch_log_json(const vs_call_result *r, const char *post_id,
 								 const char *account_id, const char *trigger,

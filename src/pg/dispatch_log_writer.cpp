@@ -31,26 +31,57 @@ batch_texts(DispatchLogBatch *batch)
 	return (char *) &batch->row_ids[batch->nrows];
 }
 
-/* The row's columns from the log JSON ($1) and the caller's pid ($2). */
+/*
+ * The row's columns from the log JSON ($1) and the caller's pid ($2).
+ * retry_after comes last: it is new in 0.1.3, and between a package upgrade
+ * and ALTER EXTENSION ... UPDATE this library writes to the old catalog's
+ * log, which lacks it.
+ */
 #define LOG_COLUMNS \
-	"(post_id, tiktok_account_id, trigger, endpoint, http_status, outcome, error_code," \
-	" error_message, log_id, publish_id, duration_ms, outcome_unknown, uploaded_bytes, backend_pid)"
+	"post_id, tiktok_account_id, trigger, endpoint, http_status, outcome, error_code," \
+	" error_message, log_id, publish_id, duration_ms, outcome_unknown, uploaded_bytes, backend_pid"
 #define LOG_VALUES \
-	" SELECT r.post_id, r.tiktok_account_id, r.trigger, r.endpoint, nullif(r.http_status, 0), r.outcome," \
+	" r.post_id, r.tiktok_account_id, r.trigger, r.endpoint, nullif(r.http_status, 0), r.outcome," \
 	"  r.error_code, nullif(r.error_message, ''), nullif(r.log_id, ''), nullif(r.publish_id, ''), r.duration_ms," \
-	"  coalesce(r.outcome_unknown, false), r.uploaded_bytes, $2" \
+	"  coalesce(r.outcome_unknown, false), r.uploaded_bytes, $2"
+#define LOG_SOURCE \
 	" FROM pg_catalog.jsonb_populate_record(NULL::vibescaling.dispatch_logs, $1::pg_catalog.jsonb) r"
 
-static const char *insert_sql =
-	"INSERT INTO vibescaling.dispatch_logs " LOG_COLUMNS LOG_VALUES " RETURNING id";
+/* True when the installed dispatch_logs has the column (see LOG_COLUMNS). */
+static bool
+log_has_column(const char *column)
+{
+	Oid			log = get_relname_relid("dispatch_logs", get_namespace_oid("vibescaling", false));
+
+	return OidIsValid(log) && get_attnum(log, column) != InvalidAttrNumber;
+}
+
+/* The statement that inserts a row (see LOG_COLUMNS), palloc'd. */
+static char *
+insert_sql(bool with_retry_after)
+{
+	const char *extra_column = with_retry_after ? ", retry_after" : "";
+	const char *extra_value = with_retry_after ? ", r.retry_after" : "";
+
+	return psprintf("INSERT INTO vibescaling.dispatch_logs (" LOG_COLUMNS "%s) SELECT" LOG_VALUES "%s" LOG_SOURCE
+					" RETURNING id", extra_column, extra_value);
+}
+
 /*
- * A row replaced is a call's "in flight" row, written when the call began:
- * the bound on created_at ($4: a day ago; no call lasts a day) leaves the
- * log's older weekly partitions out.
+ * The statement that replaces a row (see LOG_COLUMNS), palloc'd. A row
+ * replaced is a call's "in flight" row, written when the call began: the
+ * bound on created_at ($4: a day ago; no call lasts a day) leaves the log's
+ * older weekly partitions out.
  */
-static const char *replace_sql =
-	"UPDATE vibescaling.dispatch_logs SET " LOG_COLUMNS " = (" LOG_VALUES ")"
-	" WHERE id = $3 AND created_at > $4 RETURNING id";
+static char *
+replace_sql(bool with_retry_after)
+{
+	const char *extra_column = with_retry_after ? ", retry_after" : "";
+	const char *extra_value = with_retry_after ? ", r.retry_after" : "";
+
+	return psprintf("UPDATE vibescaling.dispatch_logs SET (" LOG_COLUMNS "%s) = (SELECT" LOG_VALUES "%s" LOG_SOURCE ")"
+					" WHERE id = $3 AND created_at > $4 RETURNING id", extra_column, extra_value);
+}
 
 /*
  * Inserts (row id 0) or replaces (row id > 0) each of n rows, with SPI in
@@ -66,9 +97,11 @@ store_log_rows(int n, const char *texts, int64 *row_ids, int caller_pid)
 	SPIPlanPtr	replace_plan = NULL;
 	const char *text = texts;
 	TimestampTz day_ago = GetCurrentTransactionStartTimestamp() - USECS_PER_DAY;
+	bool		with_retry_after;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	with_retry_after = log_has_column("retry_after");
 	for (int i = 0; i < n; i++)
 	{
 		bool		replace = row_ids[i] > 0;
@@ -88,7 +121,8 @@ store_log_rows(int n, const char *texts, int64 *row_ids, int caller_pid)
 			 * generic plan opens every partition and its indexes, a cost
 			 * that a fresh worker pays in full.
 			 */
-			*plan = SPI_prepare_cursor(replace ? replace_sql : insert_sql, replace ? 4 : 2, argtypes,
+			*plan = SPI_prepare_cursor(replace ? replace_sql(with_retry_after) : insert_sql(with_retry_after),
+									   replace ? 4 : 2, argtypes,
 									   n > generic_plan_min_rows ? CURSOR_OPT_GENERIC_PLAN : 0);
 			if (*plan == NULL)
 				elog(ERROR, "could not plan the dispatch_logs write: %s", SPI_result_code_string(SPI_result));

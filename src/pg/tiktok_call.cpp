@@ -26,6 +26,7 @@
 #include "token_seal.h"
 #include "../core/vs_core.h"
 
+#include <math.h>
 #include <string.h>
 
 /* Text of a uuid argument, or NULL when the argument is NULL. */
@@ -89,11 +90,13 @@ rate_limit_wait(const char *account_id, const char *endpoint_name)
 
 /*
  * Waits (interruptibly) until the account may make this call without TikTok
- * answering 429, so that a burst for one account is spread out. False when
- * that would take longer than vibescaling.rate_limit_max_wait.
+ * answering 429 (its rate limit, or the Retry-After of an earlier answer),
+ * so that a burst for one account is spread out. False when that would take
+ * longer than vibescaling.rate_limit_max_wait; *wait_left_s is then how
+ * long the wait still is.
  */
 static bool
-wait_for_rate_slot(const char *account_id, const char *endpoint_name)
+wait_for_rate_slot(const char *account_id, const char *endpoint_name, double *wait_left_s)
 {
 	long		waited_ms = 0;
 
@@ -102,6 +105,7 @@ wait_for_rate_slot(const char *account_id, const char *endpoint_name)
 		double		wait_s = rate_limit_wait(account_id, endpoint_name);
 		long		wait_ms = (long) (wait_s * 1000.0) + 1;
 
+		*wait_left_s = wait_s;
 		if (wait_s <= 0)
 			return true;
 		if (waited_ms + wait_ms > vs_guc_rate_limit_max_wait_ms)
@@ -113,13 +117,19 @@ wait_for_rate_slot(const char *account_id, const char *endpoint_name)
 	}
 }
 
-/* The result of a call not made because the account's rate limit is used up (logged as such). */
+/*
+ * The result of a call not made because the account's rate limit is used
+ * up for wait_s more seconds (logged as such): its retry_after says when
+ * to try again, as TikTok's Retry-After would.
+ */
 static char *
-rate_limited_locally(const char *post_id, const char *account_id, const char *trigger, const char *endpoint_name)
+rate_limited_locally(const char *post_id, const char *account_id, const char *trigger, const char *endpoint_name,
+					 double wait_s)
 {
 	vs_call_result refused;
 
 	vs_rate_limited_failure(&refused);
+	refused.retry_after_s = (long) ceil(wait_s);
 	vs_write_dispatch_log(vs_take_core_string(vs_dispatch_log_json(&refused, post_id, account_id, trigger,
 																	endpoint_name)));
 	return vs_take_core_string(vs_result_json(&refused));
@@ -138,12 +148,13 @@ call_and_log(const vs_http_options *http, vs_endpoint endpoint, const char *endp
 	char	   *log_json;
 	char	   *result_json;
 	int64		in_flight_row = 0;
+	double		wait_left_s = 0;
 
 	/* TikTok's per-token limits, kept across backends (SQL: _rate_limit_wait). */
-	if (account_id != NULL && !wait_for_rate_slot(account_id, endpoint_name))
+	if (account_id != NULL && !wait_for_rate_slot(account_id, endpoint_name, &wait_left_s))
 	{
 		*token_rejected = false;
-		return rate_limited_locally(post_id, account_id, trigger, endpoint_name);
+		return rate_limited_locally(post_id, account_id, trigger, endpoint_name, wait_left_s);
 	}
 
 	/*

@@ -165,7 +165,11 @@ CREATE TABLE vibescaling.dispatch_logs (
     uploaded_bytes     bigint,           -- upload_chunk rows: bytes TikTok has after this chunk
     outcome_unknown    boolean NOT NULL DEFAULT false,  -- request may have reached TikTok, no reply read
     backend_pid        integer,          -- the backend that made the call
-    created_at         timestamptz NOT NULL DEFAULT now()
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    -- TikTok's Retry-After (seconds) on this call's answer: the account
+    -- makes no call of the endpoint's rate limit bucket before it has
+    -- passed, counted from the answer (_rate_limit_hold).
+    retry_after        integer
 ) PARTITION BY RANGE (created_at);
 COMMENT ON TABLE vibescaling.dispatch_logs IS
     'Every call to TikTok, committed independently of the caller''s transaction (weekly partitions, see vibescaling.log_retention).';
@@ -178,9 +182,10 @@ CREATE TABLE vibescaling.dispatch_logs_default PARTITION OF vibescaling.dispatch
 -- and their indexes after attaching them, and an attach to a log with
 -- partitioned indexes would already have made them (a restore would fail
 -- on the copy). A call's "in flight" row is replaced by its outcome a
--- moment later: no index covers the columns that change, and a tenth of
--- each page is left free, so that the replacement is a HOT update (no new
--- index entries).
+-- moment later: no index covers the columns that change (but retry_after,
+-- set on the rare answers with a Retry-After), and a tenth of each page is
+-- left free, so that the replacement is a HOT update (no new index
+-- entries).
 CREATE FUNCTION vibescaling._set_up_log_partition(parent regclass, partition regclass)
 RETURNS void
 LANGUAGE plpgsql
@@ -196,6 +201,9 @@ BEGIN
             EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (post_id, created_at)', v_name || '_post_idx', partition);
             -- The rate limiter's look-back: an account's recent calls.
             EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (tiktok_account_id, created_at)', v_name || '_account_idx', partition);
+            -- The answers that asked for a wait (_rate_limit_hold): few rows.
+            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (tiktok_account_id, created_at) WHERE retry_after IS NOT NULL',
+                           v_name || '_retry_idx', partition);
         WHEN 'vibescaling.webhook_events'::regclass THEN
             v_time := 'received_at';
             EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (publish_id) WHERE publish_id IS NOT NULL',

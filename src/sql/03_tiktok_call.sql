@@ -158,12 +158,44 @@ BEGIN
 END
 $$;
 
+-- Until when TikTok asked the account to wait before its next call of any
+-- of these endpoints: the latest Retry-After among its answers of the last
+-- day, counted from the moment of the answer (the call's in-flight row was
+-- written just before it was sent, and the answer came duration_ms later).
+-- NULL when nothing holds the account back. It is read from the durable
+-- log, so a wait outlives the caller's transaction: a round that is
+-- cancelled or crashes after a 429 has lost its record of the backoff,
+-- never TikTok's Retry-After.
+CREATE FUNCTION vibescaling._rate_limit_hold(account_id uuid, endpoints text[])
+RETURNS timestamptz
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan  -- see _earlier_init
+AS $$
+DECLARE
+    v_since timestamptz := clock_timestamp() - interval '1 day';
+    v_until timestamptz;
+BEGIN
+    SELECT max(l.created_at + make_interval(secs => coalesce(l.duration_ms, 0) / 1000 + l.retry_after))
+      INTO v_until
+      FROM vibescaling.dispatch_logs l
+     WHERE l.tiktok_account_id = _rate_limit_hold.account_id
+       AND l.created_at > v_since
+       AND l.retry_after IS NOT NULL
+       AND l.endpoint = ANY (_rate_limit_hold.endpoints)
+       AND l.http_status IS NOT NULL;
+    RETURN CASE WHEN v_until > clock_timestamp() THEN v_until END;
+END
+$$;
+
 -- Seconds until the account may make one more call of this endpoint's rate
--- limit bucket (0: now), counting its calls in the durable dispatch log,
--- which every backend sees at once (_rate_limit_calls). The account's
--- advisory lock (_rate_limit_lock) makes the count and the call that
--- follows one step across backends (held until the caller's transaction
--- ends: the dispatcher commits per round).
+-- limit bucket (0: now): after TikTok's last Retry-After for the bucket
+-- (_rate_limit_hold), and once the window has room, counting its calls in
+-- the durable dispatch log, which every backend sees at once
+-- (_rate_limit_calls). The account's advisory lock (_rate_limit_lock)
+-- makes the count and the call that follows one step across backends
+-- (held until the caller's transaction ends: the dispatcher commits per
+-- round).
 CREATE FUNCTION vibescaling._rate_limit_wait(account_id uuid, endpoint text)
 RETURNS double precision
 LANGUAGE plpgsql
@@ -173,42 +205,53 @@ DECLARE
     b        record := vibescaling._rate_limit_bucket(endpoint);
     v_window interval := current_setting('vibescaling.rate_limit_window')::interval;
     v_oldest timestamptz;   -- the oldest call still in the window when the bucket is full
+    v_hold   timestamptz;
 BEGIN
     IF b.endpoints IS NULL THEN
         RETURN 0;
     END IF;
     PERFORM vibescaling._rate_limit_lock(account_id);
+    v_hold := vibescaling._rate_limit_hold(account_id, b.endpoints);
     -- The calls-th most recent call in the window, if there are that many.
     SELECT min(recent.called_at) INTO v_oldest
       FROM (SELECT c.called_at FROM vibescaling._rate_limit_calls(account_id, b.endpoints) c
              ORDER BY c.called_at DESC
              LIMIT b.calls) recent
     HAVING count(*) >= b.calls;
-    IF v_oldest IS NULL THEN
+    IF v_oldest IS NULL AND v_hold IS NULL THEN
         RETURN 0;
     END IF;
-    RETURN greatest(extract(epoch FROM v_oldest + v_window - clock_timestamp()), 0.001);
+    RETURN greatest(extract(epoch FROM greatest(v_oldest + v_window, v_hold) - clock_timestamp()), 0.001);
 END
 $$;
 
--- How many calls of this endpoint's bucket the account has made within the
--- rate limit window (as _rate_limit_wait counts them).
-CREATE FUNCTION vibescaling._rate_limit_used(account_id uuid, endpoint text)
+-- How many more calls of this endpoint's bucket the account may make now:
+-- none while TikTok's Retry-After holds it back (_rate_limit_hold), else
+-- the bucket's limit less its calls within the window (as _rate_limit_wait
+-- counts them). NULL for an endpoint without a limit.
+CREATE FUNCTION vibescaling._rate_limit_free(account_id uuid, endpoint text)
 RETURNS integer
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_endpoints text[] := (vibescaling._rate_limit_bucket(endpoint)).endpoints;
+    b record := vibescaling._rate_limit_bucket(endpoint);
 BEGIN
-    RETURN (SELECT count(*) FROM vibescaling._rate_limit_calls(account_id, v_endpoints));
+    IF b.endpoints IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF vibescaling._rate_limit_hold(account_id, b.endpoints) IS NOT NULL THEN
+        RETURN 0;
+    END IF;
+    RETURN greatest(b.calls - (SELECT count(*) FROM vibescaling._rate_limit_calls(account_id, b.endpoints)), 0);
 END
 $$;
 
 -- For a batch of calls (account_ids[i], endpoints[i]): which may be sent now
--- without exceeding the accounts' rate limits, in order (earlier calls get
--- the free slots first). Takes the accounts' advisory locks, in a fixed
--- order so that two batches never deadlock, until the transaction ends.
+-- without exceeding the accounts' rate limits or TikTok's Retry-After, in
+-- order (earlier calls get the free slots first). Takes the accounts'
+-- advisory locks, in a fixed order so that two batches never deadlock,
+-- until the transaction ends.
 CREATE FUNCTION vibescaling._rate_limit_allowance(account_ids uuid[], endpoints text[])
 RETURNS boolean[]
 LANGUAGE plpgsql
@@ -222,8 +265,8 @@ BEGIN
     SELECT array_agg(x.allowed ORDER BY x.i) INTO v_allowed
       FROM (SELECT c.i,
                    b.calls IS NULL
-                   OR vibescaling._rate_limit_used(c.a, c.e)
-                      + row_number() OVER (PARTITION BY c.a, b.endpoints[1] ORDER BY c.i) <= b.calls AS allowed
+                   OR row_number() OVER (PARTITION BY c.a, b.endpoints[1] ORDER BY c.i)
+                      <= vibescaling._rate_limit_free(c.a, c.e) AS allowed
               FROM unnest(account_ids, endpoints) WITH ORDINALITY c(a, e, i),
                    LATERAL vibescaling._rate_limit_bucket(c.e) b) x;
     RETURN coalesce(v_allowed, '{}');

@@ -21,9 +21,11 @@ $$;
 -- post scheduled with attempts + 1 and next_attempt_at set by exponential
 -- backoff, until vibescaling.max_attempts. When TikTok's reply asked for a
 -- wait with a Retry-After header (the DETAIL then ends with
--- " retry_after=N"), next_attempt_at is as_of plus the larger of the backoff
--- and N seconds: never sooner than TikTok asked, and not capped by
--- vibescaling.retry_max_delay. Any other failure, or one whose request may
+-- " retry_after=N"), the wait is the larger of the backoff and N seconds:
+-- never sooner than TikTok asked, and not capped by
+-- vibescaling.retry_max_delay. Both are counted from now (the answer has
+-- arrived by now), or from as_of when the dispatcher runs for a later
+-- moment. Any other failure, or one whose request may
 -- have reached TikTok (outcome unknown: resending could post twice), fails
 -- the post with last_error.
 CREATE FUNCTION vibescaling._record_dispatch_failure(p_post_id uuid, p_attempts integer, p_message text,
@@ -41,9 +43,8 @@ BEGIN
     UPDATE vibescaling.posts
        SET status = CASE WHEN v_retry THEN 'scheduled' ELSE 'failed' END,
            attempts = p_attempts + 1,
-           -- Counted from as_of, the dispatcher's notion of now.
            next_attempt_at = CASE WHEN v_retry
-                                  THEN as_of + greatest(vibescaling._retry_delay(p_attempts + 1),
+                                  THEN greatest(as_of, clock_timestamp()) + greatest(vibescaling._retry_delay(p_attempts + 1),
                                                         make_interval(secs => coalesce(v_retry_after, 0)))
                              END,
            last_error = format('%s [SQLSTATE %s]%s', p_message, p_state,
@@ -100,7 +101,7 @@ REVOKE ALL ON FUNCTION vibescaling._settle_call(vibescaling.posts, jsonb, text, 
 -- Accounts in skip_accounts are left alone; the round declines (adds to
 -- declined) accounts it should not batch: one whose due post uploads its
 -- video (uploads go one by one), one whose init or creator_info rate
--- limit is full now, one another session is calling TikTok for (its
+-- limit is full now or held back by TikTok's Retry-After, one another session is calling TikTok for (its
 -- advisory lock is taken), so that the sequential pass, which waits for
 -- rate limits and locks, takes them. processed: the posts it settled
 -- (posted, failed or rescheduled).
@@ -133,8 +134,6 @@ DECLARE
     v_sent      integer[];   -- the indexes (into v_posts) of the inits sent
     i           integer;
     j           integer;
-    v_init_limit integer := (vibescaling._rate_limit_bucket('video_init')).calls;
-    v_info_limit integer := (vibescaling._rate_limit_bucket('creator_info')).calls;
 BEGIN
     processed := 0;
     declined := '{}';
@@ -159,8 +158,8 @@ BEGIN
     LOOP
         IF p.tiktok_account_id IS NOT NULL
            AND ((p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload')
-                OR vibescaling._rate_limit_used(p.tiktok_account_id, 'video_init') >= v_init_limit
-                OR p.mode = 'direct' AND vibescaling._rate_limit_used(p.tiktok_account_id, 'creator_info') >= v_info_limit
+                OR vibescaling._rate_limit_free(p.tiktok_account_id, 'video_init') = 0
+                OR p.mode = 'direct' AND vibescaling._rate_limit_free(p.tiktok_account_id, 'creator_info') = 0
                 OR NOT pg_try_advisory_xact_lock(hashtext('vibescaling.rate_limit'), hashtext(p.tiktok_account_id::text))) THEN
             declined := declined || p.tiktok_account_id;
             CONTINUE;

@@ -53,11 +53,11 @@ TEST(JsonOut, DispatchLog)
 	EXPECT_EQ(take_text(vs_dispatch_log_json(&res.r, "42", "7", "schedule", "video_init")),
 			  R"({"post_id":"42","tiktok_account_id":"7","trigger":"schedule","endpoint":"video_init",)"
 			  R"("http_status":200,"outcome":"success","error_code":"ok","error_message":"","log_id":"L7",)"
-			  R"("publish_id":"v_pub_url~v2.9","duration_ms":1234.568,"outcome_unknown":false})");
+			  R"("publish_id":"v_pub_url~v2.9","duration_ms":1234.568,"outcome_unknown":false,"retry_after":null})");
 	EXPECT_EQ(take_text(vs_dispatch_log_json(&res.r, nullptr, nullptr, "manual", "status_fetch")),
 			  R"({"post_id":null,"tiktok_account_id":null,"trigger":"manual","endpoint":"status_fetch",)"
 			  R"("http_status":200,"outcome":"success","error_code":"ok","error_message":"","log_id":"L7",)"
-			  R"("publish_id":"v_pub_url~v2.9","duration_ms":1234.568,"outcome_unknown":false})");
+			  R"("publish_id":"v_pub_url~v2.9","duration_ms":1234.568,"outcome_unknown":false,"retry_after":null})");
 }
 
 // A failed call logs outcome "failure".
@@ -72,7 +72,7 @@ TEST(JsonOut, DispatchLogFailure)
 	EXPECT_NE(log.find(R"("outcome":"failure")"), std::string::npos) << log;
 	EXPECT_NE(log.find(R"("error_code":"bad_response")"), std::string::npos) << log;
 	EXPECT_NE(log.find(R"("http_status":502)"), std::string::npos) << log;
-	EXPECT_NE(log.find(R"("outcome_unknown":true})"), std::string::npos) << log;
+	EXPECT_NE(log.find(R"("outcome_unknown":true,"retry_after":null})"), std::string::npos) << log;
 }
 
 // Caller-built results with NULL strings, bad UTF-8 and odd durations still give valid JSON.

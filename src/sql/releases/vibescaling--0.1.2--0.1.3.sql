@@ -1,6 +1,280 @@
 -- vibescaling 0.1.2 -> 0.1.3: what it changes, and why, is in CHANGELOG.md.
--- Only functions change: each is replaced by its 0.1.3 definition.
 \echo Use "ALTER EXTENSION vibescaling UPDATE TO '0.1.3'" to load this file. \quit
+
+-- TikTok's Retry-After is kept with the call's row (the column reaches every
+-- partition; existing rows have none).
+ALTER TABLE vibescaling.dispatch_logs ADD COLUMN retry_after integer;
+
+-- _rate_limit_free replaces it (it also counts TikTok's Retry-After).
+DROP FUNCTION vibescaling._rate_limit_used(uuid, text);
+
+CREATE OR REPLACE FUNCTION vibescaling._set_up_log_partition(parent regclass, partition regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_name   text := (SELECT c.relname FROM pg_class c WHERE c.oid = partition);
+    v_time   text;
+BEGIN
+    CASE parent
+        WHEN 'vibescaling.dispatch_logs'::regclass THEN
+            v_time := 'created_at';
+            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (post_id, created_at)', v_name || '_post_idx', partition);
+            -- The rate limiter's look-back: an account's recent calls.
+            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (tiktok_account_id, created_at)', v_name || '_account_idx', partition);
+            -- The answers that asked for a wait (_rate_limit_hold): few rows.
+            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (tiktok_account_id, created_at) WHERE retry_after IS NOT NULL',
+                           v_name || '_retry_idx', partition);
+        WHEN 'vibescaling.webhook_events'::regclass THEN
+            v_time := 'received_at';
+            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (publish_id) WHERE publish_id IS NOT NULL',
+                           v_name || '_publish_idx', partition);
+            -- handle_webhook's dedupe.
+            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (body_sha256)', v_name || '_body_idx', partition);
+        ELSE
+            RAISE EXCEPTION '% is not dispatch_logs or webhook_events', parent USING ERRCODE = '22023';
+    END CASE;
+    EXECUTE format('ALTER TABLE %s SET (fillfactor = 90)', partition);
+    -- Ids come from the log's identity column: unique, hence a key per partition.
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = partition AND c.contype = 'p') THEN
+        EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY (id, %I)', partition, v_name || '_pkey', v_time);
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._rate_limit_hold(account_id uuid, endpoints text[])
+RETURNS timestamptz
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan  -- see _earlier_init
+AS $$
+DECLARE
+    v_since timestamptz := clock_timestamp() - interval '1 day';
+    v_until timestamptz;
+BEGIN
+    SELECT max(l.created_at + make_interval(secs => coalesce(l.duration_ms, 0) / 1000 + l.retry_after))
+      INTO v_until
+      FROM vibescaling.dispatch_logs l
+     WHERE l.tiktok_account_id = _rate_limit_hold.account_id
+       AND l.created_at > v_since
+       AND l.retry_after IS NOT NULL
+       AND l.endpoint = ANY (_rate_limit_hold.endpoints)
+       AND l.http_status IS NOT NULL;
+    RETURN CASE WHEN v_until > clock_timestamp() THEN v_until END;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._rate_limit_wait(account_id uuid, endpoint text)
+RETURNS double precision
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    b        record := vibescaling._rate_limit_bucket(endpoint);
+    v_window interval := current_setting('vibescaling.rate_limit_window')::interval;
+    v_oldest timestamptz;   -- the oldest call still in the window when the bucket is full
+    v_hold   timestamptz;
+BEGIN
+    IF b.endpoints IS NULL THEN
+        RETURN 0;
+    END IF;
+    PERFORM vibescaling._rate_limit_lock(account_id);
+    v_hold := vibescaling._rate_limit_hold(account_id, b.endpoints);
+    -- The calls-th most recent call in the window, if there are that many.
+    SELECT min(recent.called_at) INTO v_oldest
+      FROM (SELECT c.called_at FROM vibescaling._rate_limit_calls(account_id, b.endpoints) c
+             ORDER BY c.called_at DESC
+             LIMIT b.calls) recent
+    HAVING count(*) >= b.calls;
+    IF v_oldest IS NULL AND v_hold IS NULL THEN
+        RETURN 0;
+    END IF;
+    RETURN greatest(extract(epoch FROM greatest(v_oldest + v_window, v_hold) - clock_timestamp()), 0.001);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._rate_limit_free(account_id uuid, endpoint text)
+RETURNS integer
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    b record := vibescaling._rate_limit_bucket(endpoint);
+BEGIN
+    IF b.endpoints IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF vibescaling._rate_limit_hold(account_id, b.endpoints) IS NOT NULL THEN
+        RETURN 0;
+    END IF;
+    RETURN greatest(b.calls - (SELECT count(*) FROM vibescaling._rate_limit_calls(account_id, b.endpoints)), 0);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._rate_limit_allowance(account_ids uuid[], endpoints text[])
+RETURNS boolean[]
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_allowed boolean[];
+BEGIN
+    PERFORM vibescaling._rate_limit_lock(a)
+       FROM (SELECT DISTINCT a FROM unnest(account_ids) a ORDER BY a) sorted;
+    SELECT array_agg(x.allowed ORDER BY x.i) INTO v_allowed
+      FROM (SELECT c.i,
+                   b.calls IS NULL
+                   OR row_number() OVER (PARTITION BY c.a, b.endpoints[1] ORDER BY c.i)
+                      <= vibescaling._rate_limit_free(c.a, c.e) AS allowed
+              FROM unnest(account_ids, endpoints) WITH ORDINALITY c(a, e, i),
+                   LATERAL vibescaling._rate_limit_bucket(c.e) b) x;
+    RETURN coalesce(v_allowed, '{}');
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._record_dispatch_failure(p_post_id uuid, p_attempts integer, p_message text,
+                                                     p_state text, p_hint text, p_detail text, as_of timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_retry       boolean := p_hint = vibescaling._transient_hint()
+                             AND p_attempts + 1 < current_setting('vibescaling.max_attempts')::integer;
+    -- TikTok's Retry-After, in seconds (the core caps it at 2147483647, 10 digits).
+    v_retry_after bigint := (regexp_match(p_detail, ' retry_after=([0-9]{1,10})$'))[1]::bigint;
+BEGIN
+    UPDATE vibescaling.posts
+       SET status = CASE WHEN v_retry THEN 'scheduled' ELSE 'failed' END,
+           attempts = p_attempts + 1,
+           next_attempt_at = CASE WHEN v_retry
+                                  THEN greatest(as_of, clock_timestamp()) + greatest(vibescaling._retry_delay(p_attempts + 1),
+                                                        make_interval(secs => coalesce(v_retry_after, 0)))
+                             END,
+           last_error = format('%s [SQLSTATE %s]%s', p_message, p_state,
+                               CASE WHEN v_retry THEN format(' (attempt %s, will retry)', p_attempts + 1)
+                                    WHEN p_hint = vibescaling._transient_hint()
+                                    THEN format(' (attempt %s, no attempts left)', p_attempts + 1)
+                                    ELSE '' END)
+     WHERE id = p_post_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._dispatch_round(as_of timestamptz, max_posts integer, skip_accounts uuid[],
+                                            OUT processed integer, OUT declined uuid[])
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p           vibescaling.posts;
+    v_prep      record;
+    v_message   text;
+    v_state     text;
+    v_hint      text;
+    v_detail    text;
+    -- The posts going out, in order, with their init endpoints and options;
+    -- v_going[i] becomes false when post i stops after its creator_info.
+    v_posts     vibescaling.posts[] := '{}';
+    v_endpoints text[] := '{}';
+    v_options   jsonb[] := '{}';
+    v_going     boolean[] := '{}';
+    v_calls     jsonb;
+    v_results   jsonb;
+    v_sent      integer[];   -- the indexes (into v_posts) of the inits sent
+    i           integer;
+    j           integer;
+BEGIN
+    processed := 0;
+    declined := '{}';
+
+    -- The earliest due post of each account not skipped, earliest first.
+    FOR p IN
+        SELECT t.* FROM vibescaling.posts t
+         WHERE t.id = ANY (ARRAY(
+                   SELECT c.id
+                     FROM (SELECT DISTINCT ON (d.tiktok_account_id) d.id, d.tiktok_account_id,
+                                  coalesce(d.next_attempt_at, d.scheduled_at) AS due
+                             FROM vibescaling.posts d
+                            WHERE d.status = 'scheduled'
+                              AND coalesce(d.next_attempt_at, d.scheduled_at) <= as_of
+                              AND coalesce(d.tiktok_account_id <> ALL (skip_accounts), true)
+                            ORDER BY d.tiktok_account_id, coalesce(d.next_attempt_at, d.scheduled_at), d.id) c
+                    ORDER BY c.due, c.id
+                    LIMIT max_posts))
+           AND t.status = 'scheduled'
+         ORDER BY coalesce(t.next_attempt_at, t.scheduled_at), t.id
+           FOR UPDATE SKIP LOCKED
+    LOOP
+        IF p.tiktok_account_id IS NOT NULL
+           AND ((p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload')
+                OR vibescaling._rate_limit_free(p.tiktok_account_id, 'video_init') = 0
+                OR p.mode = 'direct' AND vibescaling._rate_limit_free(p.tiktok_account_id, 'creator_info') = 0
+                OR NOT pg_try_advisory_xact_lock(hashtext('vibescaling.rate_limit'), hashtext(p.tiktok_account_id::text))) THEN
+            declined := declined || p.tiktok_account_id;
+            CONTINUE;
+        END IF;
+        BEGIN
+            v_prep := vibescaling._prepare_publish(p, 'scheduler');
+            IF v_prep.reconciled IS NULL THEN
+                v_posts := v_posts || p;
+                v_endpoints := v_endpoints || v_prep.endpoint;
+                v_options := v_options || v_prep.options;
+                v_going := v_going || true;
+            ELSE
+                processed := processed + 1;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            -- Refused before anything was sent (the subtransaction rolled back).
+            GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                                    v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
+            PERFORM vibescaling._record_dispatch_failure(p.id, p.attempts, v_message, v_state, v_hint, v_detail, as_of);
+            processed := processed + 1;
+        END;
+    END LOOP;
+
+    -- TikTok requires a fresh creator_info before every Direct Post: all at once.
+    SELECT jsonb_agg(jsonb_build_object('endpoint', 'creator_info', 'tiktok_account_id', (v_posts[k]).tiktok_account_id,
+                                        'post_id', (v_posts[k]).id, 'trigger', 'scheduler') ORDER BY k)
+      INTO v_calls
+      FROM generate_subscripts(v_posts, 1) k
+     WHERE (v_posts[k]).mode = 'direct';
+    IF v_calls IS NOT NULL THEN
+        v_results := vibescaling._tiktok_call_many(v_calls);
+        j := 0;
+        FOR i IN 1 .. cardinality(v_posts) LOOP
+            CONTINUE WHEN (v_posts[i]).mode <> 'direct';
+            j := j + 1;
+            IF NOT vibescaling._settle_call(v_posts[i], v_results->(j - 1), 'creator_info', as_of) THEN
+                v_going[i] := false;
+                processed := processed + 1;
+            END IF;
+        END LOOP;
+    END IF;
+
+    -- All the inits at once (each logged "in flight" first).
+    SELECT jsonb_agg(jsonb_build_object('endpoint', v_endpoints[k], 'tiktok_account_id', (v_posts[k]).tiktok_account_id,
+                                        'post_id', (v_posts[k]).id, 'trigger', 'scheduler', 'options', v_options[k])
+                     ORDER BY k),
+           array_agg(k ORDER BY k)
+      INTO v_calls, v_sent
+      FROM generate_subscripts(v_posts, 1) k
+     WHERE v_going[k];
+    IF v_calls IS NULL THEN
+        RETURN;
+    END IF;
+    v_results := vibescaling._tiktok_call_many(v_calls);
+    processed := processed + cardinality(v_sent);
+    -- What TikTok accepted is recorded for all posts at once; the rest one by one.
+    PERFORM vibescaling._record_published_many(ARRAY(SELECT v_posts[k] FROM unnest(v_sent) WITH ORDINALITY s(k, n) ORDER BY n),
+                                               v_results,
+                                               ARRAY(SELECT v_endpoints[k] FROM unnest(v_sent) WITH ORDINALITY s(k, n) ORDER BY n));
+    FOR j IN 1 .. cardinality(v_sent) LOOP
+        CONTINUE WHEN vibescaling._init_accepted(v_results->(j - 1));
+        PERFORM vibescaling._settle_call(v_posts[v_sent[j]], v_results->(j - 1), v_endpoints[v_sent[j]], as_of);
+    END LOOP;
+END
+$$;
 
 CREATE OR REPLACE FUNCTION vibescaling._dispatch_next_round(as_of timestamptz, skip_accounts uuid[])
 RETURNS uuid[]
@@ -20,3 +294,10 @@ BEGIN
 END
 $$;
 
+
+-- Every existing partition gets the index of the answers that asked for a
+-- wait (_set_up_log_partition, as replaced above, adds what is missing).
+-- Partial, so small; building it reads each partition once.
+SELECT vibescaling._set_up_log_partition('vibescaling.dispatch_logs', i.inhrelid::regclass)
+  FROM pg_catalog.pg_inherits i
+ WHERE i.inhparent = 'vibescaling.dispatch_logs'::regclass;
