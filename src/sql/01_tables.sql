@@ -168,7 +168,7 @@ CREATE TABLE vibescaling.dispatch_logs (
     created_at         timestamptz NOT NULL DEFAULT now(),
     -- TikTok's Retry-After (seconds) on this call's answer: the account
     -- makes no call of the endpoint's rate limit bucket before it has
-    -- passed, counted from the answer (_rate_limit_hold).
+    -- passed, counted from the answer (_rate_limit_holds).
     retry_after        integer
 ) PARTITION BY RANGE (created_at);
 COMMENT ON TABLE vibescaling.dispatch_logs IS
@@ -201,7 +201,7 @@ BEGIN
             EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (post_id, created_at)', v_name || '_post_idx', partition);
             -- The rate limiter's look-back: an account's recent calls.
             EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (tiktok_account_id, created_at)', v_name || '_account_idx', partition);
-            -- The answers that asked for a wait (_rate_limit_hold): few rows.
+            -- The answers that asked for a wait (_rate_limit_holds): few rows.
             EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (tiktok_account_id, created_at) WHERE retry_after IS NOT NULL',
                            v_name || '_retry_idx', partition);
         WHEN 'vibescaling.webhook_events'::regclass THEN

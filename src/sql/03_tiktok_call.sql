@@ -131,13 +131,13 @@ AS $$
     SELECT pg_advisory_xact_lock(hashtext('vibescaling.rate_limit'), hashtext(account_id::text))
 $$;
 
--- When the account's calls to any of these endpoints that count against
--- TikTok's rate limit were made, within the current window: what the
--- durable dispatch log holds, where every call for an account is logged
--- "in flight" before it is sent. Calls that never reached TikTok
--- (no HTTP status, outcome known) do not count.
-CREATE FUNCTION vibescaling._rate_limit_calls(account_id uuid, endpoints text[])
-RETURNS TABLE (called_at timestamptz)
+-- The calls of these accounts to any of these endpoints that count against
+-- TikTok's rate limit, made within the current window: what the durable
+-- dispatch log holds, where every call for an account is logged "in
+-- flight" before it is sent. Calls that never reached TikTok (no HTTP
+-- status, outcome known) do not count.
+CREATE FUNCTION vibescaling._rate_limit_calls(account_ids uuid[], endpoints text[])
+RETURNS TABLE (account_id uuid, endpoint text, called_at timestamptz)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan  -- see _earlier_init
@@ -149,48 +149,49 @@ DECLARE
     v_since timestamptz := clock_timestamp() - current_setting('vibescaling.rate_limit_window')::interval;
 BEGIN
     RETURN QUERY
-        SELECT l.created_at
+        SELECT l.tiktok_account_id, l.endpoint, l.created_at
           FROM vibescaling.dispatch_logs l
-         WHERE l.tiktok_account_id = _rate_limit_calls.account_id
+         WHERE l.tiktok_account_id = ANY (_rate_limit_calls.account_ids)
            AND l.endpoint = ANY (_rate_limit_calls.endpoints)
            AND l.created_at > v_since
            AND (l.http_status IS NOT NULL OR l.outcome_unknown);
 END
 $$;
 
--- Until when TikTok asked the account to wait before its next call of any
--- of these endpoints: the latest Retry-After among its answers of the last
--- day, counted from the moment of the answer (the call's in-flight row was
--- written just before it was sent, and the answer came duration_ms later).
--- NULL when nothing holds the account back. It is read from the durable
--- log, so a wait outlives the caller's transaction: a round that is
--- cancelled or crashes after a 429 has lost its record of the backoff,
--- never TikTok's Retry-After.
-CREATE FUNCTION vibescaling._rate_limit_hold(account_id uuid, endpoints text[])
-RETURNS timestamptz
+-- Until when TikTok asked these accounts to wait before their next call of
+-- these endpoints: each answer of the last day with a Retry-After whose
+-- wait has not passed, counted from the moment of the answer (the call's
+-- in-flight row was written just before it was sent, and the answer came
+-- duration_ms later). It is read from the durable log, so a wait outlives
+-- the caller's transaction: a round that is cancelled or crashes after a
+-- 429 has lost its record of the backoff, never TikTok's Retry-After.
+CREATE FUNCTION vibescaling._rate_limit_holds(account_ids uuid[], endpoints text[])
+RETURNS TABLE (account_id uuid, endpoint text, until timestamptz)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan  -- see _earlier_init
 AS $$
 DECLARE
-    v_since timestamptz := clock_timestamp() - interval '1 day';
-    v_until timestamptz;
+    v_now   timestamptz := clock_timestamp();
+    v_since timestamptz := v_now - interval '1 day';
 BEGIN
-    SELECT max(l.created_at + make_interval(secs => coalesce(l.duration_ms, 0) / 1000 + l.retry_after))
-      INTO v_until
-      FROM vibescaling.dispatch_logs l
-     WHERE l.tiktok_account_id = _rate_limit_hold.account_id
-       AND l.created_at > v_since
-       AND l.retry_after IS NOT NULL
-       AND l.endpoint = ANY (_rate_limit_hold.endpoints)
-       AND l.http_status IS NOT NULL;
-    RETURN CASE WHEN v_until > clock_timestamp() THEN v_until END;
+    RETURN QUERY
+        SELECT h.tiktok_account_id, h.endpoint, h.until
+          FROM (SELECT l.tiktok_account_id, l.endpoint,
+                       l.created_at + make_interval(secs => coalesce(l.duration_ms, 0) / 1000 + l.retry_after) AS until
+                  FROM vibescaling.dispatch_logs l
+                 WHERE l.tiktok_account_id = ANY (_rate_limit_holds.account_ids)
+                   AND l.created_at > v_since
+                   AND l.retry_after IS NOT NULL
+                   AND l.endpoint = ANY (_rate_limit_holds.endpoints)
+                   AND l.http_status IS NOT NULL) h
+         WHERE h.until > v_now;
 END
 $$;
 
 -- Seconds until the account may make one more call of this endpoint's rate
 -- limit bucket (0: now): after TikTok's last Retry-After for the bucket
--- (_rate_limit_hold), and once the window has room, counting its calls in
+-- (_rate_limit_holds), and once the window has room, counting its calls in
 -- the durable dispatch log, which every backend sees at once
 -- (_rate_limit_calls). The account's advisory lock (_rate_limit_lock)
 -- makes the count and the call that follows one step across backends
@@ -211,10 +212,10 @@ BEGIN
         RETURN 0;
     END IF;
     PERFORM vibescaling._rate_limit_lock(account_id);
-    v_hold := vibescaling._rate_limit_hold(account_id, b.endpoints);
+    SELECT max(h.until) INTO v_hold FROM vibescaling._rate_limit_holds(ARRAY[account_id], b.endpoints) h;
     -- The calls-th most recent call in the window, if there are that many.
     SELECT min(recent.called_at) INTO v_oldest
-      FROM (SELECT c.called_at FROM vibescaling._rate_limit_calls(account_id, b.endpoints) c
+      FROM (SELECT c.called_at FROM vibescaling._rate_limit_calls(ARRAY[account_id], b.endpoints) c
              ORDER BY c.called_at DESC
              LIMIT b.calls) recent
     HAVING count(*) >= b.calls;
@@ -225,25 +226,41 @@ BEGIN
 END
 $$;
 
--- How many more calls of this endpoint's bucket the account may make now:
--- none while TikTok's Retry-After holds it back (_rate_limit_hold), else
--- the bucket's limit less its calls within the window (as _rate_limit_wait
--- counts them). NULL for an endpoint without a limit.
-CREATE FUNCTION vibescaling._rate_limit_free(account_id uuid, endpoint text)
-RETURNS integer
+-- For each (account_ids[i], endpoints[i]): how many more calls of the
+-- endpoint's bucket the account may make now. None while TikTok's
+-- Retry-After holds it back (_rate_limit_holds), else the bucket's limit
+-- less its calls within the window (_rate_limit_calls), as
+-- _rate_limit_wait counts them; NULL for an endpoint without a limit (or
+-- no account). Two queries of the log for the whole batch, however many
+-- accounts: a dispatcher round asks once for all its posts.
+CREATE FUNCTION vibescaling._rate_limit_room(account_ids uuid[], endpoints text[])
+RETURNS integer[]
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    b record := vibescaling._rate_limit_bucket(endpoint);
+    v_all_endpoints text[] := ARRAY(SELECT DISTINCT e FROM unnest(endpoints) x, unnest((vibescaling._rate_limit_bucket(x)).endpoints) e);
+    v_room integer[];
 BEGIN
-    IF b.endpoints IS NULL THEN
-        RETURN NULL;
-    END IF;
-    IF vibescaling._rate_limit_hold(account_id, b.endpoints) IS NOT NULL THEN
-        RETURN 0;
-    END IF;
-    RETURN greatest(b.calls - (SELECT count(*) FROM vibescaling._rate_limit_calls(account_id, b.endpoints)), 0);
+    -- A bucket is named by its first endpoint.
+    WITH wanted AS (SELECT w.i, w.a, b.endpoints[1] AS bucket, b.calls
+                      FROM unnest(account_ids, endpoints) WITH ORDINALITY w(a, e, i),
+                           LATERAL vibescaling._rate_limit_bucket(w.e) b),
+         used AS (SELECT c.account_id, (vibescaling._rate_limit_bucket(c.endpoint)).endpoints[1] AS bucket,
+                         count(*) AS n
+                    FROM vibescaling._rate_limit_calls(account_ids, v_all_endpoints) c
+                   GROUP BY 1, 2),
+         held AS (SELECT DISTINCT h.account_id, (vibescaling._rate_limit_bucket(h.endpoint)).endpoints[1] AS bucket
+                    FROM vibescaling._rate_limit_holds(account_ids, v_all_endpoints) h)
+    SELECT array_agg(CASE WHEN w.calls IS NULL OR w.a IS NULL THEN NULL
+                          WHEN h.account_id IS NOT NULL THEN 0
+                          ELSE greatest(w.calls - coalesce(u.n, 0), 0)::integer
+                     END ORDER BY w.i)
+      INTO v_room
+      FROM wanted w
+      LEFT JOIN used u ON u.account_id = w.a AND u.bucket = w.bucket
+      LEFT JOIN held h ON h.account_id = w.a AND h.bucket = w.bucket;
+    RETURN coalesce(v_room, '{}');
 END
 $$;
 
@@ -264,10 +281,10 @@ BEGIN
        FROM (SELECT DISTINCT a FROM unnest(account_ids) a ORDER BY a) sorted;
     SELECT array_agg(x.allowed ORDER BY x.i) INTO v_allowed
       FROM (SELECT c.i,
-                   b.calls IS NULL
-                   OR row_number() OVER (PARTITION BY c.a, b.endpoints[1] ORDER BY c.i)
-                      <= vibescaling._rate_limit_free(c.a, c.e) AS allowed
-              FROM unnest(account_ids, endpoints) WITH ORDINALITY c(a, e, i),
+                   c.room IS NULL
+                   OR row_number() OVER (PARTITION BY c.a, b.endpoints[1] ORDER BY c.i) <= c.room AS allowed
+              FROM unnest(account_ids, endpoints, vibescaling._rate_limit_room(account_ids, endpoints))
+                   WITH ORDINALITY c(a, e, room, i),
                    LATERAL vibescaling._rate_limit_bucket(c.e) b) x;
     RETURN coalesce(v_allowed, '{}');
 END

@@ -132,6 +132,10 @@ DECLARE
     v_calls     jsonb;
     v_results   jsonb;
     v_sent      integer[];   -- the indexes (into v_posts) of the inits sent
+    v_claimed   vibescaling.posts[];  -- the due posts the round locked
+    v_accounts  uuid[];      -- their accounts
+    v_room      integer[];   -- v_room[i]: claimed post i's init room, v_room[v_claimed_n + i]: its creator_info room
+    v_claimed_n integer;
     i           integer;
     j           integer;
 BEGIN
@@ -139,8 +143,8 @@ BEGIN
     declined := '{}';
 
     -- The earliest due post of each account not skipped, earliest first.
-    FOR p IN
-        SELECT t.* FROM vibescaling.posts t
+    v_claimed := ARRAY(
+        SELECT t FROM vibescaling.posts t
          WHERE t.id = ANY (ARRAY(
                    SELECT c.id
                      FROM (SELECT DISTINCT ON (d.tiktok_account_id) d.id, d.tiktok_account_id,
@@ -154,12 +158,21 @@ BEGIN
                     LIMIT max_posts))
            AND t.status = 'scheduled'
          ORDER BY coalesce(t.next_attempt_at, t.scheduled_at), t.id
-           FOR UPDATE SKIP LOCKED
-    LOOP
+           FOR UPDATE SKIP LOCKED);
+    v_claimed_n := cardinality(v_claimed);
+    -- The room left in their accounts' init and creator_info rate limits,
+    -- asked once for the whole round.
+    v_accounts := ARRAY(SELECT c.tiktok_account_id FROM unnest(v_claimed) WITH ORDINALITY c ORDER BY c.ordinality);
+    v_room := vibescaling._rate_limit_room(v_accounts || v_accounts,
+                                           array_fill('video_init'::text, ARRAY[v_claimed_n])
+                                           || array_fill('creator_info'::text, ARRAY[v_claimed_n]));
+
+    FOR i IN 1 .. v_claimed_n LOOP
+        p := v_claimed[i];
         IF p.tiktok_account_id IS NOT NULL
            AND ((p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload')
-                OR vibescaling._rate_limit_free(p.tiktok_account_id, 'video_init') = 0
-                OR p.mode = 'direct' AND vibescaling._rate_limit_free(p.tiktok_account_id, 'creator_info') = 0
+                OR v_room[i] = 0
+                OR p.mode = 'direct' AND v_room[v_claimed_n + i] = 0
                 OR NOT pg_try_advisory_xact_lock(hashtext('vibescaling.rate_limit'), hashtext(p.tiktok_account_id::text))) THEN
             declined := declined || p.tiktok_account_id;
             CONTINUE;

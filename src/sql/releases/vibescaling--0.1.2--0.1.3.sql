@@ -5,8 +5,10 @@
 -- partition; existing rows have none).
 ALTER TABLE vibescaling.dispatch_logs ADD COLUMN retry_after integer;
 
--- _rate_limit_free replaces it (it also counts TikTok's Retry-After).
+-- _rate_limit_room and the many-account _rate_limit_calls replace them (they
+-- also count TikTok's Retry-After, and answer for a whole round at once).
 DROP FUNCTION vibescaling._rate_limit_used(uuid, text);
+DROP FUNCTION vibescaling._rate_limit_calls(uuid, text[]);
 
 CREATE OR REPLACE FUNCTION vibescaling._set_up_log_partition(parent regclass, partition regclass)
 RETURNS void
@@ -23,7 +25,7 @@ BEGIN
             EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (post_id, created_at)', v_name || '_post_idx', partition);
             -- The rate limiter's look-back: an account's recent calls.
             EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (tiktok_account_id, created_at)', v_name || '_account_idx', partition);
-            -- The answers that asked for a wait (_rate_limit_hold): few rows.
+            -- The answers that asked for a wait (_rate_limit_holds): few rows.
             EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (tiktok_account_id, created_at) WHERE retry_after IS NOT NULL',
                            v_name || '_retry_idx', partition);
         WHEN 'vibescaling.webhook_events'::regclass THEN
@@ -43,25 +45,49 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION vibescaling._rate_limit_hold(account_id uuid, endpoints text[])
-RETURNS timestamptz
+CREATE OR REPLACE FUNCTION vibescaling._rate_limit_calls(account_ids uuid[], endpoints text[])
+RETURNS TABLE (account_id uuid, endpoint text, called_at timestamptz)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan  -- see _earlier_init
 AS $$
 DECLARE
-    v_since timestamptz := clock_timestamp() - interval '1 day';
-    v_until timestamptz;
+    -- A variable rather than an expression in the query: plpgsql hands the
+    -- planner its value, which then leaves out the log's older partitions
+    -- (neither planning nor locking them).
+    v_since timestamptz := clock_timestamp() - current_setting('vibescaling.rate_limit_window')::interval;
 BEGIN
-    SELECT max(l.created_at + make_interval(secs => coalesce(l.duration_ms, 0) / 1000 + l.retry_after))
-      INTO v_until
-      FROM vibescaling.dispatch_logs l
-     WHERE l.tiktok_account_id = _rate_limit_hold.account_id
-       AND l.created_at > v_since
-       AND l.retry_after IS NOT NULL
-       AND l.endpoint = ANY (_rate_limit_hold.endpoints)
-       AND l.http_status IS NOT NULL;
-    RETURN CASE WHEN v_until > clock_timestamp() THEN v_until END;
+    RETURN QUERY
+        SELECT l.tiktok_account_id, l.endpoint, l.created_at
+          FROM vibescaling.dispatch_logs l
+         WHERE l.tiktok_account_id = ANY (_rate_limit_calls.account_ids)
+           AND l.endpoint = ANY (_rate_limit_calls.endpoints)
+           AND l.created_at > v_since
+           AND (l.http_status IS NOT NULL OR l.outcome_unknown);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._rate_limit_holds(account_ids uuid[], endpoints text[])
+RETURNS TABLE (account_id uuid, endpoint text, until timestamptz)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan  -- see _earlier_init
+AS $$
+DECLARE
+    v_now   timestamptz := clock_timestamp();
+    v_since timestamptz := v_now - interval '1 day';
+BEGIN
+    RETURN QUERY
+        SELECT h.tiktok_account_id, h.endpoint, h.until
+          FROM (SELECT l.tiktok_account_id, l.endpoint,
+                       l.created_at + make_interval(secs => coalesce(l.duration_ms, 0) / 1000 + l.retry_after) AS until
+                  FROM vibescaling.dispatch_logs l
+                 WHERE l.tiktok_account_id = ANY (_rate_limit_holds.account_ids)
+                   AND l.created_at > v_since
+                   AND l.retry_after IS NOT NULL
+                   AND l.endpoint = ANY (_rate_limit_holds.endpoints)
+                   AND l.http_status IS NOT NULL) h
+         WHERE h.until > v_now;
 END
 $$;
 
@@ -80,10 +106,10 @@ BEGIN
         RETURN 0;
     END IF;
     PERFORM vibescaling._rate_limit_lock(account_id);
-    v_hold := vibescaling._rate_limit_hold(account_id, b.endpoints);
+    SELECT max(h.until) INTO v_hold FROM vibescaling._rate_limit_holds(ARRAY[account_id], b.endpoints) h;
     -- The calls-th most recent call in the window, if there are that many.
     SELECT min(recent.called_at) INTO v_oldest
-      FROM (SELECT c.called_at FROM vibescaling._rate_limit_calls(account_id, b.endpoints) c
+      FROM (SELECT c.called_at FROM vibescaling._rate_limit_calls(ARRAY[account_id], b.endpoints) c
              ORDER BY c.called_at DESC
              LIMIT b.calls) recent
     HAVING count(*) >= b.calls;
@@ -94,21 +120,34 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION vibescaling._rate_limit_free(account_id uuid, endpoint text)
-RETURNS integer
+CREATE OR REPLACE FUNCTION vibescaling._rate_limit_room(account_ids uuid[], endpoints text[])
+RETURNS integer[]
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    b record := vibescaling._rate_limit_bucket(endpoint);
+    v_all_endpoints text[] := ARRAY(SELECT DISTINCT e FROM unnest(endpoints) x, unnest((vibescaling._rate_limit_bucket(x)).endpoints) e);
+    v_room integer[];
 BEGIN
-    IF b.endpoints IS NULL THEN
-        RETURN NULL;
-    END IF;
-    IF vibescaling._rate_limit_hold(account_id, b.endpoints) IS NOT NULL THEN
-        RETURN 0;
-    END IF;
-    RETURN greatest(b.calls - (SELECT count(*) FROM vibescaling._rate_limit_calls(account_id, b.endpoints)), 0);
+    -- A bucket is named by its first endpoint.
+    WITH wanted AS (SELECT w.i, w.a, b.endpoints[1] AS bucket, b.calls
+                      FROM unnest(account_ids, endpoints) WITH ORDINALITY w(a, e, i),
+                           LATERAL vibescaling._rate_limit_bucket(w.e) b),
+         used AS (SELECT c.account_id, (vibescaling._rate_limit_bucket(c.endpoint)).endpoints[1] AS bucket,
+                         count(*) AS n
+                    FROM vibescaling._rate_limit_calls(account_ids, v_all_endpoints) c
+                   GROUP BY 1, 2),
+         held AS (SELECT DISTINCT h.account_id, (vibescaling._rate_limit_bucket(h.endpoint)).endpoints[1] AS bucket
+                    FROM vibescaling._rate_limit_holds(account_ids, v_all_endpoints) h)
+    SELECT array_agg(CASE WHEN w.calls IS NULL OR w.a IS NULL THEN NULL
+                          WHEN h.account_id IS NOT NULL THEN 0
+                          ELSE greatest(w.calls - coalesce(u.n, 0), 0)::integer
+                     END ORDER BY w.i)
+      INTO v_room
+      FROM wanted w
+      LEFT JOIN used u ON u.account_id = w.a AND u.bucket = w.bucket
+      LEFT JOIN held h ON h.account_id = w.a AND h.bucket = w.bucket;
+    RETURN coalesce(v_room, '{}');
 END
 $$;
 
@@ -124,10 +163,10 @@ BEGIN
        FROM (SELECT DISTINCT a FROM unnest(account_ids) a ORDER BY a) sorted;
     SELECT array_agg(x.allowed ORDER BY x.i) INTO v_allowed
       FROM (SELECT c.i,
-                   b.calls IS NULL
-                   OR row_number() OVER (PARTITION BY c.a, b.endpoints[1] ORDER BY c.i)
-                      <= vibescaling._rate_limit_free(c.a, c.e) AS allowed
-              FROM unnest(account_ids, endpoints) WITH ORDINALITY c(a, e, i),
+                   c.room IS NULL
+                   OR row_number() OVER (PARTITION BY c.a, b.endpoints[1] ORDER BY c.i) <= c.room AS allowed
+              FROM unnest(account_ids, endpoints, vibescaling._rate_limit_room(account_ids, endpoints))
+                   WITH ORDINALITY c(a, e, room, i),
                    LATERAL vibescaling._rate_limit_bucket(c.e) b) x;
     RETURN coalesce(v_allowed, '{}');
 END
@@ -182,6 +221,10 @@ DECLARE
     v_calls     jsonb;
     v_results   jsonb;
     v_sent      integer[];   -- the indexes (into v_posts) of the inits sent
+    v_claimed   vibescaling.posts[];  -- the due posts the round locked
+    v_accounts  uuid[];      -- their accounts
+    v_room      integer[];   -- v_room[i]: claimed post i's init room, v_room[v_claimed_n + i]: its creator_info room
+    v_claimed_n integer;
     i           integer;
     j           integer;
 BEGIN
@@ -189,8 +232,8 @@ BEGIN
     declined := '{}';
 
     -- The earliest due post of each account not skipped, earliest first.
-    FOR p IN
-        SELECT t.* FROM vibescaling.posts t
+    v_claimed := ARRAY(
+        SELECT t FROM vibescaling.posts t
          WHERE t.id = ANY (ARRAY(
                    SELECT c.id
                      FROM (SELECT DISTINCT ON (d.tiktok_account_id) d.id, d.tiktok_account_id,
@@ -204,12 +247,21 @@ BEGIN
                     LIMIT max_posts))
            AND t.status = 'scheduled'
          ORDER BY coalesce(t.next_attempt_at, t.scheduled_at), t.id
-           FOR UPDATE SKIP LOCKED
-    LOOP
+           FOR UPDATE SKIP LOCKED);
+    v_claimed_n := cardinality(v_claimed);
+    -- The room left in their accounts' init and creator_info rate limits,
+    -- asked once for the whole round.
+    v_accounts := ARRAY(SELECT c.tiktok_account_id FROM unnest(v_claimed) WITH ORDINALITY c ORDER BY c.ordinality);
+    v_room := vibescaling._rate_limit_room(v_accounts || v_accounts,
+                                           array_fill('video_init'::text, ARRAY[v_claimed_n])
+                                           || array_fill('creator_info'::text, ARRAY[v_claimed_n]));
+
+    FOR i IN 1 .. v_claimed_n LOOP
+        p := v_claimed[i];
         IF p.tiktok_account_id IS NOT NULL
            AND ((p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload')
-                OR vibescaling._rate_limit_free(p.tiktok_account_id, 'video_init') = 0
-                OR p.mode = 'direct' AND vibescaling._rate_limit_free(p.tiktok_account_id, 'creator_info') = 0
+                OR v_room[i] = 0
+                OR p.mode = 'direct' AND v_room[v_claimed_n + i] = 0
                 OR NOT pg_try_advisory_xact_lock(hashtext('vibescaling.rate_limit'), hashtext(p.tiktok_account_id::text))) THEN
             declined := declined || p.tiktok_account_id;
             CONTINUE;
