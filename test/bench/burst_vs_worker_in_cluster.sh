@@ -43,21 +43,36 @@ run_vibescaling() {
   local standin_pid
   standin_pid=$(test/bench/standin/standin.sh start "$port" "$VS_BVW_LATENCY_MS")
   sampler_start "$standin_pid"
-  psql -X -d "$db" -v concurrency="$conc" -v pidfile="$work/pid" -f test/bench/burst_dispatch.sql >"$work/result"
+  psql -X -d "$db" -v concurrency="$conc" -v pidfile="$work/pid" -f test/bench/burst_vs_worker_dispatch.sql \
+       >"$work/result"
   sampler_stop >"$work/sample.json"
   test/bench/standin/standin.sh stop "$port"
   test/bench/standin/standin.sh counts "$port" >"$work/counts.json"
-  python3 - "$conc" "$version" "$work/result" "$work/sample.json" "$work/counts.json" >>"$work/results.jsonl" <<'PY'
+  psql -XAtq -d "$db" >"$work/db.json" <<'SQL'
+SELECT json_build_object(
+    'posts', (SELECT count(*) FROM vibescaling.posts),
+    'posted', (SELECT count(*) FROM vibescaling.posts WHERE status = 'posted'),
+    'not_posted', (SELECT json_object_agg(s, n) FROM (SELECT status || coalesce(': ' || left(last_error, 120), '') s,
+                                                              count(*) n
+                                                         FROM vibescaling.posts WHERE status <> 'posted' GROUP BY 1) x),
+    'publish_records', (SELECT count(*) FROM vibescaling.publish_records),
+    'log_rows', (SELECT count(*) FROM vibescaling.dispatch_logs),
+    'log_rows_by_endpoint', (SELECT json_object_agg(endpoint || '/' || outcome, n)
+                               FROM (SELECT endpoint, outcome, count(*) n FROM vibescaling.dispatch_logs GROUP BY 1, 2) x));
+SQL
+  python3 - "$conc" "$version" "$work/result" "$work/sample.json" "$work/counts.json" "$work/db.json" \
+      >>"$work/results.jsonl" <<'PY'
 import json, sys
-conc, version, result, sample, counts = sys.argv[1:6]
+conc, version, result, sample, counts, dbf = sys.argv[1:7]
 r = json.loads(open(result).read().strip().splitlines()[-1])
 s = json.loads(open(sample).read())
 c = json.loads(open(counts).read())
-print(json.dumps({"who": f"vibescaling {version}", "conc": int(conc), "posts": r["posts"], "posted": r["posted"],
-                  "not_posted": r["not_posted"], "wall_s": r["wall_s"], "cluster_cpu_s": s["cluster_cpu_s"],
+d = json.loads(open(dbf).read())
+print(json.dumps({"who": f"vibescaling {version}", "conc": int(conc), "posts": d["posts"], "posted": d["posted"],
+                  "not_posted": d["not_posted"], "wall_s": r["wall_s"], "cluster_cpu_s": s["cluster_cpu_s"],
                   "backend_cpu_s": s["backend_cpu_s"], "app_cpu_s": None, "standin_cpu_s": s["sim_cpu_s"],
-                  "standin": c, "log_rows": r["log_rows"], "log_rows_by_endpoint": r["log_rows_by_endpoint"],
-                  "client_connections": r["pool"]["connections_opened"]}))
+                  "standin": c, "log_rows": d["log_rows"], "log_rows_by_endpoint": d["log_rows_by_endpoint"],
+                  "publish_records": d["publish_records"]}))
 PY
   dropdb "$db"
 }
@@ -101,7 +116,7 @@ print(json.dumps({"who": "Node worker", "conc": int(conc), "posts": d["posts"], 
                   "backend_cpu_s": s["backend_cpu_s"], "app_cpu_s": round(r["cpu_user_s"] + r["cpu_sys_s"], 3),
                   "standin_cpu_s": s["sim_cpu_s"], "standin": c, "log_rows": d["log_rows"],
                   "log_rows_by_endpoint": d["log_rows_by_endpoint"], "publish_records": d["publish_records"],
-                  "client_connections": None, "batches": r["batches"]}))
+                  "batches": r["batches"]}))
 PY
   dropdb "$db"
 }
@@ -148,8 +163,7 @@ for r in rows:
     print(f"{r['who']}, C = {r['conc']}:")
     print(f"  stand-in: {json.dumps(r['standin'])}; its CPU {r['standin_cpu_s']:.2f} s")
     print(f"  log rows by endpoint/outcome: {json.dumps(r['log_rows_by_endpoint'])}")
-    extra = f"; Node process CPU {r['app_cpu_s']:.2f} s, {r['batches']} batches" if r["app_cpu_s"] is not None else \
-            f"; client connections opened {r['client_connections']}"
+    extra = f"; Node process CPU {r['app_cpu_s']:.2f} s, {r['batches']} batches" if r["app_cpu_s"] is not None else ""
     print(f"  database CPU {r['cluster_cpu_s']:.2f} s (its backend {r['backend_cpu_s']:.2f} s){extra}")
     checks = {"all posts posted": r["posted"] == n,
               "stand-in requests == log rows": r["standin"]["total"] == r["log_rows"],
