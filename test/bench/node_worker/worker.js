@@ -110,7 +110,7 @@ function creatorRefusal(p, data) {
   return null;
 }
 
-// Runs fn(client) in one transaction.
+// Runs fn in one transaction on db (ROLLBACK if it throws).
 async function inTransaction(db, fn) {
   await db.query('BEGIN');
   try {
@@ -212,7 +212,7 @@ function initBody(p) {
 }
 
 // Publishes one claimed batch: creator_info for all, then the inits of the
-// posts it allows, C at once. Returns counts by final status.
+// posts it allows, C at once. Adds the posts' final states to tally.
 async function publishBatch(db, batch, tally) {
   await refreshTokens(db, batch);
 
