@@ -10,7 +10,8 @@
 # per post and requests as the stand-in logged them, posts posted.
 #   test/bench/burst_vs_worker.sh [N]     (default 10000; e.g. 1000 for a quick run)
 # Uses the vibescaling installed on the machine (no make install): it says
-# which version. Stand-in port: VS_STANDIN_PORT (18460-18469, default 18460).
+# which version, and fails (exit 3) if it was reinstalled meanwhile.
+# Stand-in port: VS_STANDIN_PORT (18460-18469, default 18460).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 posts=${1:-10000}
@@ -30,4 +31,21 @@ export VS_BVW_CONCURRENCIES="512 1024"
 export VS_STANDIN_PORT=${VS_STANDIN_PORT:-18460}
 # Stops the stand-in if a run was interrupted with it up.
 trap 'test/bench/standin/standin.sh stop "$VS_STANDIN_PORT" || true' EXIT
-scripts/pg-cluster.sh vs_bvw test/bench/burst_vs_worker_in_cluster.sh
+
+# Checksums of the installed extension (library, control file, SQL scripts):
+# on a shared machine someone may reinstall it mid-benchmark, and then the
+# runs measured different builds.
+installed() {
+  sha256sum "$(pg_config --pkglibdir)/vibescaling.so" "$(pg_config --sharedir)"/extension/vibescaling[.-]*
+}
+before=$(installed)
+rc=0
+scripts/pg-cluster.sh vs_bvw test/bench/burst_vs_worker_in_cluster.sh || rc=$?
+if [ "$(installed)" != "$before" ]; then
+  echo "WARNING: the installed vibescaling changed during the benchmark; its runs may have measured" \
+       "different builds. Run it again." >&2
+  diff <(echo "$before") <(installed) >&2 || true
+  exit 3
+fi
+echo "installed vibescaling unchanged during the benchmark ($(sha256sum "$(pg_config --pkglibdir)/vibescaling.so" | cut -c1-12)… vibescaling.so)"
+exit "$rc"

@@ -11,17 +11,27 @@ postmaster=$(head -1 "$(psql -XAtq -d postgres -c 'SHOW data_directory')/postmas
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+# Prints the machine's busy CPU seconds so far (all cores, /proc/stat): around a
+# run it shows how much CPU anything else on the machine took meanwhile.
+machine_busy() {
+  awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { print ($2 + $3 + $4 + $7 + $8 + $9) / hz; exit }' /proc/stat
+}
+
 # Starts the sampler of the cluster's CPU (and the stand-in's) in the background.
 sampler_start() {
   rm -f "$work/pid" "$work/sample" "$work/sample.stop"
   python3 test/bench/proc_sampler.py start "$work/sample" "$postmaster" "$1" "$work/pid" &
   sampler=$!
   sleep 0.2
+  busy0=$(machine_busy)
 }
 
-# Stops the sampler; prints its JSON.
+# Stops the sampler; prints its JSON with the machine's busy CPU added.
 sampler_stop() {
-  python3 test/bench/proc_sampler.py stop "$work/sample"
+  local busy1
+  busy1=$(machine_busy)
+  python3 test/bench/proc_sampler.py stop "$work/sample" |
+    python3 -c 'import json, sys; d = json.load(sys.stdin); d["machine_busy_s"] = round(float(sys.argv[2]) - float(sys.argv[1]), 2); print(json.dumps(d))' "$busy0" "$busy1"
   wait "$sampler"
 }
 
@@ -72,7 +82,7 @@ print(json.dumps({"who": f"vibescaling {version}", "conc": int(conc), "posts": d
                   "not_posted": d["not_posted"], "wall_s": r["wall_s"], "cluster_cpu_s": s["cluster_cpu_s"],
                   "backend_cpu_s": s["backend_cpu_s"], "app_cpu_s": None, "standin_cpu_s": s["sim_cpu_s"],
                   "standin": c, "log_rows": d["log_rows"], "log_rows_by_endpoint": d["log_rows_by_endpoint"],
-                  "publish_records": d["publish_records"]}))
+                  "publish_records": d["publish_records"], "machine_busy_s": s["machine_busy_s"], "app_total_cpu_s": 0}))
 PY
   dropdb "$db"
 }
@@ -116,7 +126,8 @@ print(json.dumps({"who": "Node worker", "conc": int(conc), "posts": d["posts"], 
                   "backend_cpu_s": s["backend_cpu_s"], "app_cpu_s": round(r["cpu_user_s"] + r["cpu_sys_s"], 3),
                   "standin_cpu_s": s["sim_cpu_s"], "standin": c, "log_rows": d["log_rows"],
                   "log_rows_by_endpoint": d["log_rows_by_endpoint"], "publish_records": d["publish_records"],
-                  "batches": r["batches"]}))
+                  "batches": r["batches"], "machine_busy_s": s["machine_busy_s"],
+                  "app_total_cpu_s": r["cpu_process_total_s"]}))
 PY
   dropdb "$db"
 }
@@ -165,6 +176,10 @@ for r in rows:
     print(f"  log rows by endpoint/outcome: {json.dumps(r['log_rows_by_endpoint'])}")
     extra = f"; Node process CPU {r['app_cpu_s']:.2f} s, {r['batches']} batches" if r["app_cpu_s"] is not None else ""
     print(f"  database CPU {r['cluster_cpu_s']:.2f} s (its backend {r['backend_cpu_s']:.2f} s){extra}")
+    other = r["machine_busy_s"] - r["cluster_cpu_s"] - r["standin_cpu_s"] - r["app_total_cpu_s"]
+    print(f"  machine CPU busy during the run {r['machine_busy_s']:.2f} s, of which outside the cluster, the"
+          f" stand-in{' and Node' if r['app_cpu_s'] is not None else ''} {other:.2f} s"
+          f" (psql, the sampler, anything else on the machine)")
     checks = {"all posts posted": r["posted"] == n,
               "stand-in requests == log rows": r["standin"]["total"] == r["log_rows"],
               "stand-in answered 200 to all": not r["standin"]["not_200"]}
