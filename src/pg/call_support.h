@@ -1,6 +1,6 @@
 /*
- * call_support.h: what the single call (_tiktok_call, tiktok_call.cpp) and
- * the batch of calls (_tiktok_call_many, tiktok_call_many.cpp) share: the
+ * call_support.h: what every call (the call path of call_batch.cpp, and the
+ * OAuth calls of tiktok_call.cpp and token_refresher.cpp) shares: the
  * HTTP options from the settings, the interrupt check curl polls, and the
  * results and log rows of calls that were never sent or are in flight.
  */

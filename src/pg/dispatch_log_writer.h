@@ -34,7 +34,7 @@ void		vs_write_dispatch_logs(int n, const char *const *log_jsons, int64 *row_ids
 
 /*
  * Replaces, durably, the row vs_write_dispatch_log returned: how a call's
- * "in flight" row becomes its outcome (see tiktok_call.cpp).
+ * "in flight" row becomes its outcome (see call_batch.cpp).
  */
 void		vs_update_dispatch_log(int64 row_id, const char *log_json);
 

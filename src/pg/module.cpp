@@ -4,7 +4,9 @@
  * src/pg, one line each:
  *   account_tokens.cpp      reading an account's status and access token (SPI, as the table's owner)
  *   account_tokens.h        its interface
- *   call_support.cpp        shared by single and batched calls: HTTP options, interrupt check, "in flight" rows
+ *   call_batch.cpp          the one path of every call with an account's token: tokens, refresh, rate limits, durable rows, libcurl
+ *   call_batch.h            its interface, and the rules every call follows
+ *   call_support.cpp        shared by all calls (OAuth too): HTTP options, interrupt check, "in flight" rows
  *   call_support.h          its interface
  *   dispatch_log_writer.cpp durable dispatch_logs rows (the permanent writer, else a worker per batch); _durable_log()
  *   dispatch_log_writer.h   its interface, and why rows are written that way
@@ -18,7 +20,7 @@
  *   post_write_trigger.cpp  the posts BEFORE INSERT OR UPDATE trigger (C) and _role_can_read_source()
  *   session_worker.cpp      registering the background workers; the short-lived ones that serve this backend
  *   session_worker.h        its interface
- *   tiktok_call.cpp         vibescaling._tiktok_call(), one call to TikTok (refresh, rate limit, durable log)
+ *   tiktok_call.cpp         vibescaling._tiktok_call(), one call to TikTok: a batch of one, or an OAuth call
  *   tiktok_call_many.cpp    vibescaling._tiktok_call_many(), many calls at once (dispatcher, status poller)
  *   token_refresher.cpp     refreshing tokens durably and once, in a background worker; _refresh_token()
  *   token_refresher.h       its interface, and why refreshes run that way

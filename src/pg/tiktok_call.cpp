@@ -1,32 +1,31 @@
 /*
  * tiktok_call.cpp: vibescaling._tiktok_call(endpoint, account, post,
- * trigger, options), the one SQL function that talks to TikTok.
+ * trigger, options), one call to TikTok.
  *
- * The path of a call: plpgsql (publish_post, the dispatcher, publish_status,
- * connect_account, ...) -> vs_tiktok_call here -> vs_call in the core
- * (src/core/c_api.cpp), which builds the request, runs libcurl and parses
- * the reply -> back here, where the dispatch log row is committed on its own
- * and the reply is returned as jsonb.
+ * The path of a call: plpgsql (publish_post, the dispatcher's one-by-one
+ * pass, publish_status, connect_account, ...) -> vs_tiktok_call here -> the
+ * call path every call with an account's token takes, as a batch of one
+ * (call_batch.h: tokens read in C, refresh, rate limits waited for, the
+ * durable "in flight" and outcome rows) -> vs_call_many in the core
+ * (src/core/call_many.cpp), which builds the request, runs libcurl and
+ * parses the reply -> back here, as jsonb.
  *
- * Around the call: the account's access token is read here (never passed
- * through SQL); a token that expires within vibescaling.token_refresh_margin
- * is refreshed first, and a call answered access_token_invalid refreshes
- * once and is retried once (token_refresher.cpp). The OAuth endpoints get
- * the app's client credentials from the superuser-only settings.
+ * The OAuth endpoints are the exception: they authenticate with the app's
+ * client credentials from the superuser-only settings, not a user token,
+ * and go straight to vs_call (oauth_call below).
  *
  * Only plain C data lives on this file's stack: the core's results are
  * copied into palloc'd memory and freed before anything can raise.
  */
 #include "pg_headers.h"
 #include "account_tokens.h"
+#include "call_batch.h"
 #include "call_support.h"
 #include "dispatch_log_writer.h"
 #include "gucs.h"
-#include "token_refresher.h"
 #include "token_seal.h"
 #include "../core/vs_core.h"
 
-#include <math.h>
 #include <string.h>
 
 /* Text of a uuid argument, or NULL when the argument is NULL. */
@@ -70,109 +69,26 @@ options_with_credentials(const char *options, const char *token_to_revoke)
 	return vs_json_object_with(options, 3, keys, values);
 }
 
-/* Seconds until the account may make this call within TikTok's rate limit (SQL: _rate_limit_wait). */
-static double
-rate_limit_wait(const char *account_id, const char *endpoint_name)
-{
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		args[2] = {CStringGetTextDatum(account_id), CStringGetTextDatum(endpoint_name)};
-	double		wait;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT vibescaling._rate_limit_wait($1::uuid, $2)", 2, argtypes, args,
-							  NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not check the rate limit");
-	wait = strtod(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), NULL);
-	SPI_finish();
-	return wait;
-}
-
 /*
- * Waits (interruptibly) until the account may make this call without TikTok
- * answering 429 (its rate limit, or the Retry-After of an earlier answer),
- * so that a burst for one account is spread out. False when that would take
- * longer than vibescaling.rate_limit_max_wait; *wait_left_s is then how
- * long the wait still is.
- */
-static bool
-wait_for_rate_slot(const char *account_id, const char *endpoint_name, double *wait_left_s)
-{
-	long		waited_ms = 0;
-
-	for (;;)
-	{
-		double		wait_s = rate_limit_wait(account_id, endpoint_name);
-		long		wait_ms = (long) (wait_s * 1000.0) + 1;
-
-		*wait_left_s = wait_s;
-		if (wait_s <= 0)
-			return true;
-		if (waited_ms + wait_ms > vs_guc_rate_limit_max_wait_ms)
-			return false;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
-		waited_ms += wait_ms;
-	}
-}
-
-/*
- * The result of a call not made because the account's rate limit is used
- * up for wait_s more seconds (logged as such): its retry_after says when
- * to try again, as TikTok's Retry-After would.
+ * One OAuth exchange with TikTok (the options carry the app's credentials),
+ * logged durably: "in flight" first when it is made for an account (a
+ * revoke), then its outcome. Returns the result JSON (palloc'd).
  */
 static char *
-rate_limited_locally(const char *post_id, const char *account_id, const char *trigger, const char *endpoint_name,
-					 double wait_s)
-{
-	vs_call_result refused;
-
-	vs_rate_limited_failure(&refused);
-	refused.retry_after_s = (long) ceil(wait_s);
-	vs_write_dispatch_log(vs_take_core_string(vs_dispatch_log_json(&refused, post_id, account_id, trigger,
-																	endpoint_name)));
-	return vs_take_core_string(vs_result_json(&refused));
-}
-
-/*
- * One HTTP exchange with TikTok, logged durably. Returns the result JSON
- * (palloc'd); *token_rejected tells whether TikTok refused the token.
- */
-static char *
-call_and_log(const vs_http_options *http, vs_endpoint endpoint, const char *endpoint_name,
-			 const char *token, const char *options, const char *post_id,
-			 const char *account_id, const char *trigger, bool *token_rejected)
+oauth_call(const vs_http_options *http, vs_endpoint endpoint, const char *endpoint_name, const char *options,
+		   const char *account_id, const char *trigger)
 {
 	vs_call_result reply;
 	char	   *log_json;
 	char	   *result_json;
 	int64		in_flight_row = 0;
-	double		wait_left_s = 0;
 
-	/* TikTok's per-token limits, kept across backends (SQL: _rate_limit_wait). */
-	if (account_id != NULL && !wait_for_rate_slot(account_id, endpoint_name, &wait_left_s))
-	{
-		*token_rejected = false;
-		return rate_limited_locally(post_id, account_id, trigger, endpoint_name, wait_left_s);
-	}
-
-	/*
-	 * A call for an account is logged as "in flight" (outcome unknown)
-	 * before it is sent, and the row is replaced by its outcome afterwards:
-	 * if the server dies meanwhile, the durable log still says TikTok may
-	 * have the post (the dispatcher will not send an init again, see
-	 * _earlier_init), and the call counts against the account's rate limit.
-	 * When that row cannot be committed, this raises and nothing is sent.
-	 */
-	if (account_id != NULL || vs_endpoint_creates_post(endpoint))
-		in_flight_row = vs_write_dispatch_log(vs_in_flight_log_json(post_id, account_id, trigger, endpoint_name));
+	if (account_id != NULL)
+		in_flight_row = vs_write_dispatch_log(vs_in_flight_log_json(NULL, account_id, trigger, endpoint_name));
 
 	/* The core never throws and never calls PostgreSQL. */
-	vs_call(http, endpoint, token, options, &reply);
-	/* Only a refusal TikTok proved: an init of unknown outcome (say a 500 naming that code) is never resent. */
-	*token_rejected = strcmp(reply.error_code, "access_token_invalid") == 0 && !reply.outcome_unknown;
-	log_json = vs_take_core_string(vs_dispatch_log_json(&reply, post_id, account_id, trigger, endpoint_name));
+	vs_call(http, endpoint, NULL, options, &reply);
+	log_json = vs_take_core_string(vs_dispatch_log_json(&reply, NULL, account_id, trigger, endpoint_name));
 	result_json = vs_take_core_string(vs_result_json(&reply));
 	vs_call_result_free(&reply);
 	if (log_json == NULL || result_json == NULL)
@@ -191,34 +107,19 @@ call_and_log(const vs_http_options *http, vs_endpoint endpoint, const char *endp
 	return result_json;
 }
 
-/* The result JSON of a call that could not be made because the token refresh failed. */
-static char *
-refresh_failure_json(const VsRefreshResult *r)
+/* Raises as a call for an account that cannot call TikTok: P0002 unknown, else 55000. */
+static void
+raise_account_unusable(const char *account_id)
 {
-	vs_call_result failed;
+	VsAccount	account;
 
-	vs_refresh_failure(&failed, r);
-	return vs_take_core_string(vs_result_json(&failed));
-}
-
-/* Refreshes the account's token and reloads it; false (with *failure set) when the refresh failed. */
-static bool
-refresh_and_reload(const char *account_id, VsAccount *account, bool force, const char *trigger,
-				   const char *post_id, const vs_http_options *http, char **failure, bool *refreshed)
-{
-	VsRefreshResult refresh;
-
-	vs_refresh_account_token(account_id, account->token_version, force, trigger, post_id, http, &refresh);
-	if (refresh.outcome == VS_REFRESH_FAILED)
-	{
-		*failure = refresh_failure_json(&refresh);
-		return false;
-	}
-	*refreshed = refresh.outcome == VS_REFRESH_DONE;
-	vs_forget_token(account);
-	vs_load_account(account_id, account);
-	vs_require_active(account_id, account);
-	return true;
+	/* Read again only on this error path, for its status. */
+	vs_load_account(account_id, &account);	/* raises P0002 for an unknown account */
+	vs_forget_token(&account);
+	vs_require_active(account_id, &account);	/* raises 55000 */
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("TikTok account %s cannot call TikTok", account_id)));
 }
 
 extern "C" {
@@ -231,14 +132,9 @@ vs_tiktok_call(PG_FUNCTION_ARGS)
 	char	   *endpoint_name;
 	vs_endpoint endpoint;
 	char	   *account_id;
-	char	   *post_id;
-	char	   *trigger;
 	char	   *options;
-	VsAccount	account;
 	vs_http_options http;
-	char	   *result_json;
-	bool		token_rejected = false;
-	bool		refreshed = false;
+	VsBatchCall call;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(3))
 		ereport(ERROR,
@@ -255,8 +151,6 @@ vs_tiktok_call(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("tiktok_account_id is required for %s", endpoint_name)));
-	post_id = uuid_arg_text(fcinfo, 2);
-	trigger = text_to_cstring(PG_GETARG_TEXT_PP(3));
 	if (PG_ARGISNULL(4))
 		options = pstrdup("{}");
 	else
@@ -268,60 +162,42 @@ vs_tiktok_call(PG_FUNCTION_ARGS)
 
 	vs_http_options_from_settings(&http);
 
-	memset(&account, 0, sizeof(account));
-	if (account_id != NULL)
-		vs_load_account(account_id, &account);
-
-	/* OAuth: the app's credentials, no bearer token, no refresh. */
+	/* OAuth: the app's credentials, no bearer token, no refresh, no rate limit. */
 	if (uses_client_credentials(endpoint))
 	{
+		VsAccount	account;
 		char	   *oauth_options;
+		char	   *result_json;
+		Datum		result;
 
 		require_client_credentials();
+		memset(&account, 0, sizeof(account));
+		if (endpoint == VS_EP_OAUTH_REVOKE)
+			vs_load_account(account_id, &account);
 		oauth_options = options_with_credentials(options, endpoint == VS_EP_OAUTH_REVOKE ? account.access_token : NULL);
-		result_json = call_and_log(&http, endpoint, endpoint_name, NULL, oauth_options, post_id,
-								   account_id, trigger, &token_rejected);
+		vs_forget_token(&account);
+		result_json = oauth_call(&http, endpoint, endpoint_name, oauth_options, account_id,
+								 text_to_cstring(PG_GETARG_TEXT_PP(3)));
 		vs_wipe_string(oauth_options);
-		vs_forget_token(&account);
-		{
-			Datum		result = DirectFunctionCall1(jsonb_in, CStringGetDatum(result_json));
-
-			vs_wipe_string(result_json);
-			/* A code exchange's tokens leave C only sealed (token_seal.h). */
-			if (endpoint == VS_EP_OAUTH_TOKEN)
-				result = vs_seal_token_call_result(result);
-			PG_RETURN_DATUM(result);
-		}
+		result = DirectFunctionCall1(jsonb_in, CStringGetDatum(result_json));
+		vs_wipe_string(result_json);
+		/* A code exchange's tokens leave C only sealed (token_seal.h). */
+		if (endpoint == VS_EP_OAUTH_TOKEN)
+			result = vs_seal_token_call_result(result);
+		PG_RETURN_DATUM(result);
 	}
 
-	vs_require_active(account_id, &account);
-
-	/*
-	 * connect_account uses the token it has just obtained, with the account
-	 * row written by its own transaction: no refresh there (the refresh
-	 * worker would wait for that transaction's row lock).
-	 */
-	if (strcmp(trigger, "connect") == 0)
-		refreshed = true;
-
-	/* A token about to expire is refreshed before the call. */
-	if (!refreshed && account.expires_in_s <= vs_guc_token_refresh_margin_s &&
-		!refresh_and_reload(account_id, &account, false, trigger, post_id, &http, &result_json, &refreshed))
-	{
-		vs_forget_token(&account);
-		PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(result_json)));
-	}
-
-	result_json = call_and_log(&http, endpoint, endpoint_name, account.access_token, options, post_id,
-							   account_id, trigger, &token_rejected);
-
-	/* TikTok refused the token: refresh once, retry once, never loop. */
-	if (token_rejected && !refreshed &&
-		refresh_and_reload(account_id, &account, true, trigger, post_id, &http, &result_json, &refreshed))
-		result_json = call_and_log(&http, endpoint, endpoint_name, account.access_token, options, post_id,
-								   account_id, trigger, &token_rejected);
-
-	vs_forget_token(&account);
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(result_json)));
+	/* Every other call: a batch of one through the path all calls share, waiting for rate limits. */
+	memset(&call, 0, sizeof(call));
+	call.endpoint_name = endpoint_name;
+	call.endpoint = endpoint;
+	call.account_id = account_id;
+	call.post_id = uuid_arg_text(fcinfo, 2);
+	call.trigger = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	call.options = options;
+	vs_run_calls(&call, 1, &http, true);
+	if (call.account_unusable)
+		raise_account_unusable(account_id);
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(call.result_json)));
 }
 }

@@ -1,6 +1,7 @@
 -- vibescaling: the one function that talks to TikTok, and how its refusals are raised.
 
--- Calls one TikTok endpoint (C, src/pg/tiktok_call.cpp): reads the account's
+-- Calls one TikTok endpoint (C, src/pg/tiktok_call.cpp: a batch of one through
+-- the call path of src/pg/call_batch.cpp, or an OAuth call): reads the account's
 -- access token itself (tokens never travel through SQL), builds the request
 -- from the flat options object, performs the HTTP call with the configured
 -- timeouts, writes the dispatch_logs row in its own committed transaction,
@@ -22,7 +23,8 @@ AS 'MODULE_PATHNAME', 'vs_tiktok_call'
 LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION vibescaling._tiktok_call(text, uuid, uuid, text, jsonb) FROM PUBLIC;
 
--- Many calls at once (C, src/pg/tiktok_call_many.cpp): calls is an array of
+-- Many calls at once (C, src/pg/tiktok_call_many.cpp, through the same call
+-- path as _tiktok_call): calls is an array of
 -- {"endpoint", "tiktok_account_id", "post_id", "trigger", "options"}; the
 -- answer is the array of their results, in order, each as _tiktok_call
 -- returns it. At most vibescaling.max_concurrent_requests are in flight at
