@@ -23,9 +23,11 @@ $$;
 -- wait with a Retry-After header (the DETAIL then ends with
 -- " retry_after=N"), the wait is the larger of the backoff and N seconds:
 -- never sooner than TikTok asked, and not capped by
--- vibescaling.retry_max_delay. Both are counted from now (the answer has
--- arrived by now), or from as_of when the dispatcher runs for a later
--- moment. Any other failure, or one whose request may
+-- vibescaling.retry_max_delay. Both are counted from the answer's moment
+-- on the run's clock: as_of plus the time since the CALL began
+-- (statement_timestamp() stays the CALL's start across its COMMITs), so a
+-- round that ends a minute into a run waits from then, and a run for
+-- another moment (as_of in the past or future) stays on its own timeline. Any other failure, or one whose request may
 -- have reached TikTok (outcome unknown: resending could post twice), fails
 -- the post with last_error.
 CREATE FUNCTION vibescaling._record_dispatch_failure(p_post_id uuid, p_attempts integer, p_message text,
@@ -44,7 +46,7 @@ BEGIN
        SET status = CASE WHEN v_retry THEN 'scheduled' ELSE 'failed' END,
            attempts = p_attempts + 1,
            next_attempt_at = CASE WHEN v_retry
-                                  THEN greatest(as_of, clock_timestamp()) + greatest(vibescaling._retry_delay(p_attempts + 1),
+                                  THEN as_of + (clock_timestamp() - statement_timestamp()) + greatest(vibescaling._retry_delay(p_attempts + 1),
                                                         make_interval(secs => coalesce(v_retry_after, 0)))
                              END,
            last_error = format('%s [SQLSTATE %s]%s', p_message, p_state,

@@ -188,7 +188,7 @@ BEGIN
        SET status = CASE WHEN v_retry THEN 'scheduled' ELSE 'failed' END,
            attempts = p_attempts + 1,
            next_attempt_at = CASE WHEN v_retry
-                                  THEN greatest(as_of, clock_timestamp()) + greatest(vibescaling._retry_delay(p_attempts + 1),
+                                  THEN as_of + (clock_timestamp() - statement_timestamp()) + greatest(vibescaling._retry_delay(p_attempts + 1),
                                                         make_interval(secs => coalesce(v_retry_after, 0)))
                              END,
            last_error = format('%s [SQLSTATE %s]%s', p_message, p_state,
