@@ -162,6 +162,8 @@ echo "# $sessions sessions, wall time $wall_ms ms from the barrier to the last a
 echo "# answers: $(q "SELECT string_agg(answer || ' ' || n, ', ' ORDER BY n DESC) FROM (SELECT answer, count(*) n FROM public.sat_answers GROUP BY 1) x")"
 q "SELECT '#   ' || answer || ' x' || count(*) || ': ' || coalesce(message, '') FROM public.sat_answers WHERE answer <> 'success'
     GROUP BY answer, message ORDER BY count(*) DESC LIMIT 8"
+first_error=$(q "SELECT i FROM public.sat_answers WHERE answer NOT IN ('success', 'hang', 'none') ORDER BY i LIMIT 1")
+[ -n "$first_error" ] && grep -E '^(psql:[^ ]* )?(ERROR|DETAIL|HINT):' "$tmp/err.$first_error" | sed 's/^/#   e.g. session '"$first_error"': /'
 echo "# at most $peak_busy sessions in publish_post at once; at most $peak_workers extension workers at once" \
      "(seen: $(sort "$tmp/workers" 2>/dev/null | uniq -c | tr -s ' ' | tr '\n' ';'))"
 check "every session answered within ${timeout_s} s (+15 s hard limit): no hang" 0 \
@@ -203,6 +205,18 @@ check "every answer the simulator sent is in dispatch_logs (its log_id, account 
           SELECT 1 FROM $L WHERE s.open_id = m.open_id AND l.endpoint = m.endpoint AND l.log_id = m.log_id)")"
 check "no call is left in flight (outcome unknown) in dispatch_logs" 0 \
   "$(q "SELECT count(*) FROM $L WHERE l.outcome_unknown")"
+# What a lost answer costs: an init TikTok accepted whose post is not posted
+# (its row stays "in flight": publish_post refuses it from now on, 55000).
+echo "# inits TikTok accepted for posts left unposted: $(q "SELECT count(*) FROM public.sat_sim m JOIN public.sat s USING (open_id)
+                                                           JOIN vibescaling.posts p ON p.id = s.post
+                                                          WHERE m.endpoint = 'video_init' AND m.http_status = 200 AND p.status <> 'posted'")"
+q "SELECT '#   e.g. ' || m.open_id || ' ' || m.endpoint || ': TikTok answered ' || m.http_status || ' (log_id ' || m.log_id || '); dispatch_logs: '
+          || coalesce((SELECT string_agg(coalesce(l.http_status::text, 'no answer') || CASE WHEN l.outcome_unknown THEN ' outcome unknown' ELSE '' END, ', ')
+                         FROM $L WHERE s.open_id = m.open_id AND l.endpoint = m.endpoint), 'no row')
+          || '; the session answered ' || a.answer
+     FROM public.sat_sim m JOIN public.sat s2 ON s2.open_id = m.open_id JOIN public.sat_answers a ON a.i = s2.i
+    WHERE NOT EXISTS (SELECT 1 FROM $L WHERE s.open_id = m.open_id AND l.endpoint = m.endpoint AND l.log_id = m.log_id)
+    ORDER BY m.seq LIMIT 3"
 check "no post got two inits at TikTok (most inits for one post: $(q "SELECT coalesce(max(n), 0) FROM (SELECT count(*) n FROM public.sat_sim WHERE endpoint = 'video_init' GROUP BY open_id) x"))" 0 \
   "$(q "SELECT count(*) FROM (SELECT open_id FROM public.sat_sim WHERE endpoint = 'video_init' GROUP BY 1 HAVING count(*) > 1) x")"
 
