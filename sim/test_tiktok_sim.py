@@ -272,7 +272,7 @@ class ControlApiTests(SimTestCase):
         self.assertEqual([e["endpoint"] for e in entries],
                          ["creator_info", "video_init", "oauth_token"])
         init = entries[1]
-        for key in ("seq", "time", "method", "path", "endpoint", "open_id", "http_status",
+        for key in ("seq", "time", "received", "method", "path", "endpoint", "open_id", "http_status",
                     "error_code", "publish_id", "body", "fault"):
             self.assertIn(key, init)
         self.assertEqual((init["open_id"], init["publish_id"], init["http_status"],
@@ -1177,12 +1177,17 @@ class FaultTests(SimTestCase):
         self.assertEqual(self.call("PUT", path, raw=b"0123456789", headers=headers)[0], 503)
         self.assertEqual(self.call("PUT", path, raw=b"0123456789", headers=headers)[0], 201)
 
-    # latency_ms delays every TikTok call but not the control API.
+    # latency_ms delays every TikTok call but not the control API; the log
+    # tells when a call arrived (received) from when it was answered (time).
     def test_latency(self):
         self.config(latency_ms=400)
         start = time.time()
         self.api("/v2/post/publish/creator_info/query/", {})
         self.assertGreaterEqual(time.time() - start, 0.39)
+        entry = self.requests_log()[-1]
+        self.assertLessEqual(start, entry["received"])
+        self.assertGreaterEqual(entry["time"] - entry["received"], 0.39)
+        self.assertLess(entry["received"] - start, 0.2)
         start = time.time()
         self.call("GET", "/_sim/health")
         self.assertLess(time.time() - start, 0.35)

@@ -850,6 +850,7 @@ class Request:
     open_id: str | None = None
     publish_id: str | None = None
     log_body: object = None
+    received: float = 0.0       # when it arrived (epoch s), before its body, latency and faults
 
     # The bearer token from the Authorization header, or None.
     def bearer_token(self) -> str | None:
@@ -2082,12 +2083,13 @@ class SimHandler(BaseHTTPRequestHandler):
 
     # Serve one TikTok API call: body, latency, fault, handler, log, reply.
     def handle_tiktok(self, method: str, path: str, query: dict) -> None:
+        received = now()
         server = self.server
         state = server.state
         endpoint, upload_id = self.endpoint_for(method, path)
         req = Request(method=method, path=path, query=query, headers=self.headers,
                       endpoint=endpoint, host_header=self.host_header(), rfile=self.rfile,
-                      set_read_timeout=self.set_read_timeout)
+                      set_read_timeout=self.set_read_timeout, received=received)
         if endpoint != "upload":
             raw = self.read_body()
             if raw is None:
@@ -2146,7 +2148,7 @@ class SimHandler(BaseHTTPRequestHandler):
     def handle_media(self, method: str, path: str, query: dict) -> None:
         state = self.server.state
         req = Request(method=method, path=path, query=query, headers=self.headers,
-                      endpoint="media", host_header=self.host_header())
+                      endpoint="media", host_header=self.host_header(), received=now())
         if self.read_body() is None:
             self.finish_tiktok(req, media_error(400, "unreadable request body", close=True), None)
             return
@@ -2201,6 +2203,7 @@ class SimHandler(BaseHTTPRequestHandler):
             "error_code": reply.error_code, "log_id": reply.log_id,
             "publish_id": req.publish_id or self.publish_id_from(reply),
             "body": req.log_body, "fault": fault.action if fault else None,
+            "received": req.received,
         }
         if fault and fault.after_processing:
             entry["effect_error_code"] = reply.effect_error_code
