@@ -231,22 +231,34 @@ vs_write_dispatch_logs(int n, const char *const *log_jsons, int64 *row_ids)
 	if (!batch->done)
 	{
 		char		why[sizeof(batch->error)];
+		bool		outcomes = false;	/* rows replacing "in flight" ones: calls already sent */
 
 		strlcpy(why, batch->error[0] ? batch->error : "it did not start", sizeof(why));
+		for (int i = 0; i < n; i++)
+			outcomes = outcomes || row_ids[i] > 0;
 		dsm_detach(seg);
 
 		/*
 		 * Never fall back to the caller's transaction: a row written there is
 		 * lost when it rolls back, and with it the record that stops an init
 		 * from being sent twice, or a call from counting against the rate
-		 * limit. The callers write a call's row before sending it, so the
-		 * call is not sent; transient: the dispatcher retries later.
+		 * limit. The callers write a call's row before sending it, so a call
+		 * whose row failed is not sent; transient: the dispatcher retries
+		 * later. A call already sent keeps its "in flight" row, outcome
+		 * unknown: an init is then never sent again without settle_post.
 		 */
+		if (outcomes)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+					 errmsg("vibescaling: could not record the outcome of %d call(s) to TikTok durably: %s", n, why),
+					 errdetail("The calls were sent. Their dispatch log rows stay \"in flight\": outcome unknown."),
+					 errhint("Check the TikTok account; for a post whose init's outcome is unknown, "
+							 "call vibescaling.settle_post(post_id, on_tiktok, publish_id).")));
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 				 errmsg("vibescaling: could not write %d dispatch log row(s) durably: %s", n, why),
 				 errdetail("A call to TikTok is sent only after its dispatch log row is committed; "
-						   "this one was not sent (a call already sent keeps its \"in flight\" row: outcome unknown)."),
+						   "this one was not sent."),
 				 errhint("The failure is transient; try again later.")));
 	}
 	memcpy(row_ids, batch->row_ids, n * sizeof(int64));

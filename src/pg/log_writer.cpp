@@ -159,21 +159,41 @@ vs_log_writer_write(dsm_segment *seg, char *why, Size why_len)
 	if (shared == NULL)
 		return VS_LOG_WRITER_NOT_QUEUED;
 
-	SpinLockAcquire(&shared->mutex);
-	writer = writer_entry(MyDatabaseId);
-	for (int i = 0; writer != NULL && i < WRITER_SLOTS; i++)
+	/*
+	 * A slot of the queue. When all are taken (more backends writing at
+	 * once than the queue holds), wait for one: the writer frees them by
+	 * the hundred at each commit. Falling back to a worker of our own
+	 * instead would need a free worker slot, which a busy server may not
+	 * have, and the row of a call already sent would then be lost.
+	 * Interrupts are held off: this may be the outcome of a call TikTok
+	 * has answered.
+	 */
+	HOLD_INTERRUPTS();
+	for (;;)
 	{
-		if (shared->slots[i].state == SLOT_FREE)
+		SpinLockAcquire(&shared->mutex);
+		writer = writer_entry(MyDatabaseId);
+		for (int i = 0; writer != NULL && i < WRITER_SLOTS; i++)
 		{
-			slot = &shared->slots[i];
-			slot->state = SLOT_QUEUED;
-			slot->database_id = MyDatabaseId;
-			slot->caller_procno = MyProc->pgprocno;
-			slot->handle = dsm_segment_handle(seg);
-			slot->error[0] = '\0';
-			break;
+			if (shared->slots[i].state == SLOT_FREE)
+			{
+				slot = &shared->slots[i];
+				slot->state = SLOT_QUEUED;
+				slot->database_id = MyDatabaseId;
+				slot->caller_procno = MyProc->pgprocno;
+				slot->handle = dsm_segment_handle(seg);
+				slot->error[0] = '\0';
+				break;
+			}
 		}
+		if (slot != NULL || writer == NULL || GetCurrentTimestamp() >= deadline)
+			break;
+		SpinLockRelease(&shared->mutex);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
 	}
+	RESUME_INTERRUPTS();
+	now = GetCurrentTimestamp();
 	if (slot != NULL)
 	{
 		if (writer->pid != 0)
