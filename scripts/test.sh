@@ -11,6 +11,9 @@
 #   4. the security suite (test/security/run.sh) in a cluster of its own
 #   5. the upgrade path from the oldest frozen release (test/upgrade/run.sh)
 #   6. dump and restore, a standby and a failover (test/release/run.sh)
+#   7. 200 sessions publishing with 8 worker slots (test/saturation.sh), and
+#      kill -9 of the log writer and the postmaster with calls in flight
+#      (test/crash_inflight.sh), each in a cluster of its own
 # Usage: scripts/test.sh      (as root or with sudo rights; CI runs exactly this)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,6 +71,10 @@ test/upgrade/run.sh 2>&1 | tee -a "$log"
 echo "== 7. dump and restore, a standby and a failover (test/release), each in a throwaway cluster"
 test/release/run.sh 2>&1 | tee -a "$log"
 
+echo "== 8. 200 sessions publishing on 8 worker slots, and kill -9 with calls in flight (each its own cluster)"
+test/saturation.sh 2>&1 | tee -a "$log"
+test/crash_inflight.sh 2>&1 | tee -a "$log"
+
 # Every suite passed (set -e and pipefail stop at the first failure); add up
 # what each runner reported.
 unit=$(grep -oP 'tests passed, 0 tests failed out of \K[0-9]+' "$log")
@@ -83,6 +90,8 @@ http2=$(grep -oP '^http2: \K[0-9]+(?= passed, 0 failed)' "$log")
 security=$(grep -oP '^security: \K[0-9]+(?= passed, 0 failed)' "$log")
 upgrade=$(grep -oP '^upgrade: \K[0-9]+(?= passed, 0 failed)' "$log")
 release=$(grep -oP '^release: \K[0-9]+(?= passed, 0 failed)' "$log")
+saturation=$(grep -oP '^saturation: \K[0-9]+(?= passed, 0 failed)' "$log")
+inflight=$(grep -oP '^crash_inflight: \K[0-9]+(?= passed, 0 failed)' "$log")
 rm -f "$log"
-echo "== core $unit, simulator $sim, nginx $nginx, pg_regress $regress, pgTAP $tap, concurrency $conc, http2 $http2, secrets $secrets, chaos $chaos, crash $crash, security $security, upgrade $upgrade, release $release"
-echo "tests: $((unit + sim + nginx + regress + tap + conc + http2 + secrets + chaos + crash + security + upgrade + release)) passed, 0 failed"
+echo "== core $unit, simulator $sim, nginx $nginx, pg_regress $regress, pgTAP $tap, concurrency $conc, http2 $http2, secrets $secrets, chaos $chaos, crash $crash, security $security, upgrade $upgrade, release $release, saturation $saturation, crash_inflight $inflight"
+echo "tests: $((unit + sim + nginx + regress + tap + conc + http2 + secrets + chaos + crash + security + upgrade + release + saturation + inflight)) passed, 0 failed"
