@@ -53,49 +53,72 @@ AS 'MODULE_PATHNAME', 'vs_http_pool_stats'
 LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION vibescaling.http_pool_stats() FROM PUBLIC;
 
--- The HINT of a failure worth retrying later (the dispatcher matches it).
+-- The HINT of a failure worth retrying later (for people and the HTTP API).
 CREATE FUNCTION vibescaling._transient_hint()
 RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT 'The failure is transient; try again later.'::text $$;
 
--- Raises the error for a failed TikTok call: TikTok's code and log_id in the
--- message and detail, the SQLSTATE from the core's mapping table (docs/errors.md).
--- When the reply had a Retry-After header, the DETAIL ends with
--- " retry_after=N" (seconds), always last, after TikTok's message, so that
--- a reader (the dispatcher) can match it anchored at the end.
+-- What a failed call (call: _tiktok_call's answer) means, decided in one
+-- place for those who raise it (_raise_tiktok_error) and for the
+-- dispatcher, which records it on the post (_record_call_failure):
+--   message      TikTok's code and log_id; for an init whose request may
+--                have reached TikTok, that its outcome is unknown;
+--   sqlstate     from the core's mapping table (docs/errors.md);
+--   retryable    whether trying again later may succeed: the core's
+--                verdict, never for an init of unknown outcome (resending
+--                could post twice; other calls create nothing);
+--   retry_after  TikTok's Retry-After in seconds, NULL without one;
+--   unknown_init the init may have reached TikTok (settle_post decides).
+CREATE FUNCTION vibescaling._call_failure(call jsonb, endpoint text,
+                                          OUT message text, OUT sqlstate text, OUT retryable boolean,
+                                          OUT retry_after integer, OUT unknown_init boolean)
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    unknown_init := coalesce((call->>'outcome_unknown')::boolean, false)
+                    AND endpoint IN ('video_init', 'inbox_video_init', 'content_init');
+    message := format('TikTok %s failed: %s (log_id %s)', endpoint, call->>'error_code',
+                      coalesce(nullif(call->>'log_id', ''), 'none'))
+               || CASE WHEN unknown_init THEN ': the request may have reached TikTok, its outcome is unknown' ELSE '' END;
+    sqlstate := call->>'sqlstate';
+    retryable := coalesce((call->>'retryable')::boolean, false) AND NOT unknown_init;
+    retry_after := CASE WHEN jsonb_typeof(call->'retry_after') = 'number' THEN (call->>'retry_after')::integer END;
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._call_failure(jsonb, text) FROM PUBLIC;
+
+-- Raises the error for a failed TikTok call (_call_failure says what it
+-- means): the message, the SQLSTATE, and a DETAIL with what TikTok
+-- answered for people and the HTTP API (" retry_after=N" last when TikTok
+-- sent a Retry-After). Its HINT says what to do: wait and try again, or
+-- settle an init of unknown outcome. Nothing in the extension reads the
+-- DETAIL or HINT back: the dispatcher records failed calls from their
+-- answers (_record_call_failure).
 CREATE FUNCTION vibescaling._raise_tiktok_error(call jsonb, endpoint text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_message text := format('TikTok %s failed: %s (log_id %s)', endpoint, call->>'error_code',
-                             coalesce(nullif(call->>'log_id', ''), 'none'));
-    v_detail  text := format('http_status=%s error_code=%s log_id=%s outcome_unknown=%s message=%s',
-                             coalesce(call->>'http_status', 'none'), call->>'error_code',
-                             coalesce(call->>'log_id', ''), call->>'outcome_unknown',
-                             coalesce(call->>'error_message', ''))
-                          || CASE WHEN jsonb_typeof(call->'retry_after') = 'number'
-                                  THEN format(' retry_after=%s', call->>'retry_after') ELSE '' END;
-    -- Only an init whose request may have reached TikTok is dangerous to
-    -- resend (it would post twice); other calls create nothing.
-    v_unknown_init boolean := coalesce((call->>'outcome_unknown')::boolean, false)
-                              AND endpoint IN ('video_init', 'inbox_video_init', 'content_init');
+    f        record := vibescaling._call_failure(call, endpoint);
+    v_detail text := format('http_status=%s error_code=%s log_id=%s outcome_unknown=%s message=%s',
+                            coalesce(call->>'http_status', 'none'), call->>'error_code',
+                            coalesce(call->>'log_id', ''), call->>'outcome_unknown',
+                            coalesce(call->>'error_message', ''))
+                         || CASE WHEN f.retry_after IS NOT NULL THEN format(' retry_after=%s', f.retry_after) ELSE '' END;
 BEGIN
-    IF v_unknown_init THEN
-        -- In the message, so that a failed post's last_error says it too.
-        RAISE EXCEPTION USING ERRCODE = call->>'sqlstate', DETAIL = v_detail,
-              MESSAGE = v_message || ': the request may have reached TikTok, its outcome is unknown',
+    IF f.unknown_init THEN
+        RAISE EXCEPTION USING ERRCODE = f.sqlstate, MESSAGE = f.message, DETAIL = v_detail,
               HINT = 'Check the TikTok account, then call vibescaling.settle_post(post_id, on_tiktok, publish_id).';
     END IF;
-    -- The dispatcher retries on this hint.
-    IF (call->>'retryable')::boolean THEN
-        RAISE EXCEPTION USING ERRCODE = call->>'sqlstate', MESSAGE = v_message, DETAIL = v_detail,
+    IF f.retryable THEN
+        RAISE EXCEPTION USING ERRCODE = f.sqlstate, MESSAGE = f.message, DETAIL = v_detail,
                               HINT = vibescaling._transient_hint();
     END IF;
-    RAISE EXCEPTION USING ERRCODE = call->>'sqlstate', MESSAGE = v_message, DETAIL = v_detail;
+    RAISE EXCEPTION USING ERRCODE = f.sqlstate, MESSAGE = f.message, DETAIL = v_detail;
 END
 $$;
 REVOKE ALL ON FUNCTION vibescaling._raise_tiktok_error(jsonb, text) FROM PUBLIC;

@@ -187,9 +187,12 @@ REVOKE ALL ON FUNCTION vibescaling._record_published(vibescaling.posts, jsonb, t
 -- Publishes one post whose row the caller has locked and whose options are
 -- set: checks it (_prepare_publish), asks creator_info (Direct Post), calls
 -- the init endpoint (or uploads the video), records the publish and marks
--- the post posted. Raises on any refusal; the dispatch_logs rows of the
--- calls made stay (they commit on their own).
-CREATE FUNCTION vibescaling._publish_locked(p_post_id uuid, p_trigger text)
+-- the post posted. Returns publish_post's answer, {"data": {"publish_id"}},
+-- or, when a call to TikTok failed, {"failed_call": its answer, "endpoint"}
+-- for the caller to raise (_publish_locked) or record (the dispatcher's
+-- one-by-one pass). Raises on any refusal of our own; the dispatch_logs
+-- rows of the calls made stay (they commit on their own).
+CREATE FUNCTION vibescaling._publish_attempt(p_post_id uuid, p_trigger text)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -209,7 +212,7 @@ BEGIN
     IF p.mode = 'direct' THEN
         v_call := vibescaling._tiktok_call('creator_info', p.tiktok_account_id, p.id, p_trigger, '{}');
         IF NOT (v_call->>'ok')::boolean THEN
-            PERFORM vibescaling._raise_tiktok_error(v_call, 'creator_info');
+            RETURN jsonb_build_object('failed_call', v_call, 'endpoint', 'creator_info');
         END IF;
         PERFORM vibescaling._check_creator_allows(p, v_call->'data');
     END IF;
@@ -221,9 +224,28 @@ BEGIN
         v_call := vibescaling._tiktok_call(v_prep.endpoint, p.tiktok_account_id, p.id, p_trigger, v_prep.options);
     END IF;
     IF NOT (v_call->>'ok')::boolean THEN
-        PERFORM vibescaling._raise_tiktok_error(v_call, coalesce(v_call->>'endpoint', v_prep.endpoint));
+        RETURN jsonb_build_object('failed_call', v_call, 'endpoint', coalesce(v_call->>'endpoint', v_prep.endpoint));
     END IF;
     RETURN vibescaling._record_published(p, v_call, v_prep.endpoint);
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._publish_attempt(uuid, text) FROM PUBLIC;
+
+-- Publishes one post whose row the caller has locked, as _publish_attempt
+-- does, raising a failed call's error (_raise_tiktok_error). Returns
+-- publish_post's answer, {"data": {"publish_id"}}.
+CREATE FUNCTION vibescaling._publish_locked(p_post_id uuid, p_trigger text)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_result jsonb := vibescaling._publish_attempt(p_post_id, p_trigger);
+BEGIN
+    IF v_result ? 'failed_call' THEN
+        PERFORM vibescaling._raise_tiktok_error(v_result->'failed_call', v_result->>'endpoint');
+    END IF;
+    RETURN v_result;
 END
 $$;
 REVOKE ALL ON FUNCTION vibescaling._publish_locked(uuid, text) FROM PUBLIC;

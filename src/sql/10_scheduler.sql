@@ -15,57 +15,87 @@ AS $$
                                  * (0.5 + random() / 2))
 $$;
 
--- Records a failed dispatch of a post (the error's message, SQLSTATE, hint
--- and detail): a transient failure (the hint _raise_tiktok_error gives: a
--- TikTok 5xx or 429, no connection, a timeout before sending) leaves the
--- post scheduled with attempts + 1 and next_attempt_at set by exponential
--- backoff, until vibescaling.max_attempts. When TikTok's reply asked for a
--- wait with a Retry-After header (the DETAIL then ends with
--- " retry_after=N"), the wait is the larger of the backoff and N seconds:
--- never sooner than TikTok asked, and not capped by
--- vibescaling.retry_max_delay. Both are counted from the answer's moment
--- on the run's clock: as_of plus the time since the CALL began
--- (statement_timestamp() stays the CALL's start across its COMMITs), so a
--- round that ends a minute into a run waits from then, and a run for
--- another moment (as_of in the past or future) stays on its own timeline. Any other failure, or one whose request may
--- have reached TikTok (outcome unknown: resending could post twice), fails
--- the post with last_error.
+-- Records a failed dispatch of a post: its message and SQLSTATE, whether
+-- trying again later may succeed (retryable), and TikTok's Retry-After in
+-- seconds (NULL without one). A retryable failure leaves the post
+-- scheduled with attempts + 1 and next_attempt_at set by exponential
+-- backoff, until vibescaling.max_attempts; with a Retry-After, the wait is
+-- the larger of the backoff and Retry-After: never sooner than TikTok
+-- asked, and not capped by vibescaling.retry_max_delay. Both are counted
+-- from the answer's moment on the run's clock: as_of plus the time since
+-- the CALL began (statement_timestamp() stays the CALL's start across its
+-- COMMITs), so a round that ends a minute into a run waits from then, and
+-- a run for another moment (as_of in the past or future) stays on its own
+-- timeline. Any other failure fails the post with last_error.
 CREATE FUNCTION vibescaling._record_dispatch_failure(p_post_id uuid, p_attempts integer, p_message text,
-                                                     p_state text, p_hint text, p_detail text, as_of timestamptz)
+                                                     p_state text, p_retryable boolean, p_retry_after integer,
+                                                     as_of timestamptz)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_retry       boolean := p_hint = vibescaling._transient_hint()
-                             AND p_attempts + 1 < current_setting('vibescaling.max_attempts')::integer;
-    -- TikTok's Retry-After, in seconds (the core caps it at 2147483647, 10 digits).
-    v_retry_after bigint := (regexp_match(p_detail, ' retry_after=([0-9]{1,10})$'))[1]::bigint;
+    v_retry boolean := p_retryable AND p_attempts + 1 < current_setting('vibescaling.max_attempts')::integer;
 BEGIN
     UPDATE vibescaling.posts
        SET status = CASE WHEN v_retry THEN 'scheduled' ELSE 'failed' END,
            attempts = p_attempts + 1,
            next_attempt_at = CASE WHEN v_retry
-                                  THEN as_of + (clock_timestamp() - statement_timestamp()) + greatest(vibescaling._retry_delay(p_attempts + 1),
-                                                        make_interval(secs => coalesce(v_retry_after, 0)))
+                                  THEN as_of + (clock_timestamp() - statement_timestamp())
+                                       + greatest(vibescaling._retry_delay(p_attempts + 1),
+                                                  make_interval(secs => coalesce(p_retry_after, 0)))
                              END,
            last_error = format('%s [SQLSTATE %s]%s', p_message, p_state,
                                CASE WHEN v_retry THEN format(' (attempt %s, will retry)', p_attempts + 1)
-                                    WHEN p_hint = vibescaling._transient_hint()
-                                    THEN format(' (attempt %s, no attempts left)', p_attempts + 1)
+                                    WHEN p_retryable THEN format(' (attempt %s, no attempts left)', p_attempts + 1)
                                     ELSE '' END)
      WHERE id = p_post_id;
 END
 $$;
-REVOKE ALL ON FUNCTION vibescaling._record_dispatch_failure(uuid, integer, text, text, text, text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._record_dispatch_failure(uuid, integer, text, text, boolean, integer, timestamptz) FROM PUBLIC;
+
+-- Records on a post a TikTok call that failed (call: its answer), as
+-- _call_failure reads it: retried later when TikTok or the network may
+-- answer otherwise, never an init whose outcome is unknown.
+CREATE FUNCTION vibescaling._record_call_failure(p_post_id uuid, p_attempts integer, call jsonb, p_endpoint text,
+                                                 as_of timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    f record := vibescaling._call_failure(call, p_endpoint);
+BEGIN
+    PERFORM vibescaling._record_dispatch_failure(p_post_id, p_attempts, f.message, f.sqlstate, f.retryable,
+                                                 f.retry_after, as_of);
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._record_call_failure(uuid, integer, jsonb, text, timestamptz) FROM PUBLIC;
+
+-- Records on a post an error the publish steps raised (a refusal of our
+-- own: a check, a lock, the log writer). Retried later only for class 53,
+-- insufficient resources (the log writer or worker slots busy, the
+-- tenant's upload quota for now): those pass; any other refusal fails the
+-- post. TikTok's answers never come this way (_record_call_failure).
+CREATE FUNCTION vibescaling._record_dispatch_error(p_post_id uuid, p_attempts integer, p_message text, p_state text,
+                                                   as_of timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM vibescaling._record_dispatch_failure(p_post_id, p_attempts, p_message, p_state, left(p_state, 2) = '53',
+                                                 NULL, as_of);
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._record_dispatch_error(uuid, integer, text, text, timestamptz) FROM PUBLIC;
 
 -- Settles one post of a dispatcher round by the answer to one of its calls
 -- (call: what _tiktok_call_many gave), as _publish_locked would have: a
--- failed call raises as _raise_tiktok_error raises it; a creator_info
--- answer is checked against the post (_check_creator_allows); an init
--- answer is recorded (_record_published). Whatever raised is recorded by
--- _record_dispatch_failure, so both paths leave the same last_error.
--- Returns true when the post goes on.
+-- failed call is recorded from its answer (_record_call_failure); a
+-- creator_info answer is checked against the post (_check_creator_allows);
+-- an init answer is recorded (_record_published). A refusal these raise is
+-- recorded by _record_dispatch_error. Returns true when the post goes on.
 CREATE FUNCTION vibescaling._settle_call(p vibescaling.posts, call jsonb, p_endpoint text, as_of timestamptz)
 RETURNS boolean
 LANGUAGE plpgsql
@@ -74,23 +104,23 @@ AS $$
 DECLARE
     v_message text;
     v_state   text;
-    v_hint    text;
-    v_detail  text;
 BEGIN
     IF NOT (call->>'ok')::boolean THEN
-        PERFORM vibescaling._raise_tiktok_error(call, p_endpoint);
+        PERFORM vibescaling._record_call_failure(p.id, p.attempts, call, p_endpoint, as_of);
+        RETURN false;
     END IF;
-    IF p_endpoint = 'creator_info' THEN
-        PERFORM vibescaling._check_creator_allows(p, call->'data');
-    ELSE
-        PERFORM vibescaling._record_published(p, call, p_endpoint);
-    END IF;
-    RETURN true;
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
-                            v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
-    PERFORM vibescaling._record_dispatch_failure(p.id, p.attempts, v_message, v_state, v_hint, v_detail, as_of);
-    RETURN false;
+    BEGIN
+        IF p_endpoint = 'creator_info' THEN
+            PERFORM vibescaling._check_creator_allows(p, call->'data');
+        ELSE
+            PERFORM vibescaling._record_published(p, call, p_endpoint);
+        END IF;
+        RETURN true;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
+        PERFORM vibescaling._record_dispatch_error(p.id, p.attempts, v_message, v_state, as_of);
+        RETURN false;
+    END;
 END
 $$;
 REVOKE ALL ON FUNCTION vibescaling._settle_call(vibescaling.posts, jsonb, text, timestamptz) FROM PUBLIC;
@@ -123,8 +153,6 @@ DECLARE
     v_prep      record;
     v_message   text;
     v_state     text;
-    v_hint      text;
-    v_detail    text;
     -- The posts going out, in order, with their init endpoints and options;
     -- v_going[i] becomes false when post i stops after its creator_info.
     v_posts     vibescaling.posts[] := '{}';
@@ -191,9 +219,8 @@ BEGIN
             END IF;
         EXCEPTION WHEN OTHERS THEN
             -- Refused before anything was sent (the subtransaction rolled back).
-            GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
-                                    v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
-            PERFORM vibescaling._record_dispatch_failure(p.id, p.attempts, v_message, v_state, v_hint, v_detail, as_of);
+            GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
+            PERFORM vibescaling._record_dispatch_error(p.id, p.attempts, v_message, v_state, as_of);
             processed := processed + 1;
         END;
     END LOOP;
@@ -276,7 +303,7 @@ $$;
 REVOKE ALL ON FUNCTION vibescaling._dispatch_next_round(timestamptz, uuid[]) FROM PUBLIC;
 
 -- Publishes the earliest due post no other session holds, alone, in the
--- caller's transaction (FOR UPDATE SKIP LOCKED; _publish_locked waits for
+-- caller's transaction (FOR UPDATE SKIP LOCKED; _publish_attempt waits for
 -- the account's rate limit): among the videos the extension uploads itself
 -- when uploads, else among the others. A failure is recorded on the post
 -- (_record_dispatch_failure). False when no such post is due.
@@ -288,10 +315,9 @@ AS $$
 DECLARE
     v_post_id   uuid;
     v_attempts  integer;
+    v_result    jsonb;
     v_message   text;
     v_state     text;
-    v_hint      text;
-    v_detail    text;
 BEGIN
     SELECT p.id, p.attempts INTO v_post_id, v_attempts
       FROM vibescaling.posts p
@@ -305,15 +331,18 @@ BEGIN
     END IF;
 
     BEGIN
-        PERFORM vibescaling._publish_locked(v_post_id, 'scheduler');
+        v_result := vibescaling._publish_attempt(v_post_id, 'scheduler');
     EXCEPTION WHEN OTHERS THEN
         -- The subtransaction rolled back; the row lock and the
         -- dispatch_logs rows remain. (OTHERS never catches query_canceled.)
-        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
-                                v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
-        PERFORM vibescaling._record_dispatch_failure(v_post_id, v_attempts, v_message, v_state, v_hint,
-                                                     v_detail, as_of);
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
+        PERFORM vibescaling._record_dispatch_error(v_post_id, v_attempts, v_message, v_state, as_of);
+        RETURN true;
     END;
+    IF v_result ? 'failed_call' THEN
+        PERFORM vibescaling._record_call_failure(v_post_id, v_attempts, v_result->'failed_call',
+                                                 v_result->>'endpoint', as_of);
+    END IF;
     RETURN true;
 END
 $$;

@@ -10,6 +10,10 @@ ALTER TABLE vibescaling.dispatch_logs ADD COLUMN retry_after integer;
 DROP FUNCTION vibescaling._rate_limit_used(uuid, text);
 DROP FUNCTION vibescaling._rate_limit_calls(uuid, text[]);
 
+-- Failures are recorded from the call's answer, not from an error's HINT and
+-- DETAIL text (_record_call_failure, _record_dispatch_error).
+DROP FUNCTION vibescaling._record_dispatch_failure(uuid, integer, text, text, text, text, timestamptz);
+
 CREATE OR REPLACE FUNCTION vibescaling._set_up_log_partition(parent regclass, partition regclass)
 RETURNS void
 LANGUAGE plpgsql
@@ -42,6 +46,51 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = partition AND c.contype = 'p') THEN
         EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I PRIMARY KEY (id, %I)', partition, v_name || '_pkey', v_time);
     END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._call_failure(call jsonb, endpoint text,
+                                          OUT message text, OUT sqlstate text, OUT retryable boolean,
+                                          OUT retry_after integer, OUT unknown_init boolean)
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    unknown_init := coalesce((call->>'outcome_unknown')::boolean, false)
+                    AND endpoint IN ('video_init', 'inbox_video_init', 'content_init');
+    message := format('TikTok %s failed: %s (log_id %s)', endpoint, call->>'error_code',
+                      coalesce(nullif(call->>'log_id', ''), 'none'))
+               || CASE WHEN unknown_init THEN ': the request may have reached TikTok, its outcome is unknown' ELSE '' END;
+    sqlstate := call->>'sqlstate';
+    retryable := coalesce((call->>'retryable')::boolean, false) AND NOT unknown_init;
+    retry_after := CASE WHEN jsonb_typeof(call->'retry_after') = 'number' THEN (call->>'retry_after')::integer END;
+END
+$$;
+
+REVOKE ALL ON FUNCTION vibescaling._call_failure(jsonb, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION vibescaling._raise_tiktok_error(call jsonb, endpoint text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    f        record := vibescaling._call_failure(call, endpoint);
+    v_detail text := format('http_status=%s error_code=%s log_id=%s outcome_unknown=%s message=%s',
+                            coalesce(call->>'http_status', 'none'), call->>'error_code',
+                            coalesce(call->>'log_id', ''), call->>'outcome_unknown',
+                            coalesce(call->>'error_message', ''))
+                         || CASE WHEN f.retry_after IS NOT NULL THEN format(' retry_after=%s', f.retry_after) ELSE '' END;
+BEGIN
+    IF f.unknown_init THEN
+        RAISE EXCEPTION USING ERRCODE = f.sqlstate, MESSAGE = f.message, DETAIL = v_detail,
+              HINT = 'Check the TikTok account, then call vibescaling.settle_post(post_id, on_tiktok, publish_id).';
+    END IF;
+    IF f.retryable THEN
+        RAISE EXCEPTION USING ERRCODE = f.sqlstate, MESSAGE = f.message, DETAIL = v_detail,
+                              HINT = vibescaling._transient_hint();
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = f.sqlstate, MESSAGE = f.message, DETAIL = v_detail;
 END
 $$;
 
@@ -172,31 +221,144 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION vibescaling._publish_attempt(p_post_id uuid, p_trigger text)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p       vibescaling.posts;
+    v_prep  record;
+    v_call  jsonb;
+BEGIN
+    SELECT * INTO STRICT p FROM vibescaling.posts WHERE id = p_post_id;
+    v_prep := vibescaling._prepare_publish(p, p_trigger);
+    IF v_prep.reconciled IS NOT NULL THEN
+        RETURN v_prep.reconciled;
+    END IF;
+
+    -- TikTok requires a fresh creator_info before every Direct Post.
+    IF p.mode = 'direct' THEN
+        v_call := vibescaling._tiktok_call('creator_info', p.tiktok_account_id, p.id, p_trigger, '{}');
+        IF NOT (v_call->>'ok')::boolean THEN
+            RETURN jsonb_build_object('failed_call', v_call, 'endpoint', 'creator_info');
+        END IF;
+        PERFORM vibescaling._check_creator_allows(p, v_call->'data');
+    END IF;
+
+    -- TikTok pulls photos and videos under verified prefixes; we upload the rest.
+    IF p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload' THEN
+        v_call := vibescaling._upload_video(p, p_trigger, v_prep.endpoint, v_prep.options);
+    ELSE
+        v_call := vibescaling._tiktok_call(v_prep.endpoint, p.tiktok_account_id, p.id, p_trigger, v_prep.options);
+    END IF;
+    IF NOT (v_call->>'ok')::boolean THEN
+        RETURN jsonb_build_object('failed_call', v_call, 'endpoint', coalesce(v_call->>'endpoint', v_prep.endpoint));
+    END IF;
+    RETURN vibescaling._record_published(p, v_call, v_prep.endpoint);
+END
+$$;
+
+REVOKE ALL ON FUNCTION vibescaling._publish_attempt(uuid, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION vibescaling._publish_locked(p_post_id uuid, p_trigger text)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_result jsonb := vibescaling._publish_attempt(p_post_id, p_trigger);
+BEGIN
+    IF v_result ? 'failed_call' THEN
+        PERFORM vibescaling._raise_tiktok_error(v_result->'failed_call', v_result->>'endpoint');
+    END IF;
+    RETURN v_result;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION vibescaling._record_dispatch_failure(p_post_id uuid, p_attempts integer, p_message text,
-                                                     p_state text, p_hint text, p_detail text, as_of timestamptz)
+                                                     p_state text, p_retryable boolean, p_retry_after integer,
+                                                     as_of timestamptz)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_retry       boolean := p_hint = vibescaling._transient_hint()
-                             AND p_attempts + 1 < current_setting('vibescaling.max_attempts')::integer;
-    -- TikTok's Retry-After, in seconds (the core caps it at 2147483647, 10 digits).
-    v_retry_after bigint := (regexp_match(p_detail, ' retry_after=([0-9]{1,10})$'))[1]::bigint;
+    v_retry boolean := p_retryable AND p_attempts + 1 < current_setting('vibescaling.max_attempts')::integer;
 BEGIN
     UPDATE vibescaling.posts
        SET status = CASE WHEN v_retry THEN 'scheduled' ELSE 'failed' END,
            attempts = p_attempts + 1,
            next_attempt_at = CASE WHEN v_retry
-                                  THEN as_of + (clock_timestamp() - statement_timestamp()) + greatest(vibescaling._retry_delay(p_attempts + 1),
-                                                        make_interval(secs => coalesce(v_retry_after, 0)))
+                                  THEN as_of + (clock_timestamp() - statement_timestamp())
+                                       + greatest(vibescaling._retry_delay(p_attempts + 1),
+                                                  make_interval(secs => coalesce(p_retry_after, 0)))
                              END,
            last_error = format('%s [SQLSTATE %s]%s', p_message, p_state,
                                CASE WHEN v_retry THEN format(' (attempt %s, will retry)', p_attempts + 1)
-                                    WHEN p_hint = vibescaling._transient_hint()
-                                    THEN format(' (attempt %s, no attempts left)', p_attempts + 1)
+                                    WHEN p_retryable THEN format(' (attempt %s, no attempts left)', p_attempts + 1)
                                     ELSE '' END)
      WHERE id = p_post_id;
+END
+$$;
+
+REVOKE ALL ON FUNCTION vibescaling._record_dispatch_failure(uuid, integer, text, text, boolean, integer, timestamptz) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION vibescaling._record_call_failure(p_post_id uuid, p_attempts integer, call jsonb, p_endpoint text,
+                                                 as_of timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    f record := vibescaling._call_failure(call, p_endpoint);
+BEGIN
+    PERFORM vibescaling._record_dispatch_failure(p_post_id, p_attempts, f.message, f.sqlstate, f.retryable,
+                                                 f.retry_after, as_of);
+END
+$$;
+
+REVOKE ALL ON FUNCTION vibescaling._record_call_failure(uuid, integer, jsonb, text, timestamptz) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION vibescaling._record_dispatch_error(p_post_id uuid, p_attempts integer, p_message text, p_state text,
+                                                   as_of timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM vibescaling._record_dispatch_failure(p_post_id, p_attempts, p_message, p_state, left(p_state, 2) = '53',
+                                                 NULL, as_of);
+END
+$$;
+
+REVOKE ALL ON FUNCTION vibescaling._record_dispatch_error(uuid, integer, text, text, timestamptz) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION vibescaling._settle_call(p vibescaling.posts, call jsonb, p_endpoint text, as_of timestamptz)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_message text;
+    v_state   text;
+BEGIN
+    IF NOT (call->>'ok')::boolean THEN
+        PERFORM vibescaling._record_call_failure(p.id, p.attempts, call, p_endpoint, as_of);
+        RETURN false;
+    END IF;
+    BEGIN
+        IF p_endpoint = 'creator_info' THEN
+            PERFORM vibescaling._check_creator_allows(p, call->'data');
+        ELSE
+            PERFORM vibescaling._record_published(p, call, p_endpoint);
+        END IF;
+        RETURN true;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
+        PERFORM vibescaling._record_dispatch_error(p.id, p.attempts, v_message, v_state, as_of);
+        RETURN false;
+    END;
 END
 $$;
 
@@ -210,8 +372,6 @@ DECLARE
     v_prep      record;
     v_message   text;
     v_state     text;
-    v_hint      text;
-    v_detail    text;
     -- The posts going out, in order, with their init endpoints and options;
     -- v_going[i] becomes false when post i stops after its creator_info.
     v_posts     vibescaling.posts[] := '{}';
@@ -278,9 +438,8 @@ BEGIN
             END IF;
         EXCEPTION WHEN OTHERS THEN
             -- Refused before anything was sent (the subtransaction rolled back).
-            GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
-                                    v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
-            PERFORM vibescaling._record_dispatch_failure(p.id, p.attempts, v_message, v_state, v_hint, v_detail, as_of);
+            GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
+            PERFORM vibescaling._record_dispatch_error(p.id, p.attempts, v_message, v_state, as_of);
             processed := processed + 1;
         END;
     END LOOP;
@@ -343,6 +502,46 @@ BEGIN
         RETURN NULL;
     END IF;
     RETURN skip_accounts || v_round.declined;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._dispatch_next_single(as_of timestamptz, uploads boolean)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_post_id   uuid;
+    v_attempts  integer;
+    v_result    jsonb;
+    v_message   text;
+    v_state     text;
+BEGIN
+    SELECT p.id, p.attempts INTO v_post_id, v_attempts
+      FROM vibescaling.posts p
+     WHERE p.status = 'scheduled' AND coalesce(p.next_attempt_at, p.scheduled_at) <= as_of
+       AND (p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload') = uploads
+     ORDER BY coalesce(p.next_attempt_at, p.scheduled_at), p.id
+     LIMIT 1
+       FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+
+    BEGIN
+        v_result := vibescaling._publish_attempt(v_post_id, 'scheduler');
+    EXCEPTION WHEN OTHERS THEN
+        -- The subtransaction rolled back; the row lock and the
+        -- dispatch_logs rows remain. (OTHERS never catches query_canceled.)
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
+        PERFORM vibescaling._record_dispatch_error(v_post_id, v_attempts, v_message, v_state, as_of);
+        RETURN true;
+    END;
+    IF v_result ? 'failed_call' THEN
+        PERFORM vibescaling._record_call_failure(v_post_id, v_attempts, v_result->'failed_call',
+                                                 v_result->>'endpoint', as_of);
+    END IF;
+    RETURN true;
 END
 $$;
 
