@@ -56,22 +56,36 @@ log_has_column(const char *column)
 	return OidIsValid(log) && get_attnum(log, column) != InvalidAttrNumber;
 }
 
-/* The statement that inserts a row (see LOG_COLUMNS), palloc'd. */
+/*
+ * The statement that inserts rows (see LOG_COLUMNS), palloc'd: the log JSON
+ * texts $1 (text[]), one row each. Their ids are drawn first, in input
+ * order, and come back in that order, so that each caller learns its rows'
+ * ids by position.
+ */
 static char *
 insert_sql(bool with_retry_after)
 {
 	const char *extra_column = with_retry_after ? ", retry_after" : "";
 	const char *extra_value = with_retry_after ? ", r.retry_after" : "";
 
-	return psprintf("INSERT INTO vibescaling.dispatch_logs (" LOG_COLUMNS "%s) SELECT" LOG_VALUES "%s" LOG_SOURCE
-					" RETURNING id", extra_column, extra_value);
+	return psprintf("WITH input AS ("
+					"  SELECT pg_catalog.nextval(pg_catalog.pg_get_serial_sequence('vibescaling.dispatch_logs', 'id')) AS id,"
+					"         t.j, t.i FROM pg_catalog.unnest($1::pg_catalog.text[]) WITH ORDINALITY t(j, i)),"
+					" inserted AS ("
+					"  INSERT INTO vibescaling.dispatch_logs (id, " LOG_COLUMNS "%s)"
+					"  SELECT input.id," LOG_VALUES "%s FROM input,"
+					"   LATERAL pg_catalog.jsonb_populate_record(NULL::vibescaling.dispatch_logs, input.j::pg_catalog.jsonb) r"
+					"  RETURNING 1)"
+					" SELECT input.id FROM input ORDER BY input.i", extra_column, extra_value);
 }
 
 /*
- * The statement that replaces a row (see LOG_COLUMNS), palloc'd. A row
- * replaced is a call's "in flight" row, written when the call began: the
- * bound on created_at ($4: a day ago; no call lasts a day) leaves the log's
- * older weekly partitions out.
+ * The statement that replaces rows (see LOG_COLUMNS), palloc'd: row $3[k]
+ * (int8[]) by the log JSON text $1[k]. A row replaced is a call's "in
+ * flight" row, written when the call began: the bound on created_at ($4: a
+ * day ago; no call lasts a day) leaves the log's older weekly partitions
+ * out, and the rows are found by their keys (id = ANY), whatever the log's
+ * statistics say.
  */
 static char *
 replace_sql(bool with_retry_after)
@@ -79,58 +93,75 @@ replace_sql(bool with_retry_after)
 	const char *extra_column = with_retry_after ? ", retry_after" : "";
 	const char *extra_value = with_retry_after ? ", r.retry_after" : "";
 
-	return psprintf("UPDATE vibescaling.dispatch_logs SET (" LOG_COLUMNS "%s) = (SELECT" LOG_VALUES "%s" LOG_SOURCE ")"
-					" WHERE id = $3 AND created_at > $4 RETURNING id", extra_column, extra_value);
+	return psprintf("UPDATE vibescaling.dispatch_logs d SET (" LOG_COLUMNS "%s) = (" LOG_VALUES "%s)"
+					" FROM ROWS FROM (pg_catalog.unnest($3::pg_catalog.int8[]), pg_catalog.unnest($1::pg_catalog.text[])) u(id, j),"
+					"  LATERAL pg_catalog.jsonb_populate_record(NULL::vibescaling.dispatch_logs, u.j::pg_catalog.jsonb) r"
+					" WHERE d.id = u.id AND d.id = ANY ($3::pg_catalog.int8[]) AND d.created_at > $4"
+					" RETURNING d.id", extra_column, extra_value);
 }
 
 /*
  * Inserts (row id 0) or replaces (row id > 0) each of n rows, with SPI in
- * the current transaction, and sets each row id to the row's id. The two
- * statements are planned once for the whole batch.
+ * the current transaction, and sets each row id to the row's id: one
+ * statement for all the inserts and one for all the replacements, planned
+ * for this batch.
  */
 static void
 store_log_rows(int n, const char *texts, int64 *row_ids, int caller_pid)
 {
-	const int	generic_plan_min_rows = 8;
-	Oid			argtypes[4] = {TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID};
-	SPIPlanPtr	insert_plan = NULL;
-	SPIPlanPtr	replace_plan = NULL;
+	Datum	   *insert_texts = (Datum *) palloc(sizeof(Datum) * (n > 0 ? n : 1));
+	int		   *inserted_at = (int *) palloc(sizeof(int) * (n > 0 ? n : 1));
+	Datum	   *replace_texts = (Datum *) palloc(sizeof(Datum) * (n > 0 ? n : 1));
+	Datum	   *replace_ids = (Datum *) palloc(sizeof(Datum) * (n > 0 ? n : 1));
+	int			ninsert = 0;
+	int			nreplace = 0;
 	const char *text = texts;
 	TimestampTz day_ago = GetCurrentTransactionStartTimestamp() - USECS_PER_DAY;
 	bool		with_retry_after;
 
+	for (int i = 0; i < n; i++)
+	{
+		if (row_ids[i] > 0)
+		{
+			replace_texts[nreplace] = CStringGetTextDatum(text);
+			replace_ids[nreplace++] = Int64GetDatum(row_ids[i]);
+		}
+		else
+		{
+			insert_texts[ninsert] = CStringGetTextDatum(text);
+			inserted_at[ninsert++] = i;
+		}
+		text += strlen(text) + 1;
+	}
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	with_retry_after = log_has_column("retry_after");
-	for (int i = 0; i < n; i++)
+	if (ninsert > 0)
 	{
-		bool		replace = row_ids[i] > 0;
-		SPIPlanPtr *plan = replace ? &replace_plan : &insert_plan;
-		Datum		args[4] = {CStringGetTextDatum(text), Int32GetDatum(caller_pid), Int64GetDatum(row_ids[i]),
-							   TimestampTzGetDatum(day_ago)};
+		Oid			argtypes[2] = {TEXTARRAYOID, INT4OID};
+		Datum		args[2] = {PointerGetDatum(construct_array(insert_texts, ninsert, TEXTOID, -1, false, TYPALIGN_INT)),
+							   Int32GetDatum(caller_pid)};
 		bool		isnull;
 
-		if (*plan == NULL)
-		{
-			/*
-			 * A batch of many rows gets a generic plan, made once: the
-			 * replace's bound on created_at leaves the log's older
-			 * partitions out when each execution starts, where custom plans
-			 * would plan the log again for each row. A few rows get custom
-			 * plans, which leave those partitions out when planned: a
-			 * generic plan opens every partition and its indexes, a cost
-			 * that a fresh worker pays in full.
-			 */
-			*plan = SPI_prepare_cursor(replace ? replace_sql(with_retry_after) : insert_sql(with_retry_after),
-									   replace ? 4 : 2, argtypes,
-									   n > generic_plan_min_rows ? CURSOR_OPT_GENERIC_PLAN : 0);
-			if (*plan == NULL)
-				elog(ERROR, "could not plan the dispatch_logs write: %s", SPI_result_code_string(SPI_result));
-		}
-		if (SPI_execute_plan(*plan, args, NULL, false, 0) < 0 || SPI_processed != 1)
+		if (SPI_execute_with_args(insert_sql(with_retry_after), 2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT ||
+			SPI_processed != (uint64) ninsert)
 			elog(ERROR, "could not write vibescaling.dispatch_logs");
-		row_ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		text += strlen(text) + 1;
+		for (int k = 0; k < ninsert; k++)
+			row_ids[inserted_at[k]] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	if (nreplace > 0)
+	{
+		Oid			argtypes[4] = {TEXTARRAYOID, INT4OID, INT8ARRAYOID, TIMESTAMPTZOID};
+		Datum		args[4] = {PointerGetDatum(construct_array(replace_texts, nreplace, TEXTOID, -1, false, TYPALIGN_INT)),
+							   Int32GetDatum(caller_pid),
+							   PointerGetDatum(construct_array(replace_ids, nreplace, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
+							   TimestampTzGetDatum(day_ago)};
+
+		/* Every row replaced, or none: a row that is not there is an error. */
+		if (SPI_execute_with_args(replace_sql(with_retry_after), 4, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING ||
+			SPI_processed != (uint64) nreplace)
+			elog(ERROR, "could not replace %d vibescaling.dispatch_logs row(s)", nreplace);
 	}
 	SPI_finish();
 }
