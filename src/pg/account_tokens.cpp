@@ -4,9 +4,9 @@
 
 #include <string.h>
 
-/* The role that owns vibescaling.tiktok_accounts (the extension's owner). */
-static Oid
-token_table_owner(void)
+/* The role that owns vibescaling.tiktok_accounts (see account_tokens.h). */
+Oid
+vs_token_table_owner(void)
 {
 	Oid			relid = get_relname_relid("tiktok_accounts", get_namespace_oid("vibescaling", false));
 	HeapTuple	tuple;
@@ -50,7 +50,7 @@ vs_load_accounts(int n, const char *const *account_ids, VsAccount *out)
 	args[0] = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false, TYPALIGN_INT));
 
 	GetUserIdAndSecContext(&saved_user, &saved_context);
-	SetUserIdAndSecContext(token_table_owner(), saved_context | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(vs_token_table_owner(), saved_context | SECURITY_LOCAL_USERID_CHANGE);
 	PG_TRY();
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)

@@ -29,6 +29,9 @@ void		vs_load_accounts(int n, const char *const *account_ids, VsAccount *out);
 /* Raises 55000 unless the account is active and has a token. */
 void		vs_require_active(const char *account_id, const VsAccount *account);
 
+/* The role that owns vibescaling.tiktok_accounts (the extension's owner), who may read its tokens. */
+Oid			vs_token_table_owner(void);
+
 /* Overwrites and frees the token held in *account. */
 void		vs_forget_token(VsAccount *account);
 

@@ -129,3 +129,15 @@ vs_wipe_string(char *s)
 	memset(s, 0, strlen(s));
 	pfree(s);
 }
+
+/* Raises 55000 unless the app's client key and secret are configured (see call_support.h). */
+void
+vs_require_client_credentials(void)
+{
+	if (vs_guc_client_key == NULL || *vs_guc_client_key == '\0' ||
+		vs_guc_client_secret == NULL || *vs_guc_client_secret == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("vibescaling.client_key and vibescaling.client_secret are not set"),
+				 errhint("Set your TikTok app's credentials in postgresql.conf (superuser-only settings).")));
+}

@@ -50,6 +50,9 @@ char	   *vs_in_flight_log_json(const char *post_id, const char *account_id, cons
 char	   *vs_json_object_with(const char *object_json, int n, const char *const *keys,
 								const char *const *values);
 
+/* Raises 55000 unless the app's client key and secret are configured (OAuth calls and refreshes need them). */
+void		vs_require_client_credentials(void);
+
 /* Overwrites a palloc'd string that held a secret, and frees it. */
 void		vs_wipe_string(char *s);
 

@@ -12,13 +12,16 @@
 /*
  * What the caller and the worker share in the DSM segment: nrows rows, each
  * a row id (in: 0 to insert, else the row to replace; out: the row's id)
- * and a NUL-terminated log JSON text, the texts packed after the ids.
+ * and a NUL-terminated log JSON text, the texts packed after the ids; then,
+ * with an account update, its text (see VsAccountUpdate).
  */
 typedef struct DispatchLogBatch
 {
 	Oid			database_id;	/* the caller's database */
 	int			caller_pid;		/* recorded as dispatch_logs.backend_pid */
 	int			nrows;
+	VsAccountUpdate account_update; /* VS_ACCOUNT_NO_UPDATE, or what to do to account_id */
+	char		account_id[40];
 	volatile int done;			/* set by the worker after its commit */
 	char		error[256];		/* the worker's error, when it failed */
 	int64		row_ids[FLEXIBLE_ARRAY_MEMBER];
@@ -175,13 +178,41 @@ vs_insert_dispatch_log(const char *log_json, int caller_pid)
 	store_log_rows(1, log_json, &row_id, caller_pid);
 }
 
+/*
+ * Applies a batch's account update (text: the sealed token reply, or the
+ * reason) with SPI in the current transaction.
+ */
+static void
+store_account_update(VsAccountUpdate update, const char *account_id, const char *text)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		args[2] = {CStringGetTextDatum(account_id), CStringGetTextDatum(text)};
+	const char *sql = update == VS_ACCOUNT_STORE_TOKENS
+		? "SELECT vibescaling._store_tokens($1::pg_catalog.uuid, $2::pg_catalog.jsonb)"
+		: "UPDATE vibescaling.tiktok_accounts SET status = 'needs_reauth', status_reason = $2, updated_at = pg_catalog.now()"
+		  " WHERE id = $1::pg_catalog.uuid";
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(sql, 2, argtypes, args, NULL, false, 0) < 0)
+		elog(ERROR, "could not update the TikTok account's tokens");
+	SPI_finish();
+}
+
 /* Stores a batch's rows in the current transaction (see dispatch_log_writer.h). */
 void
 vs_store_log_batch(void *address)
 {
 	DispatchLogBatch *batch = (DispatchLogBatch *) address;
+	char	   *text = batch_texts(batch);
 
-	store_log_rows(batch->nrows, batch_texts(batch), batch->row_ids, batch->caller_pid);
+	store_log_rows(batch->nrows, text, batch->row_ids, batch->caller_pid);
+	if (batch->account_update != VS_ACCOUNT_NO_UPDATE)
+	{
+		for (int i = 0; i < batch->nrows; i++)
+			text += strlen(text) + 1;
+		store_account_update(batch->account_update, batch->account_id, text);
+	}
 }
 
 /* Starts the writer worker for a filled batch and waits for it; false when it did not commit. */
@@ -215,25 +246,33 @@ run_writer_worker(dsm_segment *seg, DispatchLogBatch *batch)
 	return status == BGWH_STOPPED && batch->done;
 }
 
-/* Writes a batch of dispatch_logs rows durably (see dispatch_log_writer.h). */
-void
-vs_write_dispatch_logs(int n, const char *const *log_jsons, int64 *row_ids)
+/*
+ * Writes a batch of dispatch_logs rows, with an account update or none
+ * (update_text: its text), durably in one transaction (see
+ * dispatch_log_writer.h).
+ */
+static void
+write_durably(int n, const char *const *log_jsons, int64 *row_ids, VsAccountUpdate update,
+			  const char *account_id, const char *update_text)
 {
 	Size		texts_len = 0;
+	Size		update_len = update != VS_ACCOUNT_NO_UPDATE ? strlen(update_text) + 1 : 0;
 	dsm_segment *seg;
 	DispatchLogBatch *batch;
 	char	   *text;
 
-	if (n <= 0)
+	if (n <= 0 && update == VS_ACCOUNT_NO_UPDATE)
 		return;
 	vs_refuse_on_standby();		/* a standby writes nothing (and sends nothing to TikTok) */
 	for (int i = 0; i < n; i++)
 		texts_len += strlen(log_jsons[i]) + 1;
-	seg = dsm_create(offsetof(DispatchLogBatch, row_ids) + n * sizeof(int64) + texts_len, 0);
+	seg = dsm_create(offsetof(DispatchLogBatch, row_ids) + n * sizeof(int64) + texts_len + update_len, 0);
 	batch = (DispatchLogBatch *) dsm_segment_address(seg);
 	batch->database_id = MyDatabaseId;
 	batch->caller_pid = MyProcPid;
 	batch->nrows = n;
+	batch->account_update = update;
+	strlcpy(batch->account_id, account_id ? account_id : "", sizeof(batch->account_id));
 	batch->done = 0;
 	batch->error[0] = '\0';
 	text = batch_texts(batch);
@@ -245,6 +284,8 @@ vs_write_dispatch_logs(int n, const char *const *log_jsons, int64 *row_ids)
 		memcpy(text, log_jsons[i], len);
 		text += len;
 	}
+	if (update_len > 0)
+		memcpy(text, update_text, update_len);
 
 	/* The permanent writer first; a worker of our own when its queue cannot take the batch. */
 	switch (vs_log_writer_write(seg, batch->error, sizeof(batch->error)))
@@ -259,6 +300,9 @@ vs_write_dispatch_logs(int n, const char *const *log_jsons, int64 *row_ids)
 			batch->done = run_writer_worker(seg, batch);
 			break;
 	}
+	/* The sealed tokens leave no copy behind in the segment. */
+	if (update_len > 0)
+		memset(text, 0, update_len);
 	if (!batch->done)
 	{
 		char		why[sizeof(batch->error)];
@@ -294,6 +338,21 @@ vs_write_dispatch_logs(int n, const char *const *log_jsons, int64 *row_ids)
 	}
 	memcpy(row_ids, batch->row_ids, n * sizeof(int64));
 	dsm_detach(seg);
+}
+
+/* Writes a batch of dispatch_logs rows durably (see dispatch_log_writer.h). */
+void
+vs_write_dispatch_logs(int n, const char *const *log_jsons, int64 *row_ids)
+{
+	write_durably(n, log_jsons, row_ids, VS_ACCOUNT_NO_UPDATE, NULL, NULL);
+}
+
+/* Replaces a row and updates an account in one durable transaction (see dispatch_log_writer.h). */
+void
+vs_write_account_update(int64 row_id, const char *log_json, VsAccountUpdate update, const char *account_id,
+						const char *update_text)
+{
+	write_durably(log_json != NULL ? 1 : 0, &log_json, &row_id, update, account_id, update_text);
 }
 
 /* Writes one dispatch_logs row durably (see dispatch_log_writer.h). */
@@ -343,7 +402,7 @@ vs_dispatch_log_writer_main(Datum main_arg)
 		/* A superuser session: never resolve a name through public. */
 		SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
 		PushActiveSnapshot(GetTransactionSnapshot());
-		store_log_rows(batch->nrows, batch_texts(batch), batch->row_ids, batch->caller_pid);
+		vs_store_log_batch(batch);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		batch->done = 1;

@@ -12,6 +12,16 @@
 #ifndef VS_DISPATCH_LOG_WRITER_H
 #define VS_DISPATCH_LOG_WRITER_H
 
+#include "pg_headers.h"
+
+/* What a durable write does to an account besides its log rows. */
+typedef enum VsAccountUpdate
+{
+	VS_ACCOUNT_NO_UPDATE = 0,
+	VS_ACCOUNT_STORE_TOKENS,	/* text: a token reply, sealed (vs_seal_token_reply_data): _store_tokens */
+	VS_ACCOUNT_NEEDS_REAUTH		/* text: the reason; the account needs a new consent */
+} VsAccountUpdate;
+
 /*
  * Writes one dispatch_logs row, given as the JSON object the core builds
  * (vs_dispatch_log_json), committed independently of the current
@@ -44,6 +54,15 @@ void		vs_update_dispatch_log(int64 row_id, const char *log_json);
  */
 void		vs_write_dispatch_log_with(const char *log_json, const char *publish_id,
 									   long long uploaded_bytes);
+
+/*
+ * Replaces row_id by log_json (a token refresh's outcome; NULL: no row) and
+ * applies the account update, durably, in one transaction: the tokens
+ * TikTok has just rotated are stored whatever becomes of the caller's
+ * transaction, or not at all and then with an error.
+ */
+void		vs_write_account_update(int64 row_id, const char *log_json, VsAccountUpdate update,
+									const char *account_id, const char *update_text);
 
 /*
  * Inserts one dispatch_logs row in the current transaction (SPI), for

@@ -8,7 +8,7 @@
  *   call_batch.h            its interface, and the rules every call follows
  *   call_support.cpp        shared by all calls (OAuth too): HTTP options, interrupt check, "in flight" rows
  *   call_support.h          its interface
- *   dispatch_log_writer.cpp durable dispatch_logs rows (the permanent writer, else a worker per batch); _durable_log()
+ *   dispatch_log_writer.cpp durable dispatch_logs rows and token updates (the permanent writer, else a worker per batch); _durable_log()
  *   dispatch_log_writer.h   its interface, and why rows are written that way
  *   gucs.cpp                the vibescaling.* settings
  *   gucs.h                  their C variables
@@ -22,7 +22,7 @@
  *   session_worker.h        its interface
  *   tiktok_call.cpp         vibescaling._tiktok_call(), one call to TikTok: a batch of one, or an OAuth call
  *   tiktok_call_many.cpp    vibescaling._tiktok_call_many(), many calls at once (dispatcher, status poller)
- *   token_refresher.cpp     refreshing tokens durably and once, in a background worker; _refresh_token()
+ *   token_refresher.cpp     refreshing tokens durably and once (the log writer stores them); _refresh_token()
  *   token_refresher.h       its interface, and why refreshes run that way
  *   token_seal.cpp          sealing tokens at rest with pgcrypto's C functions; _seal(), _unseal()
  *   token_seal.h            its interface

@@ -44,18 +44,6 @@ uses_client_credentials(vs_endpoint ep)
 	return ep == VS_EP_OAUTH_TOKEN || ep == VS_EP_OAUTH_REVOKE;
 }
 
-/* Raises 55000 unless the app's client key and secret are configured. */
-static void
-require_client_credentials(void)
-{
-	if (vs_guc_client_key == NULL || *vs_guc_client_key == '\0' ||
-		vs_guc_client_secret == NULL || *vs_guc_client_secret == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("vibescaling.client_key and vibescaling.client_secret are not set"),
-				 errhint("Set your TikTok app's credentials in postgresql.conf (superuser-only settings).")));
-}
-
 /*
  * The options with the app's client credentials added (and, for revoke,
  * the token to revoke), as JSON text built in C (see vs_json_object_with).
@@ -170,7 +158,7 @@ vs_tiktok_call(PG_FUNCTION_ARGS)
 		char	   *result_json;
 		Datum		result;
 
-		require_client_credentials();
+		vs_require_client_credentials();
 		memset(&account, 0, sizeof(account));
 		if (endpoint == VS_EP_OAUTH_REVOKE)
 			vs_load_account(account_id, &account);

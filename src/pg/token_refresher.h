@@ -5,11 +5,14 @@
  * TikTok rotates the refresh token: once a refresh answers, the old refresh
  * token is dead. The new tokens must therefore be stored whatever becomes of
  * the caller's transaction, and two backends must not both spend the same
- * refresh token. So the refresh runs in a short-lived background worker, in
- * a transaction of its own that locks the account row (FOR NO KEY UPDATE): it
- * calls /v2/oauth/token/, stores the new tokens (encrypted), writes the
- * dispatch_logs row and commits. A second refresher waits for the row lock,
- * sees that the token changed (token_version) and does nothing.
+ * refresh token. So a refresh holds a session-level advisory lock on the
+ * account, reads the account's latest committed state (not the caller's
+ * snapshot), calls /v2/oauth/token/ from the backend (query cancel waits
+ * until the answer is stored), and hands the new tokens, sealed, with the
+ * call's dispatch_logs row to the permanent log writer, which stores both
+ * in one committed transaction: no background worker slot is needed. A
+ * second refresher waits for the lock, sees that the token changed
+ * (token_version) and does nothing.
  */
 #ifndef VS_TOKEN_REFRESHER_H
 #define VS_TOKEN_REFRESHER_H
@@ -39,8 +42,9 @@ typedef struct VsRefreshResult
  * Refreshes the account's access token unless another backend already did
  * since token_version seen_version was read, or (when !force) it does not
  * expire within margin_s. Calls that TikTok receives are logged in
- * dispatch_logs with the given trigger and post. Waits for the worker;
- * query cancel stops the wait (the worker finishes and stores its result).
+ * dispatch_logs with the given trigger and post. Waits for another
+ * session's refresh of the account (query cancel stops that wait), never
+ * leaves an answered refresh unstored.
  */
 void		vs_refresh_account_token(const char *account_id, long long seen_version, bool force,
 									 const char *trigger, const char *post_id,

@@ -3,13 +3,14 @@
 -- to fall back to the caller's transaction (lost on rollback: a duplicate
 -- post; unlogged calls: the rate limiter bypassed; GET publish_status:
 -- 25006 after calling TikTok). Now the permanent log writer, once
--- running, needs no slot; and when it is not running and cannot start,
+-- running, needs no slot (a token refresh neither); and when it is not
+-- running and cannot start,
 -- nothing is sent without its committed log row: the call fails with a
 -- retryable 53000 and TikTok sees nothing.
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(13);
+SELECT plan(16);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 SELECT vs_test.new_account('slots_' || :'run') AS acct \gset
@@ -95,6 +96,18 @@ SELECT pg_temp.fill_slots() AS sent \gset
 SELECT cmp_ok(pg_temp.wait_for_full_slots(), '>', 0, 'a parallel query holds the free background worker slots again');
 SELECT is(vibescaling.publish_post(:'draft2', :'acct', 'SELF_ONLY') #>> '{data,publish_id}' IS NOT NULL, true,
           '... and a publish goes through: its log rows go to the running writer');
+-- A token refresh needs no slot either: the backend calls TikTok, and the
+-- running writer stores the new tokens with the call's row.
+SELECT vs_test.new_account('slots_rf_' || :'run') AS acct_rf \gset
+UPDATE vibescaling.tiktok_accounts SET access_token_expires_at = now() + interval '1 minute' WHERE id = :'acct_rf';
+SELECT token_version AS version_before FROM vibescaling.tiktok_accounts WHERE id = :'acct_rf' \gset
+SELECT is(vibescaling.publish_post(vs_test.new_video(), :'acct_rf', 'SELF_ONLY') #>> '{data,publish_id}' IS NOT NULL, true,
+          '... and a publish whose token must be refreshed first goes through');
+SELECT is((SELECT token_version FROM vibescaling.tiktok_accounts WHERE id = :'acct_rf'), :'version_before'::bigint + 1,
+          '... after one refresh, stored durably (token_version + 1)');
+SELECT is((SELECT count(*) FROM vibescaling.dispatch_logs
+            WHERE tiktok_account_id = :'acct_rf' AND endpoint = 'oauth_token' AND outcome = 'success' AND NOT outcome_unknown),
+          1::bigint, '... whose oauth_token call is logged, its "in flight" row replaced by the outcome');
 SELECT c AS filled FROM dblink_get_result('filler') AS t(c bigint) \gset
 SELECT dblink_disconnect('filler') AS disconnected \gset
 DROP TABLE public.sec_fill;

@@ -61,9 +61,12 @@ sched=$(q -c "SELECT id FROM vibescaling.posts WHERE caption = 'scheduled'")
 # Until the update the old catalog runs on the new library: every C symbol
 # any released script names must still be in it (docs/operations.md).
 lib=$(pg_config --pkglibdir)/vibescaling.so
+# The library's symbols read once: "nm | grep -q" per symbol fails at
+# random under pipefail (grep leaves early, nm gets SIGPIPE).
+symbols=$(nm -D --defined-only "$lib" | awk '{print $NF}')
 missing=$(grep -ohE "AS 'MODULE_PATHNAME', '[a-z_0-9]+'" src/sql/releases/*.sql "$(pg_config --sharedir)/extension/vibescaling--$new_version.sql" \
             | sed -E "s/.*'([a-z_0-9]+)'$/\1/" | sort -u \
-            | while read -r sym; do nm -D --defined-only "$lib" | grep -qw "$sym" || echo "$sym"; done | paste -sd' ')
+            | while read -r sym; do grep -qxF "$sym" <<<"$symbols" || echo "$sym"; done | paste -sd' ')
 check "every C function any released script names is in the library" "" "$missing"
 read -r version cluster < <(pg_lsclusters --no-header | awk -v port="$PGPORT" '$3 == port { print $1, $2 }')
 pg_ctlcluster "$version" "$cluster" restart
