@@ -72,8 +72,9 @@ echo "== 7. dump and restore, a standby and a failover (test/release), each in a
 test/release/run.sh 2>&1 | tee -a "$log"
 
 echo "== 8. 200 sessions publishing on 8 worker slots, and kill -9 with calls in flight (each its own cluster)"
-test/saturation.sh 2>&1 | tee -a "$log"
-test/crash_inflight.sh 2>&1 | tee -a "$log"
+# Each on a simulator of its own, which it starts and stops.
+VS_SIM_PORT=18470 test/saturation.sh 2>&1 | tee -a "$log"
+VS_SIM_PORT=18471 test/crash_inflight.sh 2>&1 | tee -a "$log"
 
 # Every suite passed (set -e and pipefail stop at the first failure); add up
 # what each runner reported.
