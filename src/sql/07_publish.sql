@@ -87,29 +87,37 @@ $$;
 -- already. Then either reconciled is the answer (the dispatcher's earlier
 -- run published it and its transaction was lost: recorded now), or
 -- endpoint and options say which init to call with what. Raises on any
--- refusal. Shared by _publish_locked and the dispatcher's rounds.
-CREATE FUNCTION vibescaling._prepare_publish(p vibescaling.posts, p_trigger text,
+-- refusal. Shared by _publish_attempt and the dispatcher's rounds, which
+-- pass no_init_logged when the log holds no init of the post (asked once
+-- for a whole round): _earlier_init then has nothing to find.
+CREATE FUNCTION vibescaling._prepare_publish(p vibescaling.posts, p_trigger text, no_init_logged boolean DEFAULT false,
                                              OUT reconciled jsonb, OUT endpoint text, OUT options jsonb)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_earlier record;
+    -- What the log says of the post's earlier inits (_earlier_init); NULL: none.
+    v_state      text;
+    v_publish_id text;
+    v_endpoint   text;
 BEGIN
     PERFORM vibescaling._check_publishable(p);
 
     -- Never a second init for a post TikTok has, or may have.
-    v_earlier := vibescaling._earlier_init(p.id);
-    IF v_earlier.state = 'sent' AND p_trigger = 'scheduler' THEN
+    IF NOT no_init_logged THEN
+        SELECT e.state, e.publish_id, e.endpoint INTO v_state, v_publish_id, v_endpoint
+          FROM vibescaling._earlier_init(p.id) e;
+    END IF;
+    IF v_state = 'sent' AND p_trigger = 'scheduler' THEN
         -- The dispatcher's earlier run published it, then its transaction was lost.
-        reconciled := vibescaling._reconcile_sent(p, v_earlier.publish_id, v_earlier.endpoint);
+        reconciled := vibescaling._reconcile_sent(p, v_publish_id, v_endpoint);
         RETURN;
-    ELSIF v_earlier.state = 'sent' THEN
-        RAISE EXCEPTION 'post % was already sent to TikTok (publish_id %)', p.id, v_earlier.publish_id
+    ELSIF v_state = 'sent' THEN
+        RAISE EXCEPTION 'post % was already sent to TikTok (publish_id %)', p.id, v_publish_id
             USING ERRCODE = '55000',
                   DETAIL = 'An earlier init succeeded; its transaction did not record the post as posted.',
                   HINT = 'Check vibescaling.dispatch_logs and the TikTok account; settle_post() records the decision.';
-    ELSIF v_earlier.state = 'unknown' THEN
+    ELSIF v_state = 'unknown' THEN
         RAISE EXCEPTION 'post % may already be on TikTok: an earlier init''s outcome is unknown', p.id
             USING ERRCODE = '55000',
                   DETAIL = 'The request was sent, but no answer was recorded (timeout, dropped connection or a server stop).',
@@ -129,7 +137,7 @@ BEGIN
         'photo_urls', to_jsonb(p.photo_urls), 'photo_cover_index', p.photo_cover_index));
 END
 $$;
-REVOKE ALL ON FUNCTION vibescaling._prepare_publish(vibescaling.posts, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._prepare_publish(vibescaling.posts, text, boolean) FROM PUBLIC;
 
 -- True when an init's answer (_tiktok_call's) is one TikTok accepted with a
 -- publish_id we can record.

@@ -166,6 +166,8 @@ DECLARE
     v_accounts  uuid[];      -- their accounts
     v_room      integer[];   -- v_room[i]: claimed post i's init room, v_room[v_claimed_n + i]: its creator_info room
     v_claimed_n integer;
+    v_since     timestamptz;  -- the oldest claimed post's creation: no call for them is older
+    v_init_logged uuid[];     -- the claimed posts with an init in the log
     i           integer;
     j           integer;
 BEGIN
@@ -196,6 +198,14 @@ BEGIN
     v_room := vibescaling._rate_limit_room(v_accounts || v_accounts,
                                            array_fill('video_init'::text, ARRAY[v_claimed_n])
                                            || array_fill('creator_info'::text, ARRAY[v_claimed_n]));
+    -- Which of them the log holds an init of (few, in a burst: the others'
+    -- earlier-init check has nothing to find), asked once for the round. No
+    -- call for a post is older than the post (_post_write_checked).
+    v_since := (SELECT min(c.created_at) FROM unnest(v_claimed) c);
+    v_init_logged := ARRAY(SELECT DISTINCT d.post_id FROM vibescaling.dispatch_logs d
+                            WHERE d.post_id = ANY (ARRAY(SELECT c.id FROM unnest(v_claimed) c))
+                              AND d.created_at >= v_since
+                              AND d.endpoint IN ('video_init', 'inbox_video_init', 'content_init'));
 
     FOR i IN 1 .. v_claimed_n LOOP
         p := v_claimed[i];
@@ -208,7 +218,7 @@ BEGIN
             CONTINUE;
         END IF;
         BEGIN
-            v_prep := vibescaling._prepare_publish(p, 'scheduler');
+            v_prep := vibescaling._prepare_publish(p, 'scheduler', NOT (p.id = ANY (v_init_logged)));
             IF v_prep.reconciled IS NULL THEN
                 v_posts := v_posts || p;
                 v_endpoints := v_endpoints || v_prep.endpoint;

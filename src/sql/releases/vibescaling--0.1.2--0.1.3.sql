@@ -14,6 +14,9 @@ DROP FUNCTION vibescaling._rate_limit_calls(uuid, text[]);
 -- DETAIL text (_record_call_failure, _record_dispatch_error).
 DROP FUNCTION vibescaling._record_dispatch_failure(uuid, integer, text, text, text, text, timestamptz);
 
+-- _prepare_publish takes no_init_logged (a round asks the log once for all its posts).
+DROP FUNCTION vibescaling._prepare_publish(vibescaling.posts, text);
+
 CREATE OR REPLACE FUNCTION vibescaling._set_up_log_partition(parent regclass, partition regclass)
 RETURNS void
 LANGUAGE plpgsql
@@ -221,6 +224,56 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION vibescaling._prepare_publish(p vibescaling.posts, p_trigger text, no_init_logged boolean DEFAULT false,
+                                             OUT reconciled jsonb, OUT endpoint text, OUT options jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- What the log says of the post's earlier inits (_earlier_init); NULL: none.
+    v_state      text;
+    v_publish_id text;
+    v_endpoint   text;
+BEGIN
+    PERFORM vibescaling._check_publishable(p);
+
+    -- Never a second init for a post TikTok has, or may have.
+    IF NOT no_init_logged THEN
+        SELECT e.state, e.publish_id, e.endpoint INTO v_state, v_publish_id, v_endpoint
+          FROM vibescaling._earlier_init(p.id) e;
+    END IF;
+    IF v_state = 'sent' AND p_trigger = 'scheduler' THEN
+        -- The dispatcher's earlier run published it, then its transaction was lost.
+        reconciled := vibescaling._reconcile_sent(p, v_publish_id, v_endpoint);
+        RETURN;
+    ELSIF v_state = 'sent' THEN
+        RAISE EXCEPTION 'post % was already sent to TikTok (publish_id %)', p.id, v_publish_id
+            USING ERRCODE = '55000',
+                  DETAIL = 'An earlier init succeeded; its transaction did not record the post as posted.',
+                  HINT = 'Check vibescaling.dispatch_logs and the TikTok account; settle_post() records the decision.';
+    ELSIF v_state = 'unknown' THEN
+        RAISE EXCEPTION 'post % may already be on TikTok: an earlier init''s outcome is unknown', p.id
+            USING ERRCODE = '55000',
+                  DETAIL = 'The request was sent, but no answer was recorded (timeout, dropped connection or a server stop).',
+                  HINT = 'Check the TikTok account, then call vibescaling.settle_post(post_id, on_tiktok, publish_id).';
+    END IF;
+
+    endpoint := CASE WHEN p.media_type = 'photo' THEN 'content_init'
+                     WHEN p.mode = 'inbox'       THEN 'inbox_video_init'
+                     ELSE 'video_init' END;
+    options := jsonb_strip_nulls(jsonb_build_object(
+        'caption', p.caption, 'title', p.title, 'privacy_level', p.privacy_level, 'mode', p.mode,
+        'disable_comment', p.disable_comment, 'disable_duet', p.disable_duet,
+        'disable_stitch', p.disable_stitch, 'brand_content_toggle', p.brand_content_toggle,
+        'brand_organic_toggle', p.brand_organic_toggle, 'video_url', p.video_url,
+        'video_cover_timestamp_ms', p.video_cover_timestamp_ms,
+        'is_aigc', CASE WHEN p.media_type = 'video' AND p.mode = 'direct' THEN p.is_aigc END,
+        'photo_urls', to_jsonb(p.photo_urls), 'photo_cover_index', p.photo_cover_index));
+END
+$$;
+
+REVOKE ALL ON FUNCTION vibescaling._prepare_publish(vibescaling.posts, text, boolean) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION vibescaling._publish_attempt(p_post_id uuid, p_trigger text)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -385,6 +438,8 @@ DECLARE
     v_accounts  uuid[];      -- their accounts
     v_room      integer[];   -- v_room[i]: claimed post i's init room, v_room[v_claimed_n + i]: its creator_info room
     v_claimed_n integer;
+    v_since     timestamptz;  -- the oldest claimed post's creation: no call for them is older
+    v_init_logged uuid[];     -- the claimed posts with an init in the log
     i           integer;
     j           integer;
 BEGIN
@@ -415,6 +470,14 @@ BEGIN
     v_room := vibescaling._rate_limit_room(v_accounts || v_accounts,
                                            array_fill('video_init'::text, ARRAY[v_claimed_n])
                                            || array_fill('creator_info'::text, ARRAY[v_claimed_n]));
+    -- Which of them the log holds an init of (few, in a burst: the others'
+    -- earlier-init check has nothing to find), asked once for the round. No
+    -- call for a post is older than the post (_post_write_checked).
+    v_since := (SELECT min(c.created_at) FROM unnest(v_claimed) c);
+    v_init_logged := ARRAY(SELECT DISTINCT d.post_id FROM vibescaling.dispatch_logs d
+                            WHERE d.post_id = ANY (ARRAY(SELECT c.id FROM unnest(v_claimed) c))
+                              AND d.created_at >= v_since
+                              AND d.endpoint IN ('video_init', 'inbox_video_init', 'content_init'));
 
     FOR i IN 1 .. v_claimed_n LOOP
         p := v_claimed[i];
@@ -427,7 +490,7 @@ BEGIN
             CONTINUE;
         END IF;
         BEGIN
-            v_prep := vibescaling._prepare_publish(p, 'scheduler');
+            v_prep := vibescaling._prepare_publish(p, 'scheduler', NOT (p.id = ANY (v_init_logged)));
             IF v_prep.reconciled IS NULL THEN
                 v_posts := v_posts || p;
                 v_endpoints := v_endpoints || v_prep.endpoint;
