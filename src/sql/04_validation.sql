@@ -18,6 +18,25 @@ BEGIN
 END
 $$;
 
+-- TikTok's limits on a post's text and photos, in one place (the rules
+-- that check them: _check_publishable, _check_post_limits), in UTF-16
+-- units as TikTok counts: a video's caption (its title) 2200, a photo
+-- post's description 4000 and title 90, and 1 to 35 photo URLs.
+CREATE FUNCTION vibescaling._tiktok_post_limits(OUT video_caption integer, OUT photo_description integer,
+                                                OUT photo_title integer, OUT photo_urls integer)
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- plpgsql, not sql: a SQL function returning a record is planned again at every call.
+    video_caption := 2200;
+    photo_description := 4000;
+    photo_title := 90;
+    photo_urls := 35;
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._tiktok_post_limits() FROM PUBLIC;
+
 -- Checks one post, with the publish options already on it, against TikTok's
 -- published rules; raises 22004 / 22023 / P0002 / 55000 on the first problem.
 CREATE FUNCTION vibescaling._check_publishable(p vibescaling.posts)
@@ -26,6 +45,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    v_limits record := vibescaling._tiktok_post_limits();
     v_account_status text;
     v_account_owner text;
     v_scopes text[];
@@ -113,14 +133,14 @@ BEGIN
                 USING ERRCODE = '42501',
                       HINT = 'Grant that role SELECT on the large object (or on vibescaling.media), or set the source again.';
         END IF;
-        IF vibescaling._utf16_length(coalesce(p.caption, '')) > 2200 THEN
-            RAISE EXCEPTION 'caption is % UTF-16 units long; TikTok accepts at most 2200 for a video',
-                            vibescaling._utf16_length(p.caption) USING ERRCODE = '22023';
+        IF vibescaling._utf16_length(coalesce(p.caption, '')) > v_limits.video_caption THEN
+            RAISE EXCEPTION 'caption is % UTF-16 units long; TikTok accepts at most % for a video',
+                            vibescaling._utf16_length(p.caption), v_limits.video_caption USING ERRCODE = '22023';
         END IF;
     ELSE
-        IF coalesce(cardinality(p.photo_urls), 0) NOT BETWEEN 1 AND 35 THEN
-            RAISE EXCEPTION 'a photo post needs 1 to 35 photo_urls, post % has %',
-                            p.id, coalesce(cardinality(p.photo_urls), 0) USING ERRCODE = '22023';
+        IF coalesce(cardinality(p.photo_urls), 0) NOT BETWEEN 1 AND v_limits.photo_urls THEN
+            RAISE EXCEPTION 'a photo post needs 1 to % photo_urls, post % has %',
+                            v_limits.photo_urls, p.id, coalesce(cardinality(p.photo_urls), 0) USING ERRCODE = '22023';
         END IF;
         FOREACH v_url IN ARRAY p.photo_urls LOOP
             IF v_url IS NULL OR v_url !~* '^https://[^/?#]+' THEN
@@ -131,13 +151,13 @@ BEGIN
             RAISE EXCEPTION 'photo_cover_index % is outside the % photos', p.photo_cover_index,
                             cardinality(p.photo_urls) USING ERRCODE = '22023';
         END IF;
-        IF vibescaling._utf16_length(coalesce(p.title, '')) > 90 THEN
-            RAISE EXCEPTION 'title is % UTF-16 units long; TikTok accepts at most 90 for a photo post',
-                            vibescaling._utf16_length(p.title) USING ERRCODE = '22023';
+        IF vibescaling._utf16_length(coalesce(p.title, '')) > v_limits.photo_title THEN
+            RAISE EXCEPTION 'title is % UTF-16 units long; TikTok accepts at most % for a photo post',
+                            vibescaling._utf16_length(p.title), v_limits.photo_title USING ERRCODE = '22023';
         END IF;
-        IF vibescaling._utf16_length(coalesce(p.caption, '')) > 4000 THEN
-            RAISE EXCEPTION 'caption is % UTF-16 units long; TikTok accepts at most 4000 for a photo description',
-                            vibescaling._utf16_length(p.caption) USING ERRCODE = '22023';
+        IF vibescaling._utf16_length(coalesce(p.caption, '')) > v_limits.photo_description THEN
+            RAISE EXCEPTION 'caption is % UTF-16 units long; TikTok accepts at most % for a photo description',
+                            vibescaling._utf16_length(p.caption), v_limits.photo_description USING ERRCODE = '22023';
         END IF;
     END IF;
 END
@@ -153,9 +173,9 @@ AS $$ SELECT 2048 $$;
 REVOKE ALL ON FUNCTION vibescaling._max_url_bytes() FROM PUBLIC;
 
 -- The limits of every write of a post, draft or not, so that no caller can
--- store what TikTok would never take: the caption (2200 UTF-16 units for a
--- video, 4000 for a photo description), the photo title (90), at most 35
--- photo_urls, URLs of at most _max_url_bytes() bytes; and, for a tenant's
+-- store what TikTok would never take (_tiktok_post_limits): the caption,
+-- the photo title, the number of photo_urls, URLs of at most
+-- _max_url_bytes() bytes; and, for a tenant's
 -- post (an owner), at most vibescaling.max_open_posts_per_owner posts in
 -- draft or scheduled (53400; 0: no quota). Raises 22023 on a bad value.
 CREATE FUNCTION vibescaling._check_post_limits(p_new vibescaling.posts, p_old vibescaling.posts)
@@ -164,7 +184,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_caption_max integer := CASE WHEN p_new.media_type = 'photo' THEN 4000 ELSE 2200 END;
+    v_limits      record := vibescaling._tiktok_post_limits();
+    v_caption_max integer := CASE WHEN p_new.media_type = 'photo' THEN v_limits.photo_description
+                                  ELSE v_limits.video_caption END;
     v_quota       integer := current_setting('vibescaling.max_open_posts_per_owner')::integer;
     v_open        bigint;
 BEGIN
@@ -175,14 +197,16 @@ BEGIN
         RAISE EXCEPTION 'caption is longer than % UTF-16 units, the most TikTok accepts for a % post',
                         v_caption_max, p_new.media_type USING ERRCODE = '22023';
     END IF;
-    IF octet_length(p_new.title) > 4 * 90 OR vibescaling._utf16_length(coalesce(p_new.title, '')) > 90 THEN
-        RAISE EXCEPTION 'title is longer than 90 UTF-16 units, the most TikTok accepts' USING ERRCODE = '22023';
+    IF octet_length(p_new.title) > 4 * v_limits.photo_title
+       OR vibescaling._utf16_length(coalesce(p_new.title, '')) > v_limits.photo_title THEN
+        RAISE EXCEPTION 'title is longer than % UTF-16 units, the most TikTok accepts', v_limits.photo_title
+            USING ERRCODE = '22023';
     END IF;
     IF octet_length(p_new.video_url) > vibescaling._max_url_bytes() THEN
         RAISE EXCEPTION 'video_url is longer than % bytes', vibescaling._max_url_bytes() USING ERRCODE = '22023';
     END IF;
-    IF cardinality(p_new.photo_urls) > 35 THEN
-        RAISE EXCEPTION 'a photo post has at most 35 photo_urls, got %', cardinality(p_new.photo_urls)
+    IF cardinality(p_new.photo_urls) > v_limits.photo_urls THEN
+        RAISE EXCEPTION 'a photo post has at most % photo_urls, got %', v_limits.photo_urls, cardinality(p_new.photo_urls)
             USING ERRCODE = '22023';
     END IF;
     IF EXISTS (SELECT 1 FROM unnest(p_new.photo_urls) u WHERE octet_length(u) > vibescaling._max_url_bytes()) THEN
