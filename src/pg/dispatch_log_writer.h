@@ -34,8 +34,8 @@ typedef enum VsAccountUpdate
 int64		vs_write_dispatch_log(const char *log_json);
 
 /*
- * Writes n dispatch_logs rows in one transaction of their own (one worker),
- * committed independently of the current transaction: row_ids[i] = 0
+ * Writes n dispatch_logs rows in one transaction of their own (the log
+ * writer's), committed independently of the current transaction: row_ids[i] = 0
  * inserts log_jsons[i], row_ids[i] > 0 replaces that row (an init's "in
  * flight" row becoming its outcome); on return row_ids[i] holds each row's
  * id. How a batch of concurrent calls is logged in one commit.

@@ -6,9 +6,9 @@
  * it, in transactions of its own: what the backends of a moment hand it
  * shares one commit. A backend queues its batch (a DSM segment) in a slot
  * of the extension's shared memory, wakes the writer and waits for the
- * commit. The short-lived worker per batch (dispatch_log_writer.cpp) is
- * what a backend falls back to when the queue is full or the writer cannot
- * start: never the caller's own transaction.
+ * commit; when every slot is taken, it waits for one. The short-lived
+ * worker per batch (dispatch_log_writer.cpp) is what a backend falls back
+ * to when the writer cannot start: never the caller's own transaction.
  */
 #ifndef VS_LOG_WRITER_H
 #define VS_LOG_WRITER_H
