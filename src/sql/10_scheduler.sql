@@ -375,15 +375,19 @@ REVOKE ALL ON FUNCTION vibescaling._dispatch_next_single(timestamptz, boolean) F
 --   CALL vibescaling.dispatch_due_posts();
 --
 -- pg_cron runs it as a superuser with search_path "$user", public, and a
--- procedure that COMMITs cannot pin its search_path with SET. So its body
--- resolves no function or operator by the search path: it only calls the
--- schema-qualified functions above, which pin their own.
+-- procedure that COMMITs cannot pin its search_path with SET. So it pins it
+-- for each of its transactions (set_config, local: at the start and after
+-- every COMMIT, which ends the setting), and its body calls only the
+-- schema-qualified functions above, which pin their own. It gives the
+-- caller's path back at the end (for a caller whose transaction goes on).
 CREATE PROCEDURE vibescaling.dispatch_due_posts(as_of timestamptz DEFAULT pg_catalog.now())
 LANGUAGE plpgsql
 AS $$
 DECLARE
+    v_caller_path text := pg_catalog.current_setting('search_path');
     v_skip uuid[] := ARRAY[]::uuid[];
 BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     IF as_of IS NULL THEN
         RAISE EXCEPTION 'as_of is required' USING ERRCODE = '22004';
     END IF;
@@ -392,11 +396,14 @@ BEGIN
         v_skip := vibescaling._dispatch_next_round(as_of, v_skip);
         EXIT WHEN v_skip IS NULL;
         COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     END LOOP;
     LOOP
         EXIT WHEN NOT vibescaling._dispatch_next_single(as_of, false);
         COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     END LOOP;
+    PERFORM pg_catalog.set_config('search_path', v_caller_path, true);
 END
 $$;
 
@@ -406,13 +413,16 @@ $$;
 -- for the rest. Its own pg_cron job (vibescaling-uploads): a source that
 -- is slow or never answers costs this job its download budget
 -- (vibescaling.source_connect_timeout_ms, source_stall_timeout_ms), never
--- the other posts. Like dispatch_due_posts, it resolves no name through
--- the search path. Call it as a statement of its own:
+-- the other posts. Like dispatch_due_posts, it pins the search path for
+-- each of its transactions and calls only schema-qualified functions. Call it as a statement of its own:
 --   CALL vibescaling.dispatch_due_uploads();
 CREATE PROCEDURE vibescaling.dispatch_due_uploads(as_of timestamptz DEFAULT pg_catalog.now())
 LANGUAGE plpgsql
 AS $$
+DECLARE
+    v_caller_path text := pg_catalog.current_setting('search_path');
 BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     IF as_of IS NULL THEN
         RAISE EXCEPTION 'as_of is required' USING ERRCODE = '22004';
     END IF;
@@ -420,7 +430,9 @@ BEGIN
     LOOP
         EXIT WHEN NOT vibescaling._dispatch_next_single(as_of, true);
         COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     END LOOP;
+    PERFORM pg_catalog.set_config('search_path', v_caller_path, true);
 END
 $$;
 REVOKE ALL ON PROCEDURE vibescaling.dispatch_due_uploads(timestamptz) FROM PUBLIC;

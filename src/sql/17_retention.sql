@@ -358,20 +358,25 @@ $$;
 -- its own and waits at most vibescaling.log_lock_timeout for its locks, so
 -- it is called on its own (CALL, outside a transaction block). Run hourly
 -- by the vibescaling-logs pg_cron job; safe to run at any time, also twice
--- at once. (A procedure that COMMITs cannot pin search_path: it calls only
--- schema-qualified, pinned functions.)
+-- at once. (A procedure that COMMITs cannot pin search_path with SET: as
+-- dispatch_due_posts does, it pins it for each of its transactions and
+-- calls only schema-qualified, pinned functions.)
 CREATE PROCEDURE vibescaling.maintain_logs()
 LANGUAGE plpgsql
 AS $$
 DECLARE
+    v_caller_path text := pg_catalog.current_setting('search_path');
     v_state jsonb;
 BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM vibescaling._require_primary();
     LOOP
         v_state := vibescaling._maintain_logs_step(v_state);
         EXIT WHEN v_state IS NULL;
         COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     END LOOP;
+    PERFORM pg_catalog.set_config('search_path', v_caller_path, true);
 END
 $$;
 REVOKE ALL ON PROCEDURE vibescaling.maintain_logs() FROM PUBLIC;

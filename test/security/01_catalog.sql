@@ -6,7 +6,7 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(13);
+SELECT plan(14);
 
 CREATE TEMP VIEW ext_routines AS
 SELECT p.oid, p.oid::regprocedure::text AS name, p.prokind, p.prosecdef, p.proconfig, p.proacl
@@ -24,7 +24,7 @@ SELECT is(ARRAY(SELECT name FROM ext_routines
           ARRAY['vibescaling.dispatch_due_posts(timestamp with time zone)',
                 'vibescaling.dispatch_due_uploads(timestamp with time zone)',
                 'vibescaling.maintain_logs()'],
-          'every function pins search_path = pg_catalog, pg_temp (only the three COMMITting procedures cannot)');
+          'every function pins search_path = pg_catalog, pg_temp with SET (only the three COMMITting procedures cannot)');
 
 SELECT is(ARRAY(SELECT name FROM ext_routines
                  WHERE prokind = 'p' AND proconfig IS NOT NULL ORDER BY name),
@@ -36,6 +36,16 @@ SELECT is(ARRAY(SELECT m[1] FROM ext_routines r, pg_proc p,
                  WHERE r.prokind = 'p' AND p.oid = r.oid
                    AND m[1] NOT IN ('array', 'exception', 'using')),
           '{}'::text[], 'the procedures call no unqualified function');
+
+-- ... and pin search_path themselves for each of their transactions: at
+-- the start and after every COMMIT (which ends a local setting).
+SELECT is(ARRAY(SELECT r.name FROM ext_routines r, pg_proc p
+                 WHERE r.prokind = 'p' AND p.oid = r.oid
+                   AND (SELECT count(*) FROM regexp_matches(p.prosrc,
+                            $re$pg_catalog\.set_config\('search_path', 'pg_catalog, pg_temp', true\)$re$, 'g'))
+                       <> 1 + (SELECT count(*) FROM regexp_matches(p.prosrc, '\mCOMMIT\M', 'g'))
+                 ORDER BY r.name),
+          '{}'::text[], 'the procedures pin search_path = pg_catalog, pg_temp in each of their transactions');
 
 SELECT is(ARRAY(SELECT name FROM ext_routines
                  WHERE proacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(proacl) a WHERE a.grantee = 0)
