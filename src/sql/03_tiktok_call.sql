@@ -264,27 +264,31 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_all_endpoints text[] := ARRAY(SELECT DISTINCT e FROM unnest(endpoints) x, unnest((vibescaling._rate_limit_bucket(x)).endpoints) e);
     v_room integer[];
 BEGIN
-    -- A bucket is named by its first endpoint.
-    WITH wanted AS (SELECT w.i, w.a, b.endpoints[1] AS bucket, b.calls
-                      FROM unnest(account_ids, endpoints) WITH ORDINALITY w(a, e, i),
-                           LATERAL vibescaling._rate_limit_bucket(w.e) b),
-         used AS (SELECT c.account_id, (vibescaling._rate_limit_bucket(c.endpoint)).endpoints[1] AS bucket,
-                         count(*) AS n
-                    FROM vibescaling._rate_limit_calls(account_ids, v_all_endpoints) c
+    -- bucket_of: every endpoint of the buckets asked about, with its bucket
+    -- (named by its first endpoint) and the bucket's limit; _rate_limit_bucket
+    -- is asked once per distinct endpoint, not once per call or log row.
+    WITH bucket_of AS (SELECT DISTINCT e AS endpoint, b.endpoints[1] AS bucket, b.calls
+                         FROM (SELECT DISTINCT x FROM unnest(endpoints) x) d,
+                              LATERAL vibescaling._rate_limit_bucket(d.x) b,
+                              LATERAL unnest(b.endpoints) e),
+         used AS (SELECT c.account_id, m.bucket, count(*) AS n
+                    FROM vibescaling._rate_limit_calls(account_ids, ARRAY(SELECT endpoint FROM bucket_of)) c
+                    JOIN bucket_of m ON m.endpoint = c.endpoint
                    GROUP BY 1, 2),
-         held AS (SELECT DISTINCT h.account_id, (vibescaling._rate_limit_bucket(h.endpoint)).endpoints[1] AS bucket
-                    FROM vibescaling._rate_limit_holds(account_ids, v_all_endpoints) h)
-    SELECT array_agg(CASE WHEN w.calls IS NULL OR w.a IS NULL THEN NULL
+         held AS (SELECT DISTINCT h.account_id, m.bucket
+                    FROM vibescaling._rate_limit_holds(account_ids, ARRAY(SELECT endpoint FROM bucket_of)) h
+                    JOIN bucket_of m ON m.endpoint = h.endpoint)
+    SELECT array_agg(CASE WHEN m.calls IS NULL OR w.a IS NULL THEN NULL
                           WHEN h.account_id IS NOT NULL THEN 0
-                          ELSE greatest(w.calls - coalesce(u.n, 0), 0)::integer
+                          ELSE greatest(m.calls - coalesce(u.n, 0), 0)::integer
                      END ORDER BY w.i)
       INTO v_room
-      FROM wanted w
-      LEFT JOIN used u ON u.account_id = w.a AND u.bucket = w.bucket
-      LEFT JOIN held h ON h.account_id = w.a AND h.bucket = w.bucket;
+      FROM unnest(account_ids, endpoints) WITH ORDINALITY w(a, e, i)
+      LEFT JOIN bucket_of m ON m.endpoint = w.e
+      LEFT JOIN used u ON u.account_id = w.a AND u.bucket = m.bucket
+      LEFT JOIN held h ON h.account_id = w.a AND h.bucket = m.bucket;
     RETURN coalesce(v_room, '{}');
 END
 $$;
