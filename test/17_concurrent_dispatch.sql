@@ -5,10 +5,13 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(36);
+SELECT plan(42);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 SET vibescaling.max_concurrent_requests = 4;
+-- One session (no dispatch helpers) until the helpers' own part below: the
+-- pool figures are this backend's, and its rounds take 4 posts.
+SET vibescaling.dispatch_sessions = 1;
 
 -- ---------------------------------------------------------------------------
 -- A burst: 12 accounts with one post each, one account with three.
@@ -163,5 +166,38 @@ SELECT throws_ok($$SELECT vibescaling._tiktok_call_many('[{"endpoint": "oauth_to
 
 SELECT throws_ok($$SELECT vibescaling._tiktok_call_many('[{"endpoint": "creator_info", "tiktok_account_id": "00000000-0000-0000-0000-000000000001", "trigger": "bogus"}]')$$,
                  '22023', NULL, 'an unknown trigger is refused before anything is sent');
+
+-- ---------------------------------------------------------------------------
+-- A burst shared with dispatch helpers (vibescaling.dispatch_sessions): 12
+-- accounts with two posts each, max_concurrent_requests 6 shared among 3
+-- sessions (rounds of 2 posts each).
+SET vibescaling.max_concurrent_requests = 6;
+SET vibescaling.dispatch_sessions = 3;
+CREATE TEMP TABLE helped AS
+SELECT a.i, j, a.open_id, (vibescaling.schedule_post(vs_test.new_video(format('helped %s/%s', a.i, j)),
+                                                    now() + interval '10 minutes', a.id, 'SELF_ONLY') #>> '{data,id}')::uuid AS id
+  FROM (SELECT i, 'hp' || i || '_' || :'run' AS open_id, vs_test.new_account('hp' || i || '_' || :'run') AS id
+          FROM generate_series(1, 12) i) a, generate_series(1, 2) j;
+SELECT count(*) AS hcalls0 FROM (SELECT DISTINCT open_id FROM helped) h, LATERAL vs_test.sim_requests(h.open_id) r \gset
+SELECT vibescaling.http_pool_stats() AS hpool0 \gset
+CALL vibescaling.dispatch_due_posts(:'later');
+SELECT vibescaling.http_pool_stats() AS hpool1 \gset
+SELECT is((SELECT count(*) FROM vibescaling.posts p JOIN helped USING (id) WHERE p.status = 'posted'), 24::bigint,
+          'with helpers: the 24 due posts are all published');
+SELECT is((SELECT count(*) FROM helped h
+            WHERE (SELECT array_agg(l.endpoint || '/' || l.outcome ORDER BY l.id)
+                     FROM vibescaling.dispatch_logs l WHERE l.post_id = h.id)
+                  = ARRAY['creator_info/success', 'video_init/success']), 24::bigint,
+          '... each with one creator_info and one init in dispatch_logs');
+SELECT is((SELECT count(*) FROM (SELECT DISTINCT open_id FROM helped) h, LATERAL vs_test.sim_requests(h.open_id) r) - :hcalls0,
+          48::bigint, '... and TikTok saw exactly those 48 calls');
+SELECT is((SELECT count(DISTINCT l.backend_pid) FROM vibescaling.dispatch_logs l JOIN helped h ON h.id = l.post_id),
+          3::bigint, '... made by three sessions (this one and two helpers)');
+SELECT cmp_ok((:'hpool1'::jsonb->>'transfers')::bigint - (:'hpool0'::jsonb->>'transfers')::bigint, '<', 48::bigint,
+              '... so this session made fewer than all of them');
+SELECT is((SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'vibescaling dispatch helper'), 0::bigint,
+          '... and no helper outlives the run');
+RESET vibescaling.dispatch_sessions;
+SET vibescaling.max_concurrent_requests = 4;
 
 SELECT * FROM finish();

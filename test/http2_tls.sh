@@ -54,6 +54,8 @@ UPDATE vibescaling.posts SET scheduled_at = scheduled_at + interval '1 hour'
  WHERE id IN (SELECT post FROM h2 WHERE i <= 40);
 SET vibescaling.api_base_url = :'h2';
 SET vibescaling.max_concurrent_requests = 8;
+-- One session: the connection figures are this backend's pool.
+SET vibescaling.dispatch_sessions = 1;
 CALL vibescaling.dispatch_due_posts(now() + interval '11 minutes');
 SELECT 'untrusted ' || p.status || ' ' || coalesce(l.error_message, '')
   FROM vibescaling.posts p

@@ -23,6 +23,7 @@ int			vs_guc_webhook_tolerance_s = 300;
 int			vs_guc_rate_limit_window_s = 60;
 int			vs_guc_rate_limit_max_wait_ms = 10000;
 int			vs_guc_max_concurrent_requests = 128;
+int			vs_guc_dispatch_sessions = 4;
 char	   *vs_guc_ca_file = NULL;
 char	   *vs_guc_source_allowed_networks = NULL;
 int			vs_guc_source_connect_timeout_ms = 5000;
@@ -297,6 +298,21 @@ vs_define_gucs(void)
 							NULL,
 							&vs_guc_max_concurrent_requests,
 							128, 1, 1024,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	/*
+	 * Superuser-only, like max_concurrent_requests: each session but the
+	 * caller's is a background worker, taken from max_worker_processes.
+	 */
+	DefineCustomIntVariable("vibescaling.dispatch_sessions",
+							"Most sessions one dispatch_due_posts run uses, its own included; the others are "
+							"background workers started for the run's rounds, and "
+							"max_concurrent_requests is shared among them.",
+							NULL,
+							&vs_guc_dispatch_sessions,
+							4, 1, 16,
 							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);

@@ -13,6 +13,7 @@ extern int	vs_guc_upload_chunk_size_mb;
 extern int	vs_guc_upload_chunk_attempts;
 extern int	vs_guc_rate_limit_max_wait_ms;
 extern int	vs_guc_max_concurrent_requests;
+extern int	vs_guc_dispatch_sessions;
 extern char *vs_guc_ca_file;
 extern char *vs_guc_source_allowed_networks;
 extern int	vs_guc_source_connect_timeout_ms;

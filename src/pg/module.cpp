@@ -8,6 +8,7 @@
  *   call_batch.h            its interface, and the rules every call follows
  *   call_support.cpp        shared by all calls (OAuth too): HTTP options, interrupt check, "in flight" rows
  *   call_support.h          its interface
+ *   dispatch_helpers.cpp    the background sessions that share a dispatch_due_posts run's rounds
  *   dispatch_log_writer.cpp durable dispatch_logs rows and token updates (the permanent writer, else a worker per batch); _durable_log()
  *   dispatch_log_writer.h   its interface, and why rows are written that way
  *   gucs.cpp                the vibescaling.* settings

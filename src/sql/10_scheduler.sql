@@ -175,6 +175,8 @@ BEGIN
     declined := '{}';
 
     -- The earliest due post of each account not skipped, earliest first.
+    -- Candidates beyond max_posts: other dispatchers (helpers of the same
+    -- run) hold the first ones, and the lock skips them.
     v_claimed := ARRAY(
         SELECT t FROM vibescaling.posts t
          WHERE t.id = ANY (ARRAY(
@@ -187,9 +189,10 @@ BEGIN
                               AND coalesce(d.tiktok_account_id <> ALL (skip_accounts), true)
                             ORDER BY d.tiktok_account_id, coalesce(d.next_attempt_at, d.scheduled_at), d.id) c
                     ORDER BY c.due, c.id
-                    LIMIT max_posts))
+                    LIMIT max_posts * 8))
            AND t.status = 'scheduled'
          ORDER BY coalesce(t.next_attempt_at, t.scheduled_at), t.id
+         LIMIT max_posts
            FOR UPDATE SKIP LOCKED);
     v_claimed_n := cardinality(v_claimed);
     -- The room left in their accounts' init and creator_info rate limits,
@@ -279,10 +282,9 @@ END
 $$;
 REVOKE ALL ON FUNCTION vibescaling._dispatch_round(timestamptz, integer, uuid[]) FROM PUBLIC;
 
--- The dispatcher's next round (_dispatch_round, up to
--- vibescaling.max_concurrent_requests posts) in the caller's transaction:
--- returns skip_accounts with the accounts the round declined added, or NULL
--- when the round found nothing to do.
+-- The dispatcher's next round (_dispatch_round, up to round_size posts) in
+-- the caller's transaction: returns skip_accounts with the accounts the
+-- round declined added, or NULL when the round found nothing to do.
 --
 -- Each round starts by discarding the session's cached plans (DISCARD
 -- PLANS), so that the round's log lookups are planned for the log as it
@@ -293,7 +295,7 @@ REVOKE ALL ON FUNCTION vibescaling._dispatch_round(timestamptz, integer, uuid[])
 -- replanning, before autovacuum's next analyze. The planner sizes the
 -- partition from its current number of pages, whatever its statistics
 -- say; replanning costs a few milliseconds a round.
-CREATE FUNCTION vibescaling._dispatch_next_round(as_of timestamptz, skip_accounts uuid[])
+CREATE FUNCTION vibescaling._dispatch_next_round(as_of timestamptz, skip_accounts uuid[], round_size integer)
 RETURNS uuid[]
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -302,15 +304,63 @@ DECLARE
     v_round record;
 BEGIN
     DISCARD PLANS;
-    v_round := vibescaling._dispatch_round(as_of, current_setting('vibescaling.max_concurrent_requests')::integer,
-                                           skip_accounts);
+    v_round := vibescaling._dispatch_round(as_of, round_size, skip_accounts);
     IF v_round.processed = 0 AND cardinality(v_round.declined) = 0 THEN
         RETURN NULL;
     END IF;
     RETURN skip_accounts || v_round.declined;
 END
 $$;
-REVOKE ALL ON FUNCTION vibescaling._dispatch_next_round(timestamptz, uuid[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._dispatch_next_round(timestamptz, uuid[], integer) FROM PUBLIC;
+
+-- Starts up to helpers background workers (src/pg/dispatch_helpers.cpp)
+-- that dispatch the posts due at as_of beside the caller, in rounds of
+-- round_size posts, as the calling role with its vibescaling.* settings;
+-- returns how many started (fewer when worker slots are short).
+CREATE FUNCTION vibescaling._start_dispatch_helpers(as_of timestamptz, helpers integer, round_size integer)
+RETURNS integer
+LANGUAGE C STRICT
+AS 'MODULE_PATHNAME', 'vs_start_dispatch_helpers';
+REVOKE ALL ON FUNCTION vibescaling._start_dispatch_helpers(timestamptz, integer, integer) FROM PUBLIC;
+
+-- Waits until the session's dispatch helpers have stopped; true if there were any.
+CREATE FUNCTION vibescaling._wait_dispatch_helpers()
+RETURNS boolean
+LANGUAGE C STRICT
+AS 'MODULE_PATHNAME', 'vs_wait_dispatch_helpers';
+REVOKE ALL ON FUNCTION vibescaling._wait_dispatch_helpers() FROM PUBLIC;
+
+-- Shares a dispatcher run among vibescaling.dispatch_sessions sessions:
+-- starts the helpers the posts due at as_of call for (one per share of
+-- max_concurrent_requests they fill) and returns the caller's own round
+-- size, the part of max_concurrent_requests the helpers do not take. So
+-- the run never has more than max_concurrent_requests calls in flight, and
+-- a run with a few due posts starts no worker at all.
+CREATE FUNCTION vibescaling._start_dispatch_sessions(as_of timestamptz)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_concurrency integer := current_setting('vibescaling.max_concurrent_requests')::integer;
+    v_sessions    integer := least(current_setting('vibescaling.dispatch_sessions')::integer, v_concurrency);
+    v_share       integer := v_concurrency / v_sessions;
+    v_due         integer;
+    v_helpers     integer;
+BEGIN
+    -- Counted up to max_concurrent_requests: enough to size the run.
+    v_due := (SELECT count(*) FROM (SELECT FROM vibescaling.posts p
+                                     WHERE p.status = 'scheduled'
+                                       AND coalesce(p.next_attempt_at, p.scheduled_at) <= as_of
+                                     LIMIT v_concurrency) d);
+    v_helpers := least(v_sessions, ceil(v_due::numeric / v_share)::integer) - 1;
+    IF v_helpers > 0 THEN
+        v_helpers := vibescaling._start_dispatch_helpers(as_of, v_helpers, v_share);
+    END IF;
+    RETURN v_concurrency - greatest(v_helpers, 0) * v_share;
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._start_dispatch_sessions(timestamptz) FROM PUBLIC;
 
 -- Publishes the earliest due post no other session holds, alone, in the
 -- caller's transaction (FOR UPDATE SKIP LOCKED; _publish_attempt waits for
@@ -361,17 +411,24 @@ REVOKE ALL ON FUNCTION vibescaling._dispatch_next_single(timestamptz, boolean) F
 -- Publishes every scheduled post due at as_of but the videos the extension
 -- uploads itself (dispatch_due_uploads sends those, so that a slow video
 -- source never holds up other posts). First in rounds (_dispatch_round): up
--- to vibescaling.max_concurrent_requests posts, one per account, whose
--- calls go out together; each round is a transaction of its own. Then one
--- post at a time, one transaction each, for what the rounds declined
--- (accounts at their rate limit or busy in another session): that pass
--- waits for rate limits as publish_post does.
+-- to a share of vibescaling.max_concurrent_requests posts, one per account,
+-- whose calls go out together; each round is a transaction of its own.
+-- Then one post at a time, one transaction each, for what the rounds
+-- declined (accounts at their rate limit or busy in another session): that
+-- pass waits for rate limits as publish_post does.
+--
+-- A burst is shared among up to vibescaling.dispatch_sessions sessions
+-- (_start_dispatch_sessions): background workers run the same rounds and
+-- pass beside this one, so that calls are in flight while a session works
+-- through its round's checks and records. The run waits for them, then
+-- looks once more for what a failed helper may have left.
+--
 -- FOR UPDATE SKIP LOCKED lets several dispatchers run at once without
 -- touching the same post. Failures are recorded by _record_dispatch_failure
 -- (transient ones retried with backoff, never sooner than TikTok's
 -- Retry-After; an init of unknown outcome is never resent). Query cancel
--- stops the run (committed rounds and posts stay done). Call it as a
--- statement of its own:
+-- stops the run and its helpers (committed rounds and posts stay done).
+-- Call it as a statement of its own:
 --   CALL vibescaling.dispatch_due_posts();
 --
 -- pg_cron runs it as a superuser with search_path "$user", public, and a
@@ -385,23 +442,31 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
     v_caller_path text := pg_catalog.current_setting('search_path');
-    v_skip uuid[] := ARRAY[]::uuid[];
+    v_skip        uuid[];
+    v_round_size  integer;
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     IF as_of IS NULL THEN
         RAISE EXCEPTION 'as_of is required' USING ERRCODE = '22004';
     END IF;
     PERFORM vibescaling._require_primary();
+    v_round_size := vibescaling._start_dispatch_sessions(as_of);
     LOOP
-        v_skip := vibescaling._dispatch_next_round(as_of, v_skip);
-        EXIT WHEN v_skip IS NULL;
-        COMMIT;
-        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-    END LOOP;
-    LOOP
-        EXIT WHEN NOT vibescaling._dispatch_next_single(as_of, false);
-        COMMIT;
-        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        v_skip := ARRAY[]::uuid[];
+        LOOP
+            v_skip := vibescaling._dispatch_next_round(as_of, v_skip, v_round_size);
+            EXIT WHEN v_skip IS NULL;
+            COMMIT;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        END LOOP;
+        LOOP
+            EXIT WHEN NOT vibescaling._dispatch_next_single(as_of, false);
+            COMMIT;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        END LOOP;
+        -- Alone from here: once more, with the whole of max_concurrent_requests.
+        EXIT WHEN NOT vibescaling._wait_dispatch_helpers();
+        v_round_size := pg_catalog.current_setting('vibescaling.max_concurrent_requests')::integer;
     END LOOP;
     PERFORM pg_catalog.set_config('search_path', v_caller_path, true);
 END
