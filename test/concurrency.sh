@@ -12,6 +12,8 @@
 #   7. the permanent log writer: many sessions share it, DROP DATABASE works
 #   8. a burst right after ANALYZE of an empty log: plans follow the log's
 #      growth (no full read of this week's partition per post)
+#   9. a run shares its burst with dispatch helpers (each post once), and
+#      cancelling the run stops them
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -198,6 +200,51 @@ read_rows=$(psql -X -qAt -d "$db" -c "SELECT coalesce(sum(seq_tup_read), 0) FROM
 echo "# rows read by sequential scans of the log: $read_rows"
 check "the log's sequential scans read under 200,000 rows" yes "$([ "$read_rows" -lt 200000 ] && echo yes || echo "no: $read_rows")"
 dropdb "$db"
+
+echo "# 9. a burst shared with dispatch helpers; cancelling the run stops them"
+curl -s -X POST "$sim/_sim/config" -d '{"latency_ms": 300}' >/dev/null
+q "INSERT INTO public.conc_posts
+   SELECT '$run', 'help', (vibescaling.schedule_post(vs_test.new_video('helped ' || i), now() + interval '10 minutes',
+                                                  vs_test.new_account('help${run}_' || i), 'SELF_ONLY') #>> '{data,id}')::uuid
+     FROM generate_series(1, 40) i;" >/dev/null
+later=$(q "SELECT now() + interval '15 minutes'")
+helper_count() { q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'vibescaling dispatch helper'"; }
+(psql -X -qAt -v ON_ERROR_STOP=1 -c "SET vibescaling.max_concurrent_requests = 8" \
+      -c "SET vibescaling.dispatch_sessions = 4" -c "CALL vibescaling.dispatch_due_posts('$later')") & ph=$!
+sleep 0.8
+seen=$(helper_count)
+wait $ph
+check "three helpers ran beside the run (pg_stat_activity)" 3 "$seen"
+check "all 40 posts are posted" 40 \
+  "$(q "SELECT count(*) FROM vibescaling.posts p JOIN conc_posts c USING (id) WHERE c.run = '$run' AND c.label = 'help' AND p.status = 'posted'")"
+check "each account received exactly one init (counts: 1 x40)" "1 x40" "$(inits_per_account "help${run}_")"
+check "the inits came from four backends" 4 \
+  "$(q "SELECT count(DISTINCT l.backend_pid) FROM vibescaling.dispatch_logs l JOIN conc_posts c ON c.id = l.post_id WHERE c.run = '$run' AND c.label = 'help' AND l.endpoint = 'video_init'")"
+check "no helper is left once the run returns" 0 "$(helper_count)"
+
+q "INSERT INTO public.conc_posts
+   SELECT '$run', 'helpcancel', (vibescaling.schedule_post(vs_test.new_video('cancelled run ' || i), now() + interval '10 minutes',
+                                                  vs_test.new_account('hcan${run}_' || i), 'SELF_ONLY') #>> '{data,id}')::uuid
+     FROM generate_series(1, 20) i;" >/dev/null
+# Every creator_info is slow (count: 100), so no init leaves before the cancel.
+curl -s -X POST "$sim/_sim/faults" -d '{"endpoint": "creator_info", "action": "slow", "delay_ms": 8000, "count": 100}' >/dev/null
+(PGAPPNAME="helpcancel$run" psql -X -qAt -c "SET vibescaling.max_concurrent_requests = 8" \
+      -c "SET vibescaling.dispatch_sessions = 4" -c "CALL vibescaling.dispatch_due_posts('$later')" >/dev/null 2>&1) & ph=$!
+sleep 1
+seen=$(helper_count)
+q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'helpcancel$run'" >/dev/null
+wait $ph
+sleep 1.5
+check "helpers were running when the run was cancelled" 3 "$seen"
+check "1.5 s after the cancel, no helper is left" 0 "$(helper_count)"
+check "no post of the cancelled run was touched (its rounds rolled back)" 0 \
+  "$(q "SELECT count(*) FROM vibescaling.posts p JOIN conc_posts c USING (id) WHERE c.run = '$run' AND c.label = 'helpcancel' AND p.status <> 'scheduled'")"
+curl -s -X DELETE "$sim/_sim/faults" >/dev/null
+curl -s -X POST "$sim/_sim/config" -d '{"latency_ms": 0}' >/dev/null
+q "CALL vibescaling.dispatch_due_posts('$later')" >/dev/null
+check "the next run posts all 20" 20 \
+  "$(q "SELECT count(*) FROM vibescaling.posts p JOIN conc_posts c USING (id) WHERE c.run = '$run' AND c.label = 'helpcancel' AND p.status = 'posted'")"
+check "each of their accounts received exactly one init (counts: 1 x20)" "1 x20" "$(inits_per_account "hcan${run}_")"
 
 echo "concurrency: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -320,6 +320,7 @@ REVOKE ALL ON FUNCTION vibescaling._dispatch_next_round(timestamptz, uuid[], int
 CREATE FUNCTION vibescaling._start_dispatch_helpers(as_of timestamptz, helpers integer, round_size integer)
 RETURNS integer
 LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'vs_start_dispatch_helpers';
 REVOKE ALL ON FUNCTION vibescaling._start_dispatch_helpers(timestamptz, integer, integer) FROM PUBLIC;
 
@@ -327,6 +328,7 @@ REVOKE ALL ON FUNCTION vibescaling._start_dispatch_helpers(timestamptz, integer,
 CREATE FUNCTION vibescaling._wait_dispatch_helpers()
 RETURNS boolean
 LANGUAGE C STRICT
+SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'vs_wait_dispatch_helpers';
 REVOKE ALL ON FUNCTION vibescaling._wait_dispatch_helpers() FROM PUBLIC;
 
