@@ -127,8 +127,23 @@ SELECT format('DROP TABLE %s', p.partition) FROM vibescaling._log_tables() t, vi
 SQL
   q -d "$1" -c "DELETE FROM pg_depend WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
                   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'vibescaling')" >/dev/null
-  # (\\restrict lines carry a random key of each dump.)
-  pg_dump -s -n vibescaling -n vibescaling_api "$1" | grep -v -e '^--' -e '^$' -e '^\\restrict' -e '^\\unrestrict'
+  # One block per object (pg_dump heads each with "-- Name: ..."), sorted: the
+  # order pg_dump picks among objects whose dependencies allow several
+  # depends on their creation order, which an upgrade changes. Comments,
+  # blank lines, \\restrict lines (a random key of each dump) and the
+  # default_tablespace/access method SETs (before whichever table comes
+  # first) are dropped.
+  pg_dump -s -n vibescaling -n vibescaling_api "$1" | python3 -c '
+import sys
+blocks, cur = [], []
+for line in sys.stdin:
+    if line.startswith("-- Name: ") and cur:
+        blocks.append("".join(cur)); cur = []
+    if line.startswith("--") or not line.strip() or line.startswith(("\\restrict", "\\unrestrict", "SET default_")):
+        continue
+    cur.append(line)
+blocks.append("".join(cur))
+sys.stdout.write("".join(sorted(blocks)))'
 }
 ext_of() {
   q -d "$1" -c "SELECT array_agg(c::regclass::text ORDER BY c::regclass::text), extrelocatable, extnamespace::regnamespace

@@ -4,6 +4,12 @@
 -- _dispatch_next_round takes its round size: a run shares
 -- max_concurrent_requests among its sessions (vibescaling.dispatch_sessions).
 DROP FUNCTION vibescaling._dispatch_next_round(timestamptz, uuid[]);
+
+-- One post of a dispatcher round on its way out: the post as claimed, its
+-- init's endpoint and options (_prepare_publish), and whether it goes on
+-- to its init (false once its creator_info answer stopped it).
+CREATE TYPE vibescaling._round_item AS (post vibescaling.posts, endpoint text, options jsonb, going boolean);
+
 CREATE OR REPLACE FUNCTION vibescaling._dispatch_round(as_of timestamptz, max_posts integer, skip_accounts uuid[],
                                             OUT processed integer, OUT declined uuid[])
 LANGUAGE plpgsql
@@ -14,15 +20,10 @@ DECLARE
     v_prep      record;
     v_message   text;
     v_state     text;
-    -- The posts going out, in order, with their init endpoints and options;
-    -- v_going[i] becomes false when post i stops after its creator_info.
-    v_posts     vibescaling.posts[] := '{}';
-    v_endpoints text[] := '{}';
-    v_options   jsonb[] := '{}';
-    v_going     boolean[] := '{}';
+    v_items     vibescaling._round_item[] := '{}';  -- the posts going out, in order
+    v_sent      vibescaling._round_item[];          -- those whose init is sent, in order
     v_calls     jsonb;
     v_results   jsonb;
-    v_sent      integer[];   -- the indexes (into v_posts) of the inits sent
     v_claimed   vibescaling.posts[];  -- the due posts the round locked
     v_accounts  uuid[];      -- their accounts
     v_room      integer[];   -- v_room[i]: claimed post i's init room, v_room[v_claimed_n + i]: its creator_info room
@@ -84,10 +85,7 @@ BEGIN
         BEGIN
             v_prep := vibescaling._prepare_publish(p, 'scheduler', NOT (p.id = ANY (v_init_logged)));
             IF v_prep.reconciled IS NULL THEN
-                v_posts := v_posts || p;
-                v_endpoints := v_endpoints || v_prep.endpoint;
-                v_options := v_options || v_prep.options;
-                v_going := v_going || true;
+                v_items := v_items || ROW(p, v_prep.endpoint, v_prep.options, true)::vibescaling._round_item;
             ELSE
                 processed := processed + 1;
             END IF;
@@ -100,44 +98,47 @@ BEGIN
     END LOOP;
 
     -- TikTok requires a fresh creator_info before every Direct Post: all at once.
-    SELECT jsonb_agg(jsonb_build_object('endpoint', 'creator_info', 'tiktok_account_id', (v_posts[k]).tiktok_account_id,
-                                        'post_id', (v_posts[k]).id, 'trigger', 'scheduler') ORDER BY k)
+    SELECT jsonb_agg(jsonb_build_object('endpoint', 'creator_info', 'tiktok_account_id', (t.post).tiktok_account_id,
+                                        'post_id', (t.post).id, 'trigger', 'scheduler') ORDER BY t.n)
       INTO v_calls
-      FROM generate_subscripts(v_posts, 1) k
-     WHERE (v_posts[k]).mode = 'direct';
+      FROM unnest(v_items) WITH ORDINALITY t(post, endpoint, options, going, n)
+     WHERE (t.post).mode = 'direct';
     IF v_calls IS NOT NULL THEN
         v_results := vibescaling._tiktok_call_many(v_calls);
         j := 0;
-        FOR i IN 1 .. cardinality(v_posts) LOOP
-            CONTINUE WHEN (v_posts[i]).mode <> 'direct';
+        FOR i IN 1 .. cardinality(v_items) LOOP
+            CONTINUE WHEN ((v_items[i]).post).mode <> 'direct';
             j := j + 1;
-            IF NOT vibescaling._settle_call(v_posts[i], v_results->(j - 1), 'creator_info', as_of) THEN
-                v_going[i] := false;
+            IF NOT vibescaling._settle_call((v_items[i]).post, v_results->(j - 1), 'creator_info', as_of) THEN
+                v_items[i].going := false;
                 processed := processed + 1;
             END IF;
         END LOOP;
     END IF;
 
     -- All the inits at once (each logged "in flight" first).
-    SELECT jsonb_agg(jsonb_build_object('endpoint', v_endpoints[k], 'tiktok_account_id', (v_posts[k]).tiktok_account_id,
-                                        'post_id', (v_posts[k]).id, 'trigger', 'scheduler', 'options', v_options[k])
-                     ORDER BY k),
-           array_agg(k ORDER BY k)
-      INTO v_calls, v_sent
-      FROM generate_subscripts(v_posts, 1) k
-     WHERE v_going[k];
-    IF v_calls IS NULL THEN
+    v_sent := ARRAY(SELECT ROW(t.post, t.endpoint, t.options, t.going)::vibescaling._round_item
+                      FROM unnest(v_items) WITH ORDINALITY t(post, endpoint, options, going, n)
+                     WHERE t.going
+                     ORDER BY t.n);
+    IF cardinality(v_sent) = 0 THEN
         RETURN;
     END IF;
+    SELECT jsonb_agg(jsonb_build_object('endpoint', t.endpoint, 'tiktok_account_id', (t.post).tiktok_account_id,
+                                        'post_id', (t.post).id, 'trigger', 'scheduler', 'options', t.options)
+                     ORDER BY t.n)
+      INTO v_calls
+      FROM unnest(v_sent) WITH ORDINALITY t(post, endpoint, options, going, n);
     v_results := vibescaling._tiktok_call_many(v_calls);
     processed := processed + cardinality(v_sent);
     -- What TikTok accepted is recorded for all posts at once; the rest one by one.
-    PERFORM vibescaling._record_published_many(ARRAY(SELECT v_posts[k] FROM unnest(v_sent) WITH ORDINALITY s(k, n) ORDER BY n),
-                                               v_results,
-                                               ARRAY(SELECT v_endpoints[k] FROM unnest(v_sent) WITH ORDINALITY s(k, n) ORDER BY n));
+    PERFORM vibescaling._record_published_many(
+                ARRAY(SELECT t.post FROM unnest(v_sent) WITH ORDINALITY t(post, endpoint, options, going, n) ORDER BY t.n),
+                v_results,
+                ARRAY(SELECT t.endpoint FROM unnest(v_sent) WITH ORDINALITY t(post, endpoint, options, going, n) ORDER BY t.n));
     FOR j IN 1 .. cardinality(v_sent) LOOP
         CONTINUE WHEN vibescaling._init_accepted(v_results->(j - 1));
-        PERFORM vibescaling._settle_call(v_posts[v_sent[j]], v_results->(j - 1), v_endpoints[v_sent[j]], as_of);
+        PERFORM vibescaling._settle_call((v_sent[j]).post, v_results->(j - 1), (v_sent[j]).endpoint, as_of);
     END LOOP;
 END
 $$;
