@@ -209,13 +209,20 @@ q "INSERT INTO public.conc_posts
      FROM generate_series(1, 40) i;" >/dev/null
 later=$(q "SELECT now() + interval '15 minutes'")
 helper_count() { q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'vibescaling dispatch helper'"; }
-(psql -X -qAt -v ON_ERROR_STOP=1 -c "SET vibescaling.max_concurrent_requests = 8" \
+# Helpers take the run's own settings: meanwhile the database's default
+# api_base_url points at a closed port, and only the session sets the
+# simulator's (a helper that read the database's would fail its calls).
+db_url=$(q "SELECT current_setting('vibescaling.api_base_url')")
+set_db_url() { q "DO \$\$ BEGIN EXECUTE format('ALTER DATABASE %I SET vibescaling.api_base_url = %L', current_database(), '$1'); END \$\$"; }
+set_db_url "http://127.0.0.1:9"
+(psql -X -qAt -v ON_ERROR_STOP=1 -c "SET vibescaling.api_base_url = '$sim'" -c "SET vibescaling.max_concurrent_requests = 8" \
       -c "SET vibescaling.dispatch_sessions = 4" -c "CALL vibescaling.dispatch_due_posts('$later')") & ph=$!
 sleep 0.8
 seen=$(helper_count)
 wait $ph
+set_db_url "$db_url"
 check "three helpers ran beside the run (pg_stat_activity)" 3 "$seen"
-check "all 40 posts are posted" 40 \
+check "all 40 posts are posted (the helpers used the session's api_base_url)" 40 \
   "$(q "SELECT count(*) FROM vibescaling.posts p JOIN conc_posts c USING (id) WHERE c.run = '$run' AND c.label = 'help' AND p.status = 'posted'")"
 check "each account received exactly one init (counts: 1 x40)" "1 x40" "$(inits_per_account "help${run}_")"
 check "the inits came from four backends" 4 \

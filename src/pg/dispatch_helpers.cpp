@@ -75,8 +75,11 @@ dispatch_helpers_xact_callback(XactEvent event, void *arg)
 }
 
 /*
- * Appends the caller's vibescaling.* settings a helper may need (those it
- * can see and could set in a session) to buf as "name\0value\0" pairs.
+ * Appends the caller's vibescaling.* settings a helper would not have by
+ * itself to buf as "name\0value\0" pairs: those a session can set, set
+ * other than in the server's configuration or the database's defaults
+ * (which the helper reads as the caller did). Secret settings are never
+ * copied: they are set in the server's configuration only.
  */
 static void
 collect_settings(StringInfo buf)
@@ -97,7 +100,11 @@ collect_settings(StringInfo buf)
 		/* values[6]: context; values[8]: source. */
 		if (values[6] == NULL || (strcmp(values[6], "user") != 0 && strcmp(values[6], "superuser") != 0))
 			continue;
-		if (values[8] != NULL && strcmp(values[8], "default") == 0)
+		if (values[8] != NULL &&
+			(strcmp(values[8], "default") == 0 || strcmp(values[8], "configuration file") == 0 ||
+			 strcmp(values[8], "command line") == 0 || strcmp(values[8], "database") == 0))
+			continue;
+		if (GetConfigOptionFlags(values[0], true) & GUC_SUPERUSER_ONLY)
 			continue;
 		appendBinaryStringInfo(buf, values[0], strlen(values[0]) + 1);
 		appendBinaryStringInfo(buf, values[1], strlen(values[1]) + 1);
