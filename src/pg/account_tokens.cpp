@@ -1,5 +1,6 @@
 /* account_tokens.cpp: reading a connected account's status and access token (SPI). */
 #include "pg_headers.h"
+#include "kept_plans.h"
 #include "account_tokens.h"
 
 #include <string.h>
@@ -60,12 +61,14 @@ vs_load_accounts(int n, const char *const *account_ids, VsAccount *out)
 		 * status. read_only = false: a fresh snapshot sees a token the
 		 * refresher just committed.
 		 */
-		if (SPI_execute_with_args("SELECT coalesce(a.status, 'not_found'), vibescaling._unseal(a.access_token_enc),"
+		static SPIPlanPtr kept = NULL;
+
+		if (vs_execute_kept(&kept, "SELECT coalesce(a.status, 'not_found'), vibescaling._unseal(a.access_token_enc),"
 								  " coalesce(extract(epoch FROM a.access_token_expires_at - now()), 1e9),"
 								  " coalesce(a.token_version, 0)"
 								  " FROM unnest($1::uuid[]) WITH ORDINALITY u(id, i)"
 								  " LEFT JOIN vibescaling.tiktok_accounts a ON a.id = u.id ORDER BY u.i",
-								  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != (uint64) n)
+							1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != (uint64) n)
 			elog(ERROR, "could not read vibescaling.tiktok_accounts");
 		for (int i = 0; i < n; i++)
 		{

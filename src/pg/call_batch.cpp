@@ -6,6 +6,7 @@
  * copied into palloc'd memory and freed before anything can raise.
  */
 #include "pg_headers.h"
+#include "kept_plans.h"
 #include "account_tokens.h"
 #include "call_batch.h"
 #include "call_support.h"
@@ -128,6 +129,7 @@ rate_limit_allowance(VsBatchCall *calls, const int *idx, int k, bool *allowed)
 	Datum	   *accounts = (Datum *) palloc(sizeof(Datum) * k);
 	Datum	   *endpoints = (Datum *) palloc(sizeof(Datum) * k);
 	Oid			argtypes[2] = {TEXTARRAYOID, TEXTARRAYOID};
+	static SPIPlanPtr kept = NULL;
 	Datum		args[2];
 	bool		isnull;
 
@@ -140,9 +142,9 @@ rate_limit_allowance(VsBatchCall *calls, const int *idx, int k, bool *allowed)
 	args[1] = PointerGetDatum(construct_array(endpoints, k, TEXTOID, -1, false, TYPALIGN_INT));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT a FROM unnest(vibescaling._rate_limit_allowance($1::uuid[], $2))"
-							  " WITH ORDINALITY t(a, i) ORDER BY i",
-							  2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != (uint64) k)
+	if (vs_execute_kept(&kept, "SELECT a FROM unnest(vibescaling._rate_limit_allowance($1::uuid[], $2))"
+						" WITH ORDINALITY t(a, i) ORDER BY i",
+						2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != (uint64) k)
 		elog(ERROR, "could not check the rate limits");
 	for (int j = 0; j < k; j++)
 		allowed[j] = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[j], SPI_tuptable->tupdesc, 1, &isnull));
@@ -155,12 +157,13 @@ rate_limit_wait(const char *account_id, const char *endpoint_name)
 {
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	Datum		args[2] = {CStringGetTextDatum(account_id), CStringGetTextDatum(endpoint_name)};
+	static SPIPlanPtr kept = NULL;
 	double		wait;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT vibescaling._rate_limit_wait($1::uuid, $2)", 2, argtypes, args,
-							  NULL, false, 1) != SPI_OK_SELECT)
+	if (vs_execute_kept(&kept, "SELECT vibescaling._rate_limit_wait($1::uuid, $2)", 2, argtypes, args,
+						NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not check the rate limit");
 	wait = strtod(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), NULL);
 	SPI_finish();

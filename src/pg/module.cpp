@@ -13,6 +13,8 @@
  *   dispatch_log_writer.h   its interface, and why rows are written that way
  *   gucs.cpp                the vibescaling.* settings
  *   gucs.h                  their C variables
+ *   kept_plans.cpp          fixed SPI statements of the call path, prepared once per backend
+ *   kept_plans.h            its interface
  *   log_writer.cpp          the permanent dispatch log writer: a queue in shared memory, one writer per database
  *   log_writer.h            its interface
  *   module.cpp              this file: module magic and _PG_init

@@ -12,6 +12,7 @@
  * no longer does.
  */
 #include "pg_headers.h"
+#include "kept_plans.h"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -77,6 +78,9 @@ require_posts_row_trigger(FunctionCallInfo fcinfo)
 static HeapTuple
 checked_row(Relation rel, HeapTuple newtup, HeapTuple oldtup, Oid writer)
 {
+	/* Kept for the posts table's row type it was prepared with (the extension may be re-created). */
+	static SPIPlanPtr kept_check = NULL;
+	static Oid	kept_check_rowtype = InvalidOid;
 	TupleDesc	desc = RelationGetDescr(rel);
 	Oid			rowtype = rel->rd_rel->reltype;
 	Oid			argtypes[4] = {rowtype, rowtype, BOOLOID, OIDOID};
@@ -101,8 +105,14 @@ checked_row(Relation rel, HeapTuple newtup, HeapTuple oldtup, Oid writer)
 
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute_with_args("SELECT vibescaling._post_write_checked($1, $2, $3, $4)",
-								  4, argtypes, args, nulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		if (kept_check != NULL && kept_check_rowtype != rowtype)
+		{
+			SPI_freeplan(kept_check);
+			kept_check = NULL;
+		}
+		kept_check_rowtype = rowtype;
+		if (vs_execute_kept(&kept_check, "SELECT vibescaling._post_write_checked($1, $2, $3, $4)",
+							4, argtypes, args, nulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "could not check the post");
 		row = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		if (!isnull)

@@ -6,6 +6,7 @@
  * fit now is answered rate_limited without being sent.
  */
 #include "pg_headers.h"
+#include "kept_plans.h"
 #include "call_batch.h"
 #include "call_support.h"
 
@@ -17,16 +18,17 @@ parse_calls(Jsonb *calls, int *ncalls)
 {
 	Oid			argtypes[1] = {JSONBOID};
 	Datum		args[1] = {JsonbPGetDatum(calls)};
+	static SPIPlanPtr kept = NULL;
 	MemoryContext caller = CurrentMemoryContext;
 	VsBatchCall   *out;
 	int			n;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT c->>'endpoint', (c->>'tiktok_account_id')::uuid::text, (c->>'post_id')::uuid::text,"
-							  " c->>'trigger', coalesce(c->'options', '{}')::text"
-							  " FROM jsonb_array_elements($1) WITH ORDINALITY t(c, i) ORDER BY i",
-							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+	if (vs_execute_kept(&kept, "SELECT c->>'endpoint', (c->>'tiktok_account_id')::uuid::text, (c->>'post_id')::uuid::text,"
+						" c->>'trigger', coalesce(c->'options', '{}')::text"
+						" FROM jsonb_array_elements($1) WITH ORDINALITY t(c, i) ORDER BY i",
+						1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the calls");
 	n = (int) SPI_processed;
 	out = (VsBatchCall *) MemoryContextAllocZero(caller, sizeof(VsBatchCall) * (n > 0 ? n : 1));
