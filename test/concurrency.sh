@@ -14,6 +14,7 @@
 #      growth (no full read of this week's partition per post)
 #   9. a run shares its burst with dispatch helpers (each post once), and
 #      cancelling the run stops them
+#  10. dispatch_due_uploads shares its videos with helpers: uploads at once
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -252,6 +253,28 @@ q "CALL vibescaling.dispatch_due_posts('$later')" >/dev/null
 check "the next run posts all 20" 20 \
   "$(q "SELECT count(*) FROM vibescaling.posts p JOIN conc_posts c USING (id) WHERE c.run = '$run' AND c.label = 'helpcancel' AND p.status = 'posted'")"
 check "each of their accounts received exactly one init (counts: 1 x20)" "1 x20" "$(inits_per_account "hcan${run}_")"
+
+echo "# 10. dispatch_due_uploads: four videos from large objects, three sessions (300 ms per TikTok call)"
+curl -s -X POST "$sim/_sim/config" -d '{"latency_ms": 300}' >/dev/null
+q "INSERT INTO public.conc_posts
+   SELECT '$run', 'upl', vs_test.new_video('uploaded ' || i) FROM generate_series(1, 4) i;
+   UPDATE vibescaling.posts p SET video_url = NULL, video_lo = vs_test.new_lo(1048576)
+     FROM public.conc_posts c WHERE c.id = p.id AND c.run = '$run' AND c.label = 'upl';
+   SELECT vibescaling.schedule_post(c.id, now() + interval '10 minutes', vs_test.new_account('upl${run}_' || row_number() OVER ()),
+                                    'SELF_ONLY')
+     FROM public.conc_posts c WHERE c.run = '$run' AND c.label = 'upl';" >/dev/null
+start=$(date +%s.%N)
+psql -X -qAt -v ON_ERROR_STOP=1 -c "SET vibescaling.dispatch_sessions = 3" \
+     -c "CALL vibescaling.dispatch_due_uploads('$later')" >/dev/null
+elapsed=$(python3 -c "import time; print(round(time.time() - $start, 2))")
+check "all 4 videos are posted" 4 \
+  "$(q "SELECT count(*) FROM vibescaling.posts p JOIN conc_posts c USING (id) WHERE c.run = '$run' AND c.label = 'upl' AND p.status = 'posted'")"
+check "each account received exactly one init (counts: 1 x4)" "1 x4" "$(inits_per_account "upl${run}_")"
+check "their chunks were uploaded by three backends" 3 \
+  "$(q "SELECT count(DISTINCT l.backend_pid) FROM vibescaling.dispatch_logs l JOIN conc_posts c ON c.id = l.post_id WHERE c.run = '$run' AND c.label = 'upl' AND l.endpoint = 'upload_chunk'")"
+echo "# 4 uploads with 3 sessions took ${elapsed}s"
+check "no helper is left once the run returns" 0 "$(helper_count)"
+curl -s -X POST "$sim/_sim/config" -d '{"latency_ms": 0}' >/dev/null
 
 echo "concurrency: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

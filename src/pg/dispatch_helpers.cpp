@@ -1,6 +1,6 @@
 /*
  * dispatch_helpers.cpp: the background workers that share a dispatcher
- * run's rounds (vibescaling.dispatch_sessions).
+ * run's rounds, or its uploads (vibescaling.dispatch_sessions).
  *
  * A round is a barrier: its creator_info calls all come back before its
  * inits leave, and its inits all come back before it commits. While one
@@ -10,7 +10,10 @@
  * each helper runs the same rounds (_dispatch_next_round, FOR UPDATE SKIP
  * LOCKED) and then the same one-by-one pass (_dispatch_next_single) as
  * dispatch_due_posts, in transactions of its own, as the calling role with
- * the caller's vibescaling.* settings. Every exactly-once rule is the
+ * the caller's vibescaling.* settings. A run of dispatch_due_uploads
+ * shares its videos the same way: each helper sends one at a time
+ * (_dispatch_next_single), so up to dispatch_sessions uploads run at once.
+ * Every exactly-once rule is the
  * rounds' own (row locks, the per-account advisory lock, the durable log);
  * a helper adds no shortcut around them.
  *
@@ -34,6 +37,7 @@ typedef struct DispatchHelperJob
 {
 	TimestampTz as_of;
 	int32		round_size;
+	bool		uploads;		/* the one-by-one pass over uploads only (dispatch_due_uploads) */
 	Oid			database_id;
 	Oid			session_user_id;	/* the caller's login role: a worker connects as it */
 	Oid			current_user_id;	/* the role the caller runs as (SET ROLE) */
@@ -150,10 +154,11 @@ PG_FUNCTION_INFO_V1(vs_wait_dispatch_helpers);
 PGDLLEXPORT void vs_dispatch_helper_main(Datum main_arg);
 
 /*
- * vibescaling._start_dispatch_helpers(as_of, helpers, round_size): starts up
- * to helpers background workers that dispatch the posts due at as_of in
- * rounds of round_size posts; returns how many it started (fewer when
- * worker slots are short, none on a standby).
+ * vibescaling._start_dispatch_helpers(as_of, helpers, round_size, uploads):
+ * starts up to helpers background workers that dispatch the posts due at
+ * as_of in rounds of round_size posts, or, with uploads, the videos the
+ * extension uploads, one at a time each; returns how many it started (fewer
+ * when worker slots are short, none on a standby).
  */
 Datum
 vs_start_dispatch_helpers(PG_FUNCTION_ARGS)
@@ -161,6 +166,7 @@ vs_start_dispatch_helpers(PG_FUNCTION_ARGS)
 	TimestampTz as_of = PG_GETARG_TIMESTAMPTZ(0);
 	int32		wanted = PG_GETARG_INT32(1);
 	int32		round_size = PG_GETARG_INT32(2);
+	bool		uploads = PG_GETARG_BOOL(3);
 	StringInfoData settings;
 	DispatchHelperJob *job;
 	MemoryContext old;
@@ -190,6 +196,7 @@ vs_start_dispatch_helpers(PG_FUNCTION_ARGS)
 	job = (DispatchHelperJob *) dsm_segment_address(run_segment);
 	job->as_of = as_of;
 	job->round_size = round_size;
+	job->uploads = uploads;
 	job->database_id = MyDatabaseId;
 	job->session_user_id = GetSessionUserId();
 	job->current_user_id = GetUserId();
@@ -285,7 +292,8 @@ become_caller(DispatchHelperJob *job)
 
 /*
  * A dispatch helper: the rounds, then the one-by-one pass, of the run that
- * started it, each step a transaction of its own, until nothing is left.
+ * started it (of an uploads run: its one-by-one pass over uploads), each
+ * step a transaction of its own, until nothing is left.
  */
 void
 vs_dispatch_helper_main(Datum main_arg)
@@ -319,7 +327,7 @@ vs_dispatch_helper_main(Datum main_arg)
 		skip = PointerGetDatum(construct_empty_array(UUIDOID));
 		MemoryContextSwitchTo(old);
 	}
-	for (;;)
+	while (!job->uploads)
 	{
 		Datum		args[3] = {TimestampTzGetDatum(job->as_of), skip, Int32GetDatum(job->round_size)};
 		bool		done;
@@ -335,7 +343,7 @@ vs_dispatch_helper_main(Datum main_arg)
 	}
 	for (;;)
 	{
-		Datum		args[2] = {TimestampTzGetDatum(job->as_of), BoolGetDatum(false)};
+		Datum		args[2] = {TimestampTzGetDatum(job->as_of), BoolGetDatum(job->uploads)};
 		bool		isnull;
 
 		CHECK_FOR_INTERRUPTS();

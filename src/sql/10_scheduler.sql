@@ -315,14 +315,16 @@ REVOKE ALL ON FUNCTION vibescaling._dispatch_next_round(timestamptz, uuid[], int
 
 -- Starts up to helpers background workers (src/pg/dispatch_helpers.cpp)
 -- that dispatch the posts due at as_of beside the caller, in rounds of
--- round_size posts, as the calling role with its vibescaling.* settings;
+-- round_size posts (with uploads: the videos the extension uploads, one at
+-- a time each), as the calling role with its vibescaling.* settings;
 -- returns how many started (fewer when worker slots are short).
-CREATE FUNCTION vibescaling._start_dispatch_helpers(as_of timestamptz, helpers integer, round_size integer)
+CREATE FUNCTION vibescaling._start_dispatch_helpers(as_of timestamptz, helpers integer, round_size integer,
+                                                    uploads boolean)
 RETURNS integer
 LANGUAGE C STRICT
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'vs_start_dispatch_helpers';
-REVOKE ALL ON FUNCTION vibescaling._start_dispatch_helpers(timestamptz, integer, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._start_dispatch_helpers(timestamptz, integer, integer, boolean) FROM PUBLIC;
 
 -- Waits until the session's dispatch helpers have stopped; true if there were any.
 CREATE FUNCTION vibescaling._wait_dispatch_helpers()
@@ -357,12 +359,37 @@ BEGIN
                                      LIMIT v_concurrency) d);
     v_helpers := least(v_sessions, ceil(v_due::numeric / v_share)::integer) - 1;
     IF v_helpers > 0 THEN
-        v_helpers := vibescaling._start_dispatch_helpers(as_of, v_helpers, v_share);
+        v_helpers := vibescaling._start_dispatch_helpers(as_of, v_helpers, v_share, false);
     END IF;
     RETURN v_concurrency - greatest(v_helpers, 0) * v_share;
 END
 $$;
 REVOKE ALL ON FUNCTION vibescaling._start_dispatch_sessions(timestamptz) FROM PUBLIC;
+
+-- Shares a run of dispatch_due_uploads: starts a helper for each video due
+-- at as_of that the extension uploads, beyond the caller's own, up to
+-- vibescaling.dispatch_sessions sessions in all. Each session sends one
+-- video at a time, so as many uploads run at once as there are sessions.
+CREATE FUNCTION vibescaling._start_upload_sessions(as_of timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_sessions integer := current_setting('vibescaling.dispatch_sessions')::integer;
+    v_due      integer;
+BEGIN
+    v_due := (SELECT count(*) FROM (SELECT FROM vibescaling.posts p
+                                     WHERE p.status = 'scheduled'
+                                       AND coalesce(p.next_attempt_at, p.scheduled_at) <= as_of
+                                       AND p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload'
+                                     LIMIT v_sessions) d);
+    IF v_due > 1 THEN
+        PERFORM vibescaling._start_dispatch_helpers(as_of, v_due - 1, 1, true);
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._start_upload_sessions(timestamptz) FROM PUBLIC;
 
 -- Publishes the earliest due post no other session holds, alone, in the
 -- caller's transaction (FOR UPDATE SKIP LOCKED; _publish_attempt waits for
@@ -476,8 +503,10 @@ $$;
 
 -- Publishes every scheduled video due at as_of that the extension uploads
 -- itself (FILE_UPLOAD from a URL it downloads, a large object or a media
--- row), one at a time, one transaction each, as dispatch_due_posts does
--- for the rest. Its own pg_cron job (vibescaling-uploads): a source that
+-- row), one at a time per session, one transaction each, as
+-- dispatch_due_posts does for the rest. Up to vibescaling.dispatch_sessions
+-- sessions upload at once (_start_upload_sessions: background workers
+-- beside the caller, which waits for them). Its own pg_cron job (vibescaling-uploads): a source that
 -- is slow or never answers costs this job its download budget
 -- (vibescaling.source_connect_timeout_ms, source_stall_timeout_ms), never
 -- the other posts. Like dispatch_due_posts, it pins the search path for
@@ -494,10 +523,15 @@ BEGIN
         RAISE EXCEPTION 'as_of is required' USING ERRCODE = '22004';
     END IF;
     PERFORM vibescaling._require_primary();
+    PERFORM vibescaling._start_upload_sessions(as_of);
     LOOP
-        EXIT WHEN NOT vibescaling._dispatch_next_single(as_of, true);
-        COMMIT;
-        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        LOOP
+            EXIT WHEN NOT vibescaling._dispatch_next_single(as_of, true);
+            COMMIT;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        END LOOP;
+        -- Once more, alone, for what a failed helper may have left.
+        EXIT WHEN NOT vibescaling._wait_dispatch_helpers();
     END LOOP;
     PERFORM pg_catalog.set_config('search_path', v_caller_path, true);
 END

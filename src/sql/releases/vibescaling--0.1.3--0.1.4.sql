@@ -162,13 +162,14 @@ $$;
 
 REVOKE ALL ON FUNCTION vibescaling._dispatch_next_round(timestamptz, uuid[], integer) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION vibescaling._start_dispatch_helpers(as_of timestamptz, helpers integer, round_size integer)
+CREATE OR REPLACE FUNCTION vibescaling._start_dispatch_helpers(as_of timestamptz, helpers integer, round_size integer,
+                                                    uploads boolean)
 RETURNS integer
 LANGUAGE C STRICT
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'vs_start_dispatch_helpers';
 
-REVOKE ALL ON FUNCTION vibescaling._start_dispatch_helpers(timestamptz, integer, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._start_dispatch_helpers(timestamptz, integer, integer, boolean) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION vibescaling._wait_dispatch_helpers()
 RETURNS boolean
@@ -197,13 +198,35 @@ BEGIN
                                      LIMIT v_concurrency) d);
     v_helpers := least(v_sessions, ceil(v_due::numeric / v_share)::integer) - 1;
     IF v_helpers > 0 THEN
-        v_helpers := vibescaling._start_dispatch_helpers(as_of, v_helpers, v_share);
+        v_helpers := vibescaling._start_dispatch_helpers(as_of, v_helpers, v_share, false);
     END IF;
     RETURN v_concurrency - greatest(v_helpers, 0) * v_share;
 END
 $$;
 
 REVOKE ALL ON FUNCTION vibescaling._start_dispatch_sessions(timestamptz) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION vibescaling._start_upload_sessions(as_of timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_sessions integer := current_setting('vibescaling.dispatch_sessions')::integer;
+    v_due      integer;
+BEGIN
+    v_due := (SELECT count(*) FROM (SELECT FROM vibescaling.posts p
+                                     WHERE p.status = 'scheduled'
+                                       AND coalesce(p.next_attempt_at, p.scheduled_at) <= as_of
+                                       AND p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload'
+                                     LIMIT v_sessions) d);
+    IF v_due > 1 THEN
+        PERFORM vibescaling._start_dispatch_helpers(as_of, v_due - 1, 1, true);
+    END IF;
+END
+$$;
+
+REVOKE ALL ON FUNCTION vibescaling._start_upload_sessions(timestamptz) FROM PUBLIC;
 
 CREATE OR REPLACE PROCEDURE vibescaling.dispatch_due_posts(as_of timestamptz DEFAULT pg_catalog.now())
 LANGUAGE plpgsql
@@ -235,6 +258,31 @@ BEGIN
         -- Alone from here: once more, with the whole of max_concurrent_requests.
         EXIT WHEN NOT vibescaling._wait_dispatch_helpers();
         v_round_size := pg_catalog.current_setting('vibescaling.max_concurrent_requests')::integer;
+    END LOOP;
+    PERFORM pg_catalog.set_config('search_path', v_caller_path, true);
+END
+$$;
+
+CREATE OR REPLACE PROCEDURE vibescaling.dispatch_due_uploads(as_of timestamptz DEFAULT pg_catalog.now())
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_caller_path text := pg_catalog.current_setting('search_path');
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    IF as_of IS NULL THEN
+        RAISE EXCEPTION 'as_of is required' USING ERRCODE = '22004';
+    END IF;
+    PERFORM vibescaling._require_primary();
+    PERFORM vibescaling._start_upload_sessions(as_of);
+    LOOP
+        LOOP
+            EXIT WHEN NOT vibescaling._dispatch_next_single(as_of, true);
+            COMMIT;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        END LOOP;
+        -- Once more, alone, for what a failed helper may have left.
+        EXIT WHEN NOT vibescaling._wait_dispatch_helpers();
     END LOOP;
     PERFORM pg_catalog.set_config('search_path', v_caller_path, true);
 END
