@@ -506,11 +506,12 @@ $$;
 -- row), one at a time per session, one transaction each, as
 -- dispatch_due_posts does for the rest. Up to vibescaling.dispatch_sessions
 -- sessions upload at once (_start_upload_sessions: background workers
--- beside the caller, which waits for them). Its own pg_cron job (vibescaling-uploads): a source that
--- is slow or never answers costs this job its download budget
--- (vibescaling.source_connect_timeout_ms, source_stall_timeout_ms), never
--- the other posts. Like dispatch_due_posts, it pins the search path for
--- each of its transactions and calls only schema-qualified functions. Call it as a statement of its own:
+-- beside the caller, which waits for them). Its own pg_cron job
+-- (vibescaling-uploads): a source that is slow or never answers costs this
+-- job its download budget (vibescaling.source_connect_timeout_ms,
+-- source_stall_timeout_ms), never the other posts. Like dispatch_due_posts,
+-- it pins the search path for each of its transactions and calls only
+-- schema-qualified functions. Call it as a statement of its own:
 --   CALL vibescaling.dispatch_due_uploads();
 CREATE PROCEDURE vibescaling.dispatch_due_uploads(as_of timestamptz DEFAULT pg_catalog.now())
 LANGUAGE plpgsql
