@@ -13,12 +13,11 @@
  * the caller's vibescaling.* settings. A run of dispatch_due_uploads
  * shares its videos the same way: each helper sends one at a time
  * (_dispatch_next_single), so up to dispatch_sessions uploads run at once.
- * Every exactly-once rule is the
- * rounds' own (row locks, the per-account advisory lock, the durable log);
- * a helper adds no shortcut around them.
+ * Every exactly-once rule is the rounds' own (row locks, the per-account
+ * advisory lock, the durable log); a helper adds no shortcut around them.
  *
- * The caller waits for its helpers before dispatch_due_posts returns; its
- * error or cancel terminates them (their rounds roll back as a cancelled
+ * The caller waits for its helpers before its procedure returns; its error
+ * or cancel terminates them (their rounds roll back as a cancelled
  * dispatcher's do).
  */
 #include "pg_headers.h"
