@@ -52,21 +52,27 @@ static BackgroundWorkerHandle *run_helpers[MAX_HELPERS];
 static int	run_helper_count = 0;
 static bool xact_callback_registered = false;
 
-/* Terminates this session's helpers and forgets them (an aborted run). */
+/* Frees this session's helper handles and the run's segment: the run is over. */
 static void
-terminate_helpers(void)
+forget_helpers(void)
 {
 	for (int i = 0; i < run_helper_count; i++)
-	{
-		TerminateBackgroundWorker(run_helpers[i]);
 		pfree(run_helpers[i]);
-	}
 	run_helper_count = 0;
 	if (run_segment != NULL)
 	{
 		dsm_detach(run_segment);
 		run_segment = NULL;
 	}
+}
+
+/* Terminates this session's helpers and forgets them (an aborted run). */
+static void
+terminate_helpers(void)
+{
+	for (int i = 0; i < run_helper_count; i++)
+		TerminateBackgroundWorker(run_helpers[i]);
+	forget_helpers();
 }
 
 /* A run that fails or is cancelled takes its helpers down with it. */
@@ -136,14 +142,7 @@ wait_for_helpers(void)
 			CHECK_FOR_INTERRUPTS();
 		}
 	}
-	for (int i = 0; i < run_helper_count; i++)
-		pfree(run_helpers[i]);
-	run_helper_count = 0;
-	if (run_segment != NULL)
-	{
-		dsm_detach(run_segment);
-		run_segment = NULL;
-	}
+	forget_helpers();
 	return had;
 }
 
@@ -213,10 +212,7 @@ vs_start_dispatch_helpers(PG_FUNCTION_ARGS)
 		run_helper_count++;
 	MemoryContextSwitchTo(old);
 	if (run_helper_count == 0)
-	{
-		dsm_detach(run_segment);
-		run_segment = NULL;
-	}
+		forget_helpers();
 	PG_RETURN_INT32(run_helper_count);
 }
 

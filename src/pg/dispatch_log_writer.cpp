@@ -4,6 +4,7 @@
  */
 #include "pg_headers.h"
 #include "dispatch_log_writer.h"
+#include "kept_plans.h"
 #include "log_writer.h"
 #include "session_worker.h"
 
@@ -119,16 +120,18 @@ static SPIPlanPtr kept_plans[2][2];
 static TimestampTz kept_plans_since = 0;
 
 /*
- * The prepared statement that inserts rows (replace false: insert_sql) or
- * replaces them (replace_sql), kept across batches (see kept_plan_max_age_ms).
- * Changes to the log's tables (a new column, a partition dropped) make
- * PostgreSQL plan them again by itself.
+ * Runs the statement that inserts rows (replace false: insert_sql) or
+ * replaces them (replace_sql) with args, from its kept plan (vs_execute_kept),
+ * which is dropped once it is older than kept_plan_max_age_ms. Changes to
+ * the log's tables (a new column, a partition dropped) make PostgreSQL plan
+ * it again by itself.
  */
-static SPIPlanPtr
-prepared_log_statement(bool replace, bool with_retry_after)
+static int
+execute_log_statement(bool replace, bool with_retry_after, Datum *args)
 {
+	static Oid	insert_types[2] = {TEXTARRAYOID, INT4OID};
+	static Oid	replace_types[4] = {TEXTARRAYOID, INT4OID, INT8ARRAYOID, TIMESTAMPTZOID};
 	TimestampTz now = GetCurrentTimestamp();
-	SPIPlanPtr *kept = &kept_plans[replace ? 1 : 0][with_retry_after ? 1 : 0];
 
 	if (kept_plans_since != 0 && TimestampDifferenceExceeds(kept_plans_since, now, kept_plan_max_age_ms))
 	{
@@ -141,21 +144,13 @@ prepared_log_statement(bool replace, bool with_retry_after)
 				}
 		kept_plans_since = 0;
 	}
-	if (*kept == NULL)
-	{
-		Oid			insert_types[2] = {TEXTARRAYOID, INT4OID};
-		Oid			replace_types[4] = {TEXTARRAYOID, INT4OID, INT8ARRAYOID, TIMESTAMPTZOID};
-		SPIPlanPtr	plan = replace ? SPI_prepare(replace_sql(with_retry_after), 4, replace_types)
-			: SPI_prepare(insert_sql(with_retry_after), 2, insert_types);
-
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not prepare the vibescaling.dispatch_logs statements: %s",
-				 SPI_result_code_string(SPI_result));
-		*kept = plan;
-		if (kept_plans_since == 0)
-			kept_plans_since = now;
-	}
-	return *kept;
+	if (kept_plans_since == 0)
+		kept_plans_since = now;
+	if (replace)
+		return vs_execute_kept(&kept_plans[1][with_retry_after ? 1 : 0], replace_sql(with_retry_after), 4,
+							   replace_types, args, NULL, false, 0);
+	return vs_execute_kept(&kept_plans[0][with_retry_after ? 1 : 0], insert_sql(with_retry_after), 2,
+						   insert_types, args, NULL, false, 0);
 }
 
 /*
@@ -201,7 +196,7 @@ store_log_rows(int n, const char *texts, int64 *row_ids, int caller_pid)
 							   Int32GetDatum(caller_pid)};
 		bool		isnull;
 
-		if (SPI_execute_plan(prepared_log_statement(false, with_retry_after), args, NULL, false, 0) != SPI_OK_SELECT ||
+		if (execute_log_statement(false, with_retry_after, args) != SPI_OK_SELECT ||
 			SPI_processed != (uint64) ninsert)
 			elog(ERROR, "could not write vibescaling.dispatch_logs");
 		for (int k = 0; k < ninsert; k++)
@@ -215,7 +210,7 @@ store_log_rows(int n, const char *texts, int64 *row_ids, int caller_pid)
 							   TimestampTzGetDatum(day_ago)};
 
 		/* Every row replaced, or none: a row that is not there is an error. */
-		if (SPI_execute_plan(prepared_log_statement(true, with_retry_after), args, NULL, false, 0) != SPI_OK_UPDATE_RETURNING ||
+		if (execute_log_statement(true, with_retry_after, args) != SPI_OK_UPDATE_RETURNING ||
 			SPI_processed != (uint64) nreplace)
 			elog(ERROR, "could not replace %d vibescaling.dispatch_logs row(s)", nreplace);
 	}

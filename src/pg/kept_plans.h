@@ -10,7 +10,8 @@
 /*
  * Runs sql (which must never change for a given *kept) with SPI, as
  * SPI_execute_with_args would, from the plan in *kept, prepared the first
- * time and kept for the backend's life. PostgreSQL plans it again by itself
+ * time and kept for the backend's life (or until the caller frees it with
+ * SPI_freeplan and sets *kept to NULL). PostgreSQL plans it again by itself
  * when what it reads changes (a table's definition or statistics, the
  * search_path, DISCARD PLANS, which the dispatcher runs every round). Call
  * it between SPI_connect and SPI_finish.

@@ -334,6 +334,24 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'vs_wait_dispatch_helpers';
 REVOKE ALL ON FUNCTION vibescaling._wait_dispatch_helpers() FROM PUBLIC;
 
+-- How many posts are due at as_of, counted up to at_most: with uploads the
+-- videos the extension uploads itself (dispatch_due_uploads sends them),
+-- else the others (dispatch_due_posts), as _dispatch_next_single tells them
+-- apart. Enough to size a run.
+CREATE FUNCTION vibescaling._count_due(as_of timestamptz, uploads boolean, at_most integer)
+RETURNS integer
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT count(*)::integer
+      FROM (SELECT FROM vibescaling.posts p
+             WHERE p.status = 'scheduled'
+               AND coalesce(p.next_attempt_at, p.scheduled_at) <= as_of
+               AND (p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload') = uploads
+             LIMIT at_most) d
+$$;
+REVOKE ALL ON FUNCTION vibescaling._count_due(timestamptz, boolean, integer) FROM PUBLIC;
+
 -- Shares a dispatcher run among vibescaling.dispatch_sessions sessions:
 -- starts the helpers the posts due at as_of call for (one per share of
 -- max_concurrent_requests they fill) and returns the caller's own round
@@ -349,14 +367,9 @@ DECLARE
     v_concurrency integer := current_setting('vibescaling.max_concurrent_requests')::integer;
     v_sessions    integer := least(current_setting('vibescaling.dispatch_sessions')::integer, v_concurrency);
     v_share       integer := v_concurrency / v_sessions;
-    v_due         integer;
+    v_due         integer := vibescaling._count_due(as_of, false, v_concurrency);
     v_helpers     integer;
 BEGIN
-    -- Counted up to max_concurrent_requests: enough to size the run.
-    v_due := (SELECT count(*) FROM (SELECT FROM vibescaling.posts p
-                                     WHERE p.status = 'scheduled'
-                                       AND coalesce(p.next_attempt_at, p.scheduled_at) <= as_of
-                                     LIMIT v_concurrency) d);
     v_helpers := least(v_sessions, ceil(v_due::numeric / v_share)::integer) - 1;
     IF v_helpers > 0 THEN
         v_helpers := vibescaling._start_dispatch_helpers(as_of, v_helpers, v_share, false);
@@ -376,14 +389,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_sessions integer := current_setting('vibescaling.dispatch_sessions')::integer;
-    v_due      integer;
+    v_due integer := vibescaling._count_due(as_of, true,
+                                            current_setting('vibescaling.dispatch_sessions')::integer);
 BEGIN
-    v_due := (SELECT count(*) FROM (SELECT FROM vibescaling.posts p
-                                     WHERE p.status = 'scheduled'
-                                       AND coalesce(p.next_attempt_at, p.scheduled_at) <= as_of
-                                       AND p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload'
-                                     LIMIT v_sessions) d);
     IF v_due > 1 THEN
         PERFORM vibescaling._start_dispatch_helpers(as_of, v_due - 1, 1, true);
     END IF;
