@@ -5,7 +5,7 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(39);
+SELECT plan(41);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 SELECT current_setting('vibescaling.api_base_url') AS sim \gset
@@ -34,7 +34,9 @@ SELECT is((SELECT status FROM vibescaling.posts WHERE id = :'p1'), 'posted', 'th
 SELECT vs_test.new_account('up2_' || :'run') AS a2 \gset
 SELECT vs_test.new_lo(23 * 1048576) AS lo2 \gset
 INSERT INTO vibescaling.posts (caption, video_lo) VALUES ('23 MB', :lo2) RETURNING id AS p2 \gset
+SELECT vibescaling.http_pool_stats() AS pool2a \gset
 SELECT vibescaling.publish_post(:'p2', :'a2', 'SELF_ONLY') #>> '{data,publish_id}' AS pid2 \gset
+SELECT vibescaling.http_pool_stats() AS pool2b \gset
 SELECT is((SELECT r->'body'->'source_info' FROM vs_test.sim_requests('up2_' || :'run', 'video_init') r),
           '{"source": "FILE_UPLOAD", "video_size": 24117248, "chunk_size": 5242880, "total_chunk_count": 4}'::jsonb,
           '23 MB in 5 MB chunks: total_chunk_count = floor(23/5) = 4');
@@ -50,6 +52,10 @@ SELECT is((SELECT count(DISTINCT publish_id) FROM vibescaling.dispatch_logs WHER
           1::bigint, '... all for the publish_id');
 SELECT is((vibescaling.publish_status(:'p2') #>> '{data,uploaded_bytes}')::bigint, 24117248::bigint,
           'publish_status shows TikTok''s uploaded_bytes');
+SELECT is((:'pool2b'::jsonb->>'transfers')::bigint - (:'pool2a'::jsonb->>'transfers')::bigint, 6::bigint,
+          'creator_info, the init and the 4 chunk PUTs went over kept-alive connections');
+SELECT cmp_ok((:'pool2b'::jsonb->>'connections_reused')::bigint - (:'pool2a'::jsonb->>'connections_reused')::bigint,
+              '>=', 3::bigint, '... the 2nd to 4th chunk on the connection of the 1st');
 
 -- 3. bytea in vibescaling.media (a MOV): one chunk of 6 MB.
 SELECT vs_test.new_account('up3_' || :'run') AS a3 \gset

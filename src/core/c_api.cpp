@@ -12,6 +12,7 @@
 #include "call_many.hpp"
 #include "chunk_plan.hpp"
 #include "chunk_upload.hpp"
+#include "curl_transfer.hpp"
 #include "endpoints.hpp"
 #include "error_map.hpp"
 #include "json_out.hpp"

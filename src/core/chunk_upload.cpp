@@ -204,6 +204,7 @@ put_chunk(const vs_http_options *opt, const vs_chunk_put *chunk, bool *perform_s
 		req.ca_file = opt->ca_file;
 	req.request_timeout_ms = opt->request_timeout_ms;
 	req.should_abort = opt->should_abort;
+	req.keep_alive = true;		/* the video's chunks go one after another to one host */
 
 	HttpReply	reply = http_send(req, perform_started);
 	CallOutcome out;

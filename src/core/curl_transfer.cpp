@@ -9,6 +9,7 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cstring>
 
 namespace vibescaling {
@@ -182,18 +183,39 @@ on_open_socket(void *userp, curlsocktype purpose, struct curl_sockaddr *address)
 }
 
 /*
- * curl pre-request callback (source downloads): checks once more, on the
- * connected socket's peer address, just before a request is sent over a
- * connection (a new or a reused one); refusing stops the transfer.
+ * curl pre-request callback: libcurl is about to send the request on an
+ * established connection (a new or a reused one). The first time on a
+ * redirect hop is the send; a second time can only be libcurl's own retry
+ * after a reused connection died before any reply byte, so it is refused:
+ * the first copy may already have been acted on, and a re-send nobody
+ * logged is what the dispatch log must never miss. For source downloads it
+ * also checks, on the connected socket's peer address, that the address is
+ * allowed. Refusing stops the transfer.
  */
 int
 on_prereq(void *userp, char *conn_primary_ip, char *, int, int) noexcept
 {
 	TransferState *st = static_cast<TransferState *>(userp);
+	long		hop = 0;
+
+	curl_easy_getinfo(st->handle, CURLINFO_REDIRECT_COUNT, &hop);
+	if (hop != st->sends_hop)
+	{
+		st->sends_hop = hop;
+		st->sends = 0;
+	}
+	if (++st->sends > 1)
+	{
+		st->resend_blocked = true;
+		return CURL_PREREQFUNC_ABORT;
+	}
+	if (st->address_policy == nullptr)
+		return CURL_PREREQFUNC_OK;
+
 	IpAddress	ip;
 
-	if (st->address_policy == nullptr || conn_primary_ip == nullptr ||
-		!parse_ip_address(conn_primary_ip, &ip) || !st->address_policy->permits(ip))
+	if (conn_primary_ip == nullptr || !parse_ip_address(conn_primary_ip, &ip) ||
+		!st->address_policy->permits(ip))
 	{
 		st->address_refused = true;
 		return CURL_PREREQFUNC_ABORT;
@@ -224,6 +246,41 @@ has_control_chars(const std::string &s) noexcept
 }
 
 }								/* namespace */
+
+namespace {
+
+/* The kept-alive connection counters (atomics: pool_stats may run while a batch holds its mutex). */
+std::atomic<long long> g_transfers{0};
+std::atomic<long long> g_connections_opened{0};
+std::atomic<long long> g_connections_reused{0};
+
+}								/* namespace */
+
+/* A snapshot of the counters; see the header. */
+PoolStats
+pool_stats() noexcept
+{
+	PoolStats	s;
+
+	s.transfers = g_transfers.load();
+	s.connections_opened = g_connections_opened.load();
+	s.connections_reused = g_connections_reused.load();
+	return s;
+}
+
+/* Counts a finished kept-alive transfer; see the header. */
+void
+count_pooled_transfer(CURL *h, const TransferState &st) noexcept
+{
+	long		connects = 0;
+
+	curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects);
+	g_transfers++;
+	g_connections_opened += connects;
+	/* Each send went over a new connection or a reused one. */
+	if (st.sends > connects)
+		g_connections_reused += st.sends - connects;
+}
 
 /* Initializes libcurl once per process; see the header. */
 void
@@ -330,13 +387,13 @@ setup_transfer(CURL *h, const HttpRequest &req, TransferState &st, CurlSlistPtr 
 	set_option(h, CURLOPT_XFERINFOFUNCTION, &on_progress);
 	set_option(h, CURLOPT_XFERINFODATA, static_cast<void *>(&st));
 	set_option(h, CURLOPT_ERRORBUFFER, errbuf);
+	set_option(h, CURLOPT_PREREQFUNCTION, &on_prereq);
+	set_option(h, CURLOPT_PREREQDATA, static_cast<void *>(&st));
 
 	if (req.address_policy != nullptr)
 	{
 		set_option(h, CURLOPT_OPENSOCKETFUNCTION, &on_open_socket);
 		set_option(h, CURLOPT_OPENSOCKETDATA, static_cast<void *>(&st));
-		set_option(h, CURLOPT_PREREQFUNCTION, &on_prereq);
-		set_option(h, CURLOPT_PREREQDATA, static_cast<void *>(&st));
 		/* A proxy would be the address checked, not the source: connect directly. */
 		set_option(h, CURLOPT_PROXY, "");
 	}
@@ -358,11 +415,9 @@ release_transfer(CURL *h, const HttpRequest &req) noexcept
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, static_cast<void *>(nullptr));
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, static_cast<void *>(nullptr));
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, static_cast<void *>(nullptr));
+	curl_easy_setopt(h, CURLOPT_PREREQDATA, static_cast<void *>(nullptr));
 	if (req.address_policy != nullptr)
-	{
 		curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, static_cast<void *>(nullptr));
-		curl_easy_setopt(h, CURLOPT_PREREQDATA, static_cast<void *>(nullptr));
-	}
 	if (req.verb != HttpVerb::kGet)
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, static_cast<const char *>(nullptr));
 }
@@ -390,6 +445,7 @@ collect_reply(CURL *h, CURLcode rc, TransferState &st, const HttpRequest &req,
 	reply.truncated = st.truncated;
 	reply.address_refused = st.address_refused;
 	reply.stalled = st.stalled;
+	reply.resend_blocked = st.resend_blocked;
 	if (st.out_of_memory)
 		throw std::bad_alloc();
 	/* Stopped on purpose after a whole status line and headers: a usable reply. */
@@ -429,6 +485,20 @@ collect_reply(CURL *h, CURLcode rc, TransferState &st, const HttpRequest &req,
 	/* Once connected (or something was written) the server may have acted on it. */
 	reply.outcome_unknown = reply.error_code != "connect_failed" &&
 		(connect_us > 0 || request_size > 0);
+
+	/*
+	 * A connect failure after the request was sent can only be libcurl's
+	 * re-send failing to connect: the same story as a blocked re-send.
+	 */
+	if (st.resend_blocked || (st.sends > 0 && reply.error_code == "connect_failed"))
+	{
+		reply.error_code = "transport_error";
+		reply.error_message = "the connection closed before any reply arrived; "
+			"the request was not re-sent (it may have been received)";
+	}
+	/* Sent once: the server may have acted on it. */
+	if (st.sends > 0)
+		reply.outcome_unknown = true;
 	return reply;
 }
 

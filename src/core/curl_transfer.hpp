@@ -60,11 +60,32 @@ struct TransferState
 	const AddressPolicy *address_policy = nullptr;
 	bool		address_refused = false;
 
+	int			sends = 0;		/* times libcurl was about to send the request (this redirect hop) */
+	long		sends_hop = 0;	/* the redirect hop sends counts for */
+	bool		resend_blocked = false;	/* libcurl's own re-send was stopped */
+
 	long		stall_timeout_ms = 0;
 	curl_off_t	progress_bytes = -1;	/* down + up at the last progress seen */
 	std::chrono::steady_clock::time_point progress_at;
 	bool		stalled = false;
 };
+
+/* How long a kept-alive connection may sit idle before it is closed instead of reused. */
+constexpr long kMaxIdleConnectionAgeS = 30;
+
+/* Counters of the kept-alive connections (batches, single calls, uploads) since the process started. */
+struct PoolStats
+{
+	long long	transfers = 0;			/* transfers on kept-alive connections */
+	long long	connections_opened = 0;	/* new connections (CURLINFO_NUM_CONNECTS) */
+	long long	connections_reused = 0;	/* sends on an already open connection */
+};
+
+/* A snapshot of the counters; never throws. */
+PoolStats	pool_stats() noexcept;
+
+/* Counts a finished kept-alive transfer on h (its sends over new and reused connections). */
+void		count_pooled_transfer(CURL *h, const TransferState &st) noexcept;
 
 /* Initializes libcurl once per process; throws std::runtime_error when that fails. */
 void		ensure_curl_global_init();
@@ -81,8 +102,10 @@ void		check_request(const HttpRequest &req);
  * *headers, "Expect:" removed), User-Agent, method and body (req's buffer
  * used in place), and the callbacks, which write into st. errbuf
  * (CURL_ERROR_SIZE bytes), *headers, st and req's body must outlive the
- * transfer. Connection reuse is left to the caller. Throws std::bad_alloc
- * or std::runtime_error.
+ * transfer. A request is sent at most once per redirect hop: libcurl's own
+ * re-send over a reused connection that died before any reply byte is
+ * stopped (collect_reply reports it). Connection reuse itself is left to the
+ * caller. Throws std::bad_alloc or std::runtime_error.
  */
 void		setup_transfer(CURL *h, const HttpRequest &req, TransferState &st,
 						   CurlSlistPtr &headers, char *errbuf);
@@ -97,7 +120,8 @@ void		release_transfer(CURL *h, const HttpRequest &req) noexcept;
 /*
  * The HttpReply of a finished transfer on h that ended with rc: a complete
  * reply, or the transport failure (code, message without the bearer token,
- * outcome_unknown once connected or something was written). Throws
+ * outcome_unknown once connected or something was written; a stopped
+ * re-send is a "transport_error" of unknown outcome). Throws
  * std::bad_alloc when a callback ran out of memory.
  */
 HttpReply	collect_reply(CURL *h, CURLcode rc, TransferState &st, const HttpRequest &req,

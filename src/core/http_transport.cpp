@@ -71,17 +71,17 @@ http_send(const HttpRequest &req, bool *perform_started)
 	char		errbuf[CURL_ERROR_SIZE];
 
 	setup_transfer(h, req, st, headers, errbuf);
-	/*
-	 * One connection per request, never reused: libcurl silently re-sends a
-	 * request whose reused keep-alive connection closed before any reply
-	 * byte, an attempt that no dispatch_logs row shows and the rate limiter
-	 * does not count (the chaos test found it). The price is a handshake per
-	 * request. (The pool in multi_transport.cpp, which single calls and
-	 * vs_call_many use, keeps connections alive and blocks the re-send
-	 * instead; see call.cpp for why OAuth stays here.)
-	 */
-	set_option(h, CURLOPT_FRESH_CONNECT, 1L);
-	set_option(h, CURLOPT_FORBID_REUSE, 1L);
+	if (req.keep_alive)
+	{
+		/* Rarely reuse a connection the server has already timed out (the re-send hazard). */
+		set_option(h, CURLOPT_MAXAGE_CONN, kMaxIdleConnectionAgeS);
+	}
+	else
+	{
+		/* A fresh connection, closed after the reply (see call.cpp for why OAuth wants one). */
+		set_option(h, CURLOPT_FRESH_CONNECT, 1L);
+		set_option(h, CURLOPT_FORBID_REUSE, 1L);
+	}
 
 	if (perform_started != nullptr)
 		*perform_started = true;
@@ -89,6 +89,8 @@ http_send(const HttpRequest &req, bool *perform_started)
 	CURLcode	rc = curl_easy_perform(h);
 	double		duration_ms = elapsed_ms(start);
 
+	if (req.keep_alive)
+		count_pooled_transfer(h, st);
 	/* The handle outlives this call: never leave it pointing at our stack or the caller's data. */
 	release_transfer(h, req);
 	return collect_reply(h, rc, st, req, errbuf, duration_ms);

@@ -1,11 +1,11 @@
 /*
  * http_transport.hpp: one HTTP(S) request (POST, GET or PUT) through
- * libcurl, on a per-process reused handle (its DNS cache survives between
- * calls) and a fresh connection per request (see http_transport.cpp).
- * Only the requests that must not share a connection use it: the OAuth
- * token and revoke calls (call.cpp), chunk PUTs (chunk_upload.cpp) and
- * video source downloads (range_fetch.cpp). Every other TikTok call,
- * single (vs_call) or batched (vs_call_many), rides the kept-alive pool of
+ * libcurl, on a per-process reused handle (its DNS cache and kept-alive
+ * connections survive between calls). The requests that go one at a time
+ * use it: the OAuth token and revoke calls (call.cpp, a fresh connection
+ * each), chunk PUTs (chunk_upload.cpp) and video source downloads
+ * (range_fetch.cpp), both kept alive. Every other TikTok call, single
+ * (vs_call) or batched (vs_call_many), rides the pool of
  * multi_transport.hpp.
  */
 #ifndef VS_HTTP_TRANSPORT_HPP
@@ -98,6 +98,15 @@ struct HttpRequest
 
 	/* > 0: a reply announcing a larger body fails with "file_too_large" (CURLOPT_MAXFILESIZE_LARGE). */
 	long long	max_file_size = 0;
+
+	/*
+	 * http_send only: reuse a kept-alive connection of the process's handle
+	 * (and keep this one open) instead of a fresh connection per request.
+	 * libcurl's own re-send over a reused connection that died is stopped
+	 * (a "transport_error" of unknown outcome): the caller decides whether
+	 * to send again, and logs it.
+	 */
+	bool		keep_alive = false;
 };
 
 /* What came back, or why nothing usable did. */
@@ -115,6 +124,7 @@ struct HttpReply
 	bool		outcome_unknown = false;	/* the request may have reached the server */
 	bool		address_refused = false;	/* the policy refused an address (see HttpRequest) */
 	bool		stalled = false;	/* no byte moved for stall_timeout_ms */
+	bool		resend_blocked = false; /* libcurl's re-send over a dead reused connection was stopped */
 	double		duration_ms = 0.0;
 };
 

@@ -2,14 +2,12 @@
  * multi_transport.cpp: a batch of requests on the process's libcurl multi
  * handle (see multi_transport.hpp).
  *
- * Unlike http_transport.cpp, connections are kept alive and reused (single
- * calls through vs_call use this pool too, with max_concurrent 0), which
- * brings back the hazard for which http_transport.cpp opens a fresh
- * connection per request: libcurl silently re-sends a request when a
- * reused connection turns out dead before any reply byte ("Connection
- * died, retrying a fresh connect"). Here CURLOPT_PREREQFUNCTION, which libcurl calls right before
- * each send of a request (the re-send included), counts the sends and
- * aborts the second one, so no request ever leaves the process twice.
+ * Connections are kept alive and reused (single calls through vs_call use
+ * this pool too, with max_concurrent 0). That brings the hazard of libcurl
+ * silently re-sending a request when a reused connection turns out dead
+ * before any reply byte ("Connection died, retrying a fresh connect"):
+ * setup_transfer's pre-request callback (curl_transfer.cpp) stops the
+ * second send, so no request ever leaves the process twice.
  *
  * The batch is driven by libcurl's event interface, so that a wakeup costs
  * in proportion to the sockets that are ready rather than to the transfers
@@ -85,11 +83,6 @@ struct EventLoop
 };
 
 EventLoop	g_loop;
-
-/* The pool counters (atomics: pool_stats may run while a batch holds the mutex). */
-std::atomic<long long> g_transfers{0};
-std::atomic<long long> g_connections_opened{0};
-std::atomic<long long> g_connections_reused{0};
 
 /* Throws for a failed curl_multi_* call (std::bad_alloc on out-of-memory). */
 void
@@ -243,8 +236,6 @@ struct Slot
 	TransferState st;
 	CurlSlistPtr headers;
 	char		errbuf[CURL_ERROR_SIZE];
-	int			sends = 0;		/* times libcurl was about to send the request */
-	bool		resend_blocked = false; /* the second send was stopped */
 	std::chrono::steady_clock::time_point start;
 
 	Slot() { errbuf[0] = '\0'; }
@@ -260,26 +251,6 @@ struct Slot
 			curl_easy_cleanup(easy);
 	}
 };
-
-/*
- * CURLOPT_PREREQFUNCTION: libcurl is about to send the request on an
- * established connection. The first time is the send; a second time can
- * only be libcurl's own retry after a reused connection died (redirects
- * are off), so it is refused: the first copy may already have been acted
- * on, and a re-send nobody logged is what the dispatch log must never miss.
- */
-int
-on_prereq(void *userp, char *, char *, int, int) noexcept
-{
-	Slot	   *slot = static_cast<Slot *>(userp);
-
-	if (++slot->sends > 1)
-	{
-		slot->resend_blocked = true;
-		return CURL_PREREQFUNC_ABORT;
-	}
-	return CURL_PREREQFUNC_OK;
-}
 
 /* The reply of a request the batch never started because the caller aborted. */
 HttpReply
@@ -338,8 +309,6 @@ public:
 			set_option(h, CURLOPT_PIPEWAIT, 1L);
 		/* Rarely reuse a connection the server has already timed out (the re-send hazard). */
 		set_option(h, CURLOPT_MAXAGE_CONN, kMaxIdleConnectionAgeS);
-		set_option(h, CURLOPT_PREREQFUNCTION, &on_prereq);
-		set_option(h, CURLOPT_PREREQDATA, static_cast<void *>(slot.get()));
 
 		Slot	   *raw = slot.get();
 
@@ -415,41 +384,15 @@ private:
 		curl_multi_remove_handle(multi_, owned->easy);
 		owned->in_multi = false;
 
-		long		connects = 0;
-
-		curl_easy_getinfo(owned->easy, CURLINFO_NUM_CONNECTS, &connects);
-		g_transfers++;
-		g_connections_opened += connects;
-		/* Each send went over a new connection or a reused one. */
-		if (owned->sends > connects)
-			g_connections_reused += owned->sends - connects;
-
+		count_pooled_transfer(owned->easy, owned->st);
 		release_transfer(owned->easy, *owned->request);
 		HttpReply	reply = collect_reply(owned->easy, rc, owned->st, *owned->request,
 										  owned->errbuf, duration_ms);
 
-		if (!reply.completed)
+		if (!reply.completed && aborted_by_caller)
 		{
-			/*
-			 * A connect failure after the request was sent can only be
-			 * libcurl's retry failing to connect: the same story as a
-			 * blocked re-send.
-			 */
-			if (owned->resend_blocked ||
-				(owned->sends > 0 && reply.error_code == "connect_failed"))
-			{
-				reply.error_code = "transport_error";
-				reply.error_message = "the connection closed before any reply arrived; "
-					"the request was not re-sent (it may have been received)";
-			}
-			if (aborted_by_caller)
-			{
-				reply.error_code = "aborted";
-				reply.error_message = "aborted by the caller before the reply arrived";
-			}
-			/* Sent once: the server may have acted on it. */
-			if (owned->sends > 0)
-				reply.outcome_unknown = true;
+			reply.error_code = "aborted";
+			reply.error_message = "aborted by the caller before the reply arrived";
 		}
 		replies_[owned->index] = std::move(reply);
 	}
@@ -540,18 +483,6 @@ wait_and_dispatch(CURLM *multi)
 }
 
 }								/* namespace */
-
-/* A snapshot of the pool counters. */
-PoolStats
-pool_stats() noexcept
-{
-	PoolStats	s;
-
-	s.transfers = g_transfers.load();
-	s.connections_opened = g_connections_opened.load();
-	s.connections_reused = g_connections_reused.load();
-	return s;
-}
 
 /* Sends a batch over the shared multi handle; see the header. */
 std::vector<HttpReply>

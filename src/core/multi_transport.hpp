@@ -17,20 +17,6 @@ namespace vibescaling {
 /* Most transfers (and connections) a batch may have in flight; larger asks are capped. */
 constexpr int kMaxBatchConcurrency = 1024;
 
-/* How long a pooled connection may sit idle before it is closed instead of reused. */
-constexpr long kMaxIdleConnectionAgeS = 30;
-
-/* Counters of the connection pool (batches and single calls) since the process started. */
-struct PoolStats
-{
-	long long	transfers = 0;			/* transfers handed to libcurl */
-	long long	connections_opened = 0;	/* new connections (CURLINFO_NUM_CONNECTS) */
-	long long	connections_reused = 0;	/* sends on an already open connection */
-};
-
-/* A snapshot of the counters; never throws. */
-PoolStats	pool_stats() noexcept;
-
 /*
  * Sends every non-null requests[i] over the process's shared multi handle,
  * at most max_concurrent (capped to 1 .. kMaxBatchConcurrency) in flight

@@ -111,6 +111,7 @@ source_request(const vs_http_options *opt, const char *url, const AddressPolicy 
 	req.should_abort = opt->should_abort;
 	req.address_policy = &policy;
 	req.max_file_size = kMaxVideoSize;
+	req.keep_alive = true;		/* a video's ranges come one after another from one host */
 	return req;
 }
 
@@ -295,6 +296,25 @@ range_outcome(const HttpReply &reply, long long first, long long length)
 	return out;
 }
 
+/*
+ * Sends a source request on a kept-alive connection. A GET changes
+ * nothing at the source, so when libcurl's own re-send over a reused
+ * connection that died was stopped (no reply byte arrived), it is sent
+ * once more here, on a fresh connection.
+ */
+HttpReply
+send_source_request(HttpRequest &req, bool *perform_started)
+{
+	HttpReply	reply = http_send(req, perform_started);
+
+	if (!reply.completed && reply.resend_blocked)
+	{
+		req.keep_alive = false;
+		reply = http_send(req, perform_started);
+	}
+	return reply;
+}
+
 }								/* namespace */
 
 /* Size and type of the source at url; see the header. */
@@ -321,7 +341,7 @@ probe_source(const vs_http_options *opt, const char *url, bool *perform_started)
 	req.sink = reinterpret_cast<char *>(head);
 	req.sink_capacity = sizeof head;	/* a 200 (whole file) stops after these bytes */
 
-	HttpReply	reply = http_send(req, perform_started);
+	HttpReply	reply = send_source_request(req, perform_started);
 	CallOutcome out = reply.completed ? probe_outcome(reply, head, reply.sink_bytes) : transport_failure(reply);
 
 	out.duration_ms = reply.duration_ms;
@@ -364,7 +384,7 @@ fetch_range(const vs_http_options *opt, const char *url, long long first, long l
 	req.sink_capacity = static_cast<std::size_t>(length);
 	req.sink_takes_200 = (first == 0);	/* else a 200 is the file's start: not ours to store */
 
-	HttpReply	reply = http_send(req, perform_started);
+	HttpReply	reply = send_source_request(req, perform_started);
 
 	if (received != nullptr)
 		*received = static_cast<long long>(reply.sink_bytes);

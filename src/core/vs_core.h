@@ -271,10 +271,14 @@ typedef struct vs_call_spec
 void		vs_call_many(const vs_http_options *opt, int max_concurrent, int n,
 						 const vs_call_spec *specs, vs_call_result *results);
 
-/* Counters of the process's connection pool (vs_call_many, vs_call) since start (for benchmarks and tests). */
+/*
+ * Counters of the process's kept-alive connections since start (vs_call_many,
+ * vs_call but OAuth's, vs_put_chunk, vs_probe_source, vs_fetch_range; for
+ * benchmarks and tests).
+ */
 typedef struct vs_pool_stats
 {
-	long long	transfers;		/* requests handed to libcurl by vs_call_many (sent or attempted) */
+	long long	transfers;		/* requests handed to libcurl over them (sent or attempted) */
 	long long	connections_opened; /* new connections (connects) those transfers made */
 	long long	connections_reused; /* sends over a connection kept alive from before */
 } vs_pool_stats;
@@ -398,9 +402,11 @@ typedef struct vs_chunk_put
 /*
  * PUTs one chunk: headers Content-Range: bytes FIRST-LAST/TOTAL,
  * Content-Length, Content-Type; no Authorization, no "Expect:
- * 100-continue"; on a connection of its own (no keep-alive for uploads
- * yet, though a PUT of the same range is idempotent). opt->base_url is not
- * used. Fills *out like vs_call: ok iff HTTP 206 or 201; for any HTTP
+ * 100-continue"; on a kept-alive connection (a video's chunks share one),
+ * never re-sent by libcurl itself: a PUT whose reused connection died
+ * before any reply byte fails as transport_error, outcome unknown,
+ * retryable (a PUT of the same range is idempotent; the caller logs each
+ * attempt). opt->base_url is not used. Fills *out like vs_call: ok iff HTTP 206 or 201; for any HTTP
  * reply data_json =
  * {"complete": bool (HTTP 201), "uploaded_bytes": N}, N = LAST+1 from the
  * reply's Content-Range "bytes 0-LAST/TOTAL", or -1 when absent (or

@@ -9,9 +9,9 @@ PG_FUNCTION_INFO_V1(vs_http_pool_stats);
  * vibescaling.http_pool_stats() RETURNS jsonb: {"transfers",
  * "connections_opened", "connections_reused"} of this backend's pool of
  * kept-alive connections since it started: the batched calls
- * (_tiktok_call_many) and the single ones (_tiktok_call) but OAuth's;
- * chunk PUTs and source downloads do not use it. How well keep-alive
- * spares a connection (and TLS handshake) per call.
+ * (_tiktok_call_many), the single ones (_tiktok_call) but OAuth's, chunk
+ * PUTs and video source downloads. How well keep-alive spares a
+ * connection (and TLS handshake) per request.
  */
 Datum
 vs_http_pool_stats(PG_FUNCTION_ARGS)

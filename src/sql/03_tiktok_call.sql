@@ -40,9 +40,9 @@ AS 'MODULE_PATHNAME', 'vs_tiktok_call_many'
 LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION vibescaling._tiktok_call_many(jsonb) FROM PUBLIC;
 
--- This backend's pool of kept-alive connections since it started, which
--- _tiktok_call_many and _tiktok_call use (all but the OAuth calls; chunk
--- PUTs and source downloads open their own):
+-- This backend's kept-alive connections since it started, which
+-- _tiktok_call_many and _tiktok_call use (all but the OAuth calls), and
+-- chunk PUTs and video source downloads:
 -- {"transfers", "connections_opened", "connections_reused"} (C,
 -- src/pg/pool_stats.cpp). Fewer connections than transfers means
 -- keep-alive spared the handshakes.

@@ -498,11 +498,12 @@ TEST(SourceSecurity, SizeCap)
 {
 	const long long over = 4LL * 1024 * 1024 * 1024 + 1;
 	std::string head("\x00\x00\x00\x20" "ftypisom", 12);
+	/* RawServer answers one request per connection: "Connection: close" says so to a keep-alive client. */
 	RawServer	big_range("HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-63/" + std::to_string(over) +
-						  "\r\nContent-Length: 64\r\n\r\n" + head + std::string(52, 'v'));
+						  "\r\nContent-Length: 64\r\nConnection: close\r\n\r\n" + head + std::string(52, 'v'));
 	RawServer	big_length("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(over) + "\r\n\r\n" + head);
 	RawServer	exact("HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-63/4294967296\r\n"
-					  "Content-Length: 64\r\n\r\n" + head + std::string(52, 'v'));
+					  "Content-Length: 64\r\nConnection: close\r\n\r\n" + head + std::string(52, 'v'));
 	vs_http_options opt = source_options("127.0.0.1/32", 500);
 
 	for (RawServer *srv : {&big_range, &big_length})
