@@ -148,12 +148,16 @@ $$;
 
 -- The advisory lock that makes an account's rate-limit count and the calls
 -- that follow it one step across backends (held until the transaction ends).
+-- plpgsql, not sql: a sql function with a SET clause is never inlined, so
+-- PostgreSQL 15 would parse and plan its body at every call (twice a publish).
 CREATE FUNCTION vibescaling._rate_limit_lock(account_id uuid)
 RETURNS void
-LANGUAGE sql
+LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_advisory_xact_lock(hashtext('vibescaling.rate_limit'), hashtext(account_id::text))
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('vibescaling.rate_limit'), hashtext(account_id::text));
+END
 $$;
 
 -- The calls of these accounts to any of these endpoints that count against

@@ -140,14 +140,15 @@ $$;
 REVOKE ALL ON FUNCTION vibescaling._prepare_publish(vibescaling.posts, text, boolean) FROM PUBLIC;
 
 -- True when an init's answer (_tiktok_call's) is one TikTok accepted with a
--- publish_id we can record.
+-- publish_id we can record. plpgsql, not sql: see _rate_limit_lock.
 CREATE FUNCTION vibescaling._init_accepted(call jsonb)
 RETURNS boolean
-LANGUAGE sql IMMUTABLE
+LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce((call OPERATOR(pg_catalog.->>) 'ok')::boolean, false)
-           AND coalesce(call OPERATOR(pg_catalog.->>) 'publish_id', '') OPERATOR(pg_catalog.<>) ''
+BEGIN
+    RETURN coalesce((call->>'ok')::boolean, false) AND coalesce(call->>'publish_id', '') <> '';
+END
 $$;
 
 -- Records, for each posts[i] whose init answer calls->(i-1) TikTok
