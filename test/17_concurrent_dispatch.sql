@@ -5,7 +5,7 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(42);
+SELECT plan(43);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 SET vibescaling.max_concurrent_requests = 4;
@@ -150,12 +150,16 @@ SELECT vibescaling._tiktok_call_many(
                                           'options', jsonb_build_object('privacy_level', 'SELF_ONLY',
                                                                         'video_url', 'https://verified.example/m.mp4'))
                FROM generate_series(1, 7) i) x)) AS many \gset
-SELECT is(jsonb_array_length(:'many'::jsonb), 8, 'eight calls, eight results in order');
-SELECT is(:'many'::jsonb->0->>'sqlstate', '55000', 'a disconnected account''s call is refused without calling TikTok');
-SELECT is((SELECT count(*) FROM jsonb_array_elements(:'many'::jsonb) r WHERE (r->>'ok')::boolean), 6::bigint,
+SELECT is(cardinality(:'many'::vibescaling._call_result[]), 8, 'eight calls, eight results (_call_result rows) in order');
+SELECT is((:'many'::vibescaling._call_result[])[1].sqlstate, '55000',
+          'a disconnected account''s call is refused without calling TikTok');
+SELECT is((SELECT count(*) FROM unnest(:'many'::vibescaling._call_result[]) r WHERE r.ok), 6::bigint,
           'six inits for one account went through (TikTok allows 6 per window)');
-SELECT is(:'many'::jsonb->7->>'error_code' || ' ' || (:'many'::jsonb->7->>'sqlstate'), 'rate_limited 53000',
-          '... the seventh was not sent: rate_limited');
+SELECT is((SELECT count(*) FROM unnest(:'many'::vibescaling._call_result[]) r WHERE r.ok AND r.publish_id <> ''
+                                                                              AND r.data->>'publish_id' = r.publish_id),
+          6::bigint, '... each with its publish_id, also in its data');
+SELECT is((:'many'::vibescaling._call_result[])[8].error_code || ' ' || (:'many'::vibescaling._call_result[])[8].sqlstate,
+          'rate_limited 53000', '... the seventh was not sent: rate_limited');
 SELECT is((SELECT count(*) FROM vs_test.sim_requests('cmrl_' || :'run', 'video_init')), 6::bigint,
           '... TikTok saw six');
 SELECT is((SELECT array_agg(error_code ORDER BY id) FROM vibescaling.dispatch_logs

@@ -9,6 +9,7 @@
 #include "kept_plans.h"
 #include "account_tokens.h"
 #include "call_batch.h"
+#include "call_result.h"
 #include "call_support.h"
 #include "dispatch_log_writer.h"
 #include "gucs.h"
@@ -101,7 +102,7 @@ refresh_account(BatchAccount *a, bool force, const char *trigger, const char *po
 static void
 settle_unsent(VsBatchCall *c, vs_call_result *r, LogRows *rows)
 {
-	c->result_json = vs_take_core_string(vs_result_json(r));
+	vs_copy_call_result(&c->result, r);
 	if (rows != NULL)
 	{
 		rows->jsons[rows->n] = vs_take_core_string(vs_dispatch_log_json(r, c->post_id, c->account_id,
@@ -304,17 +305,16 @@ send_calls(VsBatchCall *calls, const int *idx, int k, BatchAccount *accounts, co
 			strcmp(results[j].error_code, "access_token_invalid") == 0;
 		rows.jsons[rows.n] = vs_dispatch_log_json(&results[j], c->post_id, c->account_id, c->trigger,
 												  c->endpoint_name);
-		c->result_json = vs_result_json(&results[j]);
+		c->result = results[j];	/* its malloc'd strings move with it */
 		rows.row_ids[rows.n++] = c->log_row;
-		vs_call_result_free(&results[j]);
 	}
 	for (int j = 0, r = rows.n - ngo; j < ngo; j++, r++)
 	{
 		VsBatchCall *c = &calls[go[j]];
 
 		rows.jsons[r] = vs_take_core_string((char *) rows.jsons[r]);
-		c->result_json = vs_take_core_string(c->result_json);
-		if (rows.jsons[r] == NULL || c->result_json == NULL)
+		vs_take_call_result(&c->result);
+		if (rows.jsons[r] == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_OUT_OF_MEMORY),
 					 errmsg("vibescaling: out of memory serializing a TikTok reply")));

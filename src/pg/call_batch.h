@@ -40,7 +40,7 @@ typedef struct VsBatchCall
 	char	   *trigger;
 	char	   *options;		/* a JSON object's text */
 	/* out */
-	char	   *result_json;	/* as _tiktok_call returns it (may hold secrets: see vs_result_json) */
+	vs_call_result result;		/* its strings palloc'd (vs_copy_call_result): never vs_call_result_free it */
 	bool		account_unusable;	/* not sent: the account is unknown, not active or has no token */
 	/* the engine's own */
 	int			account;		/* index into the batch's distinct accounts */
@@ -50,7 +50,7 @@ typedef struct VsBatchCall
 
 /*
  * Makes the n calls as the file comment says and sets each one's
- * result_json. wait_for_rate_limit: wait (interruptibly, up to
+ * result. wait_for_rate_limit: wait (interruptibly, up to
  * vibescaling.rate_limit_max_wait) for room in the rate limits instead of
  * refusing at once. Raises only when the log cannot be written (nothing is
  * sent then) or on query cancel.

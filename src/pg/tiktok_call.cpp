@@ -8,7 +8,8 @@
  * (call_batch.h: tokens read in C, refresh, rate limits waited for, the
  * durable "in flight" and outcome rows) -> vs_call_many in the core
  * (src/core/call_many.cpp), which builds the request, runs libcurl and
- * parses the reply -> back here, as jsonb.
+ * parses the reply -> back here, as a vibescaling._call_result row
+ * (call_result.h).
  *
  * The OAuth endpoints are the exception: they authenticate with the app's
  * client credentials from the superuser-only settings, not a user token,
@@ -20,6 +21,7 @@
 #include "pg_headers.h"
 #include "account_tokens.h"
 #include "call_batch.h"
+#include "call_result.h"
 #include "call_support.h"
 #include "dispatch_log_writer.h"
 #include "gucs.h"
@@ -60,15 +62,14 @@ options_with_credentials(const char *options, const char *token_to_revoke)
 /*
  * One OAuth exchange with TikTok (the options carry the app's credentials),
  * logged durably: "in flight" first when it is made for an account (a
- * revoke), then its outcome. Returns the result JSON (palloc'd).
+ * revoke), then its outcome. Fills *result (palloc'd strings).
  */
-static char *
+static void
 oauth_call(const vs_http_options *http, vs_endpoint endpoint, const char *endpoint_name, const char *options,
-		   const char *account_id, const char *trigger)
+		   const char *account_id, const char *trigger, vs_call_result *result)
 {
 	vs_call_result reply;
 	char	   *log_json;
-	char	   *result_json;
 	int64		in_flight_row = 0;
 
 	if (account_id != NULL)
@@ -76,10 +77,11 @@ oauth_call(const vs_http_options *http, vs_endpoint endpoint, const char *endpoi
 
 	/* The core never throws and never calls PostgreSQL. */
 	vs_call(http, endpoint, NULL, options, &reply);
-	log_json = vs_take_core_string(vs_dispatch_log_json(&reply, NULL, account_id, trigger, endpoint_name));
-	result_json = vs_take_core_string(vs_result_json(&reply));
-	vs_call_result_free(&reply);
-	if (log_json == NULL || result_json == NULL)
+	log_json = vs_dispatch_log_json(&reply, NULL, account_id, trigger, endpoint_name);
+	*result = reply;			/* its malloc'd strings move with it */
+	vs_take_call_result(result);
+	log_json = vs_take_core_string(log_json);
+	if (log_json == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("vibescaling: out of memory serializing a TikTok reply")));
@@ -92,7 +94,6 @@ oauth_call(const vs_http_options *http, vs_endpoint endpoint, const char *endpoi
 
 	/* An aborted call was a query cancel or timeout: let PostgreSQL raise it now. */
 	CHECK_FOR_INTERRUPTS();
-	return result_json;
 }
 
 /* Raises as a call for an account that cannot call TikTok: P0002 unknown, else 55000. */
@@ -110,12 +111,14 @@ raise_account_unusable(const char *account_id)
 			 errmsg("TikTok account %s cannot call TikTok", account_id)));
 }
 
-extern "C" {
-PG_FUNCTION_INFO_V1(vs_tiktok_call);
-
-/* vibescaling._tiktok_call(endpoint text, tiktok_account_id uuid, post_id uuid, trigger text, options jsonb) RETURNS jsonb */
-Datum
-vs_tiktok_call(PG_FUNCTION_ARGS)
+/*
+ * Makes the call _tiktok_call(endpoint text, tiktok_account_id uuid,
+ * post_id uuid, trigger text, options jsonb) asks for and fills *result
+ * (palloc'd strings). *is_token_exchange: an oauth_token call, whose data
+ * holds the new tokens (they leave C only sealed).
+ */
+static void
+make_call(FunctionCallInfo fcinfo, vs_call_result *result, bool *is_token_exchange)
 {
 	char	   *endpoint_name;
 	vs_endpoint endpoint;
@@ -149,14 +152,13 @@ vs_tiktok_call(PG_FUNCTION_ARGS)
 	}
 
 	vs_http_options_from_settings(&http);
+	*is_token_exchange = (endpoint == VS_EP_OAUTH_TOKEN);
 
 	/* OAuth: the app's credentials, no bearer token, no refresh, no rate limit. */
 	if (uses_client_credentials(endpoint))
 	{
 		VsAccount	account;
 		char	   *oauth_options;
-		char	   *result_json;
-		Datum		result;
 
 		vs_require_client_credentials();
 		memset(&account, 0, sizeof(account));
@@ -164,15 +166,10 @@ vs_tiktok_call(PG_FUNCTION_ARGS)
 			vs_load_account(account_id, &account);
 		oauth_options = options_with_credentials(options, endpoint == VS_EP_OAUTH_REVOKE ? account.access_token : NULL);
 		vs_forget_token(&account);
-		result_json = oauth_call(&http, endpoint, endpoint_name, oauth_options, account_id,
-								 text_to_cstring(PG_GETARG_TEXT_PP(3)));
+		oauth_call(&http, endpoint, endpoint_name, oauth_options, account_id,
+				   text_to_cstring(PG_GETARG_TEXT_PP(3)), result);
 		vs_wipe_string(oauth_options);
-		result = DirectFunctionCall1(jsonb_in, CStringGetDatum(result_json));
-		vs_wipe_string(result_json);
-		/* A code exchange's tokens leave C only sealed (token_seal.h). */
-		if (endpoint == VS_EP_OAUTH_TOKEN)
-			result = vs_seal_token_call_result(result);
-		PG_RETURN_DATUM(result);
+		return;
 	}
 
 	/* Every other call: a batch of one through the path all calls share, waiting for rate limits. */
@@ -186,6 +183,53 @@ vs_tiktok_call(PG_FUNCTION_ARGS)
 	vs_run_calls(&call, 1, &http, true);
 	if (call.account_unusable)
 		raise_account_unusable(account_id);
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(call.result_json)));
+	*result = call.result;
+}
+
+extern "C" {
+PG_FUNCTION_INFO_V1(vs_tiktok_call_1_5);
+PG_FUNCTION_INFO_V1(vs_tiktok_call);
+
+/*
+ * vibescaling._tiktok_call(endpoint text, tiktok_account_id uuid, post_id
+ * uuid, trigger text, options jsonb) RETURNS vibescaling._call_result.
+ */
+Datum
+vs_tiktok_call_1_5(PG_FUNCTION_ARGS)
+{
+	vs_call_result result;
+	bool		is_token_exchange;
+	Datum		data = (Datum) 0;
+	Datum		row;
+
+	make_call(fcinfo, &result, &is_token_exchange);
+	/* A code exchange's tokens leave C only sealed (token_seal.h). */
+	if (is_token_exchange && result.data_json != NULL && result.data_json[0] == '{')
+		data = vs_seal_token_reply_data(DirectFunctionCall1(jsonb_in, CStringGetDatum(result.data_json)));
+	row = vs_call_result_row(&result, vs_call_result_desc(), data);
+	if (is_token_exchange)
+		vs_wipe_string(result.data_json);
+	PG_RETURN_DATUM(row);
+}
+
+/*
+ * The same call for a catalog from before 0.1.5 (until ALTER EXTENSION
+ * ... UPDATE), returning the result as the jsonb object of that contract.
+ */
+Datum
+vs_tiktok_call(PG_FUNCTION_ARGS)
+{
+	vs_call_result result;
+	bool		is_token_exchange;
+	Datum		json;
+
+	make_call(fcinfo, &result, &is_token_exchange);
+	json = vs_call_result_jsonb(&result);
+	if (is_token_exchange)
+	{
+		vs_wipe_string(result.data_json);
+		json = vs_seal_token_call_result(json);
+	}
+	PG_RETURN_DATUM(json);
 }
 }

@@ -8,6 +8,7 @@
 #include "pg_headers.h"
 #include "kept_plans.h"
 #include "call_batch.h"
+#include "call_result.h"
 #include "call_support.h"
 
 #include <string.h>
@@ -80,9 +81,25 @@ check_call(VsBatchCall *c, int index)
 				 errhint("Batches take the endpoints that use an account's token; OAuth goes through _tiktok_call.")));
 }
 
-/* The batch's answers as one JSON array, in the calls' order. */
+/* The batch's answers as a vibescaling._call_result[], in the calls' order. */
 static Datum
 results_array(VsBatchCall *calls, int n)
+{
+	TupleDesc	desc = vs_call_result_desc();
+	Datum	   *rows = (Datum *) palloc(sizeof(Datum) * (n > 0 ? n : 1));
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	for (int i = 0; i < n; i++)
+		rows[i] = vs_call_result_row(&calls[i].result, desc, (Datum) 0);
+	get_typlenbyvalalign(desc->tdtypeid, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_array(rows, n, desc->tdtypeid, typlen, typbyval, typalign));
+}
+
+/* The batch's answers as one JSON array, in the calls' order (the contract before 0.1.5). */
+static Datum
+results_json_array(VsBatchCall *calls, int n)
 {
 	StringInfoData buf;
 
@@ -90,39 +107,68 @@ results_array(VsBatchCall *calls, int n)
 	appendStringInfoChar(&buf, '[');
 	for (int i = 0; i < n; i++)
 	{
+		char	   *json = vs_take_core_string(vs_result_json(&calls[i].result));
+
+		if (json == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("vibescaling: out of memory serializing a TikTok reply")));
 		if (i > 0)
 			appendStringInfoChar(&buf, ',');
-		appendStringInfoString(&buf, calls[i].result_json);
+		appendStringInfoString(&buf, json);
 	}
 	appendStringInfoChar(&buf, ']');
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
 }
 
-extern "C" {
-PG_FUNCTION_INFO_V1(vs_tiktok_call_many);
-
-/*
- * vibescaling._tiktok_call_many(calls jsonb) RETURNS jsonb: the calls
- * [{"endpoint", "tiktok_account_id", "post_id", "trigger", "options"}, ...]
- * made at once; returns the array of their results, in order, each as
- * _tiktok_call returns it. See the file comment.
- */
-Datum
-vs_tiktok_call_many(PG_FUNCTION_ARGS)
+/* Reads, checks and makes the calls of _tiktok_call_many(calls jsonb); *n: how many. */
+static VsBatchCall *
+make_calls(FunctionCallInfo fcinfo, int *n)
 {
 	VsBatchCall *calls;
-	int			n;
 	vs_http_options http;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("calls is required")));
 	if (!JB_ROOT_IS_ARRAY(PG_GETARG_JSONB_P(0)))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("calls must be a JSON array")));
-	calls = parse_calls(PG_GETARG_JSONB_P(0), &n);
-	for (int i = 0; i < n; i++)
+	calls = parse_calls(PG_GETARG_JSONB_P(0), n);
+	for (int i = 0; i < *n; i++)
 		check_call(&calls[i], i);
 	vs_http_options_from_settings(&http);
-	vs_run_calls(calls, n, &http, false);
+	vs_run_calls(calls, *n, &http, false);
+	return calls;
+}
+
+extern "C" {
+PG_FUNCTION_INFO_V1(vs_tiktok_call_many_1_5);
+PG_FUNCTION_INFO_V1(vs_tiktok_call_many);
+
+/*
+ * vibescaling._tiktok_call_many(calls jsonb) RETURNS vibescaling._call_result[]:
+ * the calls [{"endpoint", "tiktok_account_id", "post_id", "trigger",
+ * "options"}, ...] made at once; returns their results, in order, each as
+ * _tiktok_call returns it. See the file comment.
+ */
+Datum
+vs_tiktok_call_many_1_5(PG_FUNCTION_ARGS)
+{
+	int			n;
+	VsBatchCall *calls = make_calls(fcinfo, &n);
+
 	PG_RETURN_DATUM(results_array(calls, n));
+}
+
+/*
+ * The same for a catalog from before 0.1.5 (until ALTER EXTENSION ...
+ * UPDATE): the results as a jsonb array of that contract's objects.
+ */
+Datum
+vs_tiktok_call_many(PG_FUNCTION_ARGS)
+{
+	int			n;
+	VsBatchCall *calls = make_calls(fcinfo, &n);
+
+	PG_RETURN_DATUM(results_json_array(calls, n));
 }
 }

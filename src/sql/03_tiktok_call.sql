@@ -1,25 +1,51 @@
 -- vibescaling: the one function that talks to TikTok, and how its refusals are raised.
 
+-- What one call to TikTok gave, as _tiktok_call and _tiktok_call_many
+-- return it (built in C from the parsed reply, never from JSON text):
+--   ok               TikTok answered and accepted (error.code "ok");
+--   http_status      0 when no reply arrived;
+--   error_code       TikTok's error.code, or ours for what never reached it
+--                    (timeout, connect_failed, rate_limited, ...);
+--   error_message    secrets masked;
+--   log_id           TikTok's, '' without one;
+--   publish_id       data.publish_id, '' without one;
+--   data             the reply's data object ({} without one);
+--   sqlstate         the failure's SQLSTATE (docs/errors.md), 00000 on success;
+--   duration_ms      the HTTP exchange's wall time;
+--   retryable        trying again later is safe and may succeed;
+--   outcome_unknown  the request may have reached TikTok and we cannot tell
+--                    what it did;
+--   retry_after      the reply's Retry-After in seconds, NULL without one.
+CREATE TYPE vibescaling._call_result AS (
+    ok              boolean,
+    http_status     integer,
+    error_code      text,
+    error_message   text,
+    log_id          text,
+    publish_id      text,
+    data            jsonb,
+    sqlstate        text,
+    duration_ms     double precision,
+    retryable       boolean,
+    outcome_unknown boolean,
+    retry_after     integer);
+
 -- Calls one TikTok endpoint (C, src/pg/tiktok_call.cpp: a batch of one through
 -- the call path of src/pg/call_batch.cpp, or an OAuth call): reads the account's
 -- access token itself (tokens never travel through SQL), builds the request
 -- from the flat options object, performs the HTTP call with the configured
 -- timeouts, writes the dispatch_logs row in its own committed transaction,
--- and returns the parsed reply:
---   {"ok", "http_status", "error_code", "error_message", "log_id",
---    "publish_id", "data", "sqlstate", "duration_ms", "retryable", "outcome_unknown",
---    "retry_after"}
--- ("retry_after": the reply's Retry-After header in seconds, null without one).
--- It never raises for a TikTok refusal: the caller decides (see _raise_tiktok_error).
+-- and returns what TikTok answered (_call_result). It never raises for a
+-- TikTok refusal: the caller decides (see _raise_tiktok_error).
 CREATE FUNCTION vibescaling._tiktok_call(
     endpoint           text,
     tiktok_account_id  uuid,
     post_id            uuid,
     trigger            text,
     options            jsonb)
-RETURNS jsonb
+RETURNS vibescaling._call_result
 SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'vs_tiktok_call'
+AS 'MODULE_PATHNAME', 'vs_tiktok_call_1_5'
 LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION vibescaling._tiktok_call(text, uuid, uuid, text, jsonb) FROM PUBLIC;
 
@@ -34,9 +60,9 @@ REVOKE ALL ON FUNCTION vibescaling._tiktok_call(text, uuid, uuid, text, jsonb) F
 -- that a call over its account's rate limit is not sent and not waited for:
 -- its result is rate_limited (53000, retryable). OAuth endpoints are refused.
 CREATE FUNCTION vibescaling._tiktok_call_many(calls jsonb)
-RETURNS jsonb
+RETURNS vibescaling._call_result[]
 SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'vs_tiktok_call_many'
+AS 'MODULE_PATHNAME', 'vs_tiktok_call_many_1_5'
 LANGUAGE C VOLATILE;
 REVOKE ALL ON FUNCTION vibescaling._tiktok_call_many(jsonb) FROM PUBLIC;
 
@@ -71,24 +97,24 @@ AS $$ SELECT 'The failure is transient; try again later.'::text $$;
 --                could post twice; other calls create nothing);
 --   retry_after  TikTok's Retry-After in seconds, NULL without one;
 --   unknown_init the init may have reached TikTok (settle_post decides).
-CREATE FUNCTION vibescaling._call_failure(call jsonb, endpoint text,
+CREATE FUNCTION vibescaling._call_failure(call vibescaling._call_result, endpoint text,
                                           OUT message text, OUT sqlstate text, OUT retryable boolean,
                                           OUT retry_after integer, OUT unknown_init boolean)
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    unknown_init := coalesce((call->>'outcome_unknown')::boolean, false)
+    unknown_init := coalesce(call.outcome_unknown, false)
                     AND endpoint IN ('video_init', 'inbox_video_init', 'content_init');
-    message := format('TikTok %s failed: %s (log_id %s)', endpoint, call->>'error_code',
-                      coalesce(nullif(call->>'log_id', ''), 'none'))
+    message := format('TikTok %s failed: %s (log_id %s)', endpoint, call.error_code,
+                      coalesce(nullif(call.log_id, ''), 'none'))
                || CASE WHEN unknown_init THEN ': the request may have reached TikTok, its outcome is unknown' ELSE '' END;
-    sqlstate := call->>'sqlstate';
-    retryable := coalesce((call->>'retryable')::boolean, false) AND NOT unknown_init;
-    retry_after := CASE WHEN jsonb_typeof(call->'retry_after') = 'number' THEN (call->>'retry_after')::integer END;
+    sqlstate := call.sqlstate;
+    retryable := coalesce(call.retryable, false) AND NOT unknown_init;
+    retry_after := call.retry_after;
 END
 $$;
-REVOKE ALL ON FUNCTION vibescaling._call_failure(jsonb, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._call_failure(vibescaling._call_result, text) FROM PUBLIC;
 
 -- Raises the error for a failed TikTok call (_call_failure says what it
 -- means): the message, the SQLSTATE, and a DETAIL with what TikTok
@@ -97,7 +123,7 @@ REVOKE ALL ON FUNCTION vibescaling._call_failure(jsonb, text) FROM PUBLIC;
 -- settle an init of unknown outcome. Nothing in the extension reads the
 -- DETAIL or HINT back: the dispatcher records failed calls from their
 -- answers (_record_call_failure).
-CREATE FUNCTION vibescaling._raise_tiktok_error(call jsonb, endpoint text)
+CREATE FUNCTION vibescaling._raise_tiktok_error(call vibescaling._call_result, endpoint text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -105,9 +131,9 @@ AS $$
 DECLARE
     f        record := vibescaling._call_failure(call, endpoint);
     v_detail text := format('http_status=%s error_code=%s log_id=%s outcome_unknown=%s message=%s',
-                            coalesce(call->>'http_status', 'none'), call->>'error_code',
-                            coalesce(call->>'log_id', ''), call->>'outcome_unknown',
-                            coalesce(call->>'error_message', ''))
+                            coalesce(call.http_status::text, 'none'), call.error_code,
+                            coalesce(call.log_id, ''), call.outcome_unknown::text,
+                            coalesce(call.error_message, ''))
                          || CASE WHEN f.retry_after IS NOT NULL THEN format(' retry_after=%s', f.retry_after) ELSE '' END;
 BEGIN
     IF f.unknown_init THEN
@@ -121,7 +147,7 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = f.sqlstate, MESSAGE = f.message, DETAIL = v_detail;
 END
 $$;
-REVOKE ALL ON FUNCTION vibescaling._raise_tiktok_error(jsonb, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._raise_tiktok_error(vibescaling._call_result, text) FROM PUBLIC;
 
 -- TikTok's per-token rate limits: the endpoints that share a limit, and the
 -- limit per window (video/init, inbox/video/init and content/init: 6;

@@ -107,7 +107,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_call  jsonb;
+    v_call  vibescaling._call_result;
     v_reply jsonb;
     v_id    uuid;
     v_user  jsonb;
@@ -120,10 +120,11 @@ BEGIN
     v_call := vibescaling._tiktok_call('oauth_token', NULL, NULL, 'connect', jsonb_strip_nulls(jsonb_build_object(
         'grant_type', 'authorization_code', 'code', auth_code, 'redirect_uri', redirect_uri,
         'code_verifier', code_verifier)));
-    IF NOT (v_call->>'ok')::boolean THEN
+    IF NOT v_call.ok THEN
         PERFORM vibescaling._raise_tiktok_error(v_call, 'oauth_token');
     END IF;
-    v_reply := v_call->'data';
+    v_reply := v_call.data;
+    v_call := NULL;
     IF coalesce(v_reply->>'open_id', '') = '' THEN
         RAISE EXCEPTION 'TikTok''s token reply has no open_id' USING ERRCODE = '08P01';
     END IF;
@@ -144,8 +145,8 @@ BEGIN
 
     -- The profile. The account stays connected if this call fails.
     v_call := vibescaling._tiktok_call('user_info', v_id, NULL, 'connect', '{}');
-    IF (v_call->>'ok')::boolean THEN
-        v_user := v_call #> '{data,user}';
+    IF v_call.ok THEN
+        v_user := v_call.data->'user';
         UPDATE vibescaling.tiktok_accounts
            SET display_name = coalesce(v_user->>'display_name', display_name),
                avatar_url = coalesce(v_user->>'avatar_url', avatar_url),
@@ -153,7 +154,7 @@ BEGIN
          WHERE id = v_id;
     ELSE
         RAISE WARNING 'account % connected, but TikTok''s user info failed: % (log_id %)',
-                      v_id, v_call->>'error_code', v_call->>'log_id';
+                      v_id, v_call.error_code, v_call.log_id;
     END IF;
     DELETE FROM vibescaling.creator_info_cache WHERE tiktok_account_id = v_id;
     RETURN v_id;
@@ -170,7 +171,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     a        vibescaling.tiktok_accounts;
-    v_call   jsonb;
+    v_call   vibescaling._call_result;
     v_failed integer;
 BEGIN
     PERFORM vibescaling._require_primary();
@@ -199,8 +200,8 @@ BEGIN
 
     RETURN jsonb_build_object('data', jsonb_build_object(
         'id', a.id,
-        'revoked', coalesce((v_call->>'ok')::boolean, false),
-        'revoke_error', CASE WHEN NOT coalesce((v_call->>'ok')::boolean, true) THEN v_call->>'error_code' END,
+        'revoked', coalesce(v_call.ok, false),
+        'revoke_error', CASE WHEN NOT coalesce(v_call.ok, true) THEN v_call.error_code END,
         'failed_scheduled_posts', v_failed));
 END
 $$;
@@ -217,7 +218,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     c       vibescaling.creator_info_cache;
-    v_call  jsonb;
+    v_call  vibescaling._call_result;
 BEGIN
     IF creator_info.account_id IS NULL THEN
         RAISE EXCEPTION 'account_id is required' USING ERRCODE = '22004';
@@ -233,11 +234,11 @@ BEGIN
     END IF;
 
     v_call := vibescaling._tiktok_call('creator_info', account_id, NULL, 'manual', '{}');
-    IF NOT (v_call->>'ok')::boolean THEN
+    IF NOT v_call.ok THEN
         PERFORM vibescaling._raise_tiktok_error(v_call, 'creator_info');
     END IF;
     INSERT INTO vibescaling.creator_info_cache AS k (tiktok_account_id, data, fetched_at)
-    VALUES (account_id, v_call->'data', now())
+    VALUES (account_id, v_call.data, now())
     ON CONFLICT (tiktok_account_id) DO UPDATE SET data = EXCLUDED.data, fetched_at = EXCLUDED.fetched_at
     RETURNING * INTO c;
     RETURN jsonb_build_object('data', c.data, 'fetched_at', c.fetched_at);

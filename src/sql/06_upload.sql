@@ -97,10 +97,12 @@ REVOKE ALL ON FUNCTION vibescaling._check_upload_quota(vibescaling.posts, bigint
 
 -- Uploads a video post: describes the source, plans the chunks, calls the
 -- init endpoint with FILE_UPLOAD, streams the chunks. An upload URL that
--- expired (TikTok keeps one an hour) gets one fresh init. Returns the init
--- call's result (with the publish_id) on success, else the failing call's.
-CREATE FUNCTION vibescaling._upload_video(p vibescaling.posts, p_trigger text, p_endpoint text, p_options jsonb)
-RETURNS jsonb
+-- expired (TikTok keeps one an hour) gets one fresh init. call: the init's
+-- result (with the publish_id; its data, which holds the upload URL, a
+-- credential, left out) on success, else the failing call's, whose
+-- endpoint is failed_endpoint (NULL on success).
+CREATE FUNCTION vibescaling._upload_video(p vibescaling.posts, p_trigger text, p_endpoint text, p_options jsonb,
+                                          OUT call vibescaling._call_result, OUT failed_endpoint text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -108,7 +110,7 @@ DECLARE
     v_source  jsonb := vibescaling._video_source(p);
     v_video   jsonb := vibescaling._describe_video(v_source);
     v_plan    jsonb := vibescaling._plan_chunks((v_video->>'size')::bigint);
-    v_init    jsonb;
+    v_init    vibescaling._call_result;
     v_upload  jsonb;
 BEGIN
     PERFORM vibescaling._check_upload_quota(p, (v_video->>'size')::bigint);
@@ -117,17 +119,23 @@ BEGIN
             (p_options - 'video_url') || jsonb_build_object(
                 'source', 'FILE_UPLOAD', 'video_size', v_plan->'video_size',
                 'chunk_size', v_plan->'chunk_size', 'total_chunk_count', v_plan->'total_chunk_count'));
-        IF NOT (v_init->>'ok')::boolean THEN
-            RETURN v_init;
+        IF NOT v_init.ok THEN
+            call := v_init;
+            failed_endpoint := p_endpoint;
+            RETURN;
         END IF;
-        v_upload := vibescaling._upload_chunks(p.id, p.tiktok_account_id, p_trigger, v_init->>'publish_id',
-                                               v_init #>> '{data,upload_url}', v_source,
+        v_upload := vibescaling._upload_chunks(p.id, p.tiktok_account_id, p_trigger, v_init.publish_id,
+                                               v_init.data->>'upload_url', v_source,
                                                v_video->>'content_type', (v_video->>'size')::bigint);
         IF (v_upload->>'ok')::boolean THEN
-            RETURN v_init - 'data';       -- the upload URL (a credential) goes no further
+            v_init.data := '{}';          -- the upload URL (a credential) goes no further
+            call := v_init;
+            RETURN;
         END IF;
         EXIT WHEN v_upload->>'error_code' <> 'upload_url_expired';
     END LOOP;
-    RETURN v_upload || '{"endpoint": "upload_chunk"}';
+    -- _upload_chunks answers with the failing PUT's result, in _call_result's fields.
+    call := jsonb_populate_record(NULL::vibescaling._call_result, v_upload);
+    failed_endpoint := 'upload_chunk';
 END
 $$;

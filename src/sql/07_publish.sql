@@ -141,101 +141,111 @@ REVOKE ALL ON FUNCTION vibescaling._prepare_publish(vibescaling.posts, text, boo
 
 -- True when an init's answer (_tiktok_call's) is one TikTok accepted with a
 -- publish_id we can record. plpgsql, not sql: see _rate_limit_lock.
-CREATE FUNCTION vibescaling._init_accepted(call jsonb)
+CREATE FUNCTION vibescaling._init_accepted(call vibescaling._call_result)
 RETURNS boolean
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    RETURN coalesce((call->>'ok')::boolean, false) AND coalesce(call->>'publish_id', '') <> '';
+    RETURN coalesce(call.ok, false) AND coalesce(call.publish_id, '') <> '';
 END
 $$;
 
--- Records, for each posts[i] whose init answer calls->(i-1) TikTok
--- accepted (_init_accepted), a publish record for endpoints[i] and the
--- posted state; the others are left alone. How the dispatcher records a
--- round's publishes in two statements, and _record_published one.
-CREATE FUNCTION vibescaling._record_published_many(posts vibescaling.posts[], calls jsonb, endpoints text[])
+-- Records, for each posts[i] whose init answer calls[i] TikTok accepted
+-- (_init_accepted), a publish record for endpoints[i] and the posted
+-- state; the others are left alone. How the dispatcher records a round's
+-- publishes in two statements, and _record_published one.
+CREATE FUNCTION vibescaling._record_published_many(posts vibescaling.posts[], calls vibescaling._call_result[],
+                                                   endpoints text[])
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     INSERT INTO vibescaling.publish_records (post_id, tiktok_account_id, publish_id, endpoint, mode)
-    SELECT (posts[i]).id, (posts[i]).tiktok_account_id, calls->(i - 1)->>'publish_id', endpoints[i], (posts[i]).mode
+    SELECT (posts[i]).id, (posts[i]).tiktok_account_id, (calls[i]).publish_id, endpoints[i], (posts[i]).mode
       FROM generate_subscripts(posts, 1) i
-     WHERE vibescaling._init_accepted(calls->(i - 1));
+     WHERE vibescaling._init_accepted(calls[i]);
     UPDATE vibescaling.posts t
        SET status = 'posted', posted_at = now(), last_error = NULL
      WHERE t.id IN (SELECT (posts[i]).id FROM generate_subscripts(posts, 1) i
-                     WHERE vibescaling._init_accepted(calls->(i - 1)));
+                     WHERE vibescaling._init_accepted(calls[i]));
 END
 $$;
-REVOKE ALL ON FUNCTION vibescaling._record_published_many(vibescaling.posts[], jsonb, text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._record_published_many(vibescaling.posts[], vibescaling._call_result[], text[]) FROM PUBLIC;
 
 -- The last step of publishing: records the init TikTok accepted (call is
 -- _tiktok_call's answer) as a publish record and marks the post posted.
 -- Returns publish_post's answer, {"data": {"publish_id"}}.
-CREATE FUNCTION vibescaling._record_published(p vibescaling.posts, call jsonb, p_endpoint text)
+CREATE FUNCTION vibescaling._record_published(p vibescaling.posts, call vibescaling._call_result, p_endpoint text)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF coalesce(call->>'publish_id', '') = '' THEN
+    IF coalesce(call.publish_id, '') = '' THEN
         RAISE EXCEPTION 'TikTok % answered ok without a publish_id (log_id %)', p_endpoint,
-                        coalesce(nullif(call->>'log_id', ''), 'none')
+                        coalesce(nullif(call.log_id, ''), 'none')
             USING ERRCODE = '08P01';
     END IF;
-    PERFORM vibescaling._record_published_many(ARRAY[p], jsonb_build_array(call), ARRAY[p_endpoint]);
-    RETURN jsonb_build_object('data', jsonb_build_object('publish_id', call->>'publish_id'));
+    PERFORM vibescaling._record_published_many(ARRAY[p], ARRAY[call], ARRAY[p_endpoint]);
+    RETURN jsonb_build_object('data', jsonb_build_object('publish_id', call.publish_id));
 END
 $$;
-REVOKE ALL ON FUNCTION vibescaling._record_published(vibescaling.posts, jsonb, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._record_published(vibescaling.posts, vibescaling._call_result, text) FROM PUBLIC;
 
 -- Publishes one post whose row the caller has locked and whose options are
 -- set: checks it (_prepare_publish), asks creator_info (Direct Post), calls
 -- the init endpoint (or uploads the video), records the publish and marks
--- the post posted. Returns publish_post's answer, {"data": {"publish_id"}},
--- or, when a call to TikTok failed, {"failed_call": its answer, "endpoint"}
--- for the caller to raise (_publish_locked) or record (the dispatcher's
--- one-by-one pass). Raises on any refusal of our own; the dispatch_logs
--- rows of the calls made stay (they commit on their own).
-CREATE FUNCTION vibescaling._publish_attempt(p_post_id uuid, p_trigger text)
-RETURNS jsonb
+-- the post posted. answer: publish_post's answer, {"data": {"publish_id"}};
+-- or, when a call to TikTok failed, answer is NULL and failed_call is that
+-- call's result, failed_endpoint its endpoint, for the caller to raise
+-- (_publish_locked) or record (the dispatcher's one-by-one pass). Raises on
+-- any refusal of our own; the dispatch_logs rows of the calls made stay
+-- (they commit on their own).
+CREATE FUNCTION vibescaling._publish_attempt(p_post_id uuid, p_trigger text, OUT answer jsonb,
+                                             OUT failed_call vibescaling._call_result, OUT failed_endpoint text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     p       vibescaling.posts;
     v_prep  record;
-    v_call  jsonb;
+    v_call  vibescaling._call_result;
+    v_up    record;
 BEGIN
     SELECT * INTO STRICT p FROM vibescaling.posts WHERE id = p_post_id;
     v_prep := vibescaling._prepare_publish(p, p_trigger);
     IF v_prep.reconciled IS NOT NULL THEN
-        RETURN v_prep.reconciled;
+        answer := v_prep.reconciled;
+        RETURN;
     END IF;
 
     -- TikTok requires a fresh creator_info before every Direct Post.
     IF p.mode = 'direct' THEN
         v_call := vibescaling._tiktok_call('creator_info', p.tiktok_account_id, p.id, p_trigger, '{}');
-        IF NOT (v_call->>'ok')::boolean THEN
-            RETURN jsonb_build_object('failed_call', v_call, 'endpoint', 'creator_info');
+        IF NOT v_call.ok THEN
+            failed_call := v_call;
+            failed_endpoint := 'creator_info';
+            RETURN;
         END IF;
-        PERFORM vibescaling._check_creator_allows(p, v_call->'data');
+        PERFORM vibescaling._check_creator_allows(p, v_call.data);
     END IF;
 
     -- TikTok pulls photos and videos under verified prefixes; we upload the rest.
     IF p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload' THEN
-        v_call := vibescaling._upload_video(p, p_trigger, v_prep.endpoint, v_prep.options);
+        v_up := vibescaling._upload_video(p, p_trigger, v_prep.endpoint, v_prep.options);
+        v_call := v_up.call;
+        failed_endpoint := v_up.failed_endpoint;
     ELSE
         v_call := vibescaling._tiktok_call(v_prep.endpoint, p.tiktok_account_id, p.id, p_trigger, v_prep.options);
     END IF;
-    IF NOT (v_call->>'ok')::boolean THEN
-        RETURN jsonb_build_object('failed_call', v_call, 'endpoint', coalesce(v_call->>'endpoint', v_prep.endpoint));
+    IF NOT v_call.ok THEN
+        failed_call := v_call;
+        failed_endpoint := coalesce(failed_endpoint, v_prep.endpoint);
+        RETURN;
     END IF;
-    RETURN vibescaling._record_published(p, v_call, v_prep.endpoint);
+    answer := vibescaling._record_published(p, v_call, v_prep.endpoint);
 END
 $$;
 REVOKE ALL ON FUNCTION vibescaling._publish_attempt(uuid, text) FROM PUBLIC;
@@ -249,12 +259,12 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_result jsonb := vibescaling._publish_attempt(p_post_id, p_trigger);
+    v_result record := vibescaling._publish_attempt(p_post_id, p_trigger);
 BEGIN
-    IF v_result ? 'failed_call' THEN
-        PERFORM vibescaling._raise_tiktok_error(v_result->'failed_call', v_result->>'endpoint');
+    IF v_result.failed_endpoint IS NOT NULL THEN
+        PERFORM vibescaling._raise_tiktok_error(v_result.failed_call, v_result.failed_endpoint);
     END IF;
-    RETURN v_result;
+    RETURN v_result.answer;
 END
 $$;
 REVOKE ALL ON FUNCTION vibescaling._publish_locked(uuid, text) FROM PUBLIC;

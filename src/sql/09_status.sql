@@ -129,7 +129,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     r       vibescaling.publish_records;
-    v_call  jsonb;
+    v_call  vibescaling._call_result;
     v_data  jsonb;   -- what the durable log says of a publish without a committed record
     v_read_only boolean := current_setting('transaction_read_only')::boolean;
 BEGIN
@@ -169,13 +169,13 @@ BEGIN
 
     v_call := vibescaling._tiktok_call('status_fetch', r.tiktok_account_id, r.post_id, 'status',
                                        jsonb_build_object('publish_id', r.publish_id));
-    IF NOT (v_call->>'ok')::boolean THEN
+    IF NOT v_call.ok THEN
         PERFORM vibescaling._raise_tiktok_error(v_call, 'status_fetch');
     END IF;
     IF v_read_only THEN
-        r := vibescaling._merge_status_reply(r, v_call->'data');
+        r := vibescaling._merge_status_reply(r, v_call.data);
     ELSE
-        r := vibescaling._apply_status_reply(r, v_call->'data');
+        r := vibescaling._apply_status_reply(r, v_call.data);
     END IF;
     RETURN vibescaling._publish_status_json(r);
 END

@@ -57,8 +57,8 @@ REVOKE ALL ON FUNCTION vibescaling._record_dispatch_failure(uuid, integer, text,
 -- Records on a post a TikTok call that failed (call: its answer), as
 -- _call_failure reads it: retried later when TikTok or the network may
 -- answer otherwise, never an init whose outcome is unknown.
-CREATE FUNCTION vibescaling._record_call_failure(p_post_id uuid, p_attempts integer, call jsonb, p_endpoint text,
-                                                 as_of timestamptz)
+CREATE FUNCTION vibescaling._record_call_failure(p_post_id uuid, p_attempts integer, call vibescaling._call_result,
+                                                 p_endpoint text, as_of timestamptz)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -70,7 +70,7 @@ BEGIN
                                                  f.retry_after, as_of);
 END
 $$;
-REVOKE ALL ON FUNCTION vibescaling._record_call_failure(uuid, integer, jsonb, text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._record_call_failure(uuid, integer, vibescaling._call_result, text, timestamptz) FROM PUBLIC;
 
 -- Records on a post an error the publish steps raised (a refusal of our
 -- own: a check, a lock, the log writer). Retried later only for class 53,
@@ -96,7 +96,8 @@ REVOKE ALL ON FUNCTION vibescaling._record_dispatch_error(uuid, integer, text, t
 -- creator_info answer is checked against the post (_check_creator_allows);
 -- an init answer is recorded (_record_published). A refusal these raise is
 -- recorded by _record_dispatch_error. Returns true when the post goes on.
-CREATE FUNCTION vibescaling._settle_call(p vibescaling.posts, call jsonb, p_endpoint text, as_of timestamptz)
+CREATE FUNCTION vibescaling._settle_call(p vibescaling.posts, call vibescaling._call_result, p_endpoint text,
+                                         as_of timestamptz)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -105,13 +106,13 @@ DECLARE
     v_message text;
     v_state   text;
 BEGIN
-    IF NOT (call->>'ok')::boolean THEN
+    IF NOT call.ok THEN
         PERFORM vibescaling._record_call_failure(p.id, p.attempts, call, p_endpoint, as_of);
         RETURN false;
     END IF;
     BEGIN
         IF p_endpoint = 'creator_info' THEN
-            PERFORM vibescaling._check_creator_allows(p, call->'data');
+            PERFORM vibescaling._check_creator_allows(p, call.data);
         ELSE
             PERFORM vibescaling._record_published(p, call, p_endpoint);
         END IF;
@@ -123,7 +124,7 @@ BEGIN
     END;
 END
 $$;
-REVOKE ALL ON FUNCTION vibescaling._settle_call(vibescaling.posts, jsonb, text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._settle_call(vibescaling.posts, vibescaling._call_result, text, timestamptz) FROM PUBLIC;
 
 -- One post of a dispatcher round on its way out: the post as claimed, its
 -- init's endpoint and options (_prepare_publish), and whether it goes on
@@ -161,7 +162,7 @@ DECLARE
     v_items     vibescaling._round_item[] := '{}';  -- the posts going out, in order
     v_sent      vibescaling._round_item[];          -- those whose init is sent, in order
     v_calls     jsonb;
-    v_results   jsonb;
+    v_results   vibescaling._call_result[];
     v_claimed   vibescaling.posts[];  -- the due posts the round locked
     v_accounts  uuid[];      -- their accounts
     v_room      integer[];   -- v_room[i]: claimed post i's init room, v_room[v_claimed_n + i]: its creator_info room
@@ -247,7 +248,7 @@ BEGIN
         FOR i IN 1 .. cardinality(v_items) LOOP
             CONTINUE WHEN ((v_items[i]).post).mode <> 'direct';
             j := j + 1;
-            IF NOT vibescaling._settle_call((v_items[i]).post, v_results->(j - 1), 'creator_info', as_of) THEN
+            IF NOT vibescaling._settle_call((v_items[i]).post, v_results[j], 'creator_info', as_of) THEN
                 v_items[i].going := false;
                 processed := processed + 1;
             END IF;
@@ -275,8 +276,8 @@ BEGIN
                 v_results,
                 ARRAY(SELECT t.endpoint FROM unnest(v_sent) WITH ORDINALITY t(post, endpoint, options, going, n) ORDER BY t.n));
     FOR j IN 1 .. cardinality(v_sent) LOOP
-        CONTINUE WHEN vibescaling._init_accepted(v_results->(j - 1));
-        PERFORM vibescaling._settle_call((v_sent[j]).post, v_results->(j - 1), (v_sent[j]).endpoint, as_of);
+        CONTINUE WHEN vibescaling._init_accepted(v_results[j]);
+        PERFORM vibescaling._settle_call((v_sent[j]).post, v_results[j], (v_sent[j]).endpoint, as_of);
     END LOOP;
 END
 $$;
@@ -412,7 +413,7 @@ AS $$
 DECLARE
     v_post_id   uuid;
     v_attempts  integer;
-    v_result    jsonb;
+    v_result    record;
     v_message   text;
     v_state     text;
 BEGIN
@@ -436,9 +437,9 @@ BEGIN
         PERFORM vibescaling._record_dispatch_error(v_post_id, v_attempts, v_message, v_state, as_of);
         RETURN true;
     END;
-    IF v_result ? 'failed_call' THEN
-        PERFORM vibescaling._record_call_failure(v_post_id, v_attempts, v_result->'failed_call',
-                                                 v_result->>'endpoint', as_of);
+    IF v_result.failed_endpoint IS NOT NULL THEN
+        PERFORM vibescaling._record_call_failure(v_post_id, v_attempts, v_result.failed_call,
+                                                 v_result.failed_endpoint, as_of);
     END IF;
     RETURN true;
 END

@@ -39,8 +39,8 @@ DECLARE
     v_deferred    boolean;
     v_reason      text;
     v_fetch       bigint[] := '{}';   -- the records TikTok is asked about, in order
-    v_results     jsonb;
-    v_call        jsonb;
+    v_results     vibescaling._call_result[];
+    v_call        vibescaling._call_result;
     r             vibescaling.publish_records;
     v_polled      integer := 0;
     v_final       integer := 0;
@@ -142,12 +142,12 @@ BEGIN
     v_polled := cardinality(v_fetch);
     FOR i IN 1 .. cardinality(v_fetch) LOOP
         SELECT * INTO r FROM vibescaling.publish_records WHERE id = v_fetch[i];
-        v_call := v_results->(i - 1);
+        v_call := v_results[i];
         BEGIN
-            IF NOT (v_call->>'ok')::boolean THEN
+            IF NOT v_call.ok THEN
                 PERFORM vibescaling._raise_tiktok_error(v_call, 'status_fetch');
             END IF;
-            r := vibescaling._apply_status_reply(r, v_call->'data');
+            r := vibescaling._apply_status_reply(r, v_call.data);
             IF r.status IN ('sent_to_inbox', 'failed')
                OR r.status = 'published' AND (cardinality(r.public_post_ids) > 0 OR r.created_at < v_cutoff) THEN
                 v_final := v_final + 1;

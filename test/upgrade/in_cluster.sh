@@ -76,6 +76,14 @@ read -r version cluster < <(pg_lsclusters --no-header | awk -v port="$PGPORT" '$
 pg_ctlcluster "$version" "$cluster" restart
 check "the old catalog works on the new library after the restart" t \
       "$(q -c "SELECT vibescaling.http_pool_stats() ? 'transfers' AND vibescaling._unseal(vibescaling._seal('x')) = 'x'")"
+# The old catalog's _tiktok_call and _tiktok_call_many return jsonb (0.1.5's
+# return _call_result rows, through new symbols): the old symbols keep it.
+acct1=$(q -c "SELECT acct FROM public.before_upgrade LIMIT 1")
+check "... its _tiktok_call and _tiktok_call_many still answer jsonb (the old symbols' contract)" "true/true/ok" \
+      "$(q -c "SELECT (vibescaling._tiktok_call('creator_info', '$acct1', NULL, 'manual', '{}')->>'ok')
+                      || '/' || (vibescaling._tiktok_call_many(jsonb_build_array(jsonb_build_object(
+                                   'endpoint', 'creator_info', 'tiktok_account_id', '$acct1', 'trigger', 'manual')))->0->>'ok')
+                      || '/' || (vibescaling._tiktok_call('creator_info', '$acct1', NULL, 'manual', '{}')->>'error_code')")"
 
 # --- The update.
 check "ALTER EXTENSION vibescaling UPDATE from $old_version" "$new_version" \
