@@ -2,7 +2,7 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(25);
+SELECT plan(28);
 
 -- A fresh simulator user per run keeps the per-token rate limits apart.
 SELECT 'pub_' || substr(md5(random()::text), 1, 10) AS oid \gset
@@ -93,5 +93,14 @@ SELECT is((SELECT count(*) FROM vs_test.sim_requests(:'oid') r WHERE r::text LIK
           0::bigint, 'the simulator''s request log shows no token either (it logs open_id)');
 SELECT is((SELECT count(*) FROM vibescaling.dispatch_logs WHERE post_id IN (:'v1', :'v2', :'p1', :'p2')),
           6::bigint, 'six calls, six dispatch_logs rows');
+
+-- The posts trigger skips its checks for the publisher's verdict on a post
+-- (posted or failed) only when nothing else changes.
+SELECT lives_ok(format($$UPDATE vibescaling.posts SET status = 'failed', last_error = 'TikTok: rejected' WHERE id = %L$$, :'p1'),
+                'a verdict alone on a posted post passes the trigger');
+SELECT throws_ok(format($$UPDATE vibescaling.posts SET status = 'posted', caption = repeat('x', 5000) WHERE id = %L$$, :'p1'),
+                 '22023', NULL, '... a verdict that also changes the content is checked: caption too long');
+SELECT is((SELECT status || ':' || length(caption) FROM vibescaling.posts WHERE id = :'p1'), 'failed:18',
+          '... and nothing of it was written');
 
 SELECT * FROM finish();

@@ -121,6 +121,15 @@ BEGIN
                = to_jsonb(p_old) - ARRAY['attempts', 'next_attempt_at', 'last_error', 'updated_at'] THEN
             RETURN p_new;
         END IF;
+        -- Nor does the publisher's verdict on a post (posted or failed, never
+        -- through the API) when nothing else changes: the limits, the source
+        -- and the scheduling rules are about content and scheduling. (A
+        -- dispatcher round marks every post it published this way.)
+        IF NOT p_api AND p_new.status IN ('posted', 'failed')
+           AND to_jsonb(p_new) - ARRAY['status', 'posted_at', 'attempts', 'next_attempt_at', 'last_error', 'updated_at']
+               = to_jsonb(p_old) - ARRAY['status', 'posted_at', 'attempts', 'next_attempt_at', 'last_error', 'updated_at'] THEN
+            RETURN p_new;
+        END IF;
     END IF;
 
     IF NOT p_api THEN

@@ -820,6 +820,66 @@ BEGIN
 END
 $$;
 
+-- The posts trigger skips its checks for the publisher's verdict (posted or
+-- failed) when nothing else changes.
+CREATE OR REPLACE FUNCTION vibescaling._post_write_checked(p_new vibescaling.posts, p_old vibescaling.posts,
+                                               p_api boolean, p_writer oid)
+RETURNS vibescaling.posts
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_message   text;
+    v_state     text;
+    v_hint      text;
+    v_detail    text;
+BEGIN
+    -- No call for a post is older than the post: _earlier_init leaves the
+    -- log's earlier partitions out on that ground, so created_at never
+    -- moves forward (nor past now).
+    p_new.created_at := least(p_new.created_at, coalesce(p_old.created_at, now()));
+    IF p_old.id IS NOT NULL THEN
+        IF p_new IS NOT DISTINCT FROM p_old THEN
+            RETURN p_new;
+        END IF;
+        p_new.updated_at := now();
+        -- The dispatcher's bookkeeping on a post that stays scheduled (a retry
+        -- after a transient failure) changes nothing the checks look at.
+        IF p_old.status = 'scheduled' AND p_new.status = 'scheduled'
+           AND to_jsonb(p_new) - ARRAY['attempts', 'next_attempt_at', 'last_error', 'updated_at']
+               = to_jsonb(p_old) - ARRAY['attempts', 'next_attempt_at', 'last_error', 'updated_at'] THEN
+            RETURN p_new;
+        END IF;
+        -- Nor does the publisher's verdict on a post (posted or failed, never
+        -- through the API) when nothing else changes: the limits, the source
+        -- and the scheduling rules are about content and scheduling. (A
+        -- dispatcher round marks every post it published this way.)
+        IF NOT p_api AND p_new.status IN ('posted', 'failed')
+           AND to_jsonb(p_new) - ARRAY['status', 'posted_at', 'attempts', 'next_attempt_at', 'last_error', 'updated_at']
+               = to_jsonb(p_old) - ARRAY['status', 'posted_at', 'attempts', 'next_attempt_at', 'last_error', 'updated_at'] THEN
+            RETURN p_new;
+        END IF;
+    END IF;
+
+    IF NOT p_api THEN
+        RETURN vibescaling._post_write_checks(p_new, p_old, p_writer);
+    END IF;
+    BEGIN
+        IF p_new.status NOT IN ('draft', 'scheduled') AND (p_old.id IS NULL OR p_new.status IS DISTINCT FROM p_old.status) THEN
+            RAISE EXCEPTION 'status % is set by the publisher; through the API a post is draft or scheduled', p_new.status
+                USING ERRCODE = '42501',
+                      HINT = 'Publish with POST /rpc/publish_post; cancel with POST /rpc/cancel_post.';
+        END IF;
+        p_new := vibescaling._post_write_checks(p_new, p_old, p_writer);
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                                v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
+        PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
+    END;
+    RETURN p_new;
+END
+$$;
+
 -- Nothing is executable by PUBLIC (11_privileges.sql): the functions created
 -- again above start with PUBLIC's default EXECUTE.
 REVOKE ALL ON FUNCTION vibescaling._tiktok_call(text, uuid, uuid, text, jsonb) FROM PUBLIC;
