@@ -5,7 +5,7 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(41);
+SELECT plan(50);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 SELECT current_setting('vibescaling.api_base_url') AS sim \gset
@@ -147,6 +147,49 @@ INSERT INTO vibescaling.posts (caption, video_lo) VALUES ('empty', lo_from_bytea
 SELECT throws_ok(format($$SELECT vibescaling.publish_post(%L, %L, 'SELF_ONLY')$$, :'p11', :'a10'), '22023',
                  'the video is empty', 'an empty video is refused');
 SELECT is((SELECT count(*) FROM vs_test.sim_requests('up10_' || :'run', 'video_init')), 0::bigint, '... before any init');
+
+-- 11. dispatch_due_uploads sends its videos in rounds: their creator_info
+-- calls at once, then their inits, then each video's chunks. One session:
+-- one round of three. The second video's chunk fails three times.
+SET vibescaling.dispatch_sessions = 1;
+CREATE TEMP TABLE ur (i integer, acct uuid, lo oid, id uuid);
+INSERT INTO ur (i, acct, lo)
+SELECT i, vs_test.new_account('ur' || i || '_' || :'run'), vs_test.new_lo(1048576) FROM generate_series(1, 3) i;
+UPDATE ur SET id = vs_test.new_video('round upload ' || i);
+UPDATE vibescaling.posts p SET video_url = NULL, video_lo = ur.lo FROM ur WHERE p.id = ur.id;
+SELECT count(vibescaling.schedule_post(ur.id, now() + interval '10 minutes', ur.acct, 'SELF_ONLY')) AS scheduled FROM ur \gset
+SELECT vs_test.sim_post('/_sim/faults', '{"endpoint": "upload", "skip": 1, "count": 3, "http_status": 503, "error_code": "internal_error"}');
+CALL vibescaling.dispatch_due_uploads(now() + interval '11 minutes');
+SELECT ok((SELECT max(l.id) FROM vibescaling.dispatch_logs l JOIN ur ON ur.id = l.post_id WHERE l.endpoint = 'creator_info')
+          < (SELECT min(l.id) FROM vibescaling.dispatch_logs l JOIN ur ON ur.id = l.post_id WHERE l.endpoint = 'video_init')
+          AND (SELECT max(l.id) FROM vibescaling.dispatch_logs l JOIN ur ON ur.id = l.post_id WHERE l.endpoint = 'video_init')
+          < (SELECT min(l.id) FROM vibescaling.dispatch_logs l JOIN ur ON ur.id = l.post_id WHERE l.endpoint = 'upload_chunk'),
+          'an upload round: the three creator_info calls, then the three inits, then the chunks');
+SELECT is((SELECT count(*) FROM vibescaling.posts p JOIN ur USING (id) WHERE p.status = 'posted'), 2::bigint,
+          '... two videos got through and are posted');
+SELECT is((SELECT count(*) FROM ur JOIN vibescaling.publish_records r ON r.post_id = ur.id
+            WHERE (vs_test.sim_publish(r.publish_id)->>'uploaded_crc32')::bigint = vs_test.crc32_lo(ur.lo)), 2::bigint,
+          '... each with its publish record and every byte exact');
+SELECT is((SELECT p.status || ' ' || p.attempts FROM vibescaling.posts p JOIN ur USING (id) WHERE p.status <> 'posted'),
+          'scheduled 1', 'the video whose chunk failed three times is rescheduled (attempt 1)');
+SELECT matches((SELECT p.last_error FROM vibescaling.posts p JOIN ur USING (id) WHERE p.status <> 'posted'),
+               '^TikTok upload_chunk failed: internal_error', '... with the chunk''s failure as its last error');
+SELECT is((SELECT array_agg(l.http_status ORDER BY l.id) FROM vibescaling.dispatch_logs l JOIN vibescaling.posts p ON p.id = l.post_id
+            JOIN ur ON ur.id = p.id WHERE p.status <> 'posted' AND l.endpoint = 'upload_chunk'),
+          ARRAY[503, 503, 503], '... after its three logged attempts');
+SELECT is((SELECT count(*) FROM vibescaling.publish_records r JOIN vibescaling.posts p ON p.id = r.post_id
+             JOIN ur ON ur.id = p.id WHERE p.status <> 'posted'), 0::bigint,
+          '... and no publish record: the upload did not finish');
+CALL vibescaling.dispatch_due_uploads(now() + interval '3 hours');
+SELECT is((SELECT count(*) FROM vibescaling.posts p JOIN ur USING (id) WHERE p.status = 'posted'), 3::bigint,
+          'the next run after the backoff posts it');
+SELECT is((SELECT string_agg(n::text, ',' ORDER BY ur.i) FROM ur,
+                  LATERAL (SELECT count(*) AS n FROM vibescaling.dispatch_logs l
+                            WHERE l.post_id = ur.id AND l.endpoint = 'video_init') c),
+          (SELECT string_agg(CASE WHEN p.attempts > 0 THEN '2' ELSE '1' END, ',' ORDER BY ur.i)
+             FROM ur JOIN vibescaling.posts p USING (id)),
+          '... with a fresh init (an unfinished upload is not a post on TikTok); the others had one each');
+RESET vibescaling.dispatch_sessions;
 
 RESET vibescaling.upload_chunk_size_mb;
 SELECT * FROM finish();

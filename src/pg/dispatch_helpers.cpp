@@ -11,8 +11,8 @@
  * LOCKED) and then the same one-by-one pass (_dispatch_next_single) as
  * dispatch_due_posts, in transactions of its own, as the calling role with
  * the caller's vibescaling.* settings. A run of dispatch_due_uploads
- * shares its videos the same way: each helper sends one at a time
- * (_dispatch_next_single), so up to dispatch_sessions uploads run at once.
+ * shares its videos the same way, in upload rounds (each session streams
+ * one video at a time), so up to dispatch_sessions uploads run at once.
  * Every exactly-once rule is the rounds' own (row locks, the per-account
  * advisory lock, the durable log); a helper adds no shortcut around them.
  *
@@ -36,7 +36,7 @@ typedef struct DispatchHelperJob
 {
 	TimestampTz as_of;
 	int32		round_size;
-	bool		uploads;		/* the one-by-one pass over uploads only (dispatch_due_uploads) */
+	bool		uploads;		/* the videos the extension uploads only (dispatch_due_uploads) */
 	Oid			database_id;
 	Oid			session_user_id;	/* the caller's login role: a worker connects as it */
 	Oid			current_user_id;	/* the role the caller runs as (SET ROLE) */
@@ -154,8 +154,8 @@ PGDLLEXPORT void vs_dispatch_helper_main(Datum main_arg);
 /*
  * vibescaling._start_dispatch_helpers(as_of, helpers, round_size, uploads):
  * starts up to helpers background workers that dispatch the posts due at
- * as_of in rounds of round_size posts, or, with uploads, the videos the
- * extension uploads, one at a time each; returns how many it started (fewer
+ * as_of in rounds of round_size posts (with uploads: of the videos the
+ * extension uploads, streamed one at a time); returns how many it started (fewer
  * when worker slots are short, none on a standby).
  */
 Datum
@@ -286,9 +286,25 @@ become_caller(DispatchHelperJob *job)
 }
 
 /*
+ * True when the catalog has upload rounds (0.1.5's four-argument
+ * _dispatch_next_round); an older one, still in place between a package
+ * upgrade and ALTER EXTENSION ... UPDATE, has only posts' rounds.
+ */
+static bool
+catalog_has_upload_rounds(void)
+{
+	bool		isnull;
+	Datum		has = run_step("SELECT pg_catalog.to_regprocedure("
+							   "'vibescaling._dispatch_next_round(timestamptz, uuid[], integer, boolean)') IS NOT NULL",
+							   0, NULL, NULL, &isnull, "vibescaling: dispatch helper start");
+
+	return !isnull && DatumGetBool(has);
+}
+
+/*
  * A dispatch helper: the rounds, then the one-by-one pass, of the run that
- * started it (of an uploads run: its one-by-one pass over uploads), each
- * step a transaction of its own, until nothing is left.
+ * started it (posts, or, for dispatch_due_uploads, the videos the extension
+ * uploads), each step a transaction of its own, until nothing is left.
  */
 void
 vs_dispatch_helper_main(Datum main_arg)
@@ -296,7 +312,8 @@ vs_dispatch_helper_main(Datum main_arg)
 	dsm_segment *seg;
 	DispatchHelperJob *job;
 	Datum		skip;
-	Oid			round_types[3] = {TIMESTAMPTZOID, UUIDARRAYOID, INT4OID};
+	Oid			round_types[4] = {TIMESTAMPTZOID, UUIDARRAYOID, INT4OID, BOOLOID};
+	bool		rounds;
 	Oid			single_types[2] = {TIMESTAMPTZOID, BOOLOID};
 
 	/* Terminated by the caller's cancel: stop at the next interrupt check (curl's included). */
@@ -322,15 +339,20 @@ vs_dispatch_helper_main(Datum main_arg)
 		skip = PointerGetDatum(construct_empty_array(UUIDOID));
 		MemoryContextSwitchTo(old);
 	}
-	while (!job->uploads)
+	rounds = !job->uploads || catalog_has_upload_rounds();
+	while (rounds)
 	{
-		Datum		args[3] = {TimestampTzGetDatum(job->as_of), skip, Int32GetDatum(job->round_size)};
+		Datum		args[4] = {TimestampTzGetDatum(job->as_of), skip, Int32GetDatum(job->round_size),
+							   BoolGetDatum(job->uploads)};
 		bool		done;
 		Datum		next;
 
 		CHECK_FOR_INTERRUPTS();
-		next = run_step("SELECT vibescaling._dispatch_next_round($1, $2, $3)", 3, round_types, args, &done,
-						"vibescaling: dispatch round");
+		/* Three arguments for posts: the call an older catalog answers too. */
+		next = run_step(job->uploads ? "SELECT vibescaling._dispatch_next_round($1, $2, $3, $4)"
+						: "SELECT vibescaling._dispatch_next_round($1, $2, $3)",
+						job->uploads ? 4 : 3, round_types, args, &done,
+						job->uploads ? "vibescaling: upload round" : "vibescaling: dispatch round");
 		if (done)
 			break;
 		pfree(DatumGetPointer(skip));

@@ -95,14 +95,13 @@ END
 $$;
 REVOKE ALL ON FUNCTION vibescaling._check_upload_quota(vibescaling.posts, bigint) FROM PUBLIC;
 
--- Uploads a video post: describes the source, plans the chunks, calls the
--- init endpoint with FILE_UPLOAD, streams the chunks. An upload URL that
--- expired (TikTok keeps one an hour) gets one fresh init. call: the init's
--- result (with the publish_id; its data, which holds the upload URL, a
--- credential, left out) on success, else the failing call's, whose
--- endpoint is failed_endpoint (NULL on success).
-CREATE FUNCTION vibescaling._upload_video(p vibescaling.posts, p_trigger text, p_endpoint text, p_options jsonb,
-                                          OUT call vibescaling._call_result, OUT failed_endpoint text)
+-- What uploading a video post takes, checked before its init: the source
+-- (_video_source), its size and type as read from it (_describe_video),
+-- the tenant's upload quota (_check_upload_quota) and the chunk plan.
+-- Returns {"source", "content_type", "size", "source_info"}, source_info
+-- being the init's FILE_UPLOAD fields (_upload_init_options).
+CREATE FUNCTION vibescaling._prepare_upload(p vibescaling.posts)
+RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -110,32 +109,79 @@ DECLARE
     v_source  jsonb := vibescaling._video_source(p);
     v_video   jsonb := vibescaling._describe_video(v_source);
     v_plan    jsonb := vibescaling._plan_chunks((v_video->>'size')::bigint);
-    v_init    vibescaling._call_result;
-    v_upload  jsonb;
 BEGIN
     PERFORM vibescaling._check_upload_quota(p, (v_video->>'size')::bigint);
+    RETURN jsonb_build_object(
+        'source', v_source, 'content_type', v_video->'content_type', 'size', v_video->'size',
+        'source_info', jsonb_build_object('source', 'FILE_UPLOAD', 'video_size', v_plan->'video_size',
+                                          'chunk_size', v_plan->'chunk_size',
+                                          'total_chunk_count', v_plan->'total_chunk_count'));
+END
+$$;
+
+-- The init options of a video the extension uploads (upload: what
+-- _prepare_upload gave): the post's options, its URL replaced by the
+-- FILE_UPLOAD fields.
+CREATE FUNCTION vibescaling._upload_init_options(options jsonb, upload jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN (options - 'video_url') || (upload->'source_info');
+END
+$$;
+
+-- Streams a video's chunks once TikTok accepted its init (init: that
+-- call's result, with the upload URL in its data): _upload_chunks'
+-- answer, {"ok": true, ...} or the failing PUT's result.
+CREATE FUNCTION vibescaling._upload_accepted_video(p vibescaling.posts, p_trigger text, upload jsonb,
+                                                   init vibescaling._call_result)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN vibescaling._upload_chunks(p.id, p.tiktok_account_id, p_trigger, init.publish_id,
+                                      init.data->>'upload_url', upload->'source',
+                                      upload->>'content_type', (upload->>'size')::bigint);
+END
+$$;
+
+-- Uploads a video post: checks and describes the source (_prepare_upload),
+-- calls the init endpoint with FILE_UPLOAD, streams the chunks. An upload
+-- URL that expired (TikTok keeps one an hour) gets one fresh init. call:
+-- the init's result (with the publish_id; its data, which holds the upload
+-- URL, a credential, left out) on success, else the failing call's, whose
+-- endpoint is failed_endpoint (NULL on success).
+CREATE FUNCTION vibescaling._upload_video(p vibescaling.posts, p_trigger text, p_endpoint text, p_options jsonb,
+                                          OUT call vibescaling._call_result, OUT failed_endpoint text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_upload  jsonb := vibescaling._prepare_upload(p);
+    v_init    vibescaling._call_result;
+    v_chunks  jsonb;
+BEGIN
     FOR attempt IN 1..2 LOOP
         v_init := vibescaling._tiktok_call(p_endpoint, p.tiktok_account_id, p.id, p_trigger,
-            (p_options - 'video_url') || jsonb_build_object(
-                'source', 'FILE_UPLOAD', 'video_size', v_plan->'video_size',
-                'chunk_size', v_plan->'chunk_size', 'total_chunk_count', v_plan->'total_chunk_count'));
+                                           vibescaling._upload_init_options(p_options, v_upload));
         IF NOT v_init.ok THEN
             call := v_init;
             failed_endpoint := p_endpoint;
             RETURN;
         END IF;
-        v_upload := vibescaling._upload_chunks(p.id, p.tiktok_account_id, p_trigger, v_init.publish_id,
-                                               v_init.data->>'upload_url', v_source,
-                                               v_video->>'content_type', (v_video->>'size')::bigint);
-        IF (v_upload->>'ok')::boolean THEN
+        v_chunks := vibescaling._upload_accepted_video(p, p_trigger, v_upload, v_init);
+        IF (v_chunks->>'ok')::boolean THEN
             v_init.data := '{}';          -- the upload URL (a credential) goes no further
             call := v_init;
             RETURN;
         END IF;
-        EXIT WHEN v_upload->>'error_code' <> 'upload_url_expired';
+        EXIT WHEN v_chunks->>'error_code' <> 'upload_url_expired';
     END LOOP;
     -- _upload_chunks answers with the failing PUT's result, in _call_result's fields.
-    call := jsonb_populate_record(NULL::vibescaling._call_result, v_upload);
+    call := jsonb_populate_record(NULL::vibescaling._call_result, v_chunks);
     failed_endpoint := 'upload_chunk';
 END
 $$;

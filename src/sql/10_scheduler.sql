@@ -127,22 +127,76 @@ $$;
 REVOKE ALL ON FUNCTION vibescaling._settle_call(vibescaling.posts, vibescaling._call_result, text, timestamptz) FROM PUBLIC;
 
 -- One post of a dispatcher round on its way out: the post as claimed, its
--- init's endpoint and options (_prepare_publish), and whether it goes on
--- to its init (false once its creator_info answer stopped it).
-CREATE TYPE vibescaling._round_item AS (post vibescaling.posts, endpoint text, options jsonb, going boolean);
+-- init's endpoint and options (_prepare_publish), whether it goes on (false
+-- once a call's answer stopped it), and for a video the extension uploads,
+-- what _prepare_upload found (NULL for the others).
+CREATE TYPE vibescaling._round_item AS (post vibescaling.posts, endpoint text, options jsonb, going boolean,
+                                        upload jsonb);
+
+-- The end of a video's upload in an upload round, once TikTok accepted its
+-- init (init: that answer): streams the chunks (_upload_accepted_video).
+-- An expired upload URL gets a fresh init and upload, as publish_post's
+-- would (_upload_video). uploaded: the video is all at TikTok, and init is
+-- the result to record (its data, which holds the upload URL, left out);
+-- else the failure is recorded on the post (_record_call_failure, or
+-- _record_dispatch_error for a refusal of our own, such as an unreadable
+-- source).
+CREATE FUNCTION vibescaling._finish_round_upload(item vibescaling._round_item, INOUT init vibescaling._call_result,
+                                                 as_of timestamptz, OUT uploaded boolean)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p         vibescaling.posts := item.post;
+    v_chunks  jsonb;
+    v_again   record;
+    v_message text;
+    v_state   text;
+BEGIN
+    uploaded := false;
+    BEGIN
+        v_chunks := vibescaling._upload_accepted_video(p, 'scheduler', item.upload, init);
+        IF (v_chunks->>'ok')::boolean THEN
+            init.data := '{}';
+            uploaded := true;
+        ELSIF v_chunks->>'error_code' = 'upload_url_expired' THEN
+            v_again := vibescaling._upload_video(p, 'scheduler', item.endpoint, item.options);
+            IF v_again.failed_endpoint IS NULL THEN
+                init := v_again.call;
+                uploaded := true;
+            ELSE
+                PERFORM vibescaling._record_call_failure(p.id, p.attempts, v_again.call, v_again.failed_endpoint, as_of);
+            END IF;
+        ELSE
+            PERFORM vibescaling._record_call_failure(p.id, p.attempts,
+                                                     jsonb_populate_record(NULL::vibescaling._call_result, v_chunks),
+                                                     'upload_chunk', as_of);
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
+        PERFORM vibescaling._record_dispatch_error(p.id, p.attempts, v_message, v_state, as_of);
+    END;
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._finish_round_upload(vibescaling._round_item, vibescaling._call_result, timestamptz) FROM PUBLIC;
 
 -- One round of the dispatcher: up to max_posts due posts, one per account,
 -- published together in the caller's transaction. All their creator_info
 -- calls go out at once, then all their inits (_tiktok_call_many: at most
 -- vibescaling.max_concurrent_requests in flight). The checks, the failure
 -- handling and the records are those of _publish_locked, post by post.
+-- With uploads, the round takes only the videos the extension uploads
+-- (dispatch_due_uploads): each is checked and described before the calls
+-- (_prepare_upload), and once TikTok accepted the inits their chunks are
+-- streamed, one video after another (_finish_round_upload), before the
+-- posts are recorded. Without, it takes the others.
 -- Accounts in skip_accounts are left alone; the round declines (adds to
--- declined) accounts it should not batch: one whose due post uploads its
--- video (uploads go one by one), one whose init or creator_info rate
--- limit is full now or held back by TikTok's Retry-After, one another session is calling TikTok for (its
--- advisory lock is taken), so that the sequential pass, which waits for
--- rate limits and locks, takes them. processed: the posts it settled
--- (posted, failed or rescheduled).
+-- declined) accounts it should not batch: one whose earliest due post is
+-- of the other kind (upload or not), one whose init or creator_info rate
+-- limit is full now or held back by TikTok's Retry-After, one another
+-- session is calling TikTok for (its advisory lock is taken), so that the
+-- sequential pass, which waits for rate limits and locks, takes them.
+-- processed: the posts it settled (posted, failed or rescheduled).
 --
 -- Safe as one transaction for many posts: every init is in the durable log
 -- ("in flight", then its outcome) before and after it is sent. If the
@@ -150,6 +204,7 @@ CREATE TYPE vibescaling._round_item AS (post vibescaling.posts, endpoint text, o
 -- post TikTok accepted as posted, and fails (never resends) one whose init
 -- has an unknown outcome (_prepare_publish).
 CREATE FUNCTION vibescaling._dispatch_round(as_of timestamptz, max_posts integer, skip_accounts uuid[],
+                                            uploads boolean DEFAULT false,
                                             OUT processed integer, OUT declined uuid[])
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -157,12 +212,14 @@ AS $$
 DECLARE
     p           vibescaling.posts;
     v_prep      record;
+    v_upload    jsonb;
     v_message   text;
     v_state     text;
     v_items     vibescaling._round_item[] := '{}';  -- the posts going out, in order
     v_sent      vibescaling._round_item[];          -- those whose init is sent, in order
     v_calls     jsonb;
     v_results   vibescaling._call_result[];
+    v_finished  record;
     v_claimed   vibescaling.posts[];  -- the due posts the round locked
     v_accounts  uuid[];      -- their accounts
     v_room      integer[];   -- v_room[i]: claimed post i's init room, v_room[v_claimed_n + i]: its creator_info room
@@ -188,6 +245,7 @@ BEGIN
                             WHERE d.status = 'scheduled'
                               AND coalesce(d.next_attempt_at, d.scheduled_at) <= as_of
                               AND coalesce(d.tiktok_account_id <> ALL (skip_accounts), true)
+                              AND (NOT uploads OR d.media_type = 'video' AND vibescaling._upload_method(d) = 'upload')
                             ORDER BY d.tiktok_account_id, coalesce(d.next_attempt_at, d.scheduled_at), d.id) c
                     ORDER BY c.due, c.id
                     LIMIT max_posts * 8))
@@ -214,7 +272,7 @@ BEGIN
     FOR i IN 1 .. v_claimed_n LOOP
         p := v_claimed[i];
         IF p.tiktok_account_id IS NOT NULL
-           AND ((p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload')
+           AND (coalesce(p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload', false) <> uploads
                 OR v_room[i] = 0
                 OR p.mode = 'direct' AND v_room[v_claimed_n + i] = 0
                 OR NOT pg_try_advisory_xact_lock(hashtext('vibescaling.rate_limit'), hashtext(p.tiktok_account_id::text))) THEN
@@ -224,7 +282,8 @@ BEGIN
         BEGIN
             v_prep := vibescaling._prepare_publish(p, 'scheduler', NOT (p.id = ANY (v_init_logged)));
             IF v_prep.reconciled IS NULL THEN
-                v_items := v_items || ROW(p, v_prep.endpoint, v_prep.options, true)::vibescaling._round_item;
+                v_upload := CASE WHEN uploads THEN vibescaling._prepare_upload(p) END;
+                v_items := v_items || ROW(p, v_prep.endpoint, v_prep.options, true, v_upload)::vibescaling._round_item;
             ELSE
                 processed := processed + 1;
             END IF;
@@ -240,7 +299,7 @@ BEGIN
     SELECT jsonb_agg(jsonb_build_object('endpoint', 'creator_info', 'tiktok_account_id', (t.post).tiktok_account_id,
                                         'post_id', (t.post).id, 'trigger', 'scheduler') ORDER BY t.n)
       INTO v_calls
-      FROM unnest(v_items) WITH ORDINALITY t(post, endpoint, options, going, n)
+      FROM unnest(v_items) WITH ORDINALITY t(post, endpoint, options, going, upload, n)
      WHERE (t.post).mode = 'direct';
     IF v_calls IS NOT NULL THEN
         v_results := vibescaling._tiktok_call_many(v_calls);
@@ -256,36 +315,50 @@ BEGIN
     END IF;
 
     -- All the inits at once (each logged "in flight" first).
-    v_sent := ARRAY(SELECT ROW(t.post, t.endpoint, t.options, t.going)::vibescaling._round_item
-                      FROM unnest(v_items) WITH ORDINALITY t(post, endpoint, options, going, n)
+    v_sent := ARRAY(SELECT ROW(t.post, t.endpoint, t.options, t.going, t.upload)::vibescaling._round_item
+                      FROM unnest(v_items) WITH ORDINALITY t(post, endpoint, options, going, upload, n)
                      WHERE t.going
                      ORDER BY t.n);
     IF cardinality(v_sent) = 0 THEN
         RETURN;
     END IF;
     SELECT jsonb_agg(jsonb_build_object('endpoint', t.endpoint, 'tiktok_account_id', (t.post).tiktok_account_id,
-                                        'post_id', (t.post).id, 'trigger', 'scheduler', 'options', t.options)
+                                        'post_id', (t.post).id, 'trigger', 'scheduler',
+                                        'options', CASE WHEN t.upload IS NULL THEN t.options
+                                                        ELSE vibescaling._upload_init_options(t.options, t.upload) END)
                      ORDER BY t.n)
       INTO v_calls
-      FROM unnest(v_sent) WITH ORDINALITY t(post, endpoint, options, going, n);
+      FROM unnest(v_sent) WITH ORDINALITY t(post, endpoint, options, going, upload, n);
     v_results := vibescaling._tiktok_call_many(v_calls);
     processed := processed + cardinality(v_sent);
+    -- The videos TikTok accepted an init for: their chunks, one video after
+    -- another. A video that did not all get there is settled already.
+    FOR j IN 1 .. cardinality(v_sent) LOOP
+        CONTINUE WHEN (v_sent[j]).upload IS NULL OR NOT vibescaling._init_accepted(v_results[j]);
+        v_finished := vibescaling._finish_round_upload(v_sent[j], v_results[j], as_of);
+        v_results[j] := v_finished.init;
+        v_sent[j].going := v_finished.uploaded;
+    END LOOP;
     -- What TikTok accepted is recorded for all posts at once; the rest one by one.
     PERFORM vibescaling._record_published_many(
-                ARRAY(SELECT t.post FROM unnest(v_sent) WITH ORDINALITY t(post, endpoint, options, going, n) ORDER BY t.n),
-                v_results,
-                ARRAY(SELECT t.endpoint FROM unnest(v_sent) WITH ORDINALITY t(post, endpoint, options, going, n) ORDER BY t.n));
+                ARRAY(SELECT t.post FROM unnest(v_sent) WITH ORDINALITY t(post, endpoint, options, going, upload, n)
+                       WHERE t.going ORDER BY t.n),
+                ARRAY(SELECT v_results[t.n] FROM unnest(v_sent) WITH ORDINALITY t(post, endpoint, options, going, upload, n)
+                       WHERE t.going ORDER BY t.n),
+                ARRAY(SELECT t.endpoint FROM unnest(v_sent) WITH ORDINALITY t(post, endpoint, options, going, upload, n)
+                       WHERE t.going ORDER BY t.n));
     FOR j IN 1 .. cardinality(v_sent) LOOP
-        CONTINUE WHEN vibescaling._init_accepted(v_results[j]);
+        CONTINUE WHEN NOT (v_sent[j]).going OR vibescaling._init_accepted(v_results[j]);
         PERFORM vibescaling._settle_call((v_sent[j]).post, v_results[j], (v_sent[j]).endpoint, as_of);
     END LOOP;
 END
 $$;
-REVOKE ALL ON FUNCTION vibescaling._dispatch_round(timestamptz, integer, uuid[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._dispatch_round(timestamptz, integer, uuid[], boolean) FROM PUBLIC;
 
--- The dispatcher's next round (_dispatch_round, up to round_size posts) in
--- the caller's transaction: returns skip_accounts with the accounts the
--- round declined added, or NULL when the round found nothing to do.
+-- The dispatcher's next round (_dispatch_round, up to round_size posts; with
+-- uploads, of the videos the extension uploads) in the caller's
+-- transaction: returns skip_accounts with the accounts the round declined
+-- added, or NULL when the round found nothing to do.
 --
 -- Each round starts by discarding the session's cached plans (DISCARD
 -- PLANS), so that the round's log lookups are planned for the log as it
@@ -296,7 +369,8 @@ REVOKE ALL ON FUNCTION vibescaling._dispatch_round(timestamptz, integer, uuid[])
 -- replanning, before autovacuum's next analyze. The planner sizes the
 -- partition from its current number of pages, whatever its statistics
 -- say; replanning costs a few milliseconds a round.
-CREATE FUNCTION vibescaling._dispatch_next_round(as_of timestamptz, skip_accounts uuid[], round_size integer)
+CREATE FUNCTION vibescaling._dispatch_next_round(as_of timestamptz, skip_accounts uuid[], round_size integer,
+                                                 uploads boolean DEFAULT false)
 RETURNS uuid[]
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -305,19 +379,19 @@ DECLARE
     v_round record;
 BEGIN
     DISCARD PLANS;
-    v_round := vibescaling._dispatch_round(as_of, round_size, skip_accounts);
+    v_round := vibescaling._dispatch_round(as_of, round_size, skip_accounts, uploads);
     IF v_round.processed = 0 AND cardinality(v_round.declined) = 0 THEN
         RETURN NULL;
     END IF;
     RETURN skip_accounts || v_round.declined;
 END
 $$;
-REVOKE ALL ON FUNCTION vibescaling._dispatch_next_round(timestamptz, uuid[], integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._dispatch_next_round(timestamptz, uuid[], integer, boolean) FROM PUBLIC;
 
 -- Starts up to helpers background workers (src/pg/dispatch_helpers.cpp)
 -- that dispatch the posts due at as_of beside the caller, in rounds of
--- round_size posts (with uploads: the videos the extension uploads, one at
--- a time each), as the calling role with its vibescaling.* settings;
+-- round_size posts (with uploads: of the videos the extension uploads,
+-- streamed one at a time), as the calling role with its vibescaling.* settings;
 -- returns how many started (fewer when worker slots are short).
 CREATE FUNCTION vibescaling._start_dispatch_helpers(as_of timestamptz, helpers integer, round_size integer,
                                                     uploads boolean)
@@ -380,22 +454,30 @@ END
 $$;
 REVOKE ALL ON FUNCTION vibescaling._start_dispatch_sessions(timestamptz) FROM PUBLIC;
 
--- Shares a run of dispatch_due_uploads: starts a helper for each video due
--- at as_of that the extension uploads, beyond the caller's own, up to
--- vibescaling.dispatch_sessions sessions in all. Each session sends one
--- video at a time, so as many uploads run at once as there are sessions.
+-- Shares a run of dispatch_due_uploads among up to
+-- vibescaling.dispatch_sessions sessions: spreads the videos due at as_of
+-- that the extension uploads over the sessions, every session first (a
+-- session streams one video at a time, so as many videos stream at once as
+-- there are sessions), in rounds of up to 8 (a round's inits go out
+-- together, then its videos stream one after another: a larger round
+-- would keep its last upload URL waiting). Starts the helpers beyond the
+-- caller and returns the round size.
 CREATE FUNCTION vibescaling._start_upload_sessions(as_of timestamptz)
-RETURNS void
+RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    v_due integer := vibescaling._count_due(as_of, true,
-                                            current_setting('vibescaling.dispatch_sessions')::integer);
+    c_round_max constant integer := 8;
+    v_sessions  integer := current_setting('vibescaling.dispatch_sessions')::integer;
+    v_due       integer := vibescaling._count_due(as_of, true, v_sessions * c_round_max);
+    v_round     integer := greatest(1, least(c_round_max, v_due / v_sessions));
+    v_helpers   integer := least(v_sessions, ceil(v_due::numeric / v_round)::integer) - 1;
 BEGIN
-    IF v_due > 1 THEN
-        PERFORM vibescaling._start_dispatch_helpers(as_of, v_due - 1, 1, true);
+    IF v_helpers > 0 THEN
+        PERFORM vibescaling._start_dispatch_helpers(as_of, v_helpers, v_round, true);
     END IF;
+    RETURN v_round;
 END
 $$;
 REVOKE ALL ON FUNCTION vibescaling._start_upload_sessions(timestamptz) FROM PUBLIC;
@@ -512,8 +594,10 @@ $$;
 
 -- Publishes every scheduled video due at as_of that the extension uploads
 -- itself (FILE_UPLOAD from a URL it downloads, a large object or a media
--- row), one at a time per session, one transaction each, as
--- dispatch_due_posts does for the rest. Up to vibescaling.dispatch_sessions
+-- row), as dispatch_due_posts does for the rest: in rounds (_dispatch_round
+-- with uploads: their creator_info calls at once, then their inits, then
+-- each video's chunks), each a transaction of its own, then one at a time
+-- for what the rounds declined. Up to vibescaling.dispatch_sessions
 -- sessions upload at once (_start_upload_sessions: background workers
 -- beside the caller, which waits for them). Its own pg_cron job
 -- (vibescaling-uploads): a source that is slow or never answers costs this
@@ -527,14 +611,23 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
     v_caller_path text := pg_catalog.current_setting('search_path');
+    v_skip        uuid[];
+    v_round_size  integer;
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     IF as_of IS NULL THEN
         RAISE EXCEPTION 'as_of is required' USING ERRCODE = '22004';
     END IF;
     PERFORM vibescaling._require_primary();
-    PERFORM vibescaling._start_upload_sessions(as_of);
+    v_round_size := vibescaling._start_upload_sessions(as_of);
     LOOP
+        v_skip := ARRAY[]::uuid[];
+        LOOP
+            v_skip := vibescaling._dispatch_next_round(as_of, v_skip, v_round_size, true);
+            EXIT WHEN v_skip IS NULL;
+            COMMIT;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        END LOOP;
         LOOP
             EXIT WHEN NOT vibescaling._dispatch_next_single(as_of, true);
             COMMIT;

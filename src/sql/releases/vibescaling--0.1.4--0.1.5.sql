@@ -2,10 +2,11 @@
 \echo Use "ALTER EXTENSION vibescaling UPDATE TO '0.1.5'" to load this file. \quit
 
 -- A call's result reaches SQL as a row of vibescaling._call_result instead of
--- a jsonb object: the functions that return or take one are dropped and
--- created again (plpgsql resolves the functions it calls at run time, so
--- nothing else depends on them). The C functions move to new symbols; the
--- old ones stay in the library for catalogs not yet updated.
+-- a jsonb object, and dispatch_due_uploads sends its videos in rounds: the
+-- functions whose arguments or results change are dropped and created again
+-- (plpgsql resolves the functions it calls at run time, so nothing else
+-- depends on them). The C functions move to new symbols; the old ones stay
+-- in the library for catalogs not yet updated.
 CREATE TYPE vibescaling._call_result AS (
     ok              boolean,
     http_status     integer,
@@ -20,6 +21,9 @@ CREATE TYPE vibescaling._call_result AS (
     outcome_unknown boolean,
     retry_after     integer);
 
+-- A round item of an upload round carries what _prepare_upload found.
+ALTER TYPE vibescaling._round_item ADD ATTRIBUTE upload jsonb;
+
 DROP FUNCTION vibescaling._tiktok_call(text, uuid, uuid, text, jsonb);
 DROP FUNCTION vibescaling._tiktok_call_many(jsonb);
 DROP FUNCTION vibescaling._call_failure(jsonb, text);
@@ -31,10 +35,14 @@ DROP FUNCTION vibescaling._record_published(vibescaling.posts, jsonb, text);
 DROP FUNCTION vibescaling._publish_attempt(uuid, text);
 DROP FUNCTION vibescaling._record_call_failure(uuid, integer, jsonb, text, timestamptz);
 DROP FUNCTION vibescaling._settle_call(vibescaling.posts, jsonb, text, timestamptz);
+DROP FUNCTION vibescaling._dispatch_round(timestamptz, integer, uuid[]);
+DROP FUNCTION vibescaling._dispatch_next_round(timestamptz, uuid[], integer);
+DROP FUNCTION vibescaling._start_upload_sessions(timestamptz);
 
--- _rate_limit_lock and _init_accepted become plpgsql: a sql function with a
--- SET clause is never inlined, so PostgreSQL 15 parsed and planned its body
--- at every call.
+-- Also: _rate_limit_lock and _init_accepted become plpgsql (a sql function
+-- with a SET clause is never inlined, so PostgreSQL 15 parsed and planned
+-- its body at every call), and the posts trigger skips its checks for the
+-- publisher's verdict alone (_post_write_checked).
 
 CREATE OR REPLACE FUNCTION vibescaling._tiktok_call(
     endpoint           text,
@@ -246,8 +254,8 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION vibescaling._upload_video(p vibescaling.posts, p_trigger text, p_endpoint text, p_options jsonb,
-                                          OUT call vibescaling._call_result, OUT failed_endpoint text)
+CREATE OR REPLACE FUNCTION vibescaling._prepare_upload(p vibescaling.posts)
+RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -255,32 +263,67 @@ DECLARE
     v_source  jsonb := vibescaling._video_source(p);
     v_video   jsonb := vibescaling._describe_video(v_source);
     v_plan    jsonb := vibescaling._plan_chunks((v_video->>'size')::bigint);
-    v_init    vibescaling._call_result;
-    v_upload  jsonb;
 BEGIN
     PERFORM vibescaling._check_upload_quota(p, (v_video->>'size')::bigint);
+    RETURN jsonb_build_object(
+        'source', v_source, 'content_type', v_video->'content_type', 'size', v_video->'size',
+        'source_info', jsonb_build_object('source', 'FILE_UPLOAD', 'video_size', v_plan->'video_size',
+                                          'chunk_size', v_plan->'chunk_size',
+                                          'total_chunk_count', v_plan->'total_chunk_count'));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._upload_init_options(options jsonb, upload jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN (options - 'video_url') || (upload->'source_info');
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._upload_accepted_video(p vibescaling.posts, p_trigger text, upload jsonb,
+                                                   init vibescaling._call_result)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN vibescaling._upload_chunks(p.id, p.tiktok_account_id, p_trigger, init.publish_id,
+                                      init.data->>'upload_url', upload->'source',
+                                      upload->>'content_type', (upload->>'size')::bigint);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._upload_video(p vibescaling.posts, p_trigger text, p_endpoint text, p_options jsonb,
+                                          OUT call vibescaling._call_result, OUT failed_endpoint text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_upload  jsonb := vibescaling._prepare_upload(p);
+    v_init    vibescaling._call_result;
+    v_chunks  jsonb;
+BEGIN
     FOR attempt IN 1..2 LOOP
         v_init := vibescaling._tiktok_call(p_endpoint, p.tiktok_account_id, p.id, p_trigger,
-            (p_options - 'video_url') || jsonb_build_object(
-                'source', 'FILE_UPLOAD', 'video_size', v_plan->'video_size',
-                'chunk_size', v_plan->'chunk_size', 'total_chunk_count', v_plan->'total_chunk_count'));
+                                           vibescaling._upload_init_options(p_options, v_upload));
         IF NOT v_init.ok THEN
             call := v_init;
             failed_endpoint := p_endpoint;
             RETURN;
         END IF;
-        v_upload := vibescaling._upload_chunks(p.id, p.tiktok_account_id, p_trigger, v_init.publish_id,
-                                               v_init.data->>'upload_url', v_source,
-                                               v_video->>'content_type', (v_video->>'size')::bigint);
-        IF (v_upload->>'ok')::boolean THEN
+        v_chunks := vibescaling._upload_accepted_video(p, p_trigger, v_upload, v_init);
+        IF (v_chunks->>'ok')::boolean THEN
             v_init.data := '{}';          -- the upload URL (a credential) goes no further
             call := v_init;
             RETURN;
         END IF;
-        EXIT WHEN v_upload->>'error_code' <> 'upload_url_expired';
+        EXIT WHEN v_chunks->>'error_code' <> 'upload_url_expired';
     END LOOP;
     -- _upload_chunks answers with the failing PUT's result, in _call_result's fields.
-    call := jsonb_populate_record(NULL::vibescaling._call_result, v_upload);
+    call := jsonb_populate_record(NULL::vibescaling._call_result, v_chunks);
     failed_endpoint := 'upload_chunk';
 END
 $$;
@@ -394,6 +437,64 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION vibescaling._post_write_checked(p_new vibescaling.posts, p_old vibescaling.posts,
+                                               p_api boolean, p_writer oid)
+RETURNS vibescaling.posts
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_message   text;
+    v_state     text;
+    v_hint      text;
+    v_detail    text;
+BEGIN
+    -- No call for a post is older than the post: _earlier_init leaves the
+    -- log's earlier partitions out on that ground, so created_at never
+    -- moves forward (nor past now).
+    p_new.created_at := least(p_new.created_at, coalesce(p_old.created_at, now()));
+    IF p_old.id IS NOT NULL THEN
+        IF p_new IS NOT DISTINCT FROM p_old THEN
+            RETURN p_new;
+        END IF;
+        p_new.updated_at := now();
+        -- The dispatcher's bookkeeping on a post that stays scheduled (a retry
+        -- after a transient failure) changes nothing the checks look at.
+        IF p_old.status = 'scheduled' AND p_new.status = 'scheduled'
+           AND to_jsonb(p_new) - ARRAY['attempts', 'next_attempt_at', 'last_error', 'updated_at']
+               = to_jsonb(p_old) - ARRAY['attempts', 'next_attempt_at', 'last_error', 'updated_at'] THEN
+            RETURN p_new;
+        END IF;
+        -- Nor does the publisher's verdict on a post (posted or failed, never
+        -- through the API) when nothing else changes: the limits, the source
+        -- and the scheduling rules are about content and scheduling. (A
+        -- dispatcher round marks every post it published this way.)
+        IF NOT p_api AND p_new.status IN ('posted', 'failed')
+           AND to_jsonb(p_new) - ARRAY['status', 'posted_at', 'attempts', 'next_attempt_at', 'last_error', 'updated_at']
+               = to_jsonb(p_old) - ARRAY['status', 'posted_at', 'attempts', 'next_attempt_at', 'last_error', 'updated_at'] THEN
+            RETURN p_new;
+        END IF;
+    END IF;
+
+    IF NOT p_api THEN
+        RETURN vibescaling._post_write_checks(p_new, p_old, p_writer);
+    END IF;
+    BEGIN
+        IF p_new.status NOT IN ('draft', 'scheduled') AND (p_old.id IS NULL OR p_new.status IS DISTINCT FROM p_old.status) THEN
+            RAISE EXCEPTION 'status % is set by the publisher; through the API a post is draft or scheduled', p_new.status
+                USING ERRCODE = '42501',
+                      HINT = 'Publish with POST /rpc/publish_post; cancel with POST /rpc/cancel_post.';
+        END IF;
+        p_new := vibescaling._post_write_checks(p_new, p_old, p_writer);
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                                v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
+        PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
+    END;
+    RETURN p_new;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION vibescaling.publish_status(post_id uuid)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -500,7 +601,48 @@ $$;
 
 REVOKE ALL ON FUNCTION vibescaling._settle_call(vibescaling.posts, vibescaling._call_result, text, timestamptz) FROM PUBLIC;
 
+CREATE OR REPLACE FUNCTION vibescaling._finish_round_upload(item vibescaling._round_item, INOUT init vibescaling._call_result,
+                                                 as_of timestamptz, OUT uploaded boolean)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p         vibescaling.posts := item.post;
+    v_chunks  jsonb;
+    v_again   record;
+    v_message text;
+    v_state   text;
+BEGIN
+    uploaded := false;
+    BEGIN
+        v_chunks := vibescaling._upload_accepted_video(p, 'scheduler', item.upload, init);
+        IF (v_chunks->>'ok')::boolean THEN
+            init.data := '{}';
+            uploaded := true;
+        ELSIF v_chunks->>'error_code' = 'upload_url_expired' THEN
+            v_again := vibescaling._upload_video(p, 'scheduler', item.endpoint, item.options);
+            IF v_again.failed_endpoint IS NULL THEN
+                init := v_again.call;
+                uploaded := true;
+            ELSE
+                PERFORM vibescaling._record_call_failure(p.id, p.attempts, v_again.call, v_again.failed_endpoint, as_of);
+            END IF;
+        ELSE
+            PERFORM vibescaling._record_call_failure(p.id, p.attempts,
+                                                     jsonb_populate_record(NULL::vibescaling._call_result, v_chunks),
+                                                     'upload_chunk', as_of);
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
+        PERFORM vibescaling._record_dispatch_error(p.id, p.attempts, v_message, v_state, as_of);
+    END;
+END
+$$;
+
+REVOKE ALL ON FUNCTION vibescaling._finish_round_upload(vibescaling._round_item, vibescaling._call_result, timestamptz) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION vibescaling._dispatch_round(as_of timestamptz, max_posts integer, skip_accounts uuid[],
+                                            uploads boolean DEFAULT false,
                                             OUT processed integer, OUT declined uuid[])
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -508,12 +650,14 @@ AS $$
 DECLARE
     p           vibescaling.posts;
     v_prep      record;
+    v_upload    jsonb;
     v_message   text;
     v_state     text;
     v_items     vibescaling._round_item[] := '{}';  -- the posts going out, in order
     v_sent      vibescaling._round_item[];          -- those whose init is sent, in order
     v_calls     jsonb;
     v_results   vibescaling._call_result[];
+    v_finished  record;
     v_claimed   vibescaling.posts[];  -- the due posts the round locked
     v_accounts  uuid[];      -- their accounts
     v_room      integer[];   -- v_room[i]: claimed post i's init room, v_room[v_claimed_n + i]: its creator_info room
@@ -539,6 +683,7 @@ BEGIN
                             WHERE d.status = 'scheduled'
                               AND coalesce(d.next_attempt_at, d.scheduled_at) <= as_of
                               AND coalesce(d.tiktok_account_id <> ALL (skip_accounts), true)
+                              AND (NOT uploads OR d.media_type = 'video' AND vibescaling._upload_method(d) = 'upload')
                             ORDER BY d.tiktok_account_id, coalesce(d.next_attempt_at, d.scheduled_at), d.id) c
                     ORDER BY c.due, c.id
                     LIMIT max_posts * 8))
@@ -565,7 +710,7 @@ BEGIN
     FOR i IN 1 .. v_claimed_n LOOP
         p := v_claimed[i];
         IF p.tiktok_account_id IS NOT NULL
-           AND ((p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload')
+           AND (coalesce(p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload', false) <> uploads
                 OR v_room[i] = 0
                 OR p.mode = 'direct' AND v_room[v_claimed_n + i] = 0
                 OR NOT pg_try_advisory_xact_lock(hashtext('vibescaling.rate_limit'), hashtext(p.tiktok_account_id::text))) THEN
@@ -575,7 +720,8 @@ BEGIN
         BEGIN
             v_prep := vibescaling._prepare_publish(p, 'scheduler', NOT (p.id = ANY (v_init_logged)));
             IF v_prep.reconciled IS NULL THEN
-                v_items := v_items || ROW(p, v_prep.endpoint, v_prep.options, true)::vibescaling._round_item;
+                v_upload := CASE WHEN uploads THEN vibescaling._prepare_upload(p) END;
+                v_items := v_items || ROW(p, v_prep.endpoint, v_prep.options, true, v_upload)::vibescaling._round_item;
             ELSE
                 processed := processed + 1;
             END IF;
@@ -591,7 +737,7 @@ BEGIN
     SELECT jsonb_agg(jsonb_build_object('endpoint', 'creator_info', 'tiktok_account_id', (t.post).tiktok_account_id,
                                         'post_id', (t.post).id, 'trigger', 'scheduler') ORDER BY t.n)
       INTO v_calls
-      FROM unnest(v_items) WITH ORDINALITY t(post, endpoint, options, going, n)
+      FROM unnest(v_items) WITH ORDINALITY t(post, endpoint, options, going, upload, n)
      WHERE (t.post).mode = 'direct';
     IF v_calls IS NOT NULL THEN
         v_results := vibescaling._tiktok_call_many(v_calls);
@@ -607,29 +753,83 @@ BEGIN
     END IF;
 
     -- All the inits at once (each logged "in flight" first).
-    v_sent := ARRAY(SELECT ROW(t.post, t.endpoint, t.options, t.going)::vibescaling._round_item
-                      FROM unnest(v_items) WITH ORDINALITY t(post, endpoint, options, going, n)
+    v_sent := ARRAY(SELECT ROW(t.post, t.endpoint, t.options, t.going, t.upload)::vibescaling._round_item
+                      FROM unnest(v_items) WITH ORDINALITY t(post, endpoint, options, going, upload, n)
                      WHERE t.going
                      ORDER BY t.n);
     IF cardinality(v_sent) = 0 THEN
         RETURN;
     END IF;
     SELECT jsonb_agg(jsonb_build_object('endpoint', t.endpoint, 'tiktok_account_id', (t.post).tiktok_account_id,
-                                        'post_id', (t.post).id, 'trigger', 'scheduler', 'options', t.options)
+                                        'post_id', (t.post).id, 'trigger', 'scheduler',
+                                        'options', CASE WHEN t.upload IS NULL THEN t.options
+                                                        ELSE vibescaling._upload_init_options(t.options, t.upload) END)
                      ORDER BY t.n)
       INTO v_calls
-      FROM unnest(v_sent) WITH ORDINALITY t(post, endpoint, options, going, n);
+      FROM unnest(v_sent) WITH ORDINALITY t(post, endpoint, options, going, upload, n);
     v_results := vibescaling._tiktok_call_many(v_calls);
     processed := processed + cardinality(v_sent);
+    -- The videos TikTok accepted an init for: their chunks, one video after
+    -- another. A video that did not all get there is settled already.
+    FOR j IN 1 .. cardinality(v_sent) LOOP
+        CONTINUE WHEN (v_sent[j]).upload IS NULL OR NOT vibescaling._init_accepted(v_results[j]);
+        v_finished := vibescaling._finish_round_upload(v_sent[j], v_results[j], as_of);
+        v_results[j] := v_finished.init;
+        v_sent[j].going := v_finished.uploaded;
+    END LOOP;
     -- What TikTok accepted is recorded for all posts at once; the rest one by one.
     PERFORM vibescaling._record_published_many(
-                ARRAY(SELECT t.post FROM unnest(v_sent) WITH ORDINALITY t(post, endpoint, options, going, n) ORDER BY t.n),
-                v_results,
-                ARRAY(SELECT t.endpoint FROM unnest(v_sent) WITH ORDINALITY t(post, endpoint, options, going, n) ORDER BY t.n));
+                ARRAY(SELECT t.post FROM unnest(v_sent) WITH ORDINALITY t(post, endpoint, options, going, upload, n)
+                       WHERE t.going ORDER BY t.n),
+                ARRAY(SELECT v_results[t.n] FROM unnest(v_sent) WITH ORDINALITY t(post, endpoint, options, going, upload, n)
+                       WHERE t.going ORDER BY t.n),
+                ARRAY(SELECT t.endpoint FROM unnest(v_sent) WITH ORDINALITY t(post, endpoint, options, going, upload, n)
+                       WHERE t.going ORDER BY t.n));
     FOR j IN 1 .. cardinality(v_sent) LOOP
-        CONTINUE WHEN vibescaling._init_accepted(v_results[j]);
+        CONTINUE WHEN NOT (v_sent[j]).going OR vibescaling._init_accepted(v_results[j]);
         PERFORM vibescaling._settle_call((v_sent[j]).post, v_results[j], (v_sent[j]).endpoint, as_of);
     END LOOP;
+END
+$$;
+
+REVOKE ALL ON FUNCTION vibescaling._dispatch_round(timestamptz, integer, uuid[], boolean) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION vibescaling._dispatch_next_round(as_of timestamptz, skip_accounts uuid[], round_size integer,
+                                                 uploads boolean DEFAULT false)
+RETURNS uuid[]
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_round record;
+BEGIN
+    DISCARD PLANS;
+    v_round := vibescaling._dispatch_round(as_of, round_size, skip_accounts, uploads);
+    IF v_round.processed = 0 AND cardinality(v_round.declined) = 0 THEN
+        RETURN NULL;
+    END IF;
+    RETURN skip_accounts || v_round.declined;
+END
+$$;
+
+REVOKE ALL ON FUNCTION vibescaling._dispatch_next_round(timestamptz, uuid[], integer, boolean) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION vibescaling._start_upload_sessions(as_of timestamptz)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c_round_max constant integer := 8;
+    v_sessions  integer := current_setting('vibescaling.dispatch_sessions')::integer;
+    v_due       integer := vibescaling._count_due(as_of, true, v_sessions * c_round_max);
+    v_round     integer := greatest(1, least(c_round_max, v_due / v_sessions));
+    v_helpers   integer := least(v_sessions, ceil(v_due::numeric / v_round)::integer) - 1;
+BEGIN
+    IF v_helpers > 0 THEN
+        PERFORM vibescaling._start_dispatch_helpers(as_of, v_helpers, v_round, true);
+    END IF;
+    RETURN v_round;
 END
 $$;
 
@@ -670,6 +870,40 @@ BEGIN
                                                  v_result.failed_endpoint, as_of);
     END IF;
     RETURN true;
+END
+$$;
+
+CREATE OR REPLACE PROCEDURE vibescaling.dispatch_due_uploads(as_of timestamptz DEFAULT pg_catalog.now())
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_caller_path text := pg_catalog.current_setting('search_path');
+    v_skip        uuid[];
+    v_round_size  integer;
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    IF as_of IS NULL THEN
+        RAISE EXCEPTION 'as_of is required' USING ERRCODE = '22004';
+    END IF;
+    PERFORM vibescaling._require_primary();
+    v_round_size := vibescaling._start_upload_sessions(as_of);
+    LOOP
+        v_skip := ARRAY[]::uuid[];
+        LOOP
+            v_skip := vibescaling._dispatch_next_round(as_of, v_skip, v_round_size, true);
+            EXIT WHEN v_skip IS NULL;
+            COMMIT;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        END LOOP;
+        LOOP
+            EXIT WHEN NOT vibescaling._dispatch_next_single(as_of, true);
+            COMMIT;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        END LOOP;
+        -- Once more, alone, for what a failed helper may have left.
+        EXIT WHEN NOT vibescaling._wait_dispatch_helpers();
+    END LOOP;
+    PERFORM pg_catalog.set_config('search_path', v_caller_path, true);
 END
 $$;
 
@@ -820,70 +1054,14 @@ BEGIN
 END
 $$;
 
--- The posts trigger skips its checks for the publisher's verdict (posted or
--- failed) when nothing else changes.
-CREATE OR REPLACE FUNCTION vibescaling._post_write_checked(p_new vibescaling.posts, p_old vibescaling.posts,
-                                               p_api boolean, p_writer oid)
-RETURNS vibescaling.posts
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    v_message   text;
-    v_state     text;
-    v_hint      text;
-    v_detail    text;
-BEGIN
-    -- No call for a post is older than the post: _earlier_init leaves the
-    -- log's earlier partitions out on that ground, so created_at never
-    -- moves forward (nor past now).
-    p_new.created_at := least(p_new.created_at, coalesce(p_old.created_at, now()));
-    IF p_old.id IS NOT NULL THEN
-        IF p_new IS NOT DISTINCT FROM p_old THEN
-            RETURN p_new;
-        END IF;
-        p_new.updated_at := now();
-        -- The dispatcher's bookkeeping on a post that stays scheduled (a retry
-        -- after a transient failure) changes nothing the checks look at.
-        IF p_old.status = 'scheduled' AND p_new.status = 'scheduled'
-           AND to_jsonb(p_new) - ARRAY['attempts', 'next_attempt_at', 'last_error', 'updated_at']
-               = to_jsonb(p_old) - ARRAY['attempts', 'next_attempt_at', 'last_error', 'updated_at'] THEN
-            RETURN p_new;
-        END IF;
-        -- Nor does the publisher's verdict on a post (posted or failed, never
-        -- through the API) when nothing else changes: the limits, the source
-        -- and the scheduling rules are about content and scheduling. (A
-        -- dispatcher round marks every post it published this way.)
-        IF NOT p_api AND p_new.status IN ('posted', 'failed')
-           AND to_jsonb(p_new) - ARRAY['status', 'posted_at', 'attempts', 'next_attempt_at', 'last_error', 'updated_at']
-               = to_jsonb(p_old) - ARRAY['status', 'posted_at', 'attempts', 'next_attempt_at', 'last_error', 'updated_at'] THEN
-            RETURN p_new;
-        END IF;
-    END IF;
-
-    IF NOT p_api THEN
-        RETURN vibescaling._post_write_checks(p_new, p_old, p_writer);
-    END IF;
-    BEGIN
-        IF p_new.status NOT IN ('draft', 'scheduled') AND (p_old.id IS NULL OR p_new.status IS DISTINCT FROM p_old.status) THEN
-            RAISE EXCEPTION 'status % is set by the publisher; through the API a post is draft or scheduled', p_new.status
-                USING ERRCODE = '42501',
-                      HINT = 'Publish with POST /rpc/publish_post; cancel with POST /rpc/cancel_post.';
-        END IF;
-        p_new := vibescaling._post_write_checks(p_new, p_old, p_writer);
-    EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
-                                v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
-        PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
-    END;
-    RETURN p_new;
-END
-$$;
-
 -- Nothing is executable by PUBLIC (11_privileges.sql): the functions created
--- again above start with PUBLIC's default EXECUTE.
+-- here start with PUBLIC's default EXECUTE.
 REVOKE ALL ON FUNCTION vibescaling._tiktok_call(text, uuid, uuid, text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._tiktok_call_many(jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._prepare_upload(vibescaling.posts) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._upload_init_options(jsonb, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._upload_accepted_video(vibescaling.posts, text, jsonb, vibescaling._call_result) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._upload_video(vibescaling.posts, text, text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._init_accepted(vibescaling._call_result) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._publish_attempt(uuid, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._start_upload_sessions(timestamptz) FROM PUBLIC;
