@@ -233,33 +233,46 @@ END
 $$;
 REVOKE ALL ON FUNCTION vibescaling._check_post_limits(vibescaling.posts, vibescaling.posts) FROM PUBLIC;
 
--- Checks creator_info's answer against the post's options: the privacy level
--- must be one the creator is offered, and an interaction the creator turned
--- off must be disabled on the post too (TikTok greys those toggles out).
+-- What creator_info's answer (creator: its data) says against the post's
+-- options: the privacy level must be one the creator is offered, and an
+-- interaction the creator turned off must be disabled on the post too
+-- (TikTok greys those toggles out). message: the first problem (SQLSTATE
+-- 22023), NULL when the creator allows the post; detail: more about it.
+-- A function that does not raise, so that a dispatcher round checks all
+-- its answers in one statement.
+CREATE FUNCTION vibescaling._creator_refusal(p vibescaling.posts, creator jsonb, OUT message text, OUT detail text)
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT coalesce(creator->'privacy_level_options', '[]'::jsonb) ? p.privacy_level THEN
+        message := format('privacy_level %s is not offered to this creator', p.privacy_level);
+        detail := format('creator_info offers %s', creator->'privacy_level_options');
+    ELSIF coalesce((creator->>'comment_disabled')::boolean, false) AND NOT p.disable_comment THEN
+        message := 'the creator has turned comments off; publish with disable_comment => true';
+    ELSIF p.media_type = 'video' AND coalesce((creator->>'duet_disabled')::boolean, false) AND NOT p.disable_duet THEN
+        message := 'the creator has turned duets off; publish with disable_duet => true';
+    ELSIF p.media_type = 'video' AND coalesce((creator->>'stitch_disabled')::boolean, false) AND NOT p.disable_stitch THEN
+        message := 'the creator has turned stitches off; publish with disable_stitch => true';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._creator_refusal(vibescaling.posts, jsonb) FROM PUBLIC;
+
+-- Raises 22023 when creator_info's answer does not allow the post
+-- (_creator_refusal says why).
 CREATE FUNCTION vibescaling._check_creator_allows(p vibescaling.posts, creator jsonb)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    r record := vibescaling._creator_refusal(p, creator);
 BEGIN
-    IF NOT coalesce(creator->'privacy_level_options', '[]'::jsonb) ? p.privacy_level THEN
-        RAISE EXCEPTION 'privacy_level % is not offered to this creator', p.privacy_level
-            USING ERRCODE = '22023',
-                  DETAIL = format('creator_info offers %s', creator->'privacy_level_options');
-    END IF;
-    IF coalesce((creator->>'comment_disabled')::boolean, false) AND NOT p.disable_comment THEN
-        RAISE EXCEPTION 'the creator has turned comments off; publish with disable_comment => true'
-            USING ERRCODE = '22023';
-    END IF;
-    IF p.media_type = 'video' THEN
-        IF coalesce((creator->>'duet_disabled')::boolean, false) AND NOT p.disable_duet THEN
-            RAISE EXCEPTION 'the creator has turned duets off; publish with disable_duet => true'
-                USING ERRCODE = '22023';
-        END IF;
-        IF coalesce((creator->>'stitch_disabled')::boolean, false) AND NOT p.disable_stitch THEN
-            RAISE EXCEPTION 'the creator has turned stitches off; publish with disable_stitch => true'
-                USING ERRCODE = '22023';
-        END IF;
+    IF r.detail IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = r.message, DETAIL = r.detail;
+    ELSIF r.message IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = r.message;
     END IF;
 END
 $$;

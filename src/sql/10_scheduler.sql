@@ -220,6 +220,7 @@ DECLARE
     v_calls     jsonb;
     v_results   vibescaling._call_result[];
     v_finished  record;
+    v_stop      record;
     v_claimed   vibescaling.posts[];  -- the due posts the round locked
     v_accounts  uuid[];      -- their accounts
     v_room      integer[];   -- v_room[i]: claimed post i's init room, v_room[v_claimed_n + i]: its creator_info room
@@ -303,14 +304,21 @@ BEGIN
      WHERE (t.post).mode = 'direct';
     IF v_calls IS NOT NULL THEN
         v_results := vibescaling._tiktok_call_many(v_calls);
-        j := 0;
-        FOR i IN 1 .. cardinality(v_items) LOOP
-            CONTINUE WHEN ((v_items[i]).post).mode <> 'direct';
-            j := j + 1;
-            IF NOT vibescaling._settle_call((v_items[i]).post, v_results[j], 'creator_info', as_of) THEN
-                v_items[i].going := false;
-                processed := processed + 1;
-            END IF;
+        -- The answers against their posts, in one statement (item i had call
+        -- j); the few that stop a post are recorded one by one, as
+        -- publish_post would raise them (_settle_call).
+        FOR v_stop IN
+            SELECT d.i, d.j
+              FROM (SELECT t.n AS i, row_number() OVER (ORDER BY t.n) AS j
+                      FROM unnest(v_items) WITH ORDINALITY t(post, endpoint, options, going, upload, n)
+                     WHERE (t.post).mode = 'direct') d
+             WHERE NOT coalesce((v_results[d.j]).ok, false)
+                OR (vibescaling._creator_refusal((v_items[d.i]).post, (v_results[d.j]).data)).message IS NOT NULL
+             ORDER BY d.i
+        LOOP
+            PERFORM vibescaling._settle_call((v_items[v_stop.i]).post, v_results[v_stop.j], 'creator_info', as_of);
+            v_items[v_stop.i].going := false;
+            processed := processed + 1;
         END LOOP;
     END IF;
 

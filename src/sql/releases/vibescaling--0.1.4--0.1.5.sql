@@ -118,6 +118,42 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION vibescaling._creator_refusal(p vibescaling.posts, creator jsonb, OUT message text, OUT detail text)
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT coalesce(creator->'privacy_level_options', '[]'::jsonb) ? p.privacy_level THEN
+        message := format('privacy_level %s is not offered to this creator', p.privacy_level);
+        detail := format('creator_info offers %s', creator->'privacy_level_options');
+    ELSIF coalesce((creator->>'comment_disabled')::boolean, false) AND NOT p.disable_comment THEN
+        message := 'the creator has turned comments off; publish with disable_comment => true';
+    ELSIF p.media_type = 'video' AND coalesce((creator->>'duet_disabled')::boolean, false) AND NOT p.disable_duet THEN
+        message := 'the creator has turned duets off; publish with disable_duet => true';
+    ELSIF p.media_type = 'video' AND coalesce((creator->>'stitch_disabled')::boolean, false) AND NOT p.disable_stitch THEN
+        message := 'the creator has turned stitches off; publish with disable_stitch => true';
+    END IF;
+END
+$$;
+
+REVOKE ALL ON FUNCTION vibescaling._creator_refusal(vibescaling.posts, jsonb) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION vibescaling._check_creator_allows(p vibescaling.posts, creator jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record := vibescaling._creator_refusal(p, creator);
+BEGIN
+    IF r.detail IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = r.message, DETAIL = r.detail;
+    ELSIF r.message IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = r.message;
+    END IF;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION vibescaling.connect_account(auth_code text, redirect_uri text, code_verifier text DEFAULT NULL)
 RETURNS uuid
 LANGUAGE plpgsql
@@ -658,6 +694,7 @@ DECLARE
     v_calls     jsonb;
     v_results   vibescaling._call_result[];
     v_finished  record;
+    v_stop      record;
     v_claimed   vibescaling.posts[];  -- the due posts the round locked
     v_accounts  uuid[];      -- their accounts
     v_room      integer[];   -- v_room[i]: claimed post i's init room, v_room[v_claimed_n + i]: its creator_info room
@@ -741,14 +778,21 @@ BEGIN
      WHERE (t.post).mode = 'direct';
     IF v_calls IS NOT NULL THEN
         v_results := vibescaling._tiktok_call_many(v_calls);
-        j := 0;
-        FOR i IN 1 .. cardinality(v_items) LOOP
-            CONTINUE WHEN ((v_items[i]).post).mode <> 'direct';
-            j := j + 1;
-            IF NOT vibescaling._settle_call((v_items[i]).post, v_results[j], 'creator_info', as_of) THEN
-                v_items[i].going := false;
-                processed := processed + 1;
-            END IF;
+        -- The answers against their posts, in one statement (item i had call
+        -- j); the few that stop a post are recorded one by one, as
+        -- publish_post would raise them (_settle_call).
+        FOR v_stop IN
+            SELECT d.i, d.j
+              FROM (SELECT t.n AS i, row_number() OVER (ORDER BY t.n) AS j
+                      FROM unnest(v_items) WITH ORDINALITY t(post, endpoint, options, going, upload, n)
+                     WHERE (t.post).mode = 'direct') d
+             WHERE NOT coalesce((v_results[d.j]).ok, false)
+                OR (vibescaling._creator_refusal((v_items[d.i]).post, (v_results[d.j]).data)).message IS NOT NULL
+             ORDER BY d.i
+        LOOP
+            PERFORM vibescaling._settle_call((v_items[v_stop.i]).post, v_results[v_stop.j], 'creator_info', as_of);
+            v_items[v_stop.i].going := false;
+            processed := processed + 1;
         END LOOP;
     END IF;
 
@@ -1065,3 +1109,4 @@ REVOKE ALL ON FUNCTION vibescaling._upload_video(vibescaling.posts, text, text, 
 REVOKE ALL ON FUNCTION vibescaling._init_accepted(vibescaling._call_result) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._publish_attempt(uuid, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._start_upload_sessions(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._creator_refusal(vibescaling.posts, jsonb) FROM PUBLIC;
