@@ -2,7 +2,7 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(28);
+SELECT plan(29);
 
 -- A fresh simulator user per run keeps the per-token rate limits apart.
 SELECT 'pub_' || substr(md5(random()::text), 1, 10) AS oid \gset
@@ -96,8 +96,11 @@ SELECT is((SELECT count(*) FROM vibescaling.dispatch_logs WHERE post_id IN (:'v1
 
 -- The posts trigger skips its checks for the publisher's verdict on a post
 -- (posted or failed) only when nothing else changes.
+SELECT clock_timestamp() AS before_verdict \gset
 SELECT lives_ok(format($$UPDATE vibescaling.posts SET status = 'failed', last_error = 'TikTok: rejected' WHERE id = %L$$, :'p1'),
                 'a verdict alone on a posted post passes the trigger');
+SELECT ok((SELECT updated_at >= :'before_verdict'::timestamptz FROM vibescaling.posts WHERE id = :'p1'),
+          '... which stamps updated_at');
 SELECT throws_ok(format($$UPDATE vibescaling.posts SET status = 'posted', caption = repeat('x', 5000) WHERE id = %L$$, :'p1'),
                  '22023', NULL, '... a verdict that also changes the content is checked: caption too long');
 SELECT is((SELECT status || ':' || length(caption) FROM vibescaling.posts WHERE id = :'p1'), 'failed:18',

@@ -21,6 +21,7 @@ extern "C" {
 #include "catalog/pg_largeobject.h"
 #include "storage/large_object.h"
 #include "utils/acl.h"
+#include "utils/datum.h"
 #include "utils/rel.h"
 }
 
@@ -143,6 +144,96 @@ checked_row(Relation rel, HeapTuple newtup, HeapTuple oldtup, Oid writer)
 	return result;
 }
 
+/* The columns the publisher's bookkeeping writes (see shortcut_row). */
+static const char *const bookkeeping_columns[] = {
+	"status", "posted_at", "attempts", "next_attempt_at", "last_error", "updated_at"
+};
+
+/* The text of a non-null text column of tup, or NULL. */
+static char *
+text_column(HeapTuple tup, TupleDesc desc, int attnum)
+{
+	bool		isnull;
+	Datum		value = heap_getattr(tup, attnum, desc, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(value);
+}
+
+/*
+ * The row an UPDATE stores without _post_write_checked's checks, or NULL
+ * when they must run: an UPDATE that changes nothing (the row as it is),
+ * the dispatcher's bookkeeping on a post that stays scheduled (attempts,
+ * next_attempt_at, last_error), or the publisher's verdict, posted or
+ * failed, by a writer that is not an API role (with posted_at and the
+ * bookkeeping). Neither changes anything the checks look at (content,
+ * account, schedule, source); both get updated_at stamped. Decided here,
+ * without a round trip to SQL, because a dispatcher round writes every
+ * post it settles. A column whose stored form differs but means the same
+ * (a value compressed once, not the other time) counts as changed: the
+ * checks then run, which is only slower.
+ */
+static HeapTuple
+shortcut_row(Relation rel, HeapTuple newtup, HeapTuple oldtup, bool api)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	bool		bookkeeping_only = true;
+	bool		status_changed = false;
+	bool		posted_at_changed = false;
+	bool		any_change = false;
+	int			status_attnum = SPI_fnumber(desc, "status");
+	int			updated_attnum = SPI_fnumber(desc, "updated_at");
+	char	   *old_status;
+	char	   *new_status;
+
+	if (status_attnum <= 0 || updated_attnum <= 0)
+		return NULL;
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		bool		old_null;
+		bool		new_null;
+		Datum		old_value;
+		Datum		new_value;
+		bool		bookkeeping = false;
+
+		if (att->attisdropped)
+			continue;
+		old_value = heap_getattr(oldtup, i + 1, desc, &old_null);
+		new_value = heap_getattr(newtup, i + 1, desc, &new_null);
+		if (old_null == new_null &&
+			(old_null || datumIsEqual(old_value, new_value, att->attbyval, att->attlen)))
+			continue;
+		any_change = true;
+		for (size_t k = 0; k < lengthof(bookkeeping_columns); k++)
+			if (strcmp(NameStr(att->attname), bookkeeping_columns[k]) == 0)
+				bookkeeping = true;
+		if (!bookkeeping)
+			bookkeeping_only = false;
+		if (i + 1 == status_attnum)
+			status_changed = true;
+		if (strcmp(NameStr(att->attname), "posted_at") == 0)
+			posted_at_changed = true;
+	}
+	if (!any_change)
+		return newtup;
+	if (!bookkeeping_only)
+		return NULL;
+	old_status = text_column(oldtup, desc, status_attnum);
+	new_status = text_column(newtup, desc, status_attnum);
+	if (new_status == NULL || old_status == NULL)
+		return NULL;
+	/* The bookkeeping on a post that stays scheduled, or the verdict. */
+	if (!(!status_changed && !posted_at_changed && strcmp(new_status, "scheduled") == 0) &&
+		!(!api && (strcmp(new_status, "posted") == 0 || strcmp(new_status, "failed") == 0)))
+		return NULL;
+	{
+		Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+		bool		not_null = false;
+
+		return heap_modify_tuple_by_cols(newtup, desc, 1, &updated_attnum, &now, &not_null);
+	}
+}
+
 /*
  * True when a superuser loads rows with COPY FROM: pg_restore (and a DBA's
  * bulk load). Those rows were checked where they were written; checking
@@ -182,6 +273,12 @@ vs_posts_before_write(PG_FUNCTION_ARGS)
 	update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
 	if (!update && superuser_bulk_load())
 		return PointerGetDatum(td->tg_trigtuple);
+	if (update)
+	{
+		result = shortcut_row(td->tg_relation, td->tg_newtuple, td->tg_trigtuple, is_api_role(GetUserId()));
+		if (result != NULL)
+			return PointerGetDatum(result);
+	}
 	result = checked_row(td->tg_relation, update ? td->tg_newtuple : td->tg_trigtuple,
 						 update ? td->tg_trigtuple : NULL, GetUserId());
 	return PointerGetDatum(result);

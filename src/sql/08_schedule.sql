@@ -109,27 +109,12 @@ BEGIN
     -- log's earlier partitions out on that ground, so created_at never
     -- moves forward (nor past now).
     p_new.created_at := least(p_new.created_at, coalesce(p_old.created_at, now()));
+    -- An UPDATE that changes nothing these checks look at (none at all, the
+    -- dispatcher's bookkeeping on a post that stays scheduled, the
+    -- publisher's verdict posted or failed) never gets here: the trigger
+    -- stores it at once (shortcut_row in src/pg/post_write_trigger.cpp).
     IF p_old.id IS NOT NULL THEN
-        IF p_new IS NOT DISTINCT FROM p_old THEN
-            RETURN p_new;
-        END IF;
         p_new.updated_at := now();
-        -- The dispatcher's bookkeeping on a post that stays scheduled (a retry
-        -- after a transient failure) changes nothing the checks look at.
-        IF p_old.status = 'scheduled' AND p_new.status = 'scheduled'
-           AND to_jsonb(p_new) - ARRAY['attempts', 'next_attempt_at', 'last_error', 'updated_at']
-               = to_jsonb(p_old) - ARRAY['attempts', 'next_attempt_at', 'last_error', 'updated_at'] THEN
-            RETURN p_new;
-        END IF;
-        -- Nor does the publisher's verdict on a post (posted or failed, never
-        -- through the API) when nothing else changes: the limits, the source
-        -- and the scheduling rules are about content and scheduling. (A
-        -- dispatcher round marks every post it published this way.)
-        IF NOT p_api AND p_new.status IN ('posted', 'failed')
-           AND to_jsonb(p_new) - ARRAY['status', 'posted_at', 'attempts', 'next_attempt_at', 'last_error', 'updated_at']
-               = to_jsonb(p_old) - ARRAY['status', 'posted_at', 'attempts', 'next_attempt_at', 'last_error', 'updated_at'] THEN
-            RETURN p_new;
-        END IF;
     END IF;
 
     IF NOT p_api THEN
