@@ -34,9 +34,20 @@ enum
 
 /* A palloc'd copy of s (NULL stays NULL). */
 static char *
-copy_or_null(const char *s)
+copy_or_null(char *s)
 {
 	return s != NULL ? pstrdup(s) : NULL;
+}
+
+/* Replaces each string of r by what f makes of it. */
+static void
+map_strings(vs_call_result *r, char *(*f) (char *))
+{
+	char	  **fields[] = {&r->error_code, &r->error_message, &r->log_id, &r->publish_id, &r->data_json,
+							&r->sqlstate};
+
+	for (size_t i = 0; i < lengthof(fields); i++)
+		*fields[i] = f(*fields[i]);
 }
 
 /* Copies a result with palloc'd strings; see the header. */
@@ -44,24 +55,14 @@ void
 vs_copy_call_result(vs_call_result *dst, const vs_call_result *src)
 {
 	*dst = *src;
-	dst->error_code = copy_or_null(src->error_code);
-	dst->error_message = copy_or_null(src->error_message);
-	dst->log_id = copy_or_null(src->log_id);
-	dst->publish_id = copy_or_null(src->publish_id);
-	dst->data_json = copy_or_null(src->data_json);
-	dst->sqlstate = copy_or_null(src->sqlstate);
+	map_strings(dst, copy_or_null);
 }
 
 /* Moves a core result's strings into palloc'd memory; see the header. */
 void
 vs_take_call_result(vs_call_result *r)
 {
-	r->error_code = vs_take_core_string(r->error_code);
-	r->error_message = vs_take_core_string(r->error_message);
-	r->log_id = vs_take_core_string(r->log_id);
-	r->publish_id = vs_take_core_string(r->publish_id);
-	r->data_json = vs_take_core_string(r->data_json);
-	r->sqlstate = vs_take_core_string(r->sqlstate);
+	map_strings(r, vs_take_core_string);
 }
 
 /* vibescaling._call_result's descriptor; see the header. */
