@@ -4,7 +4,7 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(46);
+SELECT plan(49);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 SELECT vs_test.sim_post('/_sim/config', '{"access_expires_in": 3600, "refresh_expires_in": 86400}') IS NOT NULL AS configured;
@@ -177,4 +177,27 @@ SELECT is((SELECT count(*) FROM vibescaling.dispatch_logs WHERE tiktok_account_i
           '... one logged refresh each');
 
 SELECT vs_test.sim_post('/_sim/config', '{"access_expires_in": 7200, "refresh_expires_in": 15552000}') IS NOT NULL AS restored;
+
+-- A token is decrypted once per transaction and token version (a round
+-- loads its accounts twice). Seen from the simulator: which user's token
+-- each call carried. The account's sealed token is swapped for user B's
+-- without a new version (never done but by this test), then the version
+-- is bumped, as every refresh does.
+SELECT vs_test.new_account('tkA_' || :'run') AS tka \gset
+SELECT vs_test.sim_post('/_sim/users', jsonb_build_object('open_id', 'tkB_' || :'run', 'access_token', 'act.tkB.' || :'run',
+                                                          'refresh_token', 'rft.tkB.' || :'run')) IS NOT NULL AS user_b;
+BEGIN;
+SELECT (vibescaling._tiktok_call('creator_info', :'tka', NULL, 'manual', '{}')).ok AS first_call;
+UPDATE vibescaling.tiktok_accounts SET access_token_enc = vibescaling._seal('act.tkB.' || :'run') WHERE id = :'tka';
+SELECT (vibescaling._tiktok_call('creator_info', :'tka', NULL, 'manual', '{}')).ok AS same_version;
+UPDATE vibescaling.tiktok_accounts SET token_version = token_version + 1 WHERE id = :'tka';
+SELECT (vibescaling._tiktok_call('creator_info', :'tka', NULL, 'manual', '{}')).ok AS new_version;
+COMMIT;
+SELECT is((SELECT count(*) FROM vs_test.sim_requests('tkA_' || :'run', 'creator_info')), 2::bigint,
+          'a token decrypted once in a transaction serves its second call (same token version)');
+SELECT is((SELECT count(*) FROM vs_test.sim_requests('tkB_' || :'run', 'creator_info')), 1::bigint,
+          '... a new token version is decrypted afresh');
+SELECT (vibescaling._tiktok_call('creator_info', :'tka', NULL, 'manual', '{}')).ok AS next_transaction;
+SELECT is((SELECT count(*) FROM vs_test.sim_requests('tkB_' || :'run', 'creator_info')), 2::bigint,
+          '... and the next transaction reads the stored token');
 SELECT * FROM finish();

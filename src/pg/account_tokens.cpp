@@ -1,9 +1,111 @@
-/* account_tokens.cpp: reading a connected account's status and access token (SPI). */
+/*
+ * account_tokens.cpp: reading a connected account's status and access token
+ * (SPI), the token decrypted here in C (token_seal.h), once per transaction.
+ */
 #include "pg_headers.h"
 #include "kept_plans.h"
 #include "account_tokens.h"
+#include "token_seal.h"
+
+extern "C" {
+#include "utils/hsearch.h"
+}
 
 #include <string.h>
+
+/*
+ * The tokens this transaction decrypted, by account and token version: a
+ * dispatcher round loads its accounts twice (its creator_info calls, then
+ * its inits), and so does a publish, and each token is decrypted once. A
+ * refresh bumps the version, so a replaced token is never served. The
+ * plaintexts live in TopTransactionContext and are overwritten when the
+ * transaction ends; past kMaxCachedTokens a token is not kept.
+ */
+typedef struct CachedTokenKey
+{
+	char		account_id[UUID_LEN * 2 + 5];	/* uuid_out's text */
+	long long	token_version;
+} CachedTokenKey;
+
+typedef struct CachedToken
+{
+	CachedTokenKey key;
+	char	   *token;
+} CachedToken;
+
+static const long kMaxCachedTokens = 4096;
+static HTAB *cached_tokens = NULL;
+static bool cached_tokens_callback = false;
+
+/* Overwrites every cached token; the memory goes with the transaction's. */
+static void
+forget_cached_tokens(XactEvent event, void *arg)
+{
+	HASH_SEQ_STATUS seq;
+	CachedToken *entry;
+
+	if (cached_tokens == NULL)
+		return;
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT && event != XACT_EVENT_PREPARE &&
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	hash_seq_init(&seq, cached_tokens);
+	while ((entry = (CachedToken *) hash_seq_search(&seq)) != NULL)
+		if (entry->token != NULL)
+			memset(entry->token, 0, strlen(entry->token));
+	cached_tokens = NULL;
+}
+
+/* The key of an account's token at a version. */
+static CachedTokenKey
+token_key_of(const char *account_id, long long token_version)
+{
+	CachedTokenKey key;
+
+	memset(&key, 0, sizeof(key));
+	strlcpy(key.account_id, account_id, sizeof(key.account_id));
+	key.token_version = token_version;
+	return key;
+}
+
+/*
+ * The account's access token (palloc'd in the current context): from the
+ * transaction's cache, else decrypted from sealed and kept.
+ */
+static char *
+access_token(const char *account_id, long long token_version, bytea *sealed)
+{
+	CachedTokenKey key = token_key_of(account_id, token_version);
+	CachedToken *entry;
+	bool		found;
+	char	   *token;
+
+	if (cached_tokens == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (!cached_tokens_callback)
+		{
+			RegisterXactCallback(forget_cached_tokens, NULL);
+			cached_tokens_callback = true;
+		}
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(CachedTokenKey);
+		ctl.entrysize = sizeof(CachedToken);
+		ctl.hcxt = TopTransactionContext;
+		cached_tokens = hash_create("vibescaling tokens", 64, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	entry = (CachedToken *) hash_search(cached_tokens, &key, HASH_FIND, NULL);
+	if (entry != NULL)
+		return pstrdup(entry->token);
+	token = vs_unseal_token(sealed);
+	if (hash_get_num_entries(cached_tokens) < kMaxCachedTokens)
+	{
+		entry = (CachedToken *) hash_search(cached_tokens, &key, HASH_ENTER, &found);
+		entry->token = MemoryContextStrdup(TopTransactionContext, token);
+	}
+	return token;
+}
 
 /* The role that owns vibescaling.tiktok_accounts (see account_tokens.h). */
 Oid
@@ -63,7 +165,7 @@ vs_load_accounts(int n, const char *const *account_ids, VsAccount *out)
 		 */
 		static SPIPlanPtr kept = NULL;
 
-		if (vs_execute_kept(&kept, "SELECT coalesce(a.status, 'not_found'), vibescaling._unseal(a.access_token_enc),"
+		if (vs_execute_kept(&kept, "SELECT coalesce(a.status, 'not_found'), a.access_token_enc,"
 								  " coalesce(extract(epoch FROM a.access_token_expires_at - now()), 1e9),"
 								  " coalesce(a.token_version, 0)"
 								  " FROM unnest($1::uuid[]) WITH ORDINALITY u(id, i)"
@@ -74,14 +176,21 @@ vs_load_accounts(int n, const char *const *account_ids, VsAccount *out)
 		{
 			HeapTuple	row = SPI_tuptable->vals[i];
 			TupleDesc	desc = SPI_tuptable->tupdesc;
-			char	   *token = SPI_getvalue(row, desc, 2);
+			bool		no_token;
+			Datum		sealed = SPI_getbinval(row, desc, 2, &no_token);
 
 			out[i].status = spi_copy(SPI_getvalue(row, desc, 1));
-			out[i].access_token = token ? spi_copy(token) : NULL;
-			if (token)
-				memset(token, 0, strlen(token));
 			out[i].expires_in_s = strtod(SPI_getvalue(row, desc, 3), NULL);
 			out[i].token_version = strtoll(SPI_getvalue(row, desc, 4), NULL, 10);
+			out[i].access_token = NULL;
+			if (!no_token)
+			{
+				char	   *token = access_token(account_ids[i], out[i].token_version,
+												 DatumGetByteaPP(sealed));
+
+				out[i].access_token = spi_copy(token);
+				memset(token, 0, strlen(token));
+			}
 		}
 		SPI_finish();
 	}

@@ -20,9 +20,10 @@ void		vs_load_account(const char *account_id, VsAccount *out);
 
 /*
  * Loads n accounts in one query, as vs_load_account does (same rights,
- * fresh snapshot): out[i] for account_ids[i]. Pass each account once (the
- * token of a repeated id would be decrypted twice). An unknown account
- * gets status "not_found" and no token; nothing raises for it.
+ * fresh snapshot): out[i] for account_ids[i] (uuid_out's text). Each token
+ * is decrypted in C, once per transaction and token version: a second load
+ * in the same transaction takes it from there. An unknown account gets
+ * status "not_found" and no token; nothing raises for it.
  */
 void		vs_load_accounts(int n, const char *const *account_ids, VsAccount *out);
 
