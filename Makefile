@@ -52,3 +52,12 @@ all: check-jansson-symbols
 check-jansson-symbols: $(shlib)
 	@if nm -u $(shlib) | grep -qw json_object; then \
 	  echo "error: $(shlib) references json_object, which resolves to PostgreSQL's; use new_json_object()" >&2; exit 1; fi
+
+# The C++ core's GoogleTest unit tests (CMakeLists.txt): no root, no
+# database, no simulator (the tests start their own servers on 127.0.0.1).
+#   make check-core
+.PHONY: check-core
+check-core:
+	cmake -S . -B build/core -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build build/core -j2 >/dev/null
+	ctest --test-dir build/core --output-on-failure
