@@ -140,7 +140,10 @@ CREATE TABLE vibescaling.publish_records (
 );
 CREATE INDEX publish_records_post_idx ON vibescaling.publish_records (post_id, created_at DESC);
 
--- One row per call to TikTok. Rows are written by a background worker in a
+-- One row per call to TikTok, and the two events that are not calls but
+-- belong with them: each accepted webhook delivery from TikTok (endpoint
+-- 'webhook') and each settle_post decision (endpoint 'settlement'). Call
+-- rows are written by a background worker in a
 -- transaction of their own, so they survive the caller's rollback; hence no
 -- foreign keys (the post may not be committed yet, or may be deleted later).
 -- Partitioned by week of created_at so that old rows go as whole partitions
@@ -172,7 +175,7 @@ CREATE TABLE vibescaling.dispatch_logs (
     retry_after        integer
 ) PARTITION BY RANGE (created_at);
 COMMENT ON TABLE vibescaling.dispatch_logs IS
-    'Every call to TikTok, committed independently of the caller''s transaction (weekly partitions, see vibescaling.log_retention).';
+    'Every call to TikTok (committed independently of the caller''s transaction), each accepted webhook delivery (endpoint webhook) and each settle_post decision (endpoint settlement); weekly partitions, see vibescaling.log_retention.';
 CREATE TABLE vibescaling.dispatch_logs_default PARTITION OF vibescaling.dispatch_logs DEFAULT;
 
 -- Sets up a partition of dispatch_logs or webhook_events: the keys and

@@ -90,14 +90,15 @@ END
 $$;
 REVOKE ALL ON FUNCTION vibescaling._record_dispatch_error(uuid, integer, text, text, timestamptz) FROM PUBLIC;
 
--- Settles one post of a dispatcher round by the answer to one of its calls
--- (call: what _tiktok_call_many gave), as _publish_locked would have: a
+-- Applies the answer to one of a dispatcher round's calls (call: what
+-- _tiktok_call_many gave) to its post, as _publish_locked would have (not
+-- to be confused with settle_post, an operator's verdict): a
 -- failed call is recorded from its answer (_record_call_failure); a
 -- creator_info answer is checked against the post (_check_creator_allows);
 -- an init answer is recorded (_record_published). A refusal these raise is
 -- recorded by _record_dispatch_error. Returns true when the post goes on.
-CREATE FUNCTION vibescaling._settle_call(p vibescaling.posts, call vibescaling._call_result, p_endpoint text,
-                                         as_of timestamptz)
+CREATE FUNCTION vibescaling._apply_call_answer(p vibescaling.posts, call vibescaling._call_result, p_endpoint text,
+                                               as_of timestamptz)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -124,7 +125,7 @@ BEGIN
     END;
 END
 $$;
-REVOKE ALL ON FUNCTION vibescaling._settle_call(vibescaling.posts, vibescaling._call_result, text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._apply_call_answer(vibescaling.posts, vibescaling._call_result, text, timestamptz) FROM PUBLIC;
 
 -- One post of a dispatcher round on its way out: the post as claimed, its
 -- init's endpoint and options (_prepare_publish), whether it goes on (false
@@ -306,7 +307,7 @@ BEGIN
         v_results := vibescaling._tiktok_call_many(v_calls);
         -- The answers against their posts, in one statement (item i had call
         -- j); the few that stop a post are recorded one by one, as
-        -- publish_post would raise them (_settle_call).
+        -- publish_post would raise them (_apply_call_answer).
         FOR v_stop IN
             SELECT d.i, d.j
               FROM (SELECT t.n AS i, row_number() OVER (ORDER BY t.n) AS j
@@ -316,7 +317,7 @@ BEGIN
                 OR (vibescaling._creator_refusal((v_items[d.i]).post, (v_results[d.j]).data)).message IS NOT NULL
              ORDER BY d.i
         LOOP
-            PERFORM vibescaling._settle_call((v_items[v_stop.i]).post, v_results[v_stop.j], 'creator_info', as_of);
+            PERFORM vibescaling._apply_call_answer((v_items[v_stop.i]).post, v_results[v_stop.j], 'creator_info', as_of);
             v_items[v_stop.i].going := false;
             processed := processed + 1;
         END LOOP;
@@ -357,7 +358,7 @@ BEGIN
                        WHERE t.going ORDER BY t.n));
     FOR j IN 1 .. cardinality(v_sent) LOOP
         CONTINUE WHEN NOT (v_sent[j]).going OR vibescaling._init_accepted(v_results[j]);
-        PERFORM vibescaling._settle_call((v_sent[j]).post, v_results[j], (v_sent[j]).endpoint, as_of);
+        PERFORM vibescaling._apply_call_answer((v_sent[j]).post, v_results[j], (v_sent[j]).endpoint, as_of);
     END LOOP;
 END
 $$;

@@ -39,6 +39,10 @@ DROP FUNCTION vibescaling._dispatch_round(timestamptz, integer, uuid[]);
 DROP FUNCTION vibescaling._dispatch_next_round(timestamptz, uuid[], integer);
 DROP FUNCTION vibescaling._start_upload_sessions(timestamptz);
 
+-- dispatch_logs says what it holds besides calls.
+COMMENT ON TABLE vibescaling.dispatch_logs IS
+    'Every call to TikTok (committed independently of the caller''s transaction), each accepted webhook delivery (endpoint webhook) and each settle_post decision (endpoint settlement); weekly partitions, see vibescaling.log_retention.';
+
 -- Also: _rate_limit_lock and _init_accepted become plpgsql (a sql function
 -- with a SET clause is never inlined, so PostgreSQL 15 parsed and planned
 -- its body at every call), and the posts trigger skips its checks for the
@@ -591,8 +595,8 @@ $$;
 
 REVOKE ALL ON FUNCTION vibescaling._record_call_failure(uuid, integer, vibescaling._call_result, text, timestamptz) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION vibescaling._settle_call(p vibescaling.posts, call vibescaling._call_result, p_endpoint text,
-                                         as_of timestamptz)
+CREATE OR REPLACE FUNCTION vibescaling._apply_call_answer(p vibescaling.posts, call vibescaling._call_result, p_endpoint text,
+                                               as_of timestamptz)
 RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -620,7 +624,7 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION vibescaling._settle_call(vibescaling.posts, vibescaling._call_result, text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._apply_call_answer(vibescaling.posts, vibescaling._call_result, text, timestamptz) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION vibescaling._finish_round_upload(item vibescaling._round_item, INOUT init vibescaling._call_result,
                                                  as_of timestamptz, OUT uploaded boolean)
@@ -765,7 +769,7 @@ BEGIN
         v_results := vibescaling._tiktok_call_many(v_calls);
         -- The answers against their posts, in one statement (item i had call
         -- j); the few that stop a post are recorded one by one, as
-        -- publish_post would raise them (_settle_call).
+        -- publish_post would raise them (_apply_call_answer).
         FOR v_stop IN
             SELECT d.i, d.j
               FROM (SELECT t.n AS i, row_number() OVER (ORDER BY t.n) AS j
@@ -775,7 +779,7 @@ BEGIN
                 OR (vibescaling._creator_refusal((v_items[d.i]).post, (v_results[d.j]).data)).message IS NOT NULL
              ORDER BY d.i
         LOOP
-            PERFORM vibescaling._settle_call((v_items[v_stop.i]).post, v_results[v_stop.j], 'creator_info', as_of);
+            PERFORM vibescaling._apply_call_answer((v_items[v_stop.i]).post, v_results[v_stop.j], 'creator_info', as_of);
             v_items[v_stop.i].going := false;
             processed := processed + 1;
         END LOOP;
@@ -816,7 +820,7 @@ BEGIN
                        WHERE t.going ORDER BY t.n));
     FOR j IN 1 .. cardinality(v_sent) LOOP
         CONTINUE WHEN NOT (v_sent[j]).going OR vibescaling._init_accepted(v_results[j]);
-        PERFORM vibescaling._settle_call((v_sent[j]).post, v_results[j], (v_sent[j]).endpoint, as_of);
+        PERFORM vibescaling._apply_call_answer((v_sent[j]).post, v_results[j], (v_sent[j]).endpoint, as_of);
     END LOOP;
 END
 $$;
