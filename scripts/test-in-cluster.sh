@@ -18,6 +18,9 @@ pg_prove --failures test/*.sql
 echo "-- concurrency"
 test/concurrency.sh
 
+echo "-- isolation specs (the races, under PostgreSQL's isolationtester)"
+test/isolation/run.sh
+
 echo "-- TLS and HTTP/2 through nghttpx"
 test/http2_tls.sh
 

@@ -83,6 +83,7 @@ sim=$(grep -oP '^Ran \K[0-9]+' "$log")
 regress=$(grep -oP 'All \K[0-9]+(?= tests passed)' "$log")
 tap=$(grep -oP '^Files=[0-9]+, Tests=\K[0-9]+' "$log" | head -n 1)
 conc=$(grep -oP '^concurrency: \K[0-9]+(?= passed, 0 failed)' "$log")
+isolation=$(grep -oP '^isolation: \K[0-9]+(?= passed, 0 failed)' "$log")
 secrets=$(grep -oP '^secrets: \K[0-9]+(?= passed, 0 failed)' "$log")
 crash=$(grep -oP '^crash: \K[0-9]+(?= passed, 0 failed)' "$log")
 chaos=$(grep -oP '^chaos: \K[0-9]+(?= passed, 0 failed)' "$log")
@@ -94,5 +95,5 @@ release=$(grep -oP '^release: \K[0-9]+(?= passed, 0 failed)' "$log")
 saturation=$(grep -oP '^saturation: \K[0-9]+(?= passed, 0 failed)' "$log")
 inflight=$(grep -oP '^crash_inflight: \K[0-9]+(?= passed, 0 failed)' "$log")
 rm -f "$log"
-echo "== core $unit, simulator $sim, nginx $nginx, pg_regress $regress, pgTAP $tap, concurrency $conc, http2 $http2, secrets $secrets, chaos $chaos, crash $crash, security $security, upgrade $upgrade, release $release, saturation $saturation, crash_inflight $inflight"
-echo "tests: $((unit + sim + nginx + regress + tap + conc + http2 + secrets + chaos + crash + security + upgrade + release + saturation + inflight)) passed, 0 failed"
+echo "== core $unit, simulator $sim, nginx $nginx, pg_regress $regress, pgTAP $tap, concurrency $conc, isolation $isolation, http2 $http2, secrets $secrets, chaos $chaos, crash $crash, security $security, upgrade $upgrade, release $release, saturation $saturation, crash_inflight $inflight"
+echo "tests: $((unit + sim + nginx + regress + tap + conc + isolation + http2 + secrets + chaos + crash + security + upgrade + release + saturation + inflight)) passed, 0 failed"
