@@ -4,7 +4,7 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(14);
+SELECT plan(18);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 SELECT vs_test.new_account('disp_' || :'run') AS acct \gset
@@ -76,5 +76,18 @@ SELECT lives_ok(format($$SELECT vibescaling.schedule_post(%L, now() + interval '
 CALL vibescaling.dispatch_due_posts(:'later');
 SELECT is((SELECT status FROM vibescaling.posts WHERE id = (SELECT id FROM due WHERE label = 'unverified')), 'posted',
           '... and is then published');
+
+-- A run inside a transaction block cannot commit its rounds: it says so
+-- (2D000) before it sends anything, instead of after a round's calls.
+SELECT vs_test.new_account('intx_' || md5(random()::text)) AS intx_acct \gset
+SELECT vs_test.new_video('in a transaction block') AS intx_post \gset
+SELECT vibescaling.schedule_post(:'intx_post', now() + interval '10 minutes', :'intx_acct', 'SELF_ONLY') IS NOT NULL AS scheduled;
+SELECT throws_ok(format('CALL vibescaling.dispatch_due_posts(%L)', now() + interval '11 minutes'), '2D000', NULL,
+                 'dispatch_due_posts in a transaction block: 2D000');
+SELECT throws_ok(format('CALL vibescaling.dispatch_due_uploads(%L)', now() + interval '11 minutes'), '2D000', NULL,
+                 'dispatch_due_uploads too');
+SELECT is((SELECT count(*) FROM vibescaling.dispatch_logs WHERE post_id = :'intx_post'), 0::bigint,
+          '... before any call to TikTok');
+SELECT is((SELECT status FROM vibescaling.posts WHERE id = :'intx_post'), 'scheduled', '... the post is still scheduled');
 
 SELECT * FROM finish();

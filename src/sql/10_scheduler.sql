@@ -557,7 +557,8 @@ REVOKE ALL ON FUNCTION vibescaling._dispatch_next_single(timestamptz, boolean) F
 -- (transient ones retried with backoff, never sooner than TikTok's
 -- Retry-After; an init of unknown outcome is never resent). Query cancel
 -- stops the run and its helpers (committed rounds and posts stay done).
--- Call it as a statement of its own:
+-- Call it as a statement of its own (inside a transaction block it raises
+-- 2D000 before it sends anything):
 --   CALL vibescaling.dispatch_due_posts();
 --
 -- pg_cron runs it as a superuser with search_path "$user", public, and a
@@ -579,6 +580,12 @@ BEGIN
         RAISE EXCEPTION 'as_of is required' USING ERRCODE = '22004';
     END IF;
     PERFORM vibescaling._require_primary();
+    -- A run commits each round, which it cannot do inside a transaction
+    -- block (or a query string of several statements): this COMMIT, before
+    -- anything is sent, raises 2D000 there, instead of a round's COMMIT
+    -- after its calls went out.
+    COMMIT;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     v_round_size := vibescaling._start_dispatch_sessions(as_of);
     LOOP
         v_skip := ARRAY[]::uuid[];
@@ -628,6 +635,12 @@ BEGIN
         RAISE EXCEPTION 'as_of is required' USING ERRCODE = '22004';
     END IF;
     PERFORM vibescaling._require_primary();
+    -- A run commits each round, which it cannot do inside a transaction
+    -- block (or a query string of several statements): this COMMIT, before
+    -- anything is sent, raises 2D000 there, instead of a round's COMMIT
+    -- after its calls went out.
+    COMMIT;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     v_round_size := vibescaling._start_upload_sessions(as_of);
     LOOP
         v_skip := ARRAY[]::uuid[];

@@ -906,6 +906,47 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE PROCEDURE vibescaling.dispatch_due_posts(as_of timestamptz DEFAULT pg_catalog.now())
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_caller_path text := pg_catalog.current_setting('search_path');
+    v_skip        uuid[];
+    v_round_size  integer;
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    IF as_of IS NULL THEN
+        RAISE EXCEPTION 'as_of is required' USING ERRCODE = '22004';
+    END IF;
+    PERFORM vibescaling._require_primary();
+    -- A run commits each round, which it cannot do inside a transaction
+    -- block (or a query string of several statements): this COMMIT, before
+    -- anything is sent, raises 2D000 there, instead of a round's COMMIT
+    -- after its calls went out.
+    COMMIT;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    v_round_size := vibescaling._start_dispatch_sessions(as_of);
+    LOOP
+        v_skip := ARRAY[]::uuid[];
+        LOOP
+            v_skip := vibescaling._dispatch_next_round(as_of, v_skip, v_round_size);
+            EXIT WHEN v_skip IS NULL;
+            COMMIT;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        END LOOP;
+        LOOP
+            EXIT WHEN NOT vibescaling._dispatch_next_single(as_of, false);
+            COMMIT;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        END LOOP;
+        -- Alone from here: once more, with the whole of max_concurrent_requests.
+        EXIT WHEN NOT vibescaling._wait_dispatch_helpers();
+        v_round_size := pg_catalog.current_setting('vibescaling.max_concurrent_requests')::integer;
+    END LOOP;
+    PERFORM pg_catalog.set_config('search_path', v_caller_path, true);
+END
+$$;
+
 CREATE OR REPLACE PROCEDURE vibescaling.dispatch_due_uploads(as_of timestamptz DEFAULT pg_catalog.now())
 LANGUAGE plpgsql
 AS $$
@@ -919,6 +960,12 @@ BEGIN
         RAISE EXCEPTION 'as_of is required' USING ERRCODE = '22004';
     END IF;
     PERFORM vibescaling._require_primary();
+    -- A run commits each round, which it cannot do inside a transaction
+    -- block (or a query string of several statements): this COMMIT, before
+    -- anything is sent, raises 2D000 there, instead of a round's COMMIT
+    -- after its calls went out.
+    COMMIT;
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     v_round_size := vibescaling._start_upload_sessions(as_of);
     LOOP
         v_skip := ARRAY[]::uuid[];
