@@ -89,5 +89,7 @@ SELECT throws_ok(format('CALL vibescaling.dispatch_due_uploads(%L)', now() + int
 SELECT is((SELECT count(*) FROM vibescaling.dispatch_logs WHERE post_id = :'intx_post'), 0::bigint,
           '... before any call to TikTok');
 SELECT is((SELECT status FROM vibescaling.posts WHERE id = :'intx_post'), 'scheduled', '... the post is still scheduled');
+-- Not left due for the suites after this one.
+SELECT vibescaling.cancel_post(:'intx_post') IS NOT NULL AS cancelled;
 
 SELECT * FROM finish();
