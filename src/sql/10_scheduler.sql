@@ -581,9 +581,10 @@ BEGIN
     END IF;
     PERFORM vibescaling._require_primary();
     -- A run commits each round, which it cannot do inside a transaction
-    -- block (or a query string of several statements): this COMMIT, before
-    -- anything is sent, raises 2D000 there, instead of a round's COMMIT
-    -- after its calls went out.
+    -- block or a query string of several statements. Committing here,
+    -- before anything is sent, raises 2D000 in that case, instead of at a
+    -- round's end after its calls went out. (The security suite reads
+    -- this body: no unqualified call, a pin after every commit.)
     COMMIT;
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     v_round_size := vibescaling._start_dispatch_sessions(as_of);
@@ -636,9 +637,10 @@ BEGIN
     END IF;
     PERFORM vibescaling._require_primary();
     -- A run commits each round, which it cannot do inside a transaction
-    -- block (or a query string of several statements): this COMMIT, before
-    -- anything is sent, raises 2D000 there, instead of a round's COMMIT
-    -- after its calls went out.
+    -- block or a query string of several statements. Committing here,
+    -- before anything is sent, raises 2D000 in that case, instead of at a
+    -- round's end after its calls went out. (The security suite reads
+    -- this body: no unqualified call, a pin after every commit.)
     COMMIT;
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     v_round_size := vibescaling._start_upload_sessions(as_of);
