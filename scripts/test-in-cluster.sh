@@ -13,7 +13,7 @@ fi
 echo "-- pgTAP (database contrib_regression, left by pg_regress)"
 export PGDATABASE=contrib_regression
 psql -qX -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION IF NOT EXISTS pgtap' -f test/fixtures/setup.sql
-pg_prove --failures test/*.sql
+pg_prove --failures test/pgtap/*.sql
 
 echo "-- concurrency"
 test/concurrency.sh

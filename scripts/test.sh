@@ -3,7 +3,7 @@
 #   1. GoogleTest unit tests of the Postgres-free C++ core (CMake/ctest),
 #      also under AddressSanitizer + UndefinedBehaviorSanitizer
 #   2. the TikTok simulator's own tests, and api/nginx.conf's routes
-#   3. pg_regress (sql/, expected/), pgTAP (test/*.sql) and the concurrency
+#   3. pg_regress (sql/, expected/), pgTAP (test/pgtap/*.sql) and the concurrency
 #      test (test/concurrency.sh) in a throwaway PostgreSQL 15 cluster
 #      (pg_virtualenv) with pg_cron, against the simulator
 #   (under CI=true, or VS_TEST_PACKAGE=1, the database suites run against the
