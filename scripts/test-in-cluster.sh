@@ -16,19 +16,19 @@ psql -qX -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION IF NOT EXISTS pgtap' -f test/fi
 pg_prove --failures test/pgtap/*.sql
 
 echo "-- concurrency"
-test/concurrency.sh
+test/system/concurrency.sh
 
 echo "-- isolation specs (the races, under PostgreSQL's isolationtester)"
 test/isolation/run.sh
 
 echo "-- TLS and HTTP/2 through nghttpx"
-test/http2_tls.sh
+test/system/http2_tls.sh
 
 echo "-- secrets in logs"
-test/secrets_in_logs.sh
+test/system/secrets_in_logs.sh
 
 echo "-- chaos (1800 posts, faults, cancelled and terminated dispatchers)"
-test/chaos.sh
+test/system/chaos.sh
 
 echo "-- crash (kill -9 the postmaster mid-dispatch)"
-test/crash.sh
+test/system/crash.sh

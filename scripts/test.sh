@@ -4,16 +4,16 @@
 #      also under AddressSanitizer + UndefinedBehaviorSanitizer
 #   2. the TikTok simulator's own tests, and api/nginx.conf's routes
 #   3. pg_regress (sql/, expected/), pgTAP (test/pgtap/*.sql) and the concurrency
-#      test (test/concurrency.sh) in a throwaway PostgreSQL 15 cluster
+#      test (test/system/concurrency.sh) in a throwaway PostgreSQL 15 cluster
 #      (pg_virtualenv) with pg_cron, against the simulator
 #   (under CI=true, or VS_TEST_PACKAGE=1, the database suites run against the
 #   Debian package built from HEAD and installed, not against make install)
 #   4. the security suite (test/security/run.sh) in a cluster of its own
 #   5. the upgrade path from the oldest frozen release (test/upgrade/run.sh)
 #   6. dump and restore, a standby and a failover (test/release/run.sh)
-#   7. 200 sessions publishing with 8 worker slots (test/saturation.sh), and
+#   7. 200 sessions publishing with 8 worker slots (test/system/saturation.sh), and
 #      kill -9 of the log writer and the postmaster with calls in flight
-#      (test/crash_inflight.sh), each in a cluster of its own
+#      (test/system/crash_inflight.sh), each in a cluster of its own
 # Usage: scripts/test.sh      (as root or with sudo rights; CI runs exactly this)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +36,7 @@ echo "== 2. simulator tests"
 python3 -m unittest sim.test_tiktok_sim 2>&1 | tee -a "$log" | tail -n 3
 
 echo "== 2b. the nginx configuration in front of PostgREST (api/nginx.conf)"
-test/nginx_routes.sh 2>&1 | tee -a "$log" | tail -n 1
+test/system/nginx_routes.sh 2>&1 | tee -a "$log" | tail -n 1
 
 # CI (and VS_TEST_PACKAGE=1) tests the Debian package as a DBA installs it;
 # a developer's run tests the working tree (make install).
@@ -73,8 +73,8 @@ test/release/run.sh 2>&1 | tee -a "$log"
 
 echo "== 8. 200 sessions publishing on 8 worker slots, and kill -9 with calls in flight (each its own cluster)"
 # Each on a simulator of its own, which it starts and stops.
-VS_SIM_PORT=18470 test/saturation.sh 2>&1 | tee -a "$log"
-VS_SIM_PORT=18471 test/crash_inflight.sh 2>&1 | tee -a "$log"
+VS_SIM_PORT=18470 test/system/saturation.sh 2>&1 | tee -a "$log"
+VS_SIM_PORT=18471 test/system/crash_inflight.sh 2>&1 | tee -a "$log"
 
 # Every suite passed (set -e and pipefail stop at the first failure); add up
 # what each runner reported.

@@ -85,7 +85,7 @@ SELECT is((SELECT (r->'body'->'post_info') FROM vs_test.sim_requests(:'oid', 'co
           '... with only title and description in post_info');
 SELECT is((SELECT status FROM vibescaling.posts WHERE id = :'p2'), 'posted', 'the inbox photo post is posted');
 
--- Two sessions publishing the same draft: covered by test/concurrency.sh.
+-- Two sessions publishing the same draft: covered by test/system/concurrency.sh.
 -- The secret never reaches the logs.
 SELECT is((SELECT count(*) FROM vibescaling.dispatch_logs l
             WHERE l::text LIKE '%act.' || :'oid' || '%'), 0::bigint, 'no access token in dispatch_logs');

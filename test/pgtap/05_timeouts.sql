@@ -49,7 +49,7 @@ SELECT is((SELECT error_code FROM vibescaling.dispatch_logs WHERE post_id = :'v'
           '... and the aborted call is logged');
 SELECT is((SELECT status FROM vibescaling.posts WHERE id = :'v'), 'draft', '... the post is untouched');
 
--- (pg_cancel_backend from another session: test/concurrency.sh.)
+-- (pg_cancel_backend from another session: test/system/concurrency.sh.)
 
 -- Nothing listens: connection refused is 08001, and surely not sent.
 SET vibescaling.api_base_url = 'http://127.0.0.1:9';

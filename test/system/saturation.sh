@@ -17,7 +17,7 @@
 # Prints the answers by SQLSTATE and the wall time.
 #
 # One command, self-contained like test/upgrade/run.sh (after make install):
-#   test/saturation.sh
+#   test/system/saturation.sh
 # starts the simulator on $VS_SIM_PORT (18470 by default) unless one answers
 # there, and runs itself again inside a throwaway cluster
 # (scripts/pg-cluster.sh ... -o max_worker_processes=8 -o max_connections=250).
@@ -25,7 +25,7 @@
 # session's statement_timeout; the hard limit is 15 s more).
 # Ends with "saturation: N passed, M failed".
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 export VS_SIM_PORT=${VS_SIM_PORT:-18470}
 sessions=${SAT_SESSIONS:-200}
 

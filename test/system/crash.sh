@@ -6,7 +6,7 @@
 # post is left in 'publishing' or 'scheduled'. Needs the PG* variables of a
 # pg_virtualenv cluster and the simulator on $VS_SIM_PORT.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 sim="http://127.0.0.1:${VS_SIM_PORT:-18443}"
 run=$(date +%s%N | tail -c 9)

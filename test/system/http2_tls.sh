@@ -9,7 +9,7 @@
 # the connection too. Runs inside the test cluster
 # (scripts/test-in-cluster.sh); PG* point at it, VS_SIM_PORT at the simulator.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 port=${VS_H2_PORT:-18491}
 sim="http://127.0.0.1:${VS_SIM_PORT:-18443}"
 work=$(mktemp -d)

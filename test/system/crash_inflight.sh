@@ -26,12 +26,12 @@
 #     dispatcher having run again while the hold was still in force
 #
 # One command, self-contained like test/upgrade/run.sh (after make install):
-#   test/crash_inflight.sh
+#   test/system/crash_inflight.sh
 # starts the simulator on $VS_SIM_PORT (18471 by default) unless one answers
 # there, and runs itself again inside a throwaway cluster (scripts/pg-cluster.sh).
 # About a minute. Ends with "crash_inflight: N passed, M failed".
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 export VS_SIM_PORT=${VS_SIM_PORT:-18471}
 
 if [ -z "${VS_CRASH_IN_CLUSTER:-}" ]; then
@@ -82,7 +82,7 @@ server_up() {
 
 # Starts the cluster after its postmaster was killed: the orphaned backends
 # exit when they notice, and until then the old shared memory is in use and
-# the start is refused (as test/crash.sh does).
+# the start is refused (as test/system/crash.sh does).
 restart_cluster() {
   for _ in $(seq 1 120); do
     pg_ctlcluster $cluster start >/dev/null 2>&1 && break

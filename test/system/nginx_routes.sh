@@ -4,7 +4,7 @@
 # path, query and the headers nginx sets; each documented path must arrive
 # as the PostgREST request docs/http-api.md says. Prints "nginx: N passed, 0 failed".
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 port=${VS_NGINX_PORT:-18481}
 backend=${VS_NGINX_BACKEND_PORT:-18482}
 work=$(mktemp -d)

@@ -16,7 +16,7 @@
 #      cancelling the run stops them
 #  10. dispatch_due_uploads shares its videos with helpers: uploads at once
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 sim="http://127.0.0.1:${VS_SIM_PORT:-18443}"
 run=$(date +%s%N | tail -c 9)

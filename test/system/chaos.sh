@@ -17,7 +17,7 @@
 # Knobs: CHAOS_POSTS, CHAOS_ACCOUNTS, CHAOS_DISPATCHERS, CHAOS_SECONDS
 # (how long faults and kills go on), CHAOS_MAX_ROUNDS, CHAOS_FAULTS (per tick).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 sim="http://127.0.0.1:${VS_SIM_PORT:-18443}"
 run=$(date +%s%N | tail -c 9)

@@ -3,7 +3,7 @@
 # log (default verbosity) or the simulator's request log. Needs the PG*
 # variables of the test cluster (pg_virtualenv) and $VS_SIM_PORT.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 # The cluster's log file: the last column of pg_lsclusters (pg_virtualenv's cluster).
 log=$(pg_lsclusters --no-header | awk -v port="$PGPORT" '$3 == port { print $NF }')
