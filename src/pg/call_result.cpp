@@ -136,17 +136,26 @@ vs_call_result_row(const vs_call_result *r, TupleDesc desc, Datum data)
 	return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
 }
 
-/* The pre-0.1.5 JSON object; see the header. */
-Datum
-vs_call_result_jsonb(const vs_call_result *r)
+/* The pre-0.1.5 JSON object's text; see the header. */
+char *
+vs_call_result_json_text(const vs_call_result *r)
 {
 	char	   *json = vs_take_core_string(vs_result_json(r));
-	Datum		result;
 
 	if (json == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("vibescaling: out of memory serializing a TikTok reply")));
+	return json;
+}
+
+/* The pre-0.1.5 JSON object; see the header. */
+Datum
+vs_call_result_jsonb(const vs_call_result *r)
+{
+	char	   *json = vs_call_result_json_text(r);
+	Datum		result;
+
 	result = DirectFunctionCall1(jsonb_in, CStringGetDatum(json));
 	vs_wipe_string(json);
 	return result;

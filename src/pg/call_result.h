@@ -33,6 +33,9 @@ TupleDesc	vs_call_result_desc(void);
  */
 Datum		vs_call_result_row(const vs_call_result *r, TupleDesc desc, Datum data);
 
+/* The text of that JSON object (palloc'd; it may hold secrets, see vs_result_json); raises on OOM. */
+char	   *vs_call_result_json_text(const vs_call_result *r);
+
 /* The same result as the JSON object _tiktok_call returned before 0.1.5. */
 Datum		vs_call_result_jsonb(const vs_call_result *r);
 

@@ -107,12 +107,8 @@ results_json_array(VsBatchCall *calls, int n)
 	appendStringInfoChar(&buf, '[');
 	for (int i = 0; i < n; i++)
 	{
-		char	   *json = vs_take_core_string(vs_result_json(&calls[i].result));
+		char	   *json = vs_call_result_json_text(&calls[i].result);
 
-		if (json == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("vibescaling: out of memory serializing a TikTok reply")));
 		if (i > 0)
 			appendStringInfoChar(&buf, ',');
 		appendStringInfoString(&buf, json);
