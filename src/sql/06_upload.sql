@@ -3,27 +3,37 @@
 -- pulls a video only from URL prefixes verified for the app
 -- (vibescaling.pull_url_prefixes); everything else is uploaded in chunks.
 
+-- The LIKE patterns of vibescaling.pull_url_prefixes: each prefix, its LIKE
+-- wildcards escaped, then '%'. A video_url that matches one is pulled by
+-- TikTok. A query over many posts takes them once and tests each post with
+-- a LIKE ANY, where a call of _upload_method per row would cost a
+-- function call each (the dispatcher's claims test every due post).
+CREATE FUNCTION vibescaling._pull_url_patterns()
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(array_agg(replace(replace(replace(btrim(x.prefix), '\', '\\'), '%', '\%'), '_', '\_') || '%'), '{}')
+      FROM unnest(string_to_array(coalesce(current_setting('vibescaling.pull_url_prefixes', true), ''), ',')) AS x(prefix)
+     WHERE btrim(x.prefix) <> ''
+$$;
+
 -- 'pull' or 'upload' for a video post: the post's own choice, else pull a
--- video_url under a verified prefix and upload the rest.
+-- video_url under a verified prefix and upload the rest. The dispatcher's
+-- claims spell the same rule inline, with _pull_url_patterns taken once.
 CREATE FUNCTION vibescaling._upload_method(p vibescaling.posts)
 RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    v_prefix text;
 BEGIN
-    -- plpgsql, not sql: the dispatcher asks this for every post of a round,
-    -- and a cached plan costs a fraction of a SQL function's planning per call.
+    -- plpgsql, not sql: publish and validation ask this of one post at a
+    -- time, and a cached plan costs a fraction of a SQL function's planning.
     IF p.upload_method IS NOT NULL THEN
         RETURN p.upload_method;
     END IF;
-    IF p.video_url IS NOT NULL THEN
-        FOREACH v_prefix IN ARRAY string_to_array(coalesce(current_setting('vibescaling.pull_url_prefixes', true), ''), ',') LOOP
-            IF btrim(v_prefix) <> '' AND starts_with(p.video_url, btrim(v_prefix)) THEN
-                RETURN 'pull';
-            END IF;
-        END LOOP;
+    IF p.video_url LIKE ANY (vibescaling._pull_url_patterns()) THEN
+        RETURN 'pull';
     END IF;
     RETURN 'upload';
 END

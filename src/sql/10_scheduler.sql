@@ -228,15 +228,20 @@ DECLARE
     v_claimed_n integer;
     v_since     timestamptz;  -- the oldest claimed post's creation: no call for them is older
     v_init_logged uuid[];     -- the claimed posts with an init in the log
+    v_pull      text[] := vibescaling._pull_url_patterns();
     i           integer;
     j           integer;
 BEGIN
     processed := 0;
     declined := '{}';
 
-    -- The earliest due post of each account not skipped, earliest first.
-    -- Candidates beyond max_posts: other dispatchers (helpers of the same
-    -- run) hold the first ones, and the lock skips them.
+    -- The earliest due post of each account not skipped, earliest first,
+    -- among the videos the extension uploads when uploads, else among the
+    -- others (_upload_method's rule, inline). Never a post of the other
+    -- kind: the lock would hide it from the other dispatcher's SKIP LOCKED
+    -- pass until this round ends. Candidates beyond max_posts: other
+    -- dispatchers (helpers of the same run) hold the first ones, and the
+    -- lock skips them.
     v_claimed := ARRAY(
         SELECT t FROM vibescaling.posts t
          WHERE t.id = ANY (ARRAY(
@@ -247,7 +252,8 @@ BEGIN
                             WHERE d.status = 'scheduled'
                               AND coalesce(d.next_attempt_at, d.scheduled_at) <= as_of
                               AND coalesce(d.tiktok_account_id <> ALL (skip_accounts), true)
-                              AND (NOT uploads OR d.media_type = 'video' AND vibescaling._upload_method(d) = 'upload')
+                              AND (d.media_type = 'video'
+                                   AND coalesce(d.upload_method, CASE WHEN d.video_url LIKE ANY (v_pull) THEN 'pull' ELSE 'upload' END) = 'upload') = uploads
                             ORDER BY d.tiktok_account_id, coalesce(d.next_attempt_at, d.scheduled_at), d.id) c
                     ORDER BY c.due, c.id
                     LIMIT max_posts * 8))
@@ -274,8 +280,7 @@ BEGIN
     FOR i IN 1 .. v_claimed_n LOOP
         p := v_claimed[i];
         IF p.tiktok_account_id IS NOT NULL
-           AND (coalesce(p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload', false) <> uploads
-                OR v_room[i] = 0
+           AND (v_room[i] = 0
                 OR p.mode = 'direct' AND v_room[v_claimed_n + i] = 0
                 OR NOT pg_try_advisory_xact_lock(hashtext('vibescaling.rate_limit'), hashtext(p.tiktok_account_id::text))) THEN
             declined := declined || p.tiktok_account_id;
@@ -429,9 +434,11 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT count(*)::integer
       FROM (SELECT FROM vibescaling.posts p
+                        CROSS JOIN (SELECT vibescaling._pull_url_patterns() AS pull) k
              WHERE p.status = 'scheduled'
                AND coalesce(p.next_attempt_at, p.scheduled_at) <= as_of
-               AND (p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload') = uploads
+               AND (p.media_type = 'video'
+                    AND coalesce(p.upload_method, CASE WHEN p.video_url LIKE ANY (k.pull) THEN 'pull' ELSE 'upload' END) = 'upload') = uploads
              LIMIT at_most) d
 $$;
 REVOKE ALL ON FUNCTION vibescaling._count_due(timestamptz, boolean, integer) FROM PUBLIC;
@@ -507,11 +514,13 @@ DECLARE
     v_result    record;
     v_message   text;
     v_state     text;
+    v_pull      text[] := vibescaling._pull_url_patterns();
 BEGIN
     SELECT p.id, p.attempts INTO v_post_id, v_attempts
       FROM vibescaling.posts p
      WHERE p.status = 'scheduled' AND coalesce(p.next_attempt_at, p.scheduled_at) <= as_of
-       AND (p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload') = uploads
+       AND (p.media_type = 'video'
+            AND coalesce(p.upload_method, CASE WHEN p.video_url LIKE ANY (v_pull) THEN 'pull' ELSE 'upload' END) = 'upload') = uploads
      ORDER BY coalesce(p.next_attempt_at, p.scheduled_at), p.id
      LIMIT 1
        FOR UPDATE SKIP LOCKED;

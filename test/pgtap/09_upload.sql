@@ -5,7 +5,7 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(50);
+SELECT plan(52);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 SELECT current_setting('vibescaling.api_base_url') AS sim \gset
@@ -192,4 +192,17 @@ SELECT is((SELECT string_agg(n::text, ',' ORDER BY ur.i) FROM ur,
 RESET vibescaling.dispatch_sessions;
 
 RESET vibescaling.upload_chunk_size_mb;
+
+-- The pull prefixes are literal: LIKE's wildcards in one match only themselves.
+SET vibescaling.pull_url_prefixes = ' https://a_b.example/v%/ ,';
+SELECT vs_test.new_video('literal prefix', u) AS lp1 FROM (VALUES ('https://a_b.example/v%/clip.mp4')) v(u) \gset
+SELECT vs_test.new_video('literal prefix', u) AS lp2 FROM (VALUES ('https://aXb.example/v%/clip.mp4')) v(u) \gset
+SELECT vs_test.new_video('literal prefix', u) AS lp3 FROM (VALUES ('https://a_b.example/vX/clip.mp4')) v(u) \gset
+SELECT is(vibescaling._upload_method(p), 'pull', 'a video_url under a pull prefix is pulled (spaces and empty entries ignored)')
+  FROM vibescaling.posts p WHERE p.id = :'lp1';
+SELECT is(array_agg(vibescaling._upload_method(p)), ARRAY['upload', 'upload'],
+          '... and _ and % in a prefix are no wildcards')
+  FROM vibescaling.posts p WHERE p.id IN (:'lp2', :'lp3');
+RESET vibescaling.pull_url_prefixes;
+
 SELECT * FROM finish();
