@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
-# Concurrency and cancellation, with several real sessions (which a single
-# pgTAP session cannot open). Needs the simulator on $VS_SIM_PORT and the
-# PG* variables pointing at a database with vibescaling and test/fixtures.
-#   1. two dispatchers over the same 20 due posts: each published exactly once
-#   2. five sessions publishing the same draft at once: one wins, four get 55000
-#   3. "publish now" racing the dispatcher on 10 due posts: one init per post
-#   4. pg_cancel_backend stops an in-flight TikTok call within about a second
-#   5. five sessions publishing with the same expiring token: one refresh
+# Concurrency and cancellation with several real sessions, for what an
+# isolation spec (test/isolation/specs) cannot express: whole dispatcher
+# runs that COMMIT round by round, in true parallel with real latency;
+# elapsed time; sampling pg_stat_activity mid-run; background workers.
+# The step-by-step races (two dispatchers, publish vs dispatcher, the same
+# draft published twice, PATCH vs publish, one token refreshed by two
+# sessions, cancel mid-dispatch) are specs. Needs the simulator on
+# $VS_SIM_PORT and the PG* variables pointing at a database with
+# vibescaling and test/fixtures.
+#   1. two whole dispatcher runs over the same 20 due posts: each published once
+#   2. pg_cancel_backend stops an in-flight TikTok call within about a second
+#   3. five sessions publishing with the same expiring token: one refresh
 #      (the rotated refresh token is spent once), no token in pg_stat_activity
-#   6. publish_status from another session shows an upload's progress
-#   7. the permanent log writer: many sessions share it, DROP DATABASE works
-#   8. a burst right after ANALYZE of an empty log: plans follow the log's
+#   4. publish_status from another session shows an upload's progress
+#   5. the permanent log writer: many sessions share it, DROP DATABASE works
+#   6. a burst right after ANALYZE of an empty log: plans follow the log's
 #      growth (no full read of this week's partition per post)
-#   9. a run shares its burst with dispatch helpers (each post once), and
+#   7. a run shares its burst with dispatch helpers (each post once), and
 #      cancelling the run stops them
-#  10. dispatch_due_uploads shares its videos with helpers: uploads at once
+#   8. dispatch_due_uploads shares its videos with helpers: uploads at once
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -54,7 +58,7 @@ print(' '.join(sorted({str(v) for v in c.values()})) + ' x' + str(len(c)))"
 
 curl -s -X POST "$sim/_sim/config" -d '{"latency_ms": 300}' >/dev/null
 
-echo "# 1. two dispatchers, 20 due posts on 20 accounts (300 ms per TikTok call)"
+echo "# 1. two whole dispatcher runs, 20 due posts on 20 accounts (300 ms per TikTok call)"
 q "CREATE TABLE IF NOT EXISTS public.conc_posts (run text, label text, id uuid);
    INSERT INTO public.conc_posts
    SELECT '$run', 'disp', (vibescaling.schedule_post(vs_test.new_video('concurrent ' || i), now() + interval '10 minutes',
@@ -73,38 +77,7 @@ check "40 dispatch_logs rows (creator_info + init per post)" 40 \
   "$(q "SELECT count(*) FROM vibescaling.dispatch_logs l JOIN conc_posts c ON c.id = l.post_id WHERE c.run = '$run' AND c.label = 'disp'")"
 echo "# posts published per dispatcher backend: $(q "SELECT string_agg(n::text, ' ') FROM (SELECT count(*) n FROM vibescaling.dispatch_logs l JOIN conc_posts c ON c.id = l.post_id WHERE c.run = '$run' AND l.endpoint = 'video_init' GROUP BY l.backend_pid ORDER BY 1) s")"
 
-echo "# 2. five sessions publish the same draft at once"
-acct=$(q "SELECT vs_test.new_account('race${run}')")
-post=$(q "SELECT vs_test.new_video('raced')")
-for i in 1 2 3 4 5; do
-  (psql -X -qAt -c "SELECT vibescaling.publish_post('$post', '$acct', 'SELF_ONLY')" >/tmp/race.$run.$i 2>&1) &
-done
-wait
-check "exactly one session got a publish_id" 1 "$(grep -l '"publish_id"' /tmp/race.$run.* | wc -l | tr -d ' ')"
-check "the four others were refused with 'is posted'" 4 "$(grep -l 'is posted; only a draft can be published' /tmp/race.$run.* | wc -l | tr -d ' ')"
-check "TikTok received one init" 1 "$(sim_count "race${run}" video_init)"
-rm -f /tmp/race.$run.*
-
-echo "# 3. publish-now racing the dispatcher on 10 due posts"
-q "INSERT INTO public.conc_posts
-   SELECT '$run', 'mix', (vibescaling.schedule_post(vs_test.new_video('mixed ' || i), now() + interval '10 minutes',
-                                                 vs_test.new_account('mix${run}_' || i), 'SELF_ONLY') #>> '{data,id}')::uuid
-     FROM generate_series(1, 10) i;" >/dev/null
-later=$(q "SELECT now() + interval '15 minutes'")
-q "CALL vibescaling.dispatch_due_posts('$later')" & pd=$!
-for id in $(q "SELECT id FROM conc_posts WHERE run = '$run' AND label = 'mix'"); do
-  # What an app does for "publish now" on a scheduled post: unschedule it, publish it.
-  (psql -X -qAt -c "BEGIN" \
-        -c "UPDATE vibescaling.posts SET status = 'draft' WHERE id = '$id' AND status = 'scheduled'" \
-        -c "SELECT vibescaling.publish_post(p.id, p.tiktok_account_id, 'SELF_ONLY') FROM vibescaling.posts p WHERE p.id = '$id'" \
-        -c "COMMIT" >/dev/null 2>&1) &
-done
-wait
-check "all 10 posts are posted" 10 \
-  "$(q "SELECT count(*) FROM vibescaling.posts p JOIN conc_posts c USING (id) WHERE c.run = '$run' AND c.label = 'mix' AND p.status = 'posted'")"
-check "each of the 10 accounts received exactly one init" "1 x10" "$(inits_per_account "mix${run}_")"
-
-echo "# 4. pg_cancel_backend during a slow TikTok call"
+echo "# 2. pg_cancel_backend during a slow TikTok call"
 curl -s -X POST "$sim/_sim/config" -d '{"latency_ms": 0}' >/dev/null
 acct=$(q "SELECT vs_test.new_account('cancel${run}')")
 post=$(q "SELECT vs_test.new_video('cancelled')")
@@ -124,7 +97,7 @@ check "the post is still a draft" draft "$(q "SELECT status FROM vibescaling.pos
 rm -f /tmp/cancel.$run
 curl -s -X DELETE "$sim/_sim/faults" >/dev/null
 
-echo "# 5. five sessions, one account whose token expires within the refresh margin"
+echo "# 3. five sessions, one account whose token expires within the refresh margin"
 acct=$(q "SELECT vs_test.new_account('refr${run}')")
 q "UPDATE vibescaling.tiktok_accounts SET access_token_expires_at = now() + interval '1 minute' WHERE id = '$acct'" >/dev/null
 curl -s -X POST "$sim/_sim/config" -d '{"latency_ms": 200}' >/dev/null
@@ -145,7 +118,7 @@ token=$(q "SELECT vibescaling._unseal(access_token_enc) FROM vibescaling.tiktok_
 check "pg_stat_activity never showed the token (sampled mid-run)" 0 "$(grep -cF "$token" /tmp/activity.$run)"
 rm -f /tmp/refresh.$run.* /tmp/activity.$run
 
-echo "# 6. publish_status while another session uploads a 30 MB video (6 chunks, 400 ms each)"
+echo "# 4. publish_status while another session uploads a 30 MB video (6 chunks, 400 ms each)"
 acct=$(q "SELECT vs_test.new_account('prog${run}')")
 post=$(q "INSERT INTO vibescaling.posts (caption, video_lo) VALUES ('progress', vs_test.new_lo(30 * 1048576)) RETURNING id")
 curl -s -X POST "$sim/_sim/config" -d '{"latency_ms": 400}' >/dev/null
@@ -162,7 +135,7 @@ check "afterwards publish_status reports every byte uploaded" 31457280 \
   "$(q "SELECT vibescaling.publish_status('$post') #>> '{data,uploaded_bytes}'")"
 rm -f /tmp/progress.$run
 
-echo "# 7. the permanent log writer: many sessions share it, and it leaves a database being dropped"
+echo "# 5. the permanent log writer: many sessions share it, and it leaves a database being dropped"
 createdb "vs_writer_$run"
 psql -X -qAt -d "vs_writer_$run" -c "CREATE EXTENSION vibescaling CASCADE" >/dev/null 2>&1
 for i in 1 2 3 4 5 6 7 8; do
@@ -178,7 +151,7 @@ check "... by one log writer for the database" 1 \
 check "DROP DATABASE succeeds while the writer runs (it leaves within a second)" dropped \
       "$(dropdb "vs_writer_$run" && echo dropped)"
 
-echo "# 8. a burst of 1,000 posts in rounds of 100, right after ANALYZE of the empty log"
+echo "# 6. a burst of 1,000 posts in rounds of 100, right after ANALYZE of the empty log"
 # A fresh database, so that the log really is empty when analyzed. The
 # reads of the log are counted from pg_stat_user_tables: cached plans that
 # kept the empty log's sequential scans read the whole partition for each
@@ -202,7 +175,7 @@ echo "# rows read by sequential scans of the log: $read_rows"
 check "the log's sequential scans read under 200,000 rows" yes "$([ "$read_rows" -lt 200000 ] && echo yes || echo "no: $read_rows")"
 dropdb "$db"
 
-echo "# 9. a burst shared with dispatch helpers; cancelling the run stops them"
+echo "# 7. a burst shared with dispatch helpers; cancelling the run stops them"
 curl -s -X POST "$sim/_sim/config" -d '{"latency_ms": 300}' >/dev/null
 q "INSERT INTO public.conc_posts
    SELECT '$run', 'help', (vibescaling.schedule_post(vs_test.new_video('helped ' || i), now() + interval '10 minutes',
@@ -254,7 +227,7 @@ check "the next run posts all 20" 20 \
   "$(q "SELECT count(*) FROM vibescaling.posts p JOIN conc_posts c USING (id) WHERE c.run = '$run' AND c.label = 'helpcancel' AND p.status = 'posted'")"
 check "each of their accounts received exactly one init (counts: 1 x20)" "1 x20" "$(inits_per_account "hcan${run}_")"
 
-echo "# 10. dispatch_due_uploads: four videos from large objects, three sessions (300 ms per TikTok call)"
+echo "# 8. dispatch_due_uploads: four videos from large objects, three sessions (300 ms per TikTok call)"
 curl -s -X POST "$sim/_sim/config" -d '{"latency_ms": 300}' >/dev/null
 q "INSERT INTO public.conc_posts
    SELECT '$run', 'upl', vs_test.new_video('uploaded ' || i) FROM generate_series(1, 4) i;
