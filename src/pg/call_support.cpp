@@ -1,4 +1,9 @@
-/* call_support.cpp: helpers shared by the single and the batch TikTok call (see call_support.h). */
+/*
+ * call_support.cpp: what every TikTok call shares (see call_support.h): the
+ * interrupt check curl polls, the HTTP options from the settings, the
+ * results of calls never sent (local, rate-limited, failed refresh), the
+ * log row of a call in flight, and wiping secrets from memory.
+ */
 #include "pg_headers.h"
 #include "call_support.h"
 #include "gucs.h"
