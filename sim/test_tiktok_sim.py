@@ -16,7 +16,9 @@ import unittest
 import zlib
 from urllib.parse import urlencode, urlsplit
 
-from sim import tiktok_sim as sim
+from sim.tiktok.common import CANNOT_POST_CODES, token_hash
+from sim.tiktok.publish import chunk_rule_violation
+from sim.tiktok.server import make_server
 
 PROCESSING = 0.3          # seconds of simulated processing in these tests
 VERIFIED_URL = "https://verified.example/clip.mp4"
@@ -63,7 +65,7 @@ class SimTestCase(unittest.TestCase):
     # Start the server in a background thread.
     @classmethod
     def setUpClass(cls):
-        cls.server = sim.make_server("127.0.0.1", 0, processing_seconds=PROCESSING, quiet=True)
+        cls.server = make_server("127.0.0.1", 0, processing_seconds=PROCESSING, quiet=True)
         cls.port = cls.server.server_address[1]
         cls.thread = threading.Thread(target=cls.server.serve_forever, daemon=True)
         cls.thread.start()
@@ -324,7 +326,7 @@ class AuthAndCreatorInfoTests(SimTestCase):
                     "max_video_post_duration_sec"):
             self.assertIn(key, data)
         users = self.call("GET", "/_sim/users")[2]["users"]
-        self.assertEqual(users[0]["open_id"], "auto_" + sim.token_hash("t1", 8))
+        self.assertEqual(users[0]["open_id"], "auto_" + token_hash("t1", 8))
 
     # Private accounts and explicit overrides change the privacy options.
     def test_privacy_options(self):
@@ -341,7 +343,7 @@ class AuthAndCreatorInfoTests(SimTestCase):
 
     # cannot_post answers HTTP 200 with the code and empty data.
     def test_cannot_post(self):
-        for code in sim.CANNOT_POST_CODES:
+        for code in CANNOT_POST_CODES:
             self.user("tok_c", cannot_post=code)
             data = self.assertEnvelope(self.api("/v2/post/publish/creator_info/query/", {}, "tok_c"),
                                        200, code)
@@ -493,9 +495,9 @@ class VideoInitTests(SimTestCase):
                    (129 * MB + 1, 64 * MB + MB, 1), (4 * 1024 * MB + 1, 64 * MB, 64),
                    (1001 * 5 * MB, 5 * MB, 1001), (10 * MB, 20 * MB, 0), ("1", 1, 1), (True, 1, 1)]
         for args in valid:
-            self.assertIsNone(sim.chunk_rule_violation(*args), args)
+            self.assertIsNone(chunk_rule_violation(*args), args)
         for args in invalid:
-            self.assertIsNotNone(sim.chunk_rule_violation(*args), args)
+            self.assertIsNotNone(chunk_rule_violation(*args), args)
 
     # Missing or unknown source_info answers 400.
     def test_bad_source(self):

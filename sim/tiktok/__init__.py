@@ -1,0 +1,18 @@
+"""A loopback simulator of TikTok's Content Posting API, OAuth v2 and user info.
+
+It answers as docs/tiktok-api.md describes TikTok (envelope, HTTP statuses, error codes,
+TikTok's field spelling) and uses only the Python 3.11 standard library.  Run it with
+`python3 sim/tiktok_sim.py --port N`; sim/README.md describes the endpoints, the control
+API under /_sim/ and every config key.  One module per part:
+
+    server.py    HTTP server, routing, latency, faults applied, request log, CLI (main)
+    state.py     Config, token and publish records, SimState (one lock)
+    control.py   the control API under /_sim/
+    faults.py    injected faults and the replies they send
+    oauth.py     /v2/oauth/token/, /v2/oauth/revoke/, /v2/user/info/
+    publish.py   creator_info and the video, inbox video and content (photo) inits
+    uploads.py   FILE_UPLOAD chunk PUTs and the synthetic media under /_sim/media/
+    status.py    status fetch and cancel
+    wire.py      Request, Reply, TikTok's envelope and OAuth replies, the bearer check
+    common.py    constants, helpers, error types
+"""
