@@ -33,7 +33,7 @@ cmake --build build/asan -j2 >/dev/null
 (cd build/asan && ASAN_OPTIONS=detect_leaks=1 ./core_tests --gtest_brief=1 2>&1 | tail -n 2)
 
 echo "== 2. simulator tests"
-python3 -m unittest sim.test_tiktok_sim 2>&1 | tee -a "$log" | tail -n 3
+python3 -m unittest discover -s sim/tests -t . 2>&1 | tee -a "$log" | tail -n 3
 
 echo "== 2b. the nginx configuration in front of PostgREST (api/nginx.conf)"
 test/system/nginx_routes.sh 2>&1 | tee -a "$log" | tail -n 1
