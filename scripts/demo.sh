@@ -4,7 +4,9 @@
 # PostgreSQL 15 cluster with pg_cron, and runs the demo (scripts/demo.sql):
 # connect an account, publish a video directly, to the inbox and a photo
 # post, schedule one and dispatch it, poll status to completion, print the
-# dispatch log.  Usage: scripts/demo.sh   (as root or with sudo rights)
+# dispatch log, a burst; then a tenant uses the HTTP API through nginx and
+# PostgREST 12 (scripts/demo-api.sh), which stays up on a terminal until
+# Enter.  Usage: scripts/demo.sh   (as root or with sudo rights)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,4 +19,4 @@ export VS_SIM_PORT=${VS_SIM_PORT:-18444}
 scripts/sim.sh start
 trap 'scripts/sim.sh stop' EXIT
 
-scripts/pg-cluster.sh vibescaling_demo sh -c "createdb vibescaling_demo && psql -X -d vibescaling_demo -v sim_url=http://127.0.0.1:$VS_SIM_PORT -f scripts/demo.sql"
+scripts/pg-cluster.sh vibescaling_demo scripts/demo-in-cluster.sh

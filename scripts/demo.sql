@@ -115,25 +115,3 @@ SELECT count(*) FILTER (WHERE status = 'posted') AS posted, count(*) AS burst_po
 SELECT vibescaling.http_pool_stats() AS connection_pool;
 \echo 'Analytics over the dispatch log:'
 SELECT * FROM vibescaling.dispatch_stats ORDER BY endpoint;
-
-\echo
-\echo '== 11. The HTTP API (PostgREST): roles, and a tenant''s requests as PostgREST runs them'
-SELECT vibescaling.setup_api_roles('demo-password') AS roles;
-\echo 'Tenant "acme" (JWT {"role": "vibescaling_user", "sub": "acme"}) connects an account and publishes a draft:'
-BEGIN;
-SET LOCAL ROLE vibescaling_user;
-SELECT set_config('request.jwt.claims', '{"role": "vibescaling_user", "sub": "acme"}', true) IS NOT NULL AS jwt;
-SELECT vibescaling_api.connect_account('code-acme_creator', 'https://app.example/tiktok/callback') #>> '{data,id}' AS acme_account \gset
-INSERT INTO vibescaling_api.posts (caption, video_url) VALUES ('From the API', 'https://verified.example/api.mp4') RETURNING id AS acme_post \gset
-SELECT vibescaling_api.publish_post(post_id => :'acme_post', tiktok_account_id => :'acme_account', privacy_level => 'SELF_ONLY') AS answer;
-SELECT count(*) AS posts_acme_sees FROM vibescaling_api.posts;
-COMMIT;
-\echo 'Tenant "globex" sees none of it, and may not publish acme''s post (PostgREST answers 404: PT404):'
-BEGIN;
-SET LOCAL ROLE vibescaling_user;
-SELECT set_config('request.jwt.claims', '{"role": "vibescaling_user", "sub": "globex"}', true) IS NOT NULL AS jwt;
-SELECT count(*) AS posts_globex_sees FROM vibescaling_api.posts;
-\set ON_ERROR_STOP 0
-SELECT vibescaling_api.publish_post(post_id => :'acme_post', tiktok_account_id => :'acme_account', privacy_level => 'SELF_ONLY');
-\set ON_ERROR_STOP 1
-ROLLBACK;
