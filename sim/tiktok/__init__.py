@@ -1,4 +1,4 @@
-"""A loopback simulator of TikTok's Content Posting API, OAuth v2 and user info.
+"""A loopback simulator of TikTok's Content Posting API, OAuth v2, user info and webhooks.
 
 It answers as docs/tiktok-api.md describes TikTok (envelope, HTTP statuses, error codes,
 TikTok's field spelling) and uses only the Python 3.11 standard library.  Run it with
@@ -13,6 +13,7 @@ API under /_sim/ and every config key.  One module per part:
     publish.py   creator_info and the video, inbox video and content (photo) inits
     uploads.py   FILE_UPLOAD chunk PUTs and the synthetic media under /_sim/media/
     status.py    status fetch and cancel
+    webhooks.py  signed webhook deliveries (opt-in: config key webhook_url)
     wire.py      Request, Reply, TikTok's envelope and OAuth replies, the bearer check
     common.py    constants, helpers, error types
 """

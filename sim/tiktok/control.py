@@ -20,6 +20,7 @@ answers (HTTP status, JSON body):
          with those fields makes it; answers {"ok": true, "created": N}; bad input 400
     GET|POST|DELETE /_sim/faults       GET|DELETE /_sim/requests?endpoint=&open_id=&...
     GET  /_sim/publishes[/<id>]        POST /_sim/publishes/<id> {status?, ...}
+    GET|DELETE /_sim/webhooks?event=&publish_id=   (deliveries, see webhooks.py)
 
 Errors answer {"ok": false, "error": ...} with 400 (bad input) or 404 (unknown path,
 user or publish).  GET|HEAD /_sim/media/<name> is served by the server with uploads.py.
@@ -36,6 +37,7 @@ from .common import (ALL_PRIVACY_LEVELS, ALL_STATUSES, CANNOT_POST_CODES, ST_COM
                      ControlError, is_int, is_number, now, token_hash)
 from .faults import queue_fault
 from .state import Publish, RefreshRecord, SimState, TokenRecord
+from .webhooks import WebhookSender
 
 PROFILE_FIELD_TYPES = {
     "open_id": str, "union_id": str, "scopes": (list, str), "private_account": bool,
@@ -52,11 +54,13 @@ TOKEN_FIELDS = {"access_token", "refresh_token", "auth_code", "token_valid", "ex
 
 
 class ControlApi:
-    """The /_sim/ endpoints: health, reset, config, users, faults, requests, publishes."""
+    """The /_sim/ endpoints: health, reset, config, users, faults, requests, publishes,
+    webhooks."""
 
-    # Keep the shared state.
-    def __init__(self, state: SimState):
+    # Keep the shared state and the webhook sender.
+    def __init__(self, state: SimState, webhooks: WebhookSender):
         self.state = state
+        self.webhooks = webhooks
 
     # Route a control request; returns (HTTP status, JSON body).
     def handle(self, method: str, path: str, query: dict, raw_body: bytes) -> tuple[int, dict]:
@@ -84,10 +88,12 @@ class ControlApi:
             return 200, {"ok": True}
         if path == "/_sim/reset" and method == "POST":
             state.reset()
+            self.webhooks.reset()
             return 200, {"ok": True}
         if path == "/_sim/config":
             if method == "POST":
                 state.config.update(body)
+                self.webhooks.sync()
             if method in ("GET", "POST"):
                 return 200, state.config.as_dict()
         if path == "/_sim/users":
@@ -114,6 +120,12 @@ class ControlApi:
                 return 200, {"requests": self.list_requests(query)}
             if method == "DELETE":
                 state.request_log.clear()
+                return 200, {"ok": True}
+        if path == "/_sim/webhooks":
+            if method == "GET":
+                return 200, {"webhooks": self.webhooks.deliveries(query)}
+            if method == "DELETE":
+                self.webhooks.clear()
                 return 200, {"ok": True}
         if path == "/_sim/publishes" and method == "GET":
             at = now()

@@ -9,14 +9,16 @@ What TikTok documents (docs/tiktok-api.md):
   one is issued the old one stops working.  Failure:
   `{"error": "invalid_grant", "error_description": "...", "log_id": "..."}` (400 family).
 - `POST /v2/oauth/revoke/` form `client_key, client_secret, token`; success is an empty
-  body.
+  body.  When a user's authorization ends, TikTok sends the webhook
+  `authorization.removed` (content `reason` 0 to 5; 5 = the developer revoked it).
 - `GET /v2/user/info/?fields=open_id,union_id,avatar_url,display_name,...` (scope
   user.info.basic), answered in the envelope as `data.user`.
 
 What this module does: OAuthApi checks the configured client (`client_key` /
 `client_secret`, defaults sim_client_key / sim_client_secret), redeems single-use codes
 (`code-<open_id>` works for any open_id), rotates refresh tokens, revokes a token with its
-pair, and answers user info from the profile.
+pair (and, when webhooks are on, queues `authorization.removed` with reason 5), and
+answers user info from the profile.
 """
 
 from __future__ import annotations
@@ -32,9 +34,17 @@ USER_INFO_FIELDS = ("open_id", "union_id", "avatar_url", "avatar_url_100", "avat
                     "is_verified", "follower_count", "following_count", "likes_count",
                     "video_count")
 
+# authorization.removed reason for a revoke through the API: "Developer revoke authorization".
+REVOKE_REASON = 5
+
 
 class OAuthApi(EndpointFamily):
     """oauth_token, oauth_revoke and user_info (handlers run with state.lock held)."""
+
+    # Keep the shared state and the webhook sender (None: no webhooks).
+    def __init__(self, state, webhooks=None):
+        super().__init__(state)
+        self.webhooks = webhooks
 
     # POST /v2/oauth/token/ (code exchange and refresh, flat JSON replies)
     def oauth_token(self, req: Request) -> Reply:
@@ -103,20 +113,27 @@ class OAuthApi(EndpointFamily):
             raise OAuthError(400, "invalid_request", "token is required")
         state = self.state
         record = state.tokens.get(token)
+        removed = False                  # whether a working grant ended here
         if record is not None:
+            removed = record.valid
             record.valid = False
             req.open_id = record.open_id
             if record.refresh_token in state.refresh_tokens:
+                removed = removed or state.refresh_tokens[record.refresh_token].valid
                 state.refresh_tokens[record.refresh_token].valid = False
         elif token in state.refresh_tokens:
             refresh = state.refresh_tokens[token]
+            removed = refresh.valid
             refresh.valid = False
             req.open_id = refresh.open_id
             if refresh.access_token in state.tokens:
+                removed = removed or state.tokens[refresh.access_token].valid
                 state.tokens[refresh.access_token].valid = False
         else:
             # Unknown token: remember it as revoked so auto_users never adopts it.
             state.put_token(token, TokenRecord(open_id=None, valid=False))
+        if removed and req.open_id is not None and self.webhooks is not None:
+            self.webhooks.authorization_removed(req.open_id, REVOKE_REASON)
         return oauth_reply(200, None)
 
     # GET /v2/user/info/?fields=...

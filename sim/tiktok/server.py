@@ -16,6 +16,8 @@ goes: read the body, sleep `latency_ms` (outside the state lock), take a queued 
 run the handler family (publish.py, status.py, oauth.py; uploads.py for chunk PUTs) under
 the state lock, log the call (secrets redacted, bearer tokens never), reply.  /_sim/media/
 is streamed here from uploads.py's plan, and the rest of /_sim/ goes to control.py.
+The server owns the WebhookSender (webhooks.py), whose threads run only once webhooks are
+configured, and stops them when it closes.
 
     python3 sim/tiktok_sim.py --port 18443 [--host 127.0.0.1] [--latency-ms 0]
         [--processing-seconds 3] [--no-rate-limits] [--quiet] [--verbose]
@@ -47,6 +49,7 @@ from .publish import PublishApi
 from .state import Config, SimState
 from .status import StatusApi
 from .uploads import MEDIA_PREFIX, UploadHandler, media_error, media_pieces, media_plan
+from .webhooks import WebhookSender
 from .wire import Reply, Request, envelope_reply, oauth_reply
 
 # (method, path) -> logical endpoint name used by the request log and faults.
@@ -80,9 +83,10 @@ class SimHTTPServer(ThreadingHTTPServer):
     def __init__(self, address, state: SimState, verbose: bool = False, quiet: bool = False):
         super().__init__(address, SimHandler)
         self.state = state
+        self.webhooks = WebhookSender(state)
         publish = PublishApi(state)
         status = StatusApi(state)
-        oauth = OAuthApi(state)
+        oauth = OAuthApi(state, self.webhooks)
         # Logical endpoint name (ROUTES' values) -> handler.
         self.endpoints = {
             "creator_info": publish.creator_info,
@@ -96,7 +100,7 @@ class SimHTTPServer(ThreadingHTTPServer):
             "user_info": oauth.user_info,
         }
         self.uploads = UploadHandler(state)
-        self.control = ControlApi(state)
+        self.control = ControlApi(state, self.webhooks)
         self.verbose = verbose
         self.quiet = quiet
 
@@ -110,6 +114,11 @@ class SimHTTPServer(ThreadingHTTPServer):
         except OAuthError as err:
             return oauth_reply(err.http_status, {"error": err.error,
                                                  "error_description": err.description})
+
+    # Close the socket and stop the webhook threads.
+    def server_close(self) -> None:
+        super().server_close()
+        self.webhooks.close()
 
 
 class SimHandler(BaseHTTPRequestHandler):

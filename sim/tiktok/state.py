@@ -15,7 +15,7 @@ What TikTok documents (docs/tiktok-api.md):
   and an inbox upload SEND_TO_USER_INBOX; FAILED carries a `fail_reason`.
 
 What this module does: Config holds the settings (command-line defaults, changed through
-POST /_sim/config).
+POST /_sim/config; `webhook_url`, null by default, turns on webhooks.py's deliveries).
 TokenRecord, RefreshRecord and Publish are the records; a Publish works out its status
 lazily from the clock (`progress`), so nothing has to run for a publish to advance.
 SimState holds users, tokens, publishes, pending faults, rate windows and the request log,
@@ -32,6 +32,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from .common import (DAY, DEFAULT_SCOPES, DIRECT, FILE, INBOX, MAX_LOG_ENTRIES, POST_ID_BASE,
                      RNG, SIMULATED_PULL_BYTES, ST_COMPLETE, ST_DOWNLOAD, ST_FAILED, ST_INBOX,
@@ -41,6 +42,17 @@ from .common import (DAY, DEFAULT_SCOPES, DIRECT, FILE, INBOX, MAX_LOG_ENTRIES, 
 RATE_GROUPS = {"video_init": "init", "inbox_video_init": "init", "content_init": "init",
                "status_fetch": "status_fetch", "creator_info": "creator_info"}
 DEFAULT_RATE_LIMITS = {"init": 6, "status_fetch": 30, "creator_info": 20}
+
+
+# Whether a webhook target is an absolute http(s) URL with a host.
+def webhook_url_ok(value) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        parts = urlsplit(value)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        return False
 
 
 class Config:
@@ -66,6 +78,7 @@ class Config:
             "upload_url_ttl_seconds": 3600,
             "pending_share_limit": 5,
             "upload_base_url": None,
+            "webhook_url": None,
         }
         self.values = copy.deepcopy(self.defaults)
 
@@ -109,6 +122,9 @@ class Config:
         elif key == "upload_base_url":
             if value is not None and not isinstance(value, str):
                 raise ControlError("upload_base_url must be a string or null")
+        elif key == "webhook_url":
+            if value is not None and not webhook_url_ok(value):
+                raise ControlError("webhook_url must be null or an http:// or https:// URL")
         elif key == "verified_url_prefixes":
             if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
                 raise ControlError("verified_url_prefixes must be a list of strings")
