@@ -8,7 +8,7 @@ What TikTok documents (docs/tiktok-api.md):
   PUBLISH_COMPLETE, FAILED; sources PULL_FROM_URL and FILE_UPLOAD; post modes
   DIRECT_POST and MEDIA_UPLOAD.
 - Post ids have 19 digits, beyond 2**53.
-- `log_id` is a timestamp followed by hex, and support asks for it.
+- Replies carry `error.log_id` (e.g. "202411..."), which TikTok support asks for.
 - Titles are measured in UTF-16 code units.
 
 What this module does: holds those constants, the logical endpoint names faults and the

@@ -11,8 +11,8 @@ What TikTok documents (docs/tiktok-api.md):
 - `POST /v2/oauth/revoke/` form `client_key, client_secret, token`; success is an empty
   body.  When a user's authorization ends, TikTok sends the webhook
   `authorization.removed` (content `reason` 0 to 5; 5 = the developer revoked it).
-- `GET /v2/user/info/?fields=open_id,union_id,avatar_url,display_name,...` (scope
-  user.info.basic), answered in the envelope as `data.user`.
+- `GET /v2/user/info/?fields=open_id,union_id,avatar_url,display_name` (scope
+  user.info.basic); this simulator answers in the envelope, the fields under `data.user`.
 
 What this module does: OAuthApi checks the configured client (`client_key` /
 `client_secret`, defaults sim_client_key / sim_client_secret), redeems single-use codes

@@ -12,8 +12,8 @@ What TikTok documents (docs/tiktok-api.md):
   brand_organic_toggle, is_aigc}` and `source_info` PULL_FROM_URL `{video_url}` or
   FILE_UPLOAD `{video_size, chunk_size, total_chunk_count}`; `data.publish_id`
   (`v_pub_url~v2...`, `v_pub_file~v2...`) and for FILE_UPLOAD an `upload_url` valid an
-  hour.  Branded content cannot be SELF_ONLY (400 invalid_param); a privacy level not
-  offered is 403 `privacy_level_option_mismatch`.
+  hour.  Branded content cannot be SELF_ONLY (this simulator answers 400 invalid_param);
+  a privacy level not offered is 403 `privacy_level_option_mismatch`.
 - `POST /v2/post/publish/inbox/video/init/` (video.upload): `source_info` only; at most 5
   unfinished drafts per user in 24 h (403 `spam_risk_too_many_pending_share`).
 - `POST /v2/post/publish/content/init/` (photos): `post_mode` DIRECT_POST or MEDIA_UPLOAD,

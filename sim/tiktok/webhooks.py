@@ -10,8 +10,9 @@ What TikTok documents (docs/tiktok-api.md, "Webhooks"):
   `post_id` per event.
 - Header `TikTok-Signature: t=<unix ts>,s=<hex>`, s = HMAC-SHA256(key = client_secret,
   "<t>.<raw body>"); receivers reject stale timestamps.
-- Delivery is at least once: TikTok retries a delivery not answered 200 (for up to 72 h,
-  with exponential backoff), so receivers dedupe.
+- Delivery is at least once, retried up to 72 h, so receivers dedupe.  (TikTok's webhooks
+  overview adds that only an HTTP 200 counts as received, and that retries back off
+  exponentially.)
 - docs/tiktok-api.md does not list `publish_type`'s values; this module sends
   DIRECT_PUBLISH for a Direct Post and INBOX_SHARE for an inbox upload (not checked
   against TikTok; nothing in this repository reads the field).
