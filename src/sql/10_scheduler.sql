@@ -698,8 +698,9 @@ $$;
 -- (dispatch_due_uploads) on the same; vibescaling-refresh refreshes tokens
 -- that expire within 30 minutes, every 15 minutes; vibescaling-logs keeps
 -- the logs' weekly partitions (maintain_logs), hourly;
--- vibescaling-poll-status follows publishes to their final state, every
--- minute. Returns the dispatch job's id.
+-- vibescaling-analytics rolls up the Analytics page's hourly tables
+-- (roll_up_analytics), every 5 minutes; vibescaling-poll-status follows
+-- publishes to their final state, every minute. Returns the dispatch job's id.
 CREATE FUNCTION vibescaling.enable_scheduler(schedule text DEFAULT '*/5 * * * *')
 RETURNS bigint
 LANGUAGE plpgsql
@@ -722,6 +723,8 @@ BEGIN
       USING 'vibescaling-refresh', '*/15 * * * *', 'SELECT vibescaling.refresh_expiring_tokens()';
     EXECUTE 'SELECT cron.schedule($1, $2, $3)'
       USING 'vibescaling-logs', '17 * * * *', 'CALL vibescaling.maintain_logs()';
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)'
+      USING 'vibescaling-analytics', '*/5 * * * *', 'SELECT vibescaling.roll_up_analytics()';
     -- The logs' partitions for this week and the next, now rather than at the job's first run.
     PERFORM vibescaling._create_log_partition(t.parent, w)
        FROM vibescaling._log_tables() t, vibescaling._log_weeks_needed(t.parent) w;
@@ -741,8 +744,9 @@ DECLARE
     v_found boolean := false;
 BEGIN
     PERFORM vibescaling._require_pg_cron();
-    FOR v_job IN EXECUTE 'SELECT jobname FROM cron.job WHERE jobname IN ($1, $2, $3, $4)'
-                 USING 'vibescaling-dispatch', 'vibescaling-uploads', 'vibescaling-refresh', 'vibescaling-logs' LOOP
+    FOR v_job IN EXECUTE 'SELECT jobname FROM cron.job WHERE jobname IN ($1, $2, $3, $4, $5)'
+                 USING 'vibescaling-dispatch', 'vibescaling-uploads', 'vibescaling-refresh', 'vibescaling-logs',
+                       'vibescaling-analytics' LOOP
         EXECUTE 'SELECT cron.unschedule($1)' USING v_job;
         v_found := true;
     END LOOP;

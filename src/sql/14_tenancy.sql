@@ -18,6 +18,19 @@ AS $$
                                                           'vibescaling_webhook', 'vibescaling_authenticator']::pg_catalog.name[])
 $$;
 
+-- The role claim of the current request's JWT (vibescaling_user,
+-- vibescaling_operator, ...), believed where _jwt_sub's claims are: in
+-- PostgREST's session, or a superuser's replaying a request; else NULL.
+CREATE FUNCTION vibescaling._jwt_role()
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN SESSION_USER = 'vibescaling_authenticator'
+                     OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = SESSION_USER)
+                THEN NULLIF(NULLIF(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role', '') END
+$$;
+
 -- The ids of the accounts of the current request's tenant (none without a
 -- sub). SECURITY DEFINER: API roles cannot read tiktok_accounts.
 CREATE FUNCTION vibescaling._own_account_ids()
@@ -92,6 +105,7 @@ CREATE POLICY tenant_dispatch_logs ON vibescaling.dispatch_logs
            OR tiktok_account_id IN (SELECT vibescaling._own_account_ids()));
 
 REVOKE ALL ON FUNCTION vibescaling._own_account_ids() FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._jwt_role() FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._raise_http_error(text, text, text, text) FROM PUBLIC;
 
 -- Policies run with the querying role's rights: every role that reads these

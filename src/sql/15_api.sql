@@ -408,7 +408,10 @@ $$;
 --                              (password: authenticator_password, when given);
 --   vibescaling_anon           requests without a JWT: may do nothing at all;
 --   vibescaling_user           a tenant's requests (JWT {"role": "vibescaling_user", "sub": ...});
---   vibescaling_webhook        TikTok's webhook deliveries (nginx adds its JWT).
+--   vibescaling_webhook        TikTok's webhook deliveries (nginx adds its JWT);
+--   vibescaling_operator       an operator's requests (JWT {"role": "vibescaling_operator"}):
+--                              every tenant's posts, publishes, calls and
+--                              analytics, and settle_post; nothing else.
 -- Idempotent; run it again after ALTER EXTENSION vibescaling UPDATE (what a
 -- release grants or takes back from these roles is done here, not in the
 -- upgrade script, so that pg_dump keeps it). Needs a superuser (or
@@ -425,7 +428,7 @@ DECLARE
                       'photo_cover_index, status, scheduled_at, tiktok_account_id, privacy_level, mode, '
                       'disable_comment, disable_duet, disable_stitch, brand_content_toggle, brand_organic_toggle';
 BEGIN
-    FOREACH v_role IN ARRAY ARRAY['vibescaling_anon', 'vibescaling_user', 'vibescaling_webhook'] LOOP
+    FOREACH v_role IN ARRAY ARRAY['vibescaling_anon', 'vibescaling_user', 'vibescaling_webhook', 'vibescaling_operator'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = v_role) THEN
             EXECUTE format('CREATE ROLE %I NOLOGIN', v_role);
         END IF;
@@ -436,7 +439,7 @@ BEGIN
     IF authenticator_password IS NOT NULL THEN
         EXECUTE format('ALTER ROLE vibescaling_authenticator PASSWORD %L', authenticator_password);
     END IF;
-    GRANT vibescaling_anon, vibescaling_user, vibescaling_webhook TO vibescaling_authenticator;
+    GRANT vibescaling_anon, vibescaling_user, vibescaling_webhook, vibescaling_operator TO vibescaling_authenticator;
 
     -- anon: nothing (not even the schema). The tenant role: the API schema, and
     -- what its invoker-rights views reach through (filtered by row level security).
@@ -459,8 +462,15 @@ BEGIN
         vibescaling_api.creator_info(uuid),
         vibescaling_api.authorize_url(text, text),
         vibescaling_api.connect_account(text, text, text),
-        vibescaling_api.disconnect_account(uuid)
+        vibescaling_api.disconnect_account(uuid),
+        vibescaling_api.analytics(timestamptz, timestamptz, text, text)
         TO vibescaling_user;
+    -- The operator: not a tenant, so row level security shows it every row.
+    GRANT USAGE ON SCHEMA vibescaling_api, vibescaling TO vibescaling_operator;
+    GRANT SELECT ON vibescaling_api.posts, vibescaling_api.publish_records, vibescaling_api.dispatch_logs,
+                    vibescaling.posts, vibescaling.publish_records, vibescaling.dispatch_logs TO vibescaling_operator;
+    GRANT EXECUTE ON FUNCTION vibescaling_api.analytics(timestamptz, timestamptz, text, text),
+                              vibescaling_api.settle_post(uuid, boolean, text) TO vibescaling_operator;
     GRANT EXECUTE ON FUNCTION vibescaling_api.handle_webhook(json) TO vibescaling_webhook;
     -- What 0.1.0 granted that no API role may call any more: the posts
     -- trigger's checks run as the table's owner now.
@@ -471,11 +481,12 @@ BEGIN
         'vibescaling_authenticator', 'login (PostgREST''s db-uri), switches to the roles below',
         'vibescaling_anon', 'nothing',
         'vibescaling_user', 'the vibescaling_api schema, its own rows only (JWT sub)',
-        'vibescaling_webhook', 'POST /rpc/handle_webhook');
+        'vibescaling_webhook', 'POST /rpc/handle_webhook',
+        'vibescaling_operator', 'every tenant''s posts, publishes, calls and analytics; POST /rpc/settle_post');
 END
 $$;
 COMMENT ON FUNCTION vibescaling.setup_api_roles(text) IS
-    'Creates the PostgREST roles (vibescaling_authenticator, _anon, _user, _webhook) and grants them the API; idempotent.';
+    'Creates the PostgREST roles (vibescaling_authenticator, _anon, _user, _webhook, _operator) and grants them the API; idempotent.';
 
 REVOKE ALL ON ALL ROUTINES IN SCHEMA vibescaling_api FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA vibescaling_api FROM PUBLIC;

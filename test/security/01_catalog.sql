@@ -56,6 +56,7 @@ SELECT is(ARRAY(SELECT name FROM ext_routines
 SELECT is(ARRAY(SELECT name FROM ext_routines WHERE prosecdef ORDER BY name),
           ARRAY['vibescaling._own_account_ids()',
                 'vibescaling.handle_webhook(text,text)',
+                'vibescaling_api.analytics(timestamp with time zone,timestamp with time zone,text,text)',
                 'vibescaling_api.authorize_url(text,text)',
                 'vibescaling_api.cancel_post(uuid)',
                 'vibescaling_api.connect_account(text,text,text)',
@@ -64,7 +65,8 @@ SELECT is(ARRAY(SELECT name FROM ext_routines WHERE prosecdef ORDER BY name),
                 'vibescaling_api.handle_webhook(json)',
                 'vibescaling_api.publish_post(uuid,uuid,text,text,boolean,boolean,boolean,boolean,boolean)',
                 'vibescaling_api.publish_status(uuid)',
-                'vibescaling_api.schedule_post(uuid,timestamp with time zone,uuid,text,text,boolean,boolean,boolean,boolean,boolean)'],
+                'vibescaling_api.schedule_post(uuid,timestamp with time zone,uuid,text,text,boolean,boolean,boolean,boolean,boolean)',
+                'vibescaling_api.settle_post(uuid,boolean,text)'],
           'SECURITY DEFINER only on the API entry points, handle_webhook and _own_account_ids');
 
 SELECT vibescaling.setup_api_roles() IS NOT NULL AS roles \gset

@@ -92,8 +92,13 @@ check "ALTER EXTENSION vibescaling UPDATE from $old_version" "$new_version" \
 q -c "SELECT vibescaling.setup_api_roles()" >/dev/null
 after=$(q -c "$counts")
 before_logs_plus_probe=$(( $(echo "$after" | cut -d/ -f3) + 1 ))
-check "every row is still there (accounts/posts/dispatch_logs/publish_records/cron jobs: $before, +2 jobs: vibescaling-uploads, vibescaling-logs)" \
-      "$(echo "$before" | awk -F/ '{ print $1 "/" $2 "/" $3 "/" $4 "/" $5 + 2 }')" "$after"
+check "every row is still there (accounts/posts/dispatch_logs/publish_records/cron jobs: $before, +3 jobs: vibescaling-uploads, vibescaling-logs, vibescaling-analytics)" \
+      "$(echo "$before" | awk -F/ '{ print $1 "/" $2 "/" $3 "/" $4 "/" $5 + 3 }')" "$after"
+check "the Analytics page's rollup takes in the old log: as many calls as the log holds (but webhooks and settlements)" \
+      "$(q -c "SELECT count(*) FROM vibescaling.dispatch_logs WHERE endpoint NOT IN ('webhook', 'settlement')")" \
+      "$(q -c "SELECT vibescaling.roll_up_analytics() IS NOT NULL" >/dev/null
+         q -c "SELECT sum((c->>'calls')::bigint) FROM jsonb_array_elements(
+                 vibescaling.analytics(now() - interval '400 days', now())->'calls') c")"
 check "dispatch_logs and webhook_events are partitioned; the old rows are one partition each, outside the extension" \
       "dispatch_logs:p:2 webhook_events:p:2" \
       "$(q -c "SELECT string_agg(c.relname || ':' || c.relkind::text || ':' || (SELECT count(*) FROM pg_inherits i WHERE i.inhparent = c.oid)
