@@ -10,6 +10,7 @@ packages=(
   libcurl4-openssl-dev libjansson-dev libgtest-dev libcpp-httplib-dev
   clang-14 llvm-14
   nginx-light nghttp2-proxy openssl
+  nodejs npm
 )
 
 missing=()
