@@ -10,13 +10,18 @@ packages=(
   libcurl4-openssl-dev libjansson-dev libgtest-dev libcpp-httplib-dev
   clang-14 llvm-14
   nginx-light nghttp2-proxy openssl
-  nodejs npm
+  nodejs chromium fonts-dejavu-core
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# Debian ships npm apart from nodejs; NodeSource's nodejs (on some machines)
+# has it inside and conflicts with Debian's npm package.
+if ! command -v npm >/dev/null 2>&1; then
+  missing+=(npm)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all packages present"
   exit 0
