@@ -209,12 +209,10 @@ BEGIN
                            v_name || '_retry_idx', partition);
             -- The Analytics page reads the hours not rolled up yet by time:
             -- a BRIN index costs next to nothing on insert (rows arrive in
-            -- time order) and finds the last hour's pages.
+            -- time order), finds the last hour's pages, and, created_at never
+            -- changing, keeps the outcome's replacement a HOT update.
             EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING brin (created_at) WITH (autosummarize = on)',
                            v_name || '_time_brin', partition);
-            -- Inits of unknown outcome (vibescaling.unknown_outcomes): few rows.
-            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (post_id, created_at) WHERE outcome_unknown',
-                           v_name || '_unknown_idx', partition);
         WHEN 'vibescaling.webhook_events'::regclass THEN
             v_time := 'received_at';
             EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (publish_id) WHERE publish_id IS NOT NULL',

@@ -11,12 +11,13 @@
 -- to the second. Latencies and delays are kept as histograms with four
 -- buckets per doubling, so a percentile is known to within 9 %.
 
--- What has been rolled up: every hour before rolled_until.
+-- What has been rolled up: every hour before rolled_until. No row until
+-- the first roll-up (nothing rolled up): a row the install script wrote
+-- would clash with the dumped one when pg_restore copies it back.
 CREATE TABLE vibescaling.analytics_rollup_state (
     singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     rolled_until  timestamptz NOT NULL DEFAULT '-infinity'
 );
-INSERT INTO vibescaling.analytics_rollup_state DEFAULT VALUES;
 COMMENT ON TABLE vibescaling.analytics_rollup_state IS
     'The analytics rollups hold every hour before rolled_until (roll_up_analytics).';
 
@@ -63,6 +64,21 @@ CREATE TABLE vibescaling.analytics_delay_hourly (
 );
 COMMENT ON TABLE vibescaling.analytics_delay_hourly IS
     'Scheduled posts published per hour and tenant (* = all), with a histogram of their delay in seconds.';
+
+-- The inits of unknown outcome (sent, no answer read) of the rolled-up
+-- hours, for vibescaling.unknown_outcomes: the log has no index on
+-- outcome_unknown (replacing a call's "in flight" row stays a HOT update).
+CREATE TABLE vibescaling.analytics_unknown_inits (
+    post_id            uuid NOT NULL,
+    created_at         timestamptz NOT NULL,
+    tiktok_account_id  uuid,
+    endpoint           text NOT NULL,
+    error_code         text,
+    log_id             text,
+    PRIMARY KEY (post_id, created_at)
+);
+COMMENT ON TABLE vibescaling.analytics_unknown_inits IS
+    'Inits of unknown outcome found by roll_up_analytics (the rolled-up hours of dispatch_logs).';
 
 -- The schedule delay's rollup finds an hour's posts by posted_at.
 CREATE INDEX posts_posted_at_idx ON vibescaling.posts (posted_at) WHERE posted_at IS NOT NULL;
@@ -179,6 +195,14 @@ AS $$
      GROUP BY hour, owner
 $$;
 
+-- The inits of unknown outcome in the raw log (a query over it names its
+-- hours, and the BRIN index on created_at finds them).
+CREATE VIEW vibescaling._log_unknown_inits AS
+    SELECT l.post_id, l.created_at, l.tiktok_account_id, l.endpoint, l.error_code, l.log_id
+      FROM vibescaling.dispatch_logs l
+     WHERE l.outcome_unknown AND l.post_id IS NOT NULL
+       AND l.endpoint IN ('video_init', 'inbox_video_init', 'content_init');
+
 -- Rolls up every hour that ended 10 minutes ago or more and is not rolled
 -- up yet (all of the log's history on the first run); returns the new
 -- rolled_until. One transaction; a concurrent run waits for this one.
@@ -191,6 +215,7 @@ DECLARE
     v_from timestamptz;
     v_to   timestamptz := date_trunc('hour', now() - interval '10 minutes');
 BEGIN
+    INSERT INTO vibescaling.analytics_rollup_state DEFAULT VALUES ON CONFLICT DO NOTHING;
     SELECT s.rolled_until INTO v_from FROM vibescaling.analytics_rollup_state s FOR UPDATE;
     IF v_from = '-infinity' THEN
         -- The first run: from the log's (and the posts') first hour.
@@ -212,6 +237,13 @@ BEGIN
            failed_inits = d.failed_inits + excluded.failed_inits;
     INSERT INTO vibescaling.analytics_delay_hourly
     SELECT * FROM vibescaling._analytics_delay_from_posts(v_from, v_to);
+    INSERT INTO vibescaling.analytics_unknown_inits
+    SELECT * FROM vibescaling._log_unknown_inits u WHERE u.created_at >= v_from AND u.created_at < v_to
+        ON CONFLICT DO NOTHING;
+    -- Those settled, answered or published since wait no more.
+    DELETE FROM vibescaling.analytics_unknown_inits u
+     WHERE NOT EXISTS (SELECT 1 FROM vibescaling.unknown_outcomes o
+                        WHERE o.post_id = u.post_id AND o.created_at = u.created_at);
     UPDATE vibescaling.analytics_rollup_state SET rolled_until = v_to;
     RETURN v_to;
 END
@@ -246,7 +278,9 @@ $$;
 
 -- Everything the Analytics page draws, for [p_from, p_to) and one tenant
 -- (or every tenant: '*'), with days in time zone p_tz: see
--- vibescaling_api.analytics.
+-- vibescaling_api.analytics. The period starts at a whole hour (p_from is
+-- taken down to its hour, as the rollups count whole hours); the posts per
+-- account count whole UTC days.
 CREATE FUNCTION vibescaling.analytics(p_from timestamptz, p_to timestamptz, p_tz text DEFAULT 'UTC',
                                       p_owner text DEFAULT NULL)
 RETURNS jsonb
@@ -255,7 +289,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_scope    text := vibescaling._analytics_scope(p_owner);
-    v_rolled   timestamptz := (SELECT s.rolled_until FROM vibescaling.analytics_rollup_state s);
+    v_rolled   timestamptz := coalesce((SELECT s.rolled_until FROM vibescaling.analytics_rollup_state s), '-infinity');
     v_split    timestamptz;
     v_bucket   text;
     v_result   jsonb;
@@ -266,6 +300,7 @@ BEGIN
     IF p_to - p_from > interval '400 days' THEN
         RAISE EXCEPTION 'a period is at most 400 days' USING ERRCODE = '22023';
     END IF;
+    p_from := date_trunc('hour', p_from);
     IF NOT EXISTS (SELECT 1 FROM pg_timezone_names z WHERE z.name = p_tz) THEN
         RAISE EXCEPTION 'unknown time zone %', p_tz USING ERRCODE = '22023', HINT = 'An IANA name, such as Europe/Paris.';
     END IF;
@@ -275,6 +310,13 @@ BEGIN
     v_split := least(greatest(coalesce(v_rolled, '-infinity'), date_trunc('hour', p_from)), p_to);
 
     WITH
+    -- Every bucket of the period, empty ones included, counted in the
+    -- viewer's wall time (a day across a DST change has 23 or 25 hours).
+    buckets AS (
+        SELECT b AT TIME ZONE p_tz AS t
+          FROM generate_series(date_trunc(v_bucket, p_from, p_tz) AT TIME ZONE p_tz, p_to AT TIME ZONE p_tz,
+                               ('1 ' || v_bucket)::interval) b
+         WHERE b AT TIME ZONE p_tz < p_to),
     calls AS (
         SELECT * FROM vibescaling.analytics_calls_hourly c
          WHERE c.owner = v_scope AND c.hour >= date_trunc('hour', p_from) AND c.hour < v_split
@@ -319,9 +361,10 @@ BEGIN
         'period', jsonb_build_object('from', p_from, 'to', p_to, 'time_zone', p_tz, 'bucket', v_bucket,
                                      'owner', v_scope, 'rolled_up_until', v_rolled, 'as_of', now()),
         'calls', coalesce((SELECT jsonb_agg(jsonb_build_object(
-                      't', c.t, 'calls', c.calls, 'failures', coalesce(c.failures, 0), 'unknown', coalesce(c.unknown, 0),
+                      't', b.t, 'calls', coalesce(c.calls, 0), 'failures', coalesce(c.failures, 0),
+                      'unknown', coalesce(c.unknown, 0),
                       'success_rate', round(1 - (coalesce(c.failures, 0) + coalesce(c.unknown, 0))::numeric / c.calls, 4))
-                      ORDER BY c.t) FROM calls_t c), '[]'),
+                      ORDER BY b.t) FROM buckets b LEFT JOIN calls_t c ON c.t = b.t), '[]'),
         'latency', coalesce((SELECT jsonb_agg(jsonb_build_object(
                       'endpoint', l.endpoint, 'calls', l.calls,
                       'p50_ms', round(vibescaling._hist_quantile(l.b, l.n, 0.5)::numeric, 1),
@@ -339,10 +382,10 @@ BEGIN
                       FROM days d LEFT JOIN vibescaling.tiktok_accounts a ON a.id = d.tiktok_account_id), '[]'),
         'caps', jsonb_build_object('direct_posts_per_day', 15, 'pending_inbox_per_24h', 5),
         'schedule_delay', coalesce((SELECT jsonb_agg(jsonb_build_object(
-                      't', d.t, 'posts', d.posts,
+                      't', b.t, 'posts', coalesce(d.posts, 0),
                       'p50_s', round(vibescaling._hist_quantile(d.b, d.n, 0.5)::numeric, 1),
                       'p95_s', round(vibescaling._hist_quantile(d.b, d.n, 0.95)::numeric, 1))
-                      ORDER BY d.t) FROM delay_t d), '[]'))
+                      ORDER BY b.t) FROM buckets b LEFT JOIN delay_t d ON d.t = b.t), '[]'))
       INTO v_result;
     RETURN v_result || vibescaling._analytics_now(v_scope);
 END
@@ -350,21 +393,24 @@ $$;
 COMMENT ON FUNCTION vibescaling.analytics(timestamptz, timestamptz, text, text) IS
     'The Analytics page''s charts for a period, one tenant or all (*): calls, failures, latency, caps, delays, current state.';
 
--- Posts whose latest init has an unknown outcome (sent, no answer read) and
--- that no operator has settled since: each waits for settle_post.
+-- Posts whose latest init has an unknown outcome (sent, no answer read)
+-- and that no operator has settled since: each waits for settle_post. The
+-- inits come from the rolled-up hours (analytics_unknown_inits) and the raw
+-- rows after them; a call still under way (in flight for less than 10
+-- minutes) is not unknown yet.
 CREATE VIEW vibescaling.unknown_outcomes AS
-    SELECT l.post_id, l.tiktok_account_id, l.endpoint, l.created_at, l.error_code, l.log_id, p.caption, p.status
-      FROM vibescaling.dispatch_logs l
-      JOIN vibescaling.posts p ON p.id = l.post_id
-     WHERE l.outcome_unknown
-       AND l.endpoint IN ('video_init', 'inbox_video_init', 'content_init')
-       AND p.status NOT IN ('posted', 'publishing')
-       -- (a call still under way is in flight, not unknown)
-       AND NOT (l.error_code = 'in_flight' AND l.created_at > now() - interval '10 minutes')
+    SELECT u.post_id, u.tiktok_account_id, u.endpoint, u.created_at, u.error_code, u.log_id, p.caption, p.status
+      FROM (SELECT * FROM vibescaling.analytics_unknown_inits
+            UNION ALL
+            SELECT * FROM vibescaling._log_unknown_inits l
+             WHERE l.created_at >= coalesce((SELECT s.rolled_until FROM vibescaling.analytics_rollup_state s), '-infinity')) u
+      JOIN vibescaling.posts p ON p.id = u.post_id
+     WHERE p.status NOT IN ('posted', 'publishing')
+       AND NOT (u.error_code = 'in_flight' AND u.created_at > now() - interval '10 minutes')
        AND NOT EXISTS (SELECT 1 FROM vibescaling.dispatch_logs s
-                        WHERE s.post_id = l.post_id AND s.created_at >= l.created_at
+                        WHERE s.post_id = u.post_id AND s.created_at >= u.created_at
                           AND (s.endpoint = 'settlement'
-                               OR s.endpoint = l.endpoint AND s.id <> l.id AND NOT s.outcome_unknown));
+                               OR s.endpoint = u.endpoint AND s.created_at > u.created_at AND NOT s.outcome_unknown));
 COMMENT ON VIEW vibescaling.unknown_outcomes IS
     'Posts whose latest init has an unknown outcome and no operator decision yet (settle_post).';
 
@@ -470,8 +516,8 @@ END
 $$;
 
 REVOKE ALL ON vibescaling.analytics_rollup_state, vibescaling.analytics_calls_hourly,
-              vibescaling.analytics_account_days, vibescaling.analytics_delay_hourly,
-              vibescaling.unknown_outcomes FROM PUBLIC;
+              vibescaling.analytics_account_days, vibescaling.analytics_delay_hourly, vibescaling.analytics_unknown_inits,
+              vibescaling._log_unknown_inits, vibescaling.unknown_outcomes FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._hist_value(integer), vibescaling._hist_quantile(smallint[], bigint[], double precision),
                        vibescaling._analytics_calls_from_log(timestamptz, timestamptz),
                        vibescaling._analytics_account_days_from_log(timestamptz, timestamptz),
@@ -486,3 +532,4 @@ SELECT pg_catalog.pg_extension_config_dump('vibescaling.analytics_rollup_state',
 SELECT pg_catalog.pg_extension_config_dump('vibescaling.analytics_calls_hourly', '');
 SELECT pg_catalog.pg_extension_config_dump('vibescaling.analytics_account_days', '');
 SELECT pg_catalog.pg_extension_config_dump('vibescaling.analytics_delay_hourly', '');
+SELECT pg_catalog.pg_extension_config_dump('vibescaling.analytics_unknown_inits', '');

@@ -6,7 +6,7 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(27);
+SELECT plan(28);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 SELECT 'an-a-' || :'run' AS a, 'an-b-' || :'run' AS b \gset
@@ -54,7 +54,7 @@ SELECT count(*) AS a_calls,
        count(*) FILTER (WHERE outcome = 'failure' AND NOT outcome_unknown) AS a_failures,
        count(*) FILTER (WHERE outcome_unknown) AS a_unknown
   FROM vibescaling.dispatch_logs
- WHERE tiktok_account_id = :'acct_a' AND created_at >= now() - interval '1 day'
+ WHERE tiktok_account_id = :'acct_a' AND created_at >= date_trunc('hour', now() - interval '1 day')
    AND endpoint NOT IN ('webhook', 'settlement') \gset
 
 ------------------------------------------------------------------------------
@@ -64,7 +64,7 @@ SELECT count(*) AS a_calls,
 BEGIN;
 LOCK TABLE vibescaling.analytics_rollup_state;
 TRUNCATE vibescaling.analytics_calls_hourly, vibescaling.analytics_account_days, vibescaling.analytics_delay_hourly;
-UPDATE vibescaling.analytics_rollup_state SET rolled_until = '-infinity';
+DELETE FROM vibescaling.analytics_rollup_state;
 SELECT pg_temp.page('vibescaling_user', :'a', :'day_args') #> '{rows,0,a}' AS raw_a \gset
 COMMIT;
 SELECT ok(vibescaling.roll_up_analytics() = date_trunc('hour', now() - interval '10 minutes'),
@@ -99,7 +99,7 @@ SELECT is((SELECT sum((d->>'direct_posts')::bigint) FROM jsonb_array_elements((:
             WHERE d->>'tiktok_account_id' = :'acct_a'),
           2::numeric, 'posts per account per day: A''s two accepted inits');
 SELECT is((SELECT jsonb_build_object('posts', d->'posts', 'p50_s', d->'p50_s')
-             FROM jsonb_array_elements((:'rolled_a'::jsonb)->'schedule_delay') d),
+             FROM jsonb_array_elements((:'rolled_a'::jsonb)->'schedule_delay') d WHERE (d->>'posts')::int > 0),
           jsonb_build_object('posts', 1, 'p50_s', vibescaling._hist_value(floor(4 * ln(41) / ln(2))::integer)::numeric(10, 1)),
           'schedule delay: the one late post, 40 s (its histogram bucket)');
 SELECT is((:'rolled_a'::jsonb)->'unknown_outcomes', 'null'::jsonb, 'a tenant is not shown the unknown outcomes to settle');
@@ -110,14 +110,14 @@ SELECT is((:'rolled_a'::jsonb)->'unknown_outcomes', 'null'::jsonb, 'a tenant is 
 SELECT is((SELECT sum((c->>'calls')::bigint)
              FROM jsonb_array_elements(pg_temp.page('vibescaling_user', :'b', :'day_args') #> '{rows,0,a,calls}') c),
           (SELECT count(*) FROM vibescaling.dispatch_logs WHERE tiktok_account_id = :'acct_b'
-              AND created_at >= now() - interval '1 day' AND endpoint NOT IN ('webhook', 'settlement'))::numeric,
+              AND created_at >= date_trunc('hour', now() - interval '1 day') AND endpoint NOT IN ('webhook', 'settlement'))::numeric,
           'B counts exactly its own calls');
 SELECT is(pg_temp.page('vibescaling_user', :'b', :'day_args' || format(', owner => %L', :'a')) ->> 'http', '403',
           'B asking for A''s analytics: 403');
 SELECT is(pg_temp.page('vibescaling_anon', NULL, :'day_args') ->> 'http', '401', 'anon: 401');
 SELECT pg_temp.page('vibescaling_operator', NULL, :'day_args') #> '{rows,0,a}' AS op \gset
 SELECT is((SELECT sum((c->>'calls')::bigint) FROM jsonb_array_elements((:'op'::jsonb)->'calls') c),
-          (SELECT count(*) FROM vibescaling.dispatch_logs WHERE created_at >= now() - interval '1 day'
+          (SELECT count(*) FROM vibescaling.dispatch_logs WHERE created_at >= date_trunc('hour', now() - interval '1 day')
               AND created_at < now() + interval '1 minute' AND endpoint NOT IN ('webhook', 'settlement'))::numeric,
           'an operator counts every tenant''s calls');
 SELECT is(pg_temp.page('vibescaling_operator', NULL, :'day_args' || format(', owner => %L', :'a')) #> '{rows,0,a,calls}',
@@ -143,6 +143,14 @@ SELECT is((:'tokyo'::jsonb) #>> '{period,bucket}', 'day', 'a period over two day
 SELECT is((SELECT array_agg(DISTINCT extract(hour FROM (c->>'t')::timestamptz AT TIME ZONE 'Asia/Tokyo'))
              FROM jsonb_array_elements((:'tokyo'::jsonb)->'calls') c), ARRAY[0::numeric],
           '... each starting at midnight in the viewer''s zone (Asia/Tokyo)');
+SELECT is((SELECT array_agg(h ORDER BY t)
+             FROM (SELECT (c->>'t')::timestamptz AS t,
+                          extract(epoch FROM lead((c->>'t')::timestamptz) OVER (ORDER BY (c->>'t')::timestamptz)
+                                             - (c->>'t')::timestamptz) / 3600 AS h
+                     FROM jsonb_array_elements(vibescaling.analytics('2026-10-24 00:00 Europe/Paris',
+                                                                     '2026-10-27 00:00 Europe/Paris', 'Europe/Paris')->'calls') c) x),
+          ARRAY[24, 25, NULL]::numeric[],
+          'days across the end of summer time in Europe/Paris: midnight to midnight, 25 hours on 25 October');
 SELECT is(pg_temp.page('vibescaling_user', :'a', format('"from" => %L, "to" => %L, tz => %L',
                        now() - interval '1 day', now(), 'Mars/Olympus')) ->> 'http', '400', 'an unknown time zone: 400');
 SELECT is(pg_temp.page('vibescaling_user', :'a', format('"from" => %L, "to" => %L', now(), now() - interval '1 day')) ->> 'http',

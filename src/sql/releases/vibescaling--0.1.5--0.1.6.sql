@@ -2,13 +2,12 @@
 \echo Use "ALTER EXTENSION vibescaling UPDATE TO '0.1.6'" to load this file. \quit
 
 -- The Analytics page's rollups (tables, the schedule delay's index on
--- posts, row level security) and the view of unknown outcomes, before the
--- functions that read them are created.
+-- posts, row level security) and the view of unknown outcomes' table,
+-- before the functions that read them are created.
 CREATE TABLE vibescaling.analytics_rollup_state (
     singleton     boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     rolled_until  timestamptz NOT NULL DEFAULT '-infinity'
 );
-INSERT INTO vibescaling.analytics_rollup_state DEFAULT VALUES;
 COMMENT ON TABLE vibescaling.analytics_rollup_state IS
     'The analytics rollups hold every hour before rolled_until (roll_up_analytics).';
 CREATE TABLE vibescaling.analytics_calls_hourly (
@@ -45,6 +44,17 @@ CREATE TABLE vibescaling.analytics_delay_hourly (
 );
 COMMENT ON TABLE vibescaling.analytics_delay_hourly IS
     'Scheduled posts published per hour and tenant (* = all), with a histogram of their delay in seconds.';
+CREATE TABLE vibescaling.analytics_unknown_inits (
+    post_id            uuid NOT NULL,
+    created_at         timestamptz NOT NULL,
+    tiktok_account_id  uuid,
+    endpoint           text NOT NULL,
+    error_code         text,
+    log_id             text,
+    PRIMARY KEY (post_id, created_at)
+);
+COMMENT ON TABLE vibescaling.analytics_unknown_inits IS
+    'Inits of unknown outcome found by roll_up_analytics (the rolled-up hours of dispatch_logs).';
 CREATE INDEX posts_posted_at_idx ON vibescaling.posts (posted_at) WHERE posted_at IS NOT NULL;
 ALTER TABLE vibescaling.analytics_calls_hourly ENABLE ROW LEVEL SECURITY;
 ALTER TABLE vibescaling.analytics_account_days ENABLE ROW LEVEL SECURITY;
@@ -55,34 +65,23 @@ CREATE POLICY tenant_account_days ON vibescaling.analytics_account_days
     USING (NOT (SELECT vibescaling._is_api_role()) OR owner = (SELECT vibescaling._jwt_sub()));
 CREATE POLICY tenant_delay_hourly ON vibescaling.analytics_delay_hourly
     USING (NOT (SELECT vibescaling._is_api_role()) OR owner = (SELECT vibescaling._jwt_sub()));
-CREATE VIEW vibescaling.unknown_outcomes AS
-    SELECT l.post_id, l.tiktok_account_id, l.endpoint, l.created_at, l.error_code, l.log_id, p.caption, p.status
+CREATE VIEW vibescaling._log_unknown_inits AS
+    SELECT l.post_id, l.created_at, l.tiktok_account_id, l.endpoint, l.error_code, l.log_id
       FROM vibescaling.dispatch_logs l
-      JOIN vibescaling.posts p ON p.id = l.post_id
-     WHERE l.outcome_unknown
-       AND l.endpoint IN ('video_init', 'inbox_video_init', 'content_init')
-       AND p.status NOT IN ('posted', 'publishing')
-       -- (a call still under way is in flight, not unknown)
-       AND NOT (l.error_code = 'in_flight' AND l.created_at > now() - interval '10 minutes')
-       AND NOT EXISTS (SELECT 1 FROM vibescaling.dispatch_logs s
-                        WHERE s.post_id = l.post_id AND s.created_at >= l.created_at
-                          AND (s.endpoint = 'settlement'
-                               OR s.endpoint = l.endpoint AND s.id <> l.id AND NOT s.outcome_unknown));
-COMMENT ON VIEW vibescaling.unknown_outcomes IS
-    'Posts whose latest init has an unknown outcome and no operator decision yet (settle_post).';
+     WHERE l.outcome_unknown AND l.post_id IS NOT NULL
+       AND l.endpoint IN ('video_init', 'inbox_video_init', 'content_init');
 REVOKE ALL ON vibescaling.analytics_rollup_state, vibescaling.analytics_calls_hourly,
-              vibescaling.analytics_account_days, vibescaling.analytics_delay_hourly,
-              vibescaling.unknown_outcomes FROM PUBLIC;
+              vibescaling.analytics_account_days, vibescaling.analytics_delay_hourly, vibescaling.analytics_unknown_inits, vibescaling._log_unknown_inits FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('vibescaling.analytics_rollup_state', '');
 SELECT pg_catalog.pg_extension_config_dump('vibescaling.analytics_calls_hourly', '');
 SELECT pg_catalog.pg_extension_config_dump('vibescaling.analytics_account_days', '');
 SELECT pg_catalog.pg_extension_config_dump('vibescaling.analytics_delay_hourly', '');
+SELECT pg_catalog.pg_extension_config_dump('vibescaling.analytics_unknown_inits', '');
 
 -- The functions: the dispatchers' claims lock only posts of their own kind
 -- (the pull prefixes' patterns taken once per query); log partitions get a
--- BRIN index on created_at and an index of unknown-outcome inits; the
--- pg_cron job vibescaling-analytics; the operator role; the Analytics
--- page's functions.
+-- BRIN index on created_at; the pg_cron job vibescaling-analytics; the
+-- operator role; the Analytics page's functions.
 
 CREATE OR REPLACE FUNCTION vibescaling._set_up_log_partition(parent regclass, partition regclass)
 RETURNS void
@@ -104,12 +103,10 @@ BEGIN
                            v_name || '_retry_idx', partition);
             -- The Analytics page reads the hours not rolled up yet by time:
             -- a BRIN index costs next to nothing on insert (rows arrive in
-            -- time order) and finds the last hour's pages.
+            -- time order), finds the last hour's pages, and, created_at never
+            -- changing, keeps the outcome's replacement a HOT update.
             EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING brin (created_at) WITH (autosummarize = on)',
                            v_name || '_time_brin', partition);
-            -- Inits of unknown outcome (vibescaling.unknown_outcomes): few rows.
-            EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (post_id, created_at) WHERE outcome_unknown',
-                           v_name || '_unknown_idx', partition);
         WHEN 'vibescaling.webhook_events'::regclass THEN
             v_time := 'received_at';
             EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s (publish_id) WHERE publish_id IS NOT NULL',
@@ -611,6 +608,7 @@ DECLARE
     v_from timestamptz;
     v_to   timestamptz := date_trunc('hour', now() - interval '10 minutes');
 BEGIN
+    INSERT INTO vibescaling.analytics_rollup_state DEFAULT VALUES ON CONFLICT DO NOTHING;
     SELECT s.rolled_until INTO v_from FROM vibescaling.analytics_rollup_state s FOR UPDATE;
     IF v_from = '-infinity' THEN
         -- The first run: from the log's (and the posts') first hour.
@@ -632,6 +630,13 @@ BEGIN
            failed_inits = d.failed_inits + excluded.failed_inits;
     INSERT INTO vibescaling.analytics_delay_hourly
     SELECT * FROM vibescaling._analytics_delay_from_posts(v_from, v_to);
+    INSERT INTO vibescaling.analytics_unknown_inits
+    SELECT * FROM vibescaling._log_unknown_inits u WHERE u.created_at >= v_from AND u.created_at < v_to
+        ON CONFLICT DO NOTHING;
+    -- Those settled, answered or published since wait no more.
+    DELETE FROM vibescaling.analytics_unknown_inits u
+     WHERE NOT EXISTS (SELECT 1 FROM vibescaling.unknown_outcomes o
+                        WHERE o.post_id = u.post_id AND o.created_at = u.created_at);
     UPDATE vibescaling.analytics_rollup_state SET rolled_until = v_to;
     RETURN v_to;
 END
@@ -668,7 +673,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_scope    text := vibescaling._analytics_scope(p_owner);
-    v_rolled   timestamptz := (SELECT s.rolled_until FROM vibescaling.analytics_rollup_state s);
+    v_rolled   timestamptz := coalesce((SELECT s.rolled_until FROM vibescaling.analytics_rollup_state s), '-infinity');
     v_split    timestamptz;
     v_bucket   text;
     v_result   jsonb;
@@ -679,6 +684,7 @@ BEGIN
     IF p_to - p_from > interval '400 days' THEN
         RAISE EXCEPTION 'a period is at most 400 days' USING ERRCODE = '22023';
     END IF;
+    p_from := date_trunc('hour', p_from);
     IF NOT EXISTS (SELECT 1 FROM pg_timezone_names z WHERE z.name = p_tz) THEN
         RAISE EXCEPTION 'unknown time zone %', p_tz USING ERRCODE = '22023', HINT = 'An IANA name, such as Europe/Paris.';
     END IF;
@@ -688,6 +694,13 @@ BEGIN
     v_split := least(greatest(coalesce(v_rolled, '-infinity'), date_trunc('hour', p_from)), p_to);
 
     WITH
+    -- Every bucket of the period, empty ones included, counted in the
+    -- viewer's wall time (a day across a DST change has 23 or 25 hours).
+    buckets AS (
+        SELECT b AT TIME ZONE p_tz AS t
+          FROM generate_series(date_trunc(v_bucket, p_from, p_tz) AT TIME ZONE p_tz, p_to AT TIME ZONE p_tz,
+                               ('1 ' || v_bucket)::interval) b
+         WHERE b AT TIME ZONE p_tz < p_to),
     calls AS (
         SELECT * FROM vibescaling.analytics_calls_hourly c
          WHERE c.owner = v_scope AND c.hour >= date_trunc('hour', p_from) AND c.hour < v_split
@@ -732,9 +745,10 @@ BEGIN
         'period', jsonb_build_object('from', p_from, 'to', p_to, 'time_zone', p_tz, 'bucket', v_bucket,
                                      'owner', v_scope, 'rolled_up_until', v_rolled, 'as_of', now()),
         'calls', coalesce((SELECT jsonb_agg(jsonb_build_object(
-                      't', c.t, 'calls', c.calls, 'failures', coalesce(c.failures, 0), 'unknown', coalesce(c.unknown, 0),
+                      't', b.t, 'calls', coalesce(c.calls, 0), 'failures', coalesce(c.failures, 0),
+                      'unknown', coalesce(c.unknown, 0),
                       'success_rate', round(1 - (coalesce(c.failures, 0) + coalesce(c.unknown, 0))::numeric / c.calls, 4))
-                      ORDER BY c.t) FROM calls_t c), '[]'),
+                      ORDER BY b.t) FROM buckets b LEFT JOIN calls_t c ON c.t = b.t), '[]'),
         'latency', coalesce((SELECT jsonb_agg(jsonb_build_object(
                       'endpoint', l.endpoint, 'calls', l.calls,
                       'p50_ms', round(vibescaling._hist_quantile(l.b, l.n, 0.5)::numeric, 1),
@@ -752,10 +766,10 @@ BEGIN
                       FROM days d LEFT JOIN vibescaling.tiktok_accounts a ON a.id = d.tiktok_account_id), '[]'),
         'caps', jsonb_build_object('direct_posts_per_day', 15, 'pending_inbox_per_24h', 5),
         'schedule_delay', coalesce((SELECT jsonb_agg(jsonb_build_object(
-                      't', d.t, 'posts', d.posts,
+                      't', b.t, 'posts', coalesce(d.posts, 0),
                       'p50_s', round(vibescaling._hist_quantile(d.b, d.n, 0.5)::numeric, 1),
                       'p95_s', round(vibescaling._hist_quantile(d.b, d.n, 0.95)::numeric, 1))
-                      ORDER BY d.t) FROM delay_t d), '[]'))
+                      ORDER BY b.t) FROM buckets b LEFT JOIN delay_t d ON d.t = b.t), '[]'))
       INTO v_result;
     RETURN v_result || vibescaling._analytics_now(v_scope);
 END
@@ -763,6 +777,23 @@ $$;
 
 COMMENT ON FUNCTION vibescaling.analytics(timestamptz, timestamptz, text, text) IS
     'The Analytics page''s charts for a period, one tenant or all (*): calls, failures, latency, caps, delays, current state.';
+
+CREATE VIEW vibescaling.unknown_outcomes AS
+    SELECT u.post_id, u.tiktok_account_id, u.endpoint, u.created_at, u.error_code, u.log_id, p.caption, p.status
+      FROM (SELECT * FROM vibescaling.analytics_unknown_inits
+            UNION ALL
+            SELECT * FROM vibescaling._log_unknown_inits l
+             WHERE l.created_at >= coalesce((SELECT s.rolled_until FROM vibescaling.analytics_rollup_state s), '-infinity')) u
+      JOIN vibescaling.posts p ON p.id = u.post_id
+     WHERE p.status NOT IN ('posted', 'publishing')
+       AND NOT (u.error_code = 'in_flight' AND u.created_at > now() - interval '10 minutes')
+       AND NOT EXISTS (SELECT 1 FROM vibescaling.dispatch_logs s
+                        WHERE s.post_id = u.post_id AND s.created_at >= u.created_at
+                          AND (s.endpoint = 'settlement'
+                               OR s.endpoint = u.endpoint AND s.created_at > u.created_at AND NOT s.outcome_unknown));
+COMMENT ON VIEW vibescaling.unknown_outcomes IS
+    'Posts whose latest init has an unknown outcome and no operator decision yet (settle_post).';
+REVOKE ALL ON vibescaling.unknown_outcomes FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION vibescaling._analytics_now(p_scope text)
 RETURNS jsonb
@@ -861,24 +892,11 @@ REVOKE ALL ON FUNCTION vibescaling._hist_value(integer), vibescaling._hist_quant
                        vibescaling_api.analytics(timestamptz, timestamptz, text, text),
                        vibescaling_api.settle_post(uuid, boolean, text) FROM PUBLIC;
 
-COMMENT ON FUNCTION vibescaling.roll_up_analytics() IS
-    'Rolls up the dispatch log and the posts into the Analytics page''s hourly tables (pg_cron job vibescaling-analytics).';
-COMMENT ON FUNCTION vibescaling.analytics(timestamptz, timestamptz, text, text) IS
-    'The Analytics page''s charts for a period, one tenant or all (*): calls, failures, latency, caps, delays, current state.';
-COMMENT ON FUNCTION vibescaling.setup_api_roles(text) IS
-    'Creates the PostgREST roles (vibescaling_authenticator, _anon, _user, _webhook, _operator) and grants them the API; idempotent.';
-REVOKE ALL ON FUNCTION vibescaling._pull_url_patterns(), vibescaling._jwt_role(),
-                       vibescaling._hist_value(integer), vibescaling._hist_quantile(smallint[], bigint[], double precision),
-                       vibescaling._analytics_calls_from_log(timestamptz, timestamptz),
-                       vibescaling._analytics_account_days_from_log(timestamptz, timestamptz),
-                       vibescaling._analytics_delay_from_posts(timestamptz, timestamptz),
-                       vibescaling.roll_up_analytics(), vibescaling._analytics_scope(text),
-                       vibescaling.analytics(timestamptz, timestamptz, text, text), vibescaling._analytics_now(text),
-                       vibescaling_api.analytics(timestamptz, timestamptz, text, text),
-                       vibescaling_api.settle_post(uuid, boolean, text) FROM PUBLIC;
+-- (New in 06_upload.sql, whose routines 11_privileges.sql revokes at install.)
+REVOKE ALL ON FUNCTION vibescaling._pull_url_patterns() FROM PUBLIC;
 
--- The existing log partitions get the new indexes (a BRIN index is built
--- quickly; the unknown-outcome index holds few rows).
+-- The existing log partitions get the BRIN index on created_at (built
+-- quickly, even on a large log).
 SELECT vibescaling._set_up_log_partition('vibescaling.dispatch_logs', i.inhrelid::regclass)
   FROM pg_catalog.pg_inherits i WHERE i.inhparent = 'vibescaling.dispatch_logs'::regclass;
 
