@@ -19,9 +19,14 @@ api=$(scripts/api-stack.sh start "$db")
 scripts/demo-api.sh "$api" "$VS_API_DIR/jwt-secret"
 
 token=$(scripts/jwt.py --secret-file "$VS_API_DIR/jwt-secret" --role vibescaling_user --sub acme --ttl 86400)
+operator=$(scripts/jwt.py --secret-file "$VS_API_DIR/jwt-secret" --role vibescaling_operator --ttl 86400)
 echo
-echo "The API is up at $api/api/v1/ . Tenant acme's JWT (valid 24 h):"
-echo "  $token"
+echo "== 12. The Analytics page (docs/analytics.md), served by nginx next to the API"
+echo "Tenant acme's page (its JWT, valid 24 h, is in the address's fragment):"
+echo "  $api/analytics/#token=$token"
+echo "An operator's page (every tenant, the unknown outcomes to settle):"
+echo "  $api/analytics/#token=$operator"
+echo "The API itself, as acme:"
 echo "  curl -H 'Authorization: Bearer $token' $api/api/v1/posts"
 if [ -t 0 ]; then
   echo "Press Enter (or Ctrl-C) to stop the demo."

@@ -99,10 +99,12 @@ SELECT id, trigger, endpoint, http_status, outcome, error_code, log_id, publish_
 SELECT count(*) AS accounts_connected
   FROM generate_series(1, 300) i,
        LATERAL vibescaling.add_account(format('burst_creator_%s', i), format('act.burst-%s', i),
-                                       format('rft.burst-%s', i), now() + interval '1 day') a;
+                                       format('rft.burst-%s', i), now() + interval '1 day',
+                                       owner => 'acme') a;   -- tenant acme's (its Analytics page shows them)
 SET session_replication_role = replica;   -- written as if scheduled earlier (the trigger wants 5 minutes ahead)
-INSERT INTO vibescaling.posts (caption, video_url, status, scheduled_at, tiktok_account_id, privacy_level)
-SELECT 'Burst ' || a.open_id, 'https://verified.example/burst.mp4', 'scheduled', now() - interval '1 minute', a.id, 'SELF_ONLY'
+INSERT INTO vibescaling.posts (caption, video_url, status, scheduled_at, tiktok_account_id, privacy_level, owner)
+SELECT 'Burst ' || a.open_id, 'https://verified.example/burst.mp4', 'scheduled', now() - interval '1 minute', a.id, 'SELF_ONLY',
+       'acme'
   FROM vibescaling.accounts a WHERE a.open_id LIKE 'burst_creator_%';
 SET session_replication_role = origin;
 SET vibescaling.max_concurrent_requests = 100;
