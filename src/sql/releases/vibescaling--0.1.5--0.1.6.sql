@@ -533,70 +533,82 @@ $$;
 
 CREATE OR REPLACE FUNCTION vibescaling._analytics_calls_from_log(p_from timestamptz, p_to timestamptz)
 RETURNS SETOF vibescaling.analytics_calls_hourly
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
-    WITH calls AS (
-        SELECT date_trunc('hour', l.created_at) AS hour, coalesce(a.owner, '') AS owner, l.endpoint,
-               CASE WHEN l.outcome_unknown THEN 'unknown' ELSE l.outcome END AS outcome,
-               coalesce(l.error_code, '') AS error_code,
-               least(63, floor(4 * ln(greatest(coalesce(l.duration_ms, 0), 0) + 1) / 0.6931471805599453))::smallint AS bucket
-          FROM vibescaling.dispatch_logs l
-          LEFT JOIN vibescaling.tiktok_accounts a ON a.id = l.tiktok_account_id
-         WHERE l.created_at >= p_from AND l.created_at < p_to
-           AND l.endpoint NOT IN ('webhook', 'settlement')),
-    per_bucket AS (
-        SELECT hour, CASE WHEN grouping(owner) = 1 THEN '*' ELSE owner END AS owner,
-               endpoint, outcome, error_code, bucket, count(*) AS n
-          FROM calls
-         GROUP BY GROUPING SETS ((hour, owner, endpoint, outcome, error_code, bucket),
-                                 (hour, endpoint, outcome, error_code, bucket)))
-    SELECT hour, owner, endpoint, outcome, error_code, sum(n)::bigint,
-           array_agg(bucket ORDER BY bucket), array_agg(n ORDER BY bucket)
-      FROM per_bucket
-     GROUP BY hour, owner, endpoint, outcome, error_code
+BEGIN
+    RETURN QUERY
+        WITH calls AS (
+            SELECT date_trunc('hour', l.created_at) AS hour, coalesce(a.owner, '') AS owner, l.endpoint,
+                   CASE WHEN l.outcome_unknown THEN 'unknown' ELSE l.outcome END AS outcome,
+                   coalesce(l.error_code, '') AS error_code,
+                   least(63, floor(4 * ln(greatest(coalesce(l.duration_ms, 0), 0) + 1) / 0.6931471805599453))::smallint AS bucket
+              FROM vibescaling.dispatch_logs l
+              LEFT JOIN vibescaling.tiktok_accounts a ON a.id = l.tiktok_account_id
+             WHERE l.created_at >= p_from AND l.created_at < p_to
+               AND l.endpoint NOT IN ('webhook', 'settlement')),
+        per_bucket AS (
+            SELECT hour, CASE WHEN grouping(owner) = 1 THEN '*' ELSE owner END AS owner,
+                   endpoint, outcome, error_code, bucket, count(*) AS n
+              FROM calls
+             GROUP BY GROUPING SETS ((hour, owner, endpoint, outcome, error_code, bucket),
+                                     (hour, endpoint, outcome, error_code, bucket)))
+        SELECT hour, owner, endpoint, outcome, error_code, sum(n)::bigint,
+               array_agg(bucket ORDER BY bucket), array_agg(n ORDER BY bucket)
+          FROM per_bucket
+         GROUP BY hour, owner, endpoint, outcome, error_code;
+END
 $$;
 
 CREATE OR REPLACE FUNCTION vibescaling._analytics_account_days_from_log(p_from timestamptz, p_to timestamptz)
 RETURNS SETOF vibescaling.analytics_account_days
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
-    SELECT (l.created_at AT TIME ZONE 'UTC')::date, l.tiktok_account_id, coalesce(a.owner, ''),
-           count(*) FILTER (WHERE l.outcome = 'success' AND NOT l.outcome_unknown
-                              AND l.endpoint <> 'inbox_video_init' AND coalesce(p.mode, 'direct') = 'direct'),
-           count(*) FILTER (WHERE l.outcome = 'success' AND NOT l.outcome_unknown
-                              AND (l.endpoint = 'inbox_video_init' OR p.mode = 'inbox')),
-           count(*) FILTER (WHERE l.outcome = 'failure' AND NOT l.outcome_unknown)
-      FROM vibescaling.dispatch_logs l
-      LEFT JOIN vibescaling.tiktok_accounts a ON a.id = l.tiktok_account_id
-      LEFT JOIN vibescaling.posts p ON p.id = l.post_id
-     WHERE l.created_at >= p_from AND l.created_at < p_to
-       AND l.endpoint IN ('video_init', 'inbox_video_init', 'content_init')
-       AND l.tiktok_account_id IS NOT NULL
-     GROUP BY 1, 2, 3
+BEGIN
+    RETURN QUERY
+        SELECT (l.created_at AT TIME ZONE 'UTC')::date, l.tiktok_account_id, coalesce(a.owner, ''),
+               count(*) FILTER (WHERE l.outcome = 'success' AND NOT l.outcome_unknown
+                                  AND l.endpoint <> 'inbox_video_init' AND coalesce(p.mode, 'direct') = 'direct'),
+               count(*) FILTER (WHERE l.outcome = 'success' AND NOT l.outcome_unknown
+                                  AND (l.endpoint = 'inbox_video_init' OR p.mode = 'inbox')),
+               count(*) FILTER (WHERE l.outcome = 'failure' AND NOT l.outcome_unknown)
+          FROM vibescaling.dispatch_logs l
+          LEFT JOIN vibescaling.tiktok_accounts a ON a.id = l.tiktok_account_id
+          LEFT JOIN vibescaling.posts p ON p.id = l.post_id
+         WHERE l.created_at >= p_from AND l.created_at < p_to
+           AND l.endpoint IN ('video_init', 'inbox_video_init', 'content_init')
+           AND l.tiktok_account_id IS NOT NULL
+         GROUP BY 1, 2, 3;
+END
 $$;
 
 CREATE OR REPLACE FUNCTION vibescaling._analytics_delay_from_posts(p_from timestamptz, p_to timestamptz)
 RETURNS SETOF vibescaling.analytics_delay_hourly
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_custom_plan
 AS $$
-    WITH delays AS (
-        SELECT date_trunc('hour', p.posted_at) AS hour, coalesce(p.owner, '') AS owner,
-               least(63, floor(4 * ln(greatest(extract(epoch FROM p.posted_at - p.scheduled_at)::float8, 0) + 1)
-                                / 0.6931471805599453))::smallint
-                   AS bucket
-          FROM vibescaling.posts p
-         WHERE p.posted_at >= p_from AND p.posted_at < p_to
-           AND p.status = 'posted' AND p.scheduled_at IS NOT NULL),
-    per_bucket AS (
-        SELECT hour, CASE WHEN grouping(owner) = 1 THEN '*' ELSE owner END AS owner, bucket, count(*) AS n
-          FROM delays
-         GROUP BY GROUPING SETS ((hour, owner, bucket), (hour, bucket)))
-    SELECT hour, owner, sum(n)::bigint, array_agg(bucket ORDER BY bucket), array_agg(n ORDER BY bucket)
-      FROM per_bucket
-     GROUP BY hour, owner
+BEGIN
+    RETURN QUERY
+        WITH delays AS (
+            SELECT date_trunc('hour', p.posted_at) AS hour, coalesce(p.owner, '') AS owner,
+                   least(63, floor(4 * ln(greatest(extract(epoch FROM p.posted_at - p.scheduled_at)::float8, 0) + 1)
+                                    / 0.6931471805599453))::smallint
+                       AS bucket
+              FROM vibescaling.posts p
+             WHERE p.posted_at >= p_from AND p.posted_at < p_to
+               AND p.status = 'posted' AND p.scheduled_at IS NOT NULL),
+        per_bucket AS (
+            SELECT hour, CASE WHEN grouping(owner) = 1 THEN '*' ELSE owner END AS owner, bucket, count(*) AS n
+              FROM delays
+             GROUP BY GROUPING SETS ((hour, owner, bucket), (hour, bucket)))
+        SELECT hour, owner, sum(n)::bigint, array_agg(bucket ORDER BY bucket), array_agg(n ORDER BY bucket)
+          FROM per_bucket
+         GROUP BY hour, owner;
+END
 $$;
 
 CREATE OR REPLACE FUNCTION vibescaling.roll_up_analytics()
@@ -731,6 +743,13 @@ BEGIN
                 SELECT * FROM vibescaling._analytics_account_days_from_log(greatest(p_from, v_split), p_to) d
                  WHERE (v_scope = '*' OR d.owner = v_scope)) d
          GROUP BY d.day, d.tiktok_account_id),
+    -- The accounts closest to TikTok's caps: the 20 with the most posts in
+    -- a day (an operator's page would otherwise carry every account).
+    busiest AS (
+        SELECT d.tiktok_account_id FROM days d
+         GROUP BY d.tiktok_account_id
+         ORDER BY max(d.direct_posts + d.inbox_posts) DESC, sum(d.direct_posts + d.inbox_posts) DESC, d.tiktok_account_id
+         LIMIT 20),
     delays AS (
         SELECT * FROM vibescaling.analytics_delay_hourly d
          WHERE d.owner = v_scope AND d.hour >= date_trunc('hour', p_from) AND d.hour < v_split
@@ -763,7 +782,9 @@ BEGIN
                       'account', coalesce(a.display_name, a.open_id),
                       'direct_posts', d.direct_posts, 'inbox_posts', d.inbox_posts, 'failed_inits', d.failed_inits)
                       ORDER BY d.day, coalesce(a.display_name, a.open_id), d.tiktok_account_id)
-                      FROM days d LEFT JOIN vibescaling.tiktok_accounts a ON a.id = d.tiktok_account_id), '[]'),
+                      FROM days d LEFT JOIN vibescaling.tiktok_accounts a ON a.id = d.tiktok_account_id
+                     WHERE d.tiktok_account_id IN (SELECT b.tiktok_account_id FROM busiest b)), '[]'),
+        'accounts_posting', (SELECT count(DISTINCT d.tiktok_account_id) FROM days d),
         'caps', jsonb_build_object('direct_posts_per_day', 15, 'pending_inbox_per_24h', 5),
         'schedule_delay', coalesce((SELECT jsonb_agg(jsonb_build_object(
                       't', b.t, 'posts', coalesce(d.posts, 0),
@@ -909,3 +930,10 @@ BEGIN
     END IF;
 END
 $$;
+
+-- A tenant's page of the log reads the posts only for calls made with no
+-- account (14_tenancy.sql says why).
+ALTER POLICY tenant_dispatch_logs ON vibescaling.dispatch_logs
+    USING (NOT (SELECT vibescaling._is_api_role())
+           OR tiktok_account_id IN (SELECT vibescaling._own_account_ids())
+           OR tiktok_account_id IS NULL AND post_id IN (SELECT p.id FROM vibescaling.posts p));
