@@ -3,22 +3,31 @@
 -- (see the Makefile); each file holds one part of the SQL surface.
 \echo Use "CREATE EXTENSION vibescaling" to load this file. \quit
 
--- The tenant a PostgREST request acts for: the "sub" claim of its JWT
--- (PostgREST puts the claims in request.jwt.claims); NULL outside PostgREST
--- or without a sub. Posts and accounts created through the API belong to it,
--- and row level security shows API roles only their own (14_tenancy.sql).
--- Any session can set request.jwt.claims, so the claims are believed only
--- in a session that logged in as PostgREST's role (vibescaling_authenticator,
+-- A claim of the JWT of a PostgREST request (PostgREST puts the claims in
+-- request.jwt.claims); NULL outside PostgREST or without that claim. Any
+-- session can set request.jwt.claims, so the claims are believed only in a
+-- session that logged in as PostgREST's role (vibescaling_authenticator,
 -- which verified the JWT) or as a superuser (an operator replaying a
--- request); elsewhere there is no tenant.
-CREATE FUNCTION vibescaling._jwt_sub()
+-- request). The tenant a request acts for is its "sub" (_jwt_sub): posts and
+-- accounts created through the API belong to it, and row level security
+-- shows API roles only their own (14_tenancy.sql); elsewhere there is none.
+CREATE FUNCTION vibescaling._jwt_claim(claim text)
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN SESSION_USER = 'vibescaling_authenticator'
                      OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = SESSION_USER)
-                THEN NULLIF(NULLIF(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub', '') END
+                THEN NULLIF(NULLIF(current_setting('request.jwt.claims', true), '')::jsonb ->> claim, '') END
+$$;
+
+-- The tenant: the JWT's sub claim, where claims are believed (_jwt_claim).
+CREATE FUNCTION vibescaling._jwt_sub()
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT vibescaling._jwt_claim('sub')
 $$;
 
 -- Connected TikTok accounts. Tokens are encrypted at rest (pgcrypto, key in

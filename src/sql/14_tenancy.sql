@@ -19,16 +19,13 @@ AS $$
 $$;
 
 -- The role claim of the current request's JWT (vibescaling_user,
--- vibescaling_operator, ...), believed where _jwt_sub's claims are: in
--- PostgREST's session, or a superuser's replaying a request; else NULL.
+-- vibescaling_operator, ...), where claims are believed (_jwt_claim); else NULL.
 CREATE FUNCTION vibescaling._jwt_role()
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE WHEN SESSION_USER = 'vibescaling_authenticator'
-                     OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = SESSION_USER)
-                THEN NULLIF(NULLIF(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role', '') END
+    SELECT vibescaling._jwt_claim('role')
 $$;
 
 -- The ids of the accounts of the current request's tenant (none without a
@@ -116,6 +113,6 @@ REVOKE ALL ON FUNCTION vibescaling._raise_http_error(text, text, text, text) FRO
 -- Policies run with the querying role's rights: every role that reads these
 -- tables must be able to call the functions in them. They reveal nothing
 -- but the caller's own tenant and role.
-GRANT EXECUTE ON FUNCTION vibescaling._jwt_sub() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION vibescaling._jwt_sub(), vibescaling._jwt_claim(text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION vibescaling._is_api_role() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION vibescaling._own_account_ids() TO PUBLIC;

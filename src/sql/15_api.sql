@@ -439,6 +439,11 @@ BEGIN
     IF authenticator_password IS NOT NULL THEN
         EXECUTE format('ALTER ROLE vibescaling_authenticator PASSWORD %L', authenticator_password);
     END IF;
+    -- No JIT in PostgREST's sessions: an API request reads a few rows, but
+    -- over a large log the planner prices it above jit_above_cost, and
+    -- compiling cost a page of the dispatch history 200 ms of its 230
+    -- (10 million rows, test/bench/analytics.sh).
+    ALTER ROLE vibescaling_authenticator SET jit = off;
     GRANT vibescaling_anon, vibescaling_user, vibescaling_webhook, vibescaling_operator TO vibescaling_authenticator;
 
     -- anon: nothing (not even the schema). The tenant role: the API schema, and

@@ -296,11 +296,15 @@ $$;
 -- vibescaling_api.analytics. The period starts at a whole hour (p_from is
 -- taken down to its hour, as the rollups count whole hours); the posts per
 -- account count whole UTC days.
+-- JIT is off: over a large log the planner prices its queries above
+-- jit_above_cost while they read a few thousand rows, and compiling them
+-- cost 200 ms of a 240 ms call (10 million rows, test/bench/analytics.sh).
 CREATE FUNCTION vibescaling.analytics(p_from timestamptz, p_to timestamptz, p_tz text DEFAULT 'UTC',
                                       p_owner text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
 DECLARE
     v_scope    text := vibescaling._analytics_scope(p_owner);

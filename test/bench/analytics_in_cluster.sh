@@ -23,6 +23,14 @@ echo "# first roll-up of the whole log: $(t "SELECT vibescaling.roll_up_analytic
         (SELECT count(*) FROM vibescaling.analytics_delay_hourly) || ' delay'")"
 echo "# a later roll-up (one hour of rows at most): $(t "SELECT vibescaling.roll_up_analytics()") ms"
 
+# Measure a settled server: the fill's dirty pages flushed, no autovacuum
+# worker left (both would slow every request, whatever the query).
+psql -X -q -d "$db" -c "CHECKPOINT" >/dev/null
+for _ in $(seq 1 120); do
+  [ "$(psql -X -qAt -d "$db" -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")" = 0 ] && break
+  sleep 1
+done
+
 api=$(scripts/api-stack.sh start "$db")
 tenant=$(scripts/jwt.py --secret-file "$VS_API_DIR/jwt-secret" --role vibescaling_user --sub tenant-07)
 operator=$(scripts/jwt.py --secret-file "$VS_API_DIR/jwt-secret" --role vibescaling_operator)

@@ -1,6 +1,6 @@
 -- The catalog, as an attacker reads it first (defects 1 and 8 of the
 -- security review): every routine pins its search_path, none is executable
--- by PUBLIC but the three row level security helpers, SECURITY DEFINER is
+-- by PUBLIC but the row level security helpers, SECURITY DEFINER is
 -- only where the docs say, the internal routines are granted to no API
 -- role, and the settings that cost other tenants are superuser-only.
 \set QUIET 1
@@ -50,7 +50,8 @@ SELECT is(ARRAY(SELECT r.name FROM ext_routines r, pg_proc p
 SELECT is(ARRAY(SELECT name FROM ext_routines
                  WHERE proacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(proacl) a WHERE a.grantee = 0)
                  ORDER BY name),
-          ARRAY['vibescaling._is_api_role()', 'vibescaling._jwt_sub()', 'vibescaling._own_account_ids()'],
+          ARRAY['vibescaling._is_api_role()', 'vibescaling._jwt_claim(text)', 'vibescaling._jwt_sub()',
+                'vibescaling._own_account_ids()'],
           'no routine is executable by PUBLIC but the row level security helpers');
 
 SELECT is(ARRAY(SELECT name FROM ext_routines WHERE prosecdef ORDER BY name),
@@ -73,7 +74,8 @@ SELECT vibescaling.setup_api_roles() IS NOT NULL AS roles \gset
 SELECT is(ARRAY(SELECT name FROM ext_routines r
                  WHERE name LIKE 'vibescaling.%'
                    AND has_function_privilege('vibescaling_user', r.oid, 'EXECUTE')
-                   AND name NOT IN ('vibescaling._is_api_role()', 'vibescaling._jwt_sub()', 'vibescaling._own_account_ids()')
+                   AND name NOT IN ('vibescaling._is_api_role()', 'vibescaling._jwt_claim(text)', 'vibescaling._jwt_sub()',
+                                    'vibescaling._own_account_ids()')
                  ORDER BY name),
           '{}'::text[], 'the tenant role may execute nothing in schema vibescaling (the API is vibescaling_api)');
 

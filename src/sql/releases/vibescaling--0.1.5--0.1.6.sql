@@ -83,6 +83,24 @@ SELECT pg_catalog.pg_extension_config_dump('vibescaling.analytics_unknown_inits'
 -- BRIN index on created_at; the pg_cron job vibescaling-analytics; the
 -- operator role; the Analytics page's functions.
 
+CREATE OR REPLACE FUNCTION vibescaling._jwt_claim(claim text)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN SESSION_USER = 'vibescaling_authenticator'
+                     OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = SESSION_USER)
+                THEN NULLIF(NULLIF(current_setting('request.jwt.claims', true), '')::jsonb ->> claim, '') END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._jwt_sub()
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT vibescaling._jwt_claim('sub')
+$$;
+
 CREATE OR REPLACE FUNCTION vibescaling._set_up_log_partition(parent regclass, partition regclass)
 RETURNS void
 LANGUAGE plpgsql
@@ -433,12 +451,12 @@ RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT CASE WHEN SESSION_USER = 'vibescaling_authenticator'
-                     OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = SESSION_USER)
-                THEN NULLIF(NULLIF(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role', '') END
+    SELECT vibescaling._jwt_claim('role')
 $$;
 
 REVOKE ALL ON FUNCTION vibescaling._jwt_role() FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION vibescaling._jwt_sub(), vibescaling._jwt_claim(text) TO PUBLIC;
 
 CREATE OR REPLACE FUNCTION vibescaling.setup_api_roles(authenticator_password text DEFAULT NULL)
 RETURNS jsonb
@@ -462,6 +480,11 @@ BEGIN
     IF authenticator_password IS NOT NULL THEN
         EXECUTE format('ALTER ROLE vibescaling_authenticator PASSWORD %L', authenticator_password);
     END IF;
+    -- No JIT in PostgREST's sessions: an API request reads a few rows, but
+    -- over a large log the planner prices it above jit_above_cost, and
+    -- compiling cost a page of the dispatch history 200 ms of its 230
+    -- (10 million rows, test/bench/analytics.sh).
+    ALTER ROLE vibescaling_authenticator SET jit = off;
     GRANT vibescaling_anon, vibescaling_user, vibescaling_webhook, vibescaling_operator TO vibescaling_authenticator;
 
     -- anon: nothing (not even the schema). The tenant role: the API schema, and
@@ -682,6 +705,7 @@ CREATE OR REPLACE FUNCTION vibescaling.analytics(p_from timestamptz, p_to timest
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
 DECLARE
     v_scope    text := vibescaling._analytics_scope(p_owner);
@@ -937,3 +961,4 @@ ALTER POLICY tenant_dispatch_logs ON vibescaling.dispatch_logs
     USING (NOT (SELECT vibescaling._is_api_role())
            OR tiktok_account_id IN (SELECT vibescaling._own_account_ids())
            OR tiktok_account_id IS NULL AND post_id IN (SELECT p.id FROM vibescaling.posts p));
+
