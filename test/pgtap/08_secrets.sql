@@ -32,12 +32,12 @@ SELECT format('GRANT EXECUTE ON %s %s TO vs_app_reader', CASE p.prokind WHEN 'p'
 
 SELECT ok(NOT has_any_column_privilege('vs_app_reader', 'vibescaling.tiktok_accounts', 'SELECT'),
           'the role has no column of tiktok_accounts');
--- (Except the three that row level security policies call, which every
+-- (Except those that row level security policies call, which every
 -- reader of those tables must be able to run: they only tell the caller's
--- own role, JWT sub and that tenant's account ids.)
+-- own role, JWT claims and that tenant's account ids.)
 SELECT is(ARRAY(SELECT p.proname::text FROM pg_proc p WHERE p.pronamespace = 'vibescaling'::regnamespace
                    AND p.proname ~ '^_' AND has_function_privilege('vs_app_reader', p.oid, 'EXECUTE')
-                   AND p.proname NOT IN ('_jwt_sub', '_is_api_role', '_own_account_ids')),
+                   AND p.proname NOT IN ('_jwt_claim', '_jwt_sub', '_is_api_role', '_own_account_ids')),
           '{}'::text[], 'no internal function (_unseal, _token_key, _tiktok_call, ...) is executable by it');
 
 -- As the role: read every relation it can, call every function it can
