@@ -186,6 +186,33 @@ try {
     els.filter((e) => e.offsetParent !== null && !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
       && !(e.tagName === 'BUTTON' && e.textContent.trim())).map((e) => e.id || e.outerHTML.slice(0, 60)));
   check('every visible control has a label', unlabelled.length === 0, unlabelled);
+
+  // Text contrast (WCAG AA, 4.5:1): every visible element with text of its
+  // own, against the first opaque background behind it (disabled buttons
+  // are exempt, as WCAG says).
+  const lowContrast = await a.evaluate(() => {
+    const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+    const lum = ([r, g, b]) => [r, g, b].map((v) => v / 255)
+      .map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4))
+      .reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+    const background = (el) => {
+      for (let e = el; e; e = e.parentElement) {
+        const c = rgb(getComputedStyle(e).backgroundColor);
+        if (c.length === 3 || (c.length === 4 && c[3] === 1)) return c.slice(0, 3);
+      }
+      return [255, 255, 255];
+    };
+    const bad = [];
+    for (const el of document.querySelectorAll('body *')) {
+      const ownText = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+      if (!ownText || el.offsetParent === null || el.disabled) continue;
+      const [l1, l2] = [lum(rgb(getComputedStyle(el).color)), lum(background(el))].sort((x, y) => y - x);
+      const ratio = (l1 + 0.05) / (l2 + 0.05);
+      if (ratio < 4.5) bad.push(`${el.tagName}.${el.className}: ${ratio.toFixed(2)} "${el.textContent.trim().slice(0, 30)}"`);
+    }
+    return bad;
+  });
+  check('every visible text has a contrast of at least 4.5:1 with its background', lowContrast.length === 0, lowContrast);
   await a.screenshot({ path: `${shots}/analytics.png`, fullPage: true });
 
   // ---------------------------------------------------------------- tenant B
