@@ -217,7 +217,10 @@ $$;
 -- these endpoints: each answer of the last day with a Retry-After whose
 -- wait has not passed, counted from the moment of the answer (the call's
 -- in-flight row was written just before it was sent, and the answer came
--- duration_ms later). It is read from the durable log, so a wait outlives
+-- duration_ms later), plus one second: the row's created_at is the log
+-- writer's transaction start, a few milliseconds before the request left,
+-- so without it the hold could end that much before TikTok's (CI saw an
+-- init arrive 0.000 s early: test/system/crash_inflight.sh, part c). It is read from the durable log, so a wait outlives
 -- the caller's transaction: a round that is cancelled or crashes after a
 -- 429 has lost its record of the backoff, never TikTok's Retry-After.
 CREATE FUNCTION vibescaling._rate_limit_holds(account_ids uuid[], endpoints text[])
@@ -233,7 +236,7 @@ BEGIN
     RETURN QUERY
         SELECT h.tiktok_account_id, h.endpoint, h.until
           FROM (SELECT l.tiktok_account_id, l.endpoint,
-                       l.created_at + make_interval(secs => coalesce(l.duration_ms, 0) / 1000 + l.retry_after) AS until
+                       l.created_at + make_interval(secs => coalesce(l.duration_ms, 0) / 1000 + l.retry_after + 1) AS until
                   FROM vibescaling.dispatch_logs l
                  WHERE l.tiktok_account_id = ANY (_rate_limit_holds.account_ids)
                    AND l.created_at > v_since

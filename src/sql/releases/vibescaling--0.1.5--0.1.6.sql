@@ -142,6 +142,30 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION vibescaling._rate_limit_holds(account_ids uuid[], endpoints text[])
+RETURNS TABLE (account_id uuid, endpoint text, until timestamptz)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan  -- see _earlier_init
+AS $$
+DECLARE
+    v_now   timestamptz := clock_timestamp();
+    v_since timestamptz := v_now - interval '1 day';
+BEGIN
+    RETURN QUERY
+        SELECT h.tiktok_account_id, h.endpoint, h.until
+          FROM (SELECT l.tiktok_account_id, l.endpoint,
+                       l.created_at + make_interval(secs => coalesce(l.duration_ms, 0) / 1000 + l.retry_after + 1) AS until
+                  FROM vibescaling.dispatch_logs l
+                 WHERE l.tiktok_account_id = ANY (_rate_limit_holds.account_ids)
+                   AND l.created_at > v_since
+                   AND l.retry_after IS NOT NULL
+                   AND l.endpoint = ANY (_rate_limit_holds.endpoints)
+                   AND l.http_status IS NOT NULL) h
+         WHERE h.until > v_now;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION vibescaling._pull_url_patterns()
 RETURNS text[]
 LANGUAGE sql STABLE
