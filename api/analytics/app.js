@@ -235,9 +235,8 @@ function renderNow(d) {
   }
 }
 
-// Writes a chart's data table: the same numbers as the chart, readable by anyone.
-function dataTable(name, header, rows) {
-  const table = document.querySelector(`[data-chart="${name}"] table.data`);
+// Fills a table with a header row and its rows (emptyText when there are none).
+function fillTable(table, header, rows, emptyText) {
   table.replaceChildren();
   const head = table.createTHead().insertRow();
   for (const h of header) {
@@ -246,8 +245,13 @@ function dataTable(name, header, rows) {
     th.textContent = h;
     head.append(th);
   }
-  const body = table.createTBody();
-  fillBody(body, rows, 'No data in this period.', header.length);
+  fillBody(table.createTBody(), rows, emptyText, header.length);
+  return table;
+}
+
+// Writes a chart's data table: the same numbers as the chart, readable by anyone.
+function dataTable(name, header, rows) {
+  fillTable(document.querySelector(`[data-chart="${name}"] table.data`), header, rows, 'No data in this period.');
 }
 
 // Creates a chart once, or gives it new data.
@@ -406,13 +410,7 @@ async function openPost(postId) {
     const p = post.json[0];
     body.replaceChildren();
     const h = (text) => { const e = document.createElement('h3'); e.textContent = text; return e; };
-    const table = (header, rows, empty) => {
-      const t = document.createElement('table');
-      const tr = t.createTHead().insertRow();
-      for (const x of header) { const th = document.createElement('th'); th.scope = 'col'; th.textContent = x; tr.append(th); }
-      fillBody(t.createTBody(), rows, empty, header.length);
-      return t;
-    };
+    const table = (header, rows, empty) => fillTable(document.createElement('table'), header, rows, empty);
     if (!p) {
       body.append('This post is not yours, or no longer exists.');
       return;
