@@ -70,26 +70,7 @@ echo $! >"$dir/postgrest.pid"
 # nginx: the shipped server block on a plain port, in front of it, with the
 # webhook role's long-lived token.
 webhook_jwt=$(scripts/jwt.py --secret-file "$dir/jwt-secret" --role vibescaling_webhook --ttl 0)
-sed -e "s/listen 443 ssl http2;/listen 127.0.0.1:$port;/" -e '/ssl_certificate/d' \
-    -e "s/server 127.0.0.1:3000;/server 127.0.0.1:$pgrst_port;/" \
-    -e "s/CHANGE_ME_webhook_role_jwt/$webhook_jwt/" \
-    -e "s|alias /usr/share/vibescaling/analytics/;|alias $PWD/api/analytics/;|" \
-    api/nginx.conf >"$dir/site.conf"
-cat >"$dir/nginx.conf" <<CONF
-worker_processes 1;
-pid $dir/nginx.pid;
-error_log $dir/nginx-error.log;
-events { worker_connections 256; }
-http {
-    include /etc/nginx/mime.types;
-    access_log $dir/nginx-access.log;
-    client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fcgi; uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
-    include $dir/site.conf;
-}
-CONF
-nginx -t -q -c "$dir/nginx.conf" -p "$dir"
-nginx -c "$dir/nginx.conf" -p "$dir"
+scripts/nginx-local.sh "$dir" "$port" "$pgrst_port" "$webhook_jwt"
 
 wait_for "http://127.0.0.1:$pgrst_port/"
 wait_for "http://127.0.0.1:$port/api/v1/"

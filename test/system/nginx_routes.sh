@@ -37,22 +37,7 @@ python3 "$work/echo.py" "$backend" &
 echo_pid=$!
 
 # The shipped server block, on a plain port, pointing at the stand-in.
-sed -e "s/listen 443 ssl http2;/listen 127.0.0.1:$port;/" -e '/ssl_certificate/d' \
-    -e "s/server 127.0.0.1:3000;/server 127.0.0.1:$backend;/" api/nginx.conf >"$work/site.conf"
-cat >"$work/nginx.conf" <<CONF
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/error.log;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path $work/body; proxy_temp_path $work/proxy;
-    fastcgi_temp_path $work/fcgi; uwsgi_temp_path $work/uwsgi; scgi_temp_path $work/scgi;
-    include $work/site.conf;
-}
-CONF
-nginx -t -q -c "$work/nginx.conf" -p "$work"
-nginx -c "$work/nginx.conf" -p "$work"
+scripts/nginx-local.sh "$work" "$port" "$backend" test-webhook-role-jwt
 for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$backend/" && break; sleep 0.1; done
 
 # check NAME CURL_ARGS... -- PYTHON_CONDITION on the echoed request r
