@@ -27,6 +27,20 @@ const EndpointInfo kEndpoints[] = {
 	 HttpMethod::kPost, BodyFormat::kForm, false, ReplyFormat::kOAuthRevoke},
 	{VS_EP_USER_INFO, "user_info", "/v2/user/info/?fields=open_id,union_id,avatar_url,display_name",
 	 HttpMethod::kGet, BodyFormat::kNone, true, ReplyFormat::kEnvelope},
+	/*
+	 * The Display API (scope video.list). cover_image_url is never asked
+	 * for: TikTok's cover URLs expire, so nothing may keep one.
+	 */
+	{VS_EP_VIDEO_LIST, "video_list",
+	 "/v2/video/list/?fields=id,create_time,title,video_description,duration,share_url",
+	 HttpMethod::kPost, BodyFormat::kJson, true, ReplyFormat::kEnvelope},
+	{VS_EP_VIDEO_QUERY, "video_query",
+	 "/v2/video/query/?fields=id,create_time,duration,view_count,like_count,comment_count,share_count",
+	 HttpMethod::kPost, BodyFormat::kJson, true, ReplyFormat::kEnvelope},
+	/* The creator's counts (scope user.info.stats). */
+	{VS_EP_USER_STATS, "user_stats",
+	 "/v2/user/info/?fields=open_id,follower_count,following_count,likes_count,video_count",
+	 HttpMethod::kGet, BodyFormat::kNone, true, ReplyFormat::kEnvelope},
 };
 
 }								/* namespace */

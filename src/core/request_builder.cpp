@@ -2,13 +2,16 @@
  * request_builder.cpp: turns the flat options object SQL passes into the
  * body of each TikTok endpoint (see docs/tiktok-api.md): JSON for
  * the publish endpoints, an application/x-www-form-urlencoded form for
- * OAuth, nothing for user_info (a GET).
+ * OAuth, nothing for user_info and user_stats (GETs).
  *
  * A JSON null option counts as absent, so SQL can pass NULL for "not set".
  * Output key order is fixed (insertion order) so bodies are stable strings.
  * Error messages name options, never their values (they may be secrets).
  */
 #include "request_builder.hpp"
+
+#include <cstring>
+#include <new>
 
 #include "endpoints.hpp"
 #include "json_raii.hpp"
@@ -307,6 +310,60 @@ status_fetch_body(const Options &o)
 	return body;
 }
 
+/*
+ * Body of video/list: {"max_count": 1..20 (default 20), "cursor"} (cursor:
+ * TikTok's, from the previous page, an epoch in milliseconds).
+ */
+JsonPtr
+video_list_body(const Options &o)
+{
+	JsonPtr		body = new_json_object();
+	json_t	   *max_count = opt_integer(o, "max_count", 1);
+	json_t	   *cursor = opt_integer(o, "cursor", 0);
+
+	if (max_count != nullptr && json_integer_value(max_count) > 20)
+		fail(o, "max_count", "must be at most 20 (TikTok's page size)");
+	if (max_count != nullptr)
+		json_put(body.get(), "max_count", max_count);
+	else
+		json_put_new(body.get(), "max_count", json_integer(20));
+	if (cursor != nullptr)
+		json_put(body.get(), "cursor", cursor);
+	return body;
+}
+
+/*
+ * Body of video/query: {"filters": {"video_ids": [...]}} from options'
+ * "video_ids", 1 to 20 ids, each a string of digits (19-digit ids must not
+ * pass through a double).
+ */
+JsonPtr
+video_query_body(const Options &o)
+{
+	json_t	   *ids = get(o, "video_ids");
+	JsonPtr		list = json_take(json_array());
+	JsonPtr		filters = new_json_object();
+	JsonPtr		body = new_json_object();
+	size_t		i;
+	json_t	   *id;
+
+	if (!json_is_array(ids) || json_array_size(ids) < 1 || json_array_size(ids) > 20)
+		fail(o, "video_ids", "must be an array of 1 to 20 video ids");
+	json_array_foreach(ids, i, id)
+	{
+		const char *text = json_string_value(id);
+
+		if (text == nullptr || *text == '\0' || std::strlen(text) > 20 ||
+			std::strspn(text, "0123456789") != std::strlen(text))
+			fail(o, "video_ids", "must hold video ids as strings of digits");
+		if (json_array_append(list.get(), id) != 0)
+			throw std::bad_alloc();
+	}
+	json_put(filters.get(), "video_ids", list.get());
+	json_put(body.get(), "filters", filters.get());
+	return body;
+}
+
 /* An application/x-www-form-urlencoded body built field by field, in order. */
 class FormBody
 {
@@ -414,7 +471,14 @@ build_request_body(vs_endpoint ep, const char *options_json)
 			return oauth_token_body(o);
 		case VS_EP_OAUTH_REVOKE:
 			return oauth_revoke_body(o);
+		case VS_EP_VIDEO_LIST:
+			body = video_list_body(o);
+			break;
+		case VS_EP_VIDEO_QUERY:
+			body = video_query_body(o);
+			break;
 		case VS_EP_USER_INFO:
+		case VS_EP_USER_STATS:
 			return std::string();	/* a GET: the fields are in the path's query */
 		default:
 			throw OptionsError("unknown endpoint");

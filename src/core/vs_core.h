@@ -124,7 +124,10 @@ typedef enum vs_endpoint
 	VS_EP_STATUS_FETCH,			/* "status_fetch"     POST /v2/post/publish/status/fetch/ */
 	VS_EP_OAUTH_TOKEN,			/* "oauth_token"      POST /v2/oauth/token/ (form, no bearer) */
 	VS_EP_OAUTH_REVOKE,			/* "oauth_revoke"     POST /v2/oauth/revoke/ (form, no bearer) */
-	VS_EP_USER_INFO				/* "user_info"        GET  /v2/user/info/?fields=open_id,union_id,avatar_url,display_name */
+	VS_EP_USER_INFO,			/* "user_info"        GET  /v2/user/info/?fields=open_id,union_id,avatar_url,display_name */
+	VS_EP_VIDEO_LIST,			/* "video_list"       POST /v2/video/list/?fields=id,create_time,title,video_description,duration,share_url */
+	VS_EP_VIDEO_QUERY,			/* "video_query"      POST /v2/video/query/?fields=id,create_time,duration,view_count,like_count,comment_count,share_count */
+	VS_EP_USER_STATS			/* "user_stats"       GET  /v2/user/info/?fields=open_id,follower_count,following_count,likes_count,video_count */
 } vs_endpoint;
 
 /* Maps a logical endpoint name to its enum; VS_EP_UNKNOWN when unknown. */

@@ -17,6 +17,10 @@ TEST(Endpoints, NamesAndPaths)
 		{"oauth_token", VS_EP_OAUTH_TOKEN, "/v2/oauth/token/"},
 		{"oauth_revoke", VS_EP_OAUTH_REVOKE, "/v2/oauth/revoke/"},
 		{"user_info", VS_EP_USER_INFO, "/v2/user/info/?fields=open_id,union_id,avatar_url,display_name"},
+		{"video_list", VS_EP_VIDEO_LIST, "/v2/video/list/?fields=id,create_time,title,video_description,duration,share_url"},
+		{"video_query", VS_EP_VIDEO_QUERY,
+		 "/v2/video/query/?fields=id,create_time,duration,view_count,like_count,comment_count,share_count"},
+		{"user_stats", VS_EP_USER_STATS, "/v2/user/info/?fields=open_id,follower_count,following_count,likes_count,video_count"},
 	};
 
 	for (const Row &row : rows)

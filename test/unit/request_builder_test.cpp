@@ -215,6 +215,38 @@ TEST(RequestBody, StatusFetch)
 	EXPECT_TRUE(is_error_about(body(VS_EP_STATUS_FETCH, R"({"publish_id":""})"), "publish_id"));
 }
 
+// video_list: a page of at most 20, the cursor when given.
+TEST(RequestBody, VideoList)
+{
+	EXPECT_EQ(body(VS_EP_VIDEO_LIST, "{}"), R"({"max_count":20})");
+	EXPECT_EQ(body(VS_EP_VIDEO_LIST, R"({"max_count":5,"cursor":1700000000000})"),
+			  R"({"max_count":5,"cursor":1700000000000})");
+	EXPECT_TRUE(is_error_about(body(VS_EP_VIDEO_LIST, R"({"max_count":21})"), "max_count"));
+	EXPECT_TRUE(is_error_about(body(VS_EP_VIDEO_LIST, R"({"max_count":0})"), "max_count"));
+	EXPECT_TRUE(is_error_about(body(VS_EP_VIDEO_LIST, R"({"cursor":"x"})"), "cursor"));
+}
+
+// video_query: filters.video_ids, 1 to 20 digit strings, kept exactly (19 digits).
+TEST(RequestBody, VideoQuery)
+{
+	EXPECT_EQ(body(VS_EP_VIDEO_QUERY, R"({"video_ids":["7311111111111111111","42"]})"),
+			  R"({"filters":{"video_ids":["7311111111111111111","42"]}})");
+	EXPECT_TRUE(is_error_about(body(VS_EP_VIDEO_QUERY, "{}"), "video_ids"));
+	EXPECT_TRUE(is_error_about(body(VS_EP_VIDEO_QUERY, R"({"video_ids":[]})"), "video_ids"));
+	EXPECT_TRUE(is_error_about(body(VS_EP_VIDEO_QUERY, R"({"video_ids":[7311111111111111111]})"), "video_ids"));
+	EXPECT_TRUE(is_error_about(body(VS_EP_VIDEO_QUERY, R"({"video_ids":["12a"]})"), "video_ids"));
+	std::string many = R"({"video_ids":[)";
+	for (int i = 0; i < 21; i++)
+		many += std::string(i ? "," : "") + "\"" + std::to_string(i + 1) + "\"";
+	EXPECT_TRUE(is_error_about(body(VS_EP_VIDEO_QUERY, (many + "]}").c_str()), "video_ids"));
+}
+
+// user_stats is a GET: no body.
+TEST(RequestBody, UserStats)
+{
+	EXPECT_EQ(body(VS_EP_USER_STATS, R"({"x":1})"), "");
+}
+
 // video_init with FILE_UPLOAD: source_info carries the sizes, video_url is not needed (nor sent).
 TEST(RequestBody, VideoInitFileUpload)
 {
