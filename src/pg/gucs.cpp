@@ -30,6 +30,16 @@ int			vs_guc_source_connect_timeout_ms = 5000;
 int			vs_guc_source_stall_timeout_ms = 10000;
 char	   *vs_guc_log_retention = NULL;
 int			vs_guc_log_lock_timeout_ms = 200;
+int			vs_guc_unknown_outcome_policy = 0;
+int			vs_guc_unknown_outcome_quiet_period_s = 21600;
+int			vs_guc_publish_confirm_timeout_s = 7200;
+
+/* vibescaling.unknown_outcome_policy's values (read by SQL as text). */
+static const struct config_enum_entry unknown_outcome_policies[] = {
+	{"hold", 0, false},
+	{"retry_after_quiet_period", 1, false},
+	{NULL, 0, false}
+};
 
 /*
  * Secrets: settable by superusers only, shown to superusers only, left out
@@ -391,6 +401,42 @@ vs_define_gucs(void)
 							200, 1, 600000,
 							PGC_SUSET,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	/*
+	 * Read by SQL (vibescaling.settle_unknown_outcomes). Superuser-only: the
+	 * policy decides whether a post may be sent twice.
+	 */
+	DefineCustomEnumVariable("vibescaling.unknown_outcome_policy",
+							 "What happens to a scheduled post whose init had an unknown outcome and "
+							 "of which TikTok showed no sign within the quiet period: hold (it fails; "
+							 "a person publishes it again) or retry_after_quiet_period (back on the queue).",
+							 NULL,
+							 &vs_guc_unknown_outcome_policy,
+							 0, unknown_outcome_policies,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("vibescaling.unknown_outcome_quiet_period",
+							"How long after an init of unknown outcome its absence from TikTok's signals "
+							"(webhooks, the creator's video list) counts as evidence that TikTok does not have it.",
+							NULL,
+							&vs_guc_unknown_outcome_quiet_period_s,
+							21600, 60, 30 * 86400,
+							PGC_SUSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	/* Read by SQL (vibescaling.poll_publish_statuses). */
+	DefineCustomIntVariable("vibescaling.publish_confirm_timeout",
+							"Longest the status poller follows a publish without a final status from TikTok; "
+							"then the publish is unconfirmed.",
+							NULL,
+							&vs_guc_publish_confirm_timeout_s,
+							7200, 60, 30 * 86400,
+							PGC_SUSET,
+							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("vibescaling");

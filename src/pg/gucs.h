@@ -20,6 +20,9 @@ extern int	vs_guc_source_connect_timeout_ms;
 extern int	vs_guc_source_stall_timeout_ms;
 extern char *vs_guc_log_retention;
 extern int	vs_guc_log_lock_timeout_ms;
+extern int	vs_guc_unknown_outcome_policy;
+extern int	vs_guc_unknown_outcome_quiet_period_s;
+extern int	vs_guc_publish_confirm_timeout_s;
 
 /* Defines the vibescaling.* GUCs; called once from _PG_init. */
 void		vs_define_gucs(void);

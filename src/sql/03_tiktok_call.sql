@@ -151,7 +151,8 @@ REVOKE ALL ON FUNCTION vibescaling._raise_tiktok_error(vibescaling._call_result,
 
 -- TikTok's per-token rate limits: the endpoints that share a limit, and the
 -- limit per window (video/init, inbox/video/init and content/init: 6;
--- status/fetch: 30; creator_info/query: 20). NULL: not limited.
+-- status/fetch: 30; creator_info/query: 20; the Display API's video/list
+-- and video/query, and user/info: 600 each). NULL: not limited.
 CREATE FUNCTION vibescaling._rate_limit_bucket(endpoint text, OUT endpoints text[], OUT calls integer)
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
@@ -168,6 +169,9 @@ BEGIN
     ELSIF endpoint = 'creator_info' THEN
         endpoints := ARRAY[endpoint];
         calls := 20;
+    ELSIF endpoint IN ('video_list', 'video_query', 'user_stats') THEN
+        endpoints := ARRAY[endpoint];
+        calls := 600;
     END IF;
 END
 $$;

@@ -2,7 +2,7 @@
 -- dispatcher shares with it (_publish_locked).
 
 -- What the durable dispatch log says of the post's earlier inits, newest
--- first, since the last operator settlement (settle_post):
+-- first, after those the last settlement decided on (vibescaling.settlements):
 --   state 'sent'    TikTok accepted one (publish_id) and it did not end FAILED
 --                   (for an upload: its last chunk arrived); the transaction
 --                   that made it may have rolled back or died;
@@ -30,9 +30,8 @@ BEGIN
               WHERE d.post_id = p_post_id AND d.created_at >= v_since
                 AND d.endpoint IN ('video_init', 'inbox_video_init', 'content_init')
                 AND (d.outcome = 'success' OR d.outcome_unknown)
-                AND d.id > coalesce((SELECT max(s.id) FROM vibescaling.dispatch_logs s
-                                      WHERE s.post_id = p_post_id AND s.created_at >= v_since
-                                        AND s.endpoint = 'settlement'), 0)
+                AND d.id > coalesce((SELECT max(s.settled_through) FROM vibescaling.settlements s
+                                      WHERE s.post_id = p_post_id), 0)
               ORDER BY d.id DESC LOOP
         IF l.outcome_unknown THEN
             state := 'unknown';
@@ -87,7 +86,9 @@ $$;
 -- already. Then either reconciled is the answer (the dispatcher's earlier
 -- run published it and its transaction was lost: recorded now), or
 -- endpoint and options say which init to call with what. Raises on any
--- refusal. Shared by _publish_attempt and the dispatcher's rounds, which
+-- refusal (for the dispatcher, an earlier init of unknown outcome is no
+-- refusal: the post becomes 'publishing', and reconciled says
+-- outcome_unknown). Shared by _publish_attempt and the dispatcher's rounds, which
 -- pass no_init_logged when the log holds no init of the post (asked once
 -- for a whole round): _earlier_init then has nothing to find.
 CREATE FUNCTION vibescaling._prepare_publish(p vibescaling.posts, p_trigger text, no_init_logged boolean DEFAULT false,
@@ -117,6 +118,15 @@ BEGIN
             USING ERRCODE = '55000',
                   DETAIL = 'An earlier init succeeded; its transaction did not record the post as posted.',
                   HINT = 'Check vibescaling.dispatch_logs and the TikTok account; settle_post() records the decision.';
+    ELSIF v_state = 'unknown' AND p_trigger = 'scheduler' THEN
+        -- The dispatcher's earlier run sent it and read no answer, then its
+        -- transaction was lost: the post waits for a settlement.
+        UPDATE vibescaling.posts t
+           SET status = 'publishing', next_attempt_at = NULL,
+               last_error = 'an earlier init''s outcome is unknown; settle_unknown_outcomes looks for it on TikTok'
+         WHERE t.id = p.id;
+        reconciled := jsonb_build_object('data', NULL, 'outcome_unknown', true);
+        RETURN;
     ELSIF v_state = 'unknown' THEN
         RAISE EXCEPTION 'post % may already be on TikTok: an earlier init''s outcome is unknown', p.id
             USING ERRCODE = '55000',
@@ -323,11 +333,93 @@ $$;
 COMMENT ON FUNCTION vibescaling.publish_post(uuid, uuid, text, text, boolean, boolean, boolean, boolean, boolean) IS
     'Publishes a draft post to TikTok now; returns {"data":{"publish_id":...}}.';
 
+-- The id of the post's latest init in the durable dispatch log (0: none):
+-- what a settlement decided on.
+CREATE FUNCTION vibescaling._last_init_log_id(p_post_id uuid)
+RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan  -- see _earlier_init
+AS $$
+DECLARE
+    v_since timestamptz := coalesce((SELECT p.created_at FROM vibescaling.posts p WHERE p.id = p_post_id), '-infinity');
+BEGIN
+    RETURN coalesce((SELECT max(l.id) FROM vibescaling.dispatch_logs l
+                      WHERE l.post_id = p_post_id AND l.created_at >= v_since
+                        AND l.endpoint IN ('video_init', 'inbox_video_init', 'content_init')), 0);
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._last_init_log_id(uuid) FROM PUBLIC;
+
+-- Records a decision on a post (row locked by the caller) whose init had
+-- an unknown outcome, and applies it. on_tiktok: TikTok has it, as
+-- publish_id or as the public video public_post_id (a publish record, the
+-- post posted); else it does not, and requeue puts a post the dispatcher
+-- sent back on the queue (due now), or the post stays as it is (a
+-- 'publishing' one fails, so that nothing sends it again unasked).
+-- decided_by and evidence say who decided and why (vibescaling.settlements).
+-- Returns the settlement's id.
+CREATE FUNCTION vibescaling._settle(p vibescaling.posts, p_on_tiktok boolean, p_publish_id text,
+                                    p_public_post_id bigint, p_decided_by text, p_evidence jsonb,
+                                    p_requeue boolean)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_endpoint text := CASE WHEN p.media_type = 'photo' THEN 'content_init'
+                            WHEN p.mode = 'inbox' THEN 'inbox_video_init' ELSE 'video_init' END;
+    v_why      text := CASE p_decided_by WHEN 'operator' THEN 'by an operator'
+                                         WHEN 'quiet_period' THEN 'after the quiet period without a sign of it'
+                                         ELSE format('from TikTok''s %s', replace(p_decided_by, '_', ' ')) END;
+    v_requeued boolean := false;
+    v_id       bigint;
+BEGIN
+    IF p_on_tiktok THEN
+        IF p.tiktok_account_id IS NULL THEN
+            RAISE EXCEPTION 'post % has no TikTok account to have been published to', p.id USING ERRCODE = '55000';
+        END IF;
+        IF p_publish_id IS NOT NULL THEN
+            PERFORM vibescaling._reconcile_sent(p, p_publish_id, v_endpoint);
+        ELSE
+            -- Found as a public video: nothing is left to follow but its metrics.
+            INSERT INTO vibescaling.publish_records (post_id, tiktok_account_id, publish_id, endpoint, mode, status,
+                                                     tiktok_status, public_post_ids, public_at, checked_at)
+            VALUES (p.id, p.tiktok_account_id, NULL, v_endpoint, p.mode, 'published', 'PUBLISH_COMPLETE',
+                    ARRAY[p_public_post_id], now(), now());
+            UPDATE vibescaling.posts t SET status = 'posted', posted_at = coalesce(t.posted_at, now()) WHERE t.id = p.id;
+        END IF;
+        UPDATE vibescaling.posts t SET last_error = 'settled ' || v_why || ': on TikTok' WHERE t.id = p.id;
+    ELSIF p_requeue AND p.scheduled_at IS NOT NULL THEN
+        UPDATE vibescaling.posts t
+           SET status = 'scheduled', next_attempt_at = now(),
+               last_error = 'settled ' || v_why || ': not on TikTok; back on the queue'
+         WHERE t.id = p.id;
+        v_requeued := true;
+    ELSE
+        UPDATE vibescaling.posts t
+           SET status = CASE WHEN t.status = 'publishing' THEN 'failed' ELSE t.status END,
+               last_error = 'settled ' || v_why || ': not on TikTok'
+                            || CASE WHEN p_decided_by = 'quiet_period'
+                                    THEN ' (vibescaling.unknown_outcome_policy = hold: publish it again to resend)'
+                                    ELSE '' END
+         WHERE t.id = p.id;
+    END IF;
+    INSERT INTO vibescaling.settlements (post_id, tiktok_account_id, settled_through, on_tiktok, publish_id,
+                                         public_post_id, decided_by, evidence, requeued)
+    VALUES (p.id, p.tiktok_account_id, vibescaling._last_init_log_id(p.id), p_on_tiktok, p_publish_id,
+            p_public_post_id, p_decided_by, coalesce(p_evidence, '{}'), v_requeued)
+    RETURNING id INTO v_id;
+    RETURN v_id;
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._settle(vibescaling.posts, boolean, text, bigint, text, jsonb, boolean) FROM PUBLIC;
+
 -- An operator's decision on a post whose earlier init has an unknown outcome
 -- (or was sent by a lost transaction): on_tiktok = true records it as posted
 -- with TikTok's publish_id; false records that TikTok does not have it, so a
--- new publish may send it again. Logged in dispatch_logs (endpoint
--- 'settlement'). Returns {"data": post}.
+-- new publish may send it again (a 'publishing' post fails). Recorded in
+-- vibescaling.settlements (decided_by 'operator'). Returns {"data": post}.
 CREATE FUNCTION vibescaling.settle_post(post_id uuid, on_tiktok boolean, publish_id text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -340,29 +432,14 @@ BEGIN
         RAISE EXCEPTION 'on_tiktok is required' USING ERRCODE = '22004';
     END IF;
     p := vibescaling._lock_post(settle_post.post_id);
-    IF p.status IN ('posted', 'publishing') THEN
+    IF p.status = 'posted' THEN
         RAISE EXCEPTION 'post % is %; there is nothing to settle', p.id, p.status USING ERRCODE = '55000';
     END IF;
-    IF settle_post.on_tiktok THEN
-        IF coalesce(settle_post.publish_id, '') = '' THEN
-            RAISE EXCEPTION 'publish_id is required when the post is on TikTok' USING ERRCODE = '22004';
-        END IF;
-        IF p.tiktok_account_id IS NULL THEN
-            RAISE EXCEPTION 'post % has no TikTok account to have been published to', p.id USING ERRCODE = '55000';
-        END IF;
-        PERFORM vibescaling._reconcile_sent(p, settle_post.publish_id,
-                                            CASE WHEN p.media_type = 'photo' THEN 'content_init'
-                                                 WHEN p.mode = 'inbox' THEN 'inbox_video_init' ELSE 'video_init' END);
-        UPDATE vibescaling.posts t SET last_error = 'settled by an operator: on TikTok' WHERE t.id = p.id;
-    ELSE
-        UPDATE vibescaling.posts t SET last_error = 'settled by an operator: not on TikTok' WHERE t.id = p.id;
+    IF settle_post.on_tiktok AND coalesce(settle_post.publish_id, '') = '' THEN
+        RAISE EXCEPTION 'publish_id is required when the post is on TikTok' USING ERRCODE = '22004';
     END IF;
-    -- In this transaction, with the decision it records (not through the durable writer).
-    INSERT INTO vibescaling.dispatch_logs (post_id, tiktok_account_id, trigger, endpoint, outcome, error_code,
-                                           publish_id, backend_pid)
-    VALUES (p.id, p.tiktok_account_id, 'manual', 'settlement', 'success',
-            CASE WHEN settle_post.on_tiktok THEN 'on_tiktok' ELSE 'not_on_tiktok' END,
-            settle_post.publish_id, pg_backend_pid());
+    PERFORM vibescaling._settle(p, settle_post.on_tiktok, nullif(settle_post.publish_id, ''), NULL, 'operator',
+                                '{}', false);
     SELECT * INTO p FROM vibescaling.posts t WHERE t.id = p.id;
     RETURN jsonb_build_object('data', to_jsonb(p));
 END

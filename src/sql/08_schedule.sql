@@ -21,8 +21,9 @@ BEGIN
 
     IF p_new.status = 'scheduled' THEN
         IF p_old.id IS NOT NULL AND p_old.status = 'publishing' THEN
-            RAISE EXCEPTION 'post % is being published; it cannot be scheduled', p_old.id
-                USING ERRCODE = '55000';
+            RAISE EXCEPTION 'post % is publishing: its init''s outcome is unknown; it cannot be scheduled', p_old.id
+                USING ERRCODE = '55000',
+                      HINT = 'settle_unknown_outcomes() settles it from TikTok''s signals; an operator may call settle_post().';
         END IF;
         IF p_new.scheduled_at IS NULL THEN
             RAISE EXCEPTION 'scheduled_at is required to schedule a post' USING ERRCODE = '22004';

@@ -15,6 +15,23 @@ AS $$
            END
 $$;
 
+-- TikTok's fail_reason values (data.fail_reason of a FAILED publish, and
+-- a post.publish.failed webhook's reason) and whether sending the post
+-- again may succeed: TikTok's status page sorts them by whose issue it is
+-- (the developer's, the creator's, TikTok's). TikTok's own fault and a
+-- source it could not download (a hiccup of the media host) may pass on
+-- another try; media TikTok's checks refused, a cancelled publish, a
+-- removed authorisation and the creator's spam verdicts will not (the
+-- daily cap resets only the next day). A reason not in this list is not
+-- retried. Retrying a FAILED publish is safe: TikTok has no post.
+CREATE FUNCTION vibescaling._fail_reason_retryable(fail_reason text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(fail_reason IN ('internal', 'internal_error', 'video_pull_failed', 'photo_pull_failed'), false)
+$$;
+
 -- The API shape of a publish record: {"data": {publish_id, status, tiktok_status, ...}}.
 -- Public post ids are strings: they have 19 digits, beyond what a JSON
 -- double (JavaScript's number) holds exactly.
@@ -28,7 +45,10 @@ AS $$
         'status', r.status,
         'tiktok_status', r.tiktok_status,
         'fail_reason', r.fail_reason,
+        'fail_retryable', CASE WHEN r.status = 'failed' THEN vibescaling._fail_reason_retryable(r.fail_reason) END,
         'public_post_ids', to_jsonb(r.public_post_ids::text[]),
+        'public_at', r.public_at,
+        'taken_down_at', r.taken_down_at,
         'uploaded_bytes', r.uploaded_bytes,
         'downloaded_bytes', r.downloaded_bytes,
         'checked_at', r.checked_at))
@@ -80,6 +100,9 @@ BEGIN
     r.public_post_ids  := coalesce((SELECT array_agg(x::bigint)
                                       FROM jsonb_array_elements_text(data->'publicaly_available_post_id') x),
                                    r.public_post_ids);
+    IF cardinality(r.public_post_ids) > 0 AND r.public_at IS NULL THEN
+        r.public_at := now();
+    END IF;
     r.uploaded_bytes   := coalesce((data->>'uploaded_bytes')::bigint, r.uploaded_bytes);
     r.downloaded_bytes := coalesce((data->>'downloaded_bytes')::bigint, r.downloaded_bytes);
     r.checked_at       := now();
@@ -88,33 +111,69 @@ BEGIN
 END
 $$;
 
+-- What a publish TikTok reports FAILED (record r, fail_reason set) does to
+-- its post, when it is the post's latest publish (a post published again
+-- is not failed by an old one): a post the dispatcher sent whose
+-- fail_reason may pass on another try (_fail_reason_retryable) goes back on
+-- the queue with backoff, until vibescaling.max_attempts; any other fails
+-- with TikTok's reason. Shared by the status reply and the webhook.
+CREATE FUNCTION vibescaling._apply_publish_failed(r vibescaling.publish_records)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p vibescaling.posts;
+BEGIN
+    SELECT * INTO p FROM vibescaling.posts t
+     WHERE t.id = r.post_id
+       AND NOT EXISTS (SELECT 1 FROM vibescaling.publish_records n
+                        WHERE n.post_id = r.post_id AND (n.created_at, n.id) > (r.created_at, r.id));
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF p.scheduled_at IS NOT NULL AND vibescaling._fail_reason_retryable(r.fail_reason) THEN
+        PERFORM vibescaling._record_dispatch_failure(p.id, p.attempts,
+                    format('TikTok: publish %s failed: %s', r.publish_id, r.fail_reason), '58000', true, NULL, now());
+    ELSE
+        UPDATE vibescaling.posts
+           SET status = 'failed', last_error = format('TikTok: publish %s failed: %s', r.publish_id, r.fail_reason)
+         WHERE id = p.id;
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._apply_publish_failed(vibescaling.publish_records) FROM PUBLIC;
+
 -- Records TikTok's status/fetch answer (its data object) on a publish
 -- record and returns the record as it now is; a publish TikTok reports
--- FAILED fails its post too, with TikTok's fail_reason. Shared by
--- publish_status and the status poller.
+-- FAILED fails its post too, with TikTok's fail_reason, or puts it back on
+-- the queue (_apply_publish_failed). Shared by publish_status and the
+-- status poller.
 CREATE FUNCTION vibescaling._apply_status_reply(r vibescaling.publish_records, data jsonb)
 RETURNS vibescaling.publish_records
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_was text := r.status;
 BEGIN
     r := vibescaling._merge_status_reply(r, data);
     UPDATE vibescaling.publish_records pr
        SET tiktok_status = r.tiktok_status, status = r.status, fail_reason = r.fail_reason,
            public_post_ids = r.public_post_ids, uploaded_bytes = r.uploaded_bytes,
-           downloaded_bytes = r.downloaded_bytes, checked_at = r.checked_at, updated_at = r.updated_at
+           downloaded_bytes = r.downloaded_bytes, checked_at = r.checked_at, updated_at = r.updated_at,
+           public_at = r.public_at
      WHERE pr.id = r.id;
 
-    IF r.status = 'failed' THEN
-        UPDATE vibescaling.posts
-           SET status = 'failed', last_error = format('TikTok: publish %s failed: %s', r.publish_id, r.fail_reason)
-         WHERE id = r.post_id;
+    IF r.status = 'failed' AND v_was <> 'failed' THEN
+        PERFORM vibescaling._apply_publish_failed(r);
     END IF;
     RETURN r;
 END
 $$;
 REVOKE ALL ON FUNCTION vibescaling._merge_status_reply(vibescaling.publish_records, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._apply_status_reply(vibescaling.publish_records, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._fail_reason_retryable(text) FROM PUBLIC;
 
 -- Asks TikTok how the post's latest publish is going, records the answer and
 -- returns it. P0002 when the post has no publish record. A publish TikTok
@@ -162,8 +221,9 @@ BEGIN
                               THEN 'No such post.' ELSE 'The post has not been published.' END;
     END IF;
 
-    -- A failure is final: no need to ask TikTok again.
-    IF r.status = 'failed' THEN
+    -- A failure is final: no need to ask TikTok again. A record found in
+    -- the creator's video list has no publish_id to ask about.
+    IF r.status = 'failed' OR r.publish_id IS NULL THEN
         RETURN vibescaling._publish_status_json(r);
     END IF;
 

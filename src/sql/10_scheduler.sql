@@ -56,7 +56,9 @@ REVOKE ALL ON FUNCTION vibescaling._record_dispatch_failure(uuid, integer, text,
 
 -- Records on a post a TikTok call that failed (call: its answer), as
 -- _call_failure reads it: retried later when TikTok or the network may
--- answer otherwise, never an init whose outcome is unknown.
+-- answer otherwise, never an init whose outcome is unknown: that post is
+-- 'publishing' until a settlement says whether TikTok has it
+-- (settle_unknown_outcomes, or an operator's settle_post).
 CREATE FUNCTION vibescaling._record_call_failure(p_post_id uuid, p_attempts integer, call vibescaling._call_result,
                                                  p_endpoint text, as_of timestamptz)
 RETURNS void
@@ -66,6 +68,14 @@ AS $$
 DECLARE
     f record := vibescaling._call_failure(call, p_endpoint);
 BEGIN
+    IF f.unknown_init THEN
+        UPDATE vibescaling.posts
+           SET status = 'publishing', attempts = p_attempts + 1, next_attempt_at = NULL,
+               last_error = format('%s [SQLSTATE %s] (attempt %s; settle_unknown_outcomes looks for it on TikTok)',
+                                   f.message, f.sqlstate, p_attempts + 1)
+         WHERE id = p_post_id;
+        RETURN;
+    END IF;
     PERFORM vibescaling._record_dispatch_failure(p_post_id, p_attempts, f.message, f.sqlstate, f.retryable,
                                                  f.retry_after, as_of);
 END
@@ -699,8 +709,10 @@ $$;
 -- that expire within 30 minutes, every 15 minutes; vibescaling-logs keeps
 -- the logs' weekly partitions (maintain_logs), hourly;
 -- vibescaling-analytics rolls up the Analytics page's hourly tables
--- (roll_up_analytics), every 5 minutes; vibescaling-poll-status follows
--- publishes to their final state, every minute. Returns the dispatch job's id.
+-- (roll_up_analytics), every 5 minutes; vibescaling-settle settles posts
+-- whose init had an unknown outcome (settle_unknown_outcomes), every 5
+-- minutes; vibescaling-poll-status follows publishes to their final state,
+-- every minute. Returns the dispatch job's id.
 CREATE FUNCTION vibescaling.enable_scheduler(schedule text DEFAULT '*/5 * * * *')
 RETURNS bigint
 LANGUAGE plpgsql
@@ -725,6 +737,8 @@ BEGIN
       USING 'vibescaling-logs', '17 * * * *', 'CALL vibescaling.maintain_logs()';
     EXECUTE 'SELECT cron.schedule($1, $2, $3)'
       USING 'vibescaling-analytics', '*/5 * * * *', 'SELECT vibescaling.roll_up_analytics()';
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)'
+      USING 'vibescaling-settle', '*/5 * * * *', 'SELECT vibescaling.settle_unknown_outcomes()';
     -- The logs' partitions for this week and the next, now rather than at the job's first run.
     PERFORM vibescaling._create_log_partition(t.parent, w)
        FROM vibescaling._log_tables() t, vibescaling._log_weeks_needed(t.parent) w;
@@ -744,9 +758,9 @@ DECLARE
     v_found boolean := false;
 BEGIN
     PERFORM vibescaling._require_pg_cron();
-    FOR v_job IN EXECUTE 'SELECT jobname FROM cron.job WHERE jobname IN ($1, $2, $3, $4, $5)'
+    FOR v_job IN EXECUTE 'SELECT jobname FROM cron.job WHERE jobname IN ($1, $2, $3, $4, $5, $6)'
                  USING 'vibescaling-dispatch', 'vibescaling-uploads', 'vibescaling-refresh', 'vibescaling-logs',
-                       'vibescaling-analytics' LOOP
+                       'vibescaling-analytics', 'vibescaling-settle' LOOP
         EXECUTE 'SELECT cron.unschedule($1)' USING v_job;
         v_found := true;
     END LOOP;

@@ -98,10 +98,14 @@ $$;
 -- A body received before is a duplicate: nothing is applied again.
 -- Events: post.publish.complete / inbox_delivered / failed set the publish
 -- record's status (never backwards: a failed or published record is final,
--- and inbox_delivered does not undo published); failed also fails the post
--- when the record is its latest publish. post.publish.publicly_available /
--- no_longer_publicaly_available add / remove content.post_id in
--- public_post_ids. authorization.removed marks the account needs_reauth.
+-- and inbox_delivered does not undo published; an unconfirmed one takes
+-- them); failed also fails the post, or puts it back on the queue, when the
+-- record is its latest publish (_apply_publish_failed).
+-- post.publish.publicly_available / no_longer_publicaly_available add /
+-- remove content.post_id in public_post_ids and set public_at /
+-- taken_down_at (a takedown and a re-publication each keep their time).
+-- A publish_id no record has is stored: settle_unknown_outcomes() matches
+-- it to an init of unknown outcome. authorization.removed marks the account needs_reauth.
 -- Other events are stored and not applied.
 CREATE FUNCTION vibescaling.handle_webhook(body text, signature text)
 RETURNS jsonb
@@ -266,6 +270,7 @@ BEGIN
                 v_log_account := r.tiktok_account_id;
                 CASE v_event
                     WHEN 'post.publish.complete' THEN
+                        -- Also after the poller gave up (unconfirmed).
                         IF r.status <> 'failed' THEN
                             v_local := vibescaling._local_publish_status('PUBLISH_COMPLETE');
                             UPDATE vibescaling.publish_records
@@ -274,7 +279,7 @@ BEGIN
                             v_applied := true;
                         END IF;
                     WHEN 'post.publish.inbox_delivered' THEN
-                        IF r.status IN ('processing', 'sent_to_inbox') THEN
+                        IF r.status IN ('processing', 'sent_to_inbox', 'unconfirmed') THEN
                             v_local := vibescaling._local_publish_status('SEND_TO_USER_INBOX');
                             UPDATE vibescaling.publish_records
                                SET status = v_local, tiktok_status = 'SEND_TO_USER_INBOX', updated_at = now()
@@ -282,32 +287,33 @@ BEGIN
                             v_applied := true;
                         END IF;
                     WHEN 'post.publish.failed' THEN
-                        IF r.status <> 'published' THEN
+                        IF r.status NOT IN ('published', 'failed') THEN
                             v_local := vibescaling._local_publish_status('FAILED');
                             UPDATE vibescaling.publish_records
                                SET status = v_local, tiktok_status = 'FAILED',
                                    fail_reason = coalesce(v_content->>'reason', fail_reason), updated_at = now()
                              WHERE id = r.id
                             RETURNING * INTO r;
-                            -- As publish_status does; only when this is the post's latest
-                            -- publish (a post published again is not failed by an old one).
-                            UPDATE vibescaling.posts p
-                               SET status = 'failed',
-                                   last_error = format('TikTok: publish %s failed: %s', r.publish_id, r.fail_reason)
-                             WHERE p.id = r.post_id
-                               AND NOT EXISTS (SELECT 1 FROM vibescaling.publish_records n
-                                                WHERE n.post_id = r.post_id
-                                                  AND (n.created_at, n.id) > (r.created_at, r.id));
+                            -- As publish_status does: the post fails, or goes back on
+                            -- the queue for a reason worth another try.
+                            PERFORM vibescaling._apply_publish_failed(r);
                             v_applied := true;
                         END IF;
                     WHEN 'post.publish.publicly_available' THEN
+                        -- Public (again, after a takedown): the time is TikTok's.
                         UPDATE vibescaling.publish_records
-                           SET public_post_ids = public_post_ids || v_post_id::bigint, updated_at = now()
-                         WHERE id = r.id AND NOT (v_post_id::bigint = ANY (public_post_ids));
+                           SET public_post_ids = CASE WHEN v_post_id::bigint = ANY (public_post_ids) THEN public_post_ids
+                                                      ELSE public_post_ids || v_post_id::bigint END,
+                               public_at = coalesce(v_create_time, now()), updated_at = now()
+                         WHERE id = r.id
+                           AND (NOT (v_post_id::bigint = ANY (public_post_ids))
+                                OR public_at IS NULL OR taken_down_at >= public_at);
                         v_applied := FOUND;
                     WHEN 'post.publish.no_longer_publicaly_available' THEN
+                        -- Taken down: the id goes, the time stays on the record.
                         UPDATE vibescaling.publish_records
-                           SET public_post_ids = array_remove(public_post_ids, v_post_id::bigint), updated_at = now()
+                           SET public_post_ids = array_remove(public_post_ids, v_post_id::bigint),
+                               taken_down_at = coalesce(v_create_time, now()), updated_at = now()
                          WHERE id = r.id AND v_post_id::bigint = ANY (public_post_ids);
                         v_applied := FOUND;
                     ELSE

@@ -1,11 +1,17 @@
--- vibescaling: the status poller. TikTok processes a publish asynchronously;
--- poll_publish_statuses() (pg_cron runs it every minute, see
--- _schedule_status_poller) asks TikTok about every publish record that is not
--- final yet, as publish_status() does but many at once, until it is: sent_to_inbox, failed,
--- published with its public post id, or published without one once
--- give_up_after has passed (moderation may never make a private post public).
--- A record still processing after give_up_after gets a final answer of its
--- own: failed, timed out (and its post fails too).
+-- vibescaling: the status poller. TikTok processes a publish asynchronously
+-- and tells its final status by webhook (handle_webhook) and to whoever
+-- asks (status/fetch). Webhooks first: poll_publish_statuses() (pg_cron
+-- runs it every minute, see _schedule_status_poller) is the fallback that
+-- asks TikTok about every publish record that is not final yet, as
+-- publish_status() does but many at once, until it is: sent_to_inbox,
+-- failed, published with its public post id, or published without one once
+-- give_up_after has passed (moderation may never make a private post
+-- public). While webhooks arrive for an account it asks less often
+-- (_status_poll_wait).
+-- A record still processing after give_up_after (default
+-- vibescaling.publish_confirm_timeout) gets a final answer of its own:
+-- unconfirmed. Its post stays posted (TikTok accepted it); a late webhook
+-- still settles the record.
 
 -- How long the poller waits after a record's last check before it asks
 -- TikTok again, by the record's age: long jobs are not hammered.
@@ -19,6 +25,47 @@ AS $$
                 WHEN age < interval '1 hour'     THEN interval '2 minutes'
                 ELSE interval '10 minutes'
            END
+$$;
+
+-- How long the poller waits after a record's last check (_status_poll_delay),
+-- and at least 5 minutes while TikTok's webhooks arrive for the record's
+-- account (webhooks: _webhook_accounts), which tell the final status sooner.
+CREATE FUNCTION vibescaling._status_poll_wait(age interval, webhooks boolean)
+RETURNS interval
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN webhooks THEN greatest(vibescaling._status_poll_delay(age), interval '5 minutes')
+                ELSE vibescaling._status_poll_delay(age) END
+$$;
+
+-- The accounts TikTok's webhooks reach this database for: one of their
+-- publish events was received in the last hour (the log's BRIN index on
+-- created_at finds the hour's pages).
+CREATE FUNCTION vibescaling._webhook_accounts()
+RETURNS uuid[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_since timestamptz := now() - interval '1 hour';
+BEGIN
+    RETURN coalesce((SELECT array_agg(DISTINCT l.tiktok_account_id) FROM vibescaling.dispatch_logs l
+                      WHERE l.created_at > v_since AND l.trigger = 'webhook' AND l.tiktok_account_id IS NOT NULL
+                        AND l.error_code LIKE 'post.publish.%'), '{}');
+END
+$$;
+
+-- When the poller asks TikTok about a record next: _status_poll_wait after
+-- its last check; one never checked at once, or, while webhooks arrive for
+-- its account, _status_poll_wait after its publish.
+CREATE FUNCTION vibescaling._status_poll_due_at(r vibescaling.publish_records, webhooks boolean)
+RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN r.checked_at IS NULL AND NOT webhooks THEN '-infinity'::timestamptz
+                ELSE coalesce(r.checked_at, r.created_at) + vibescaling._status_poll_wait(now() - r.created_at, webhooks) END
 $$;
 
 -- The poller; only_accounts (NULL: every account) limits it to some accounts'
@@ -50,6 +97,7 @@ DECLARE
     v_skipped     integer := 0;
     v_message     text;
     v_state       text;
+    v_webhooks    uuid[] := vibescaling._webhook_accounts();
     i             integer;
 BEGIN
     IF max_records IS NULL OR max_records < 0 THEN
@@ -63,10 +111,11 @@ BEGIN
     -- Not final, and not timed out, but checked too recently.
     SELECT count(*) INTO v_skipped
       FROM vibescaling.publish_records pr
-     WHERE (pr.status = 'processing' AND pr.created_at >= v_cutoff
+     WHERE pr.publish_id IS NOT NULL
+       AND (pr.status = 'processing' AND pr.created_at >= v_cutoff
             OR pr.status = 'published' AND cardinality(pr.public_post_ids) = 0 AND pr.created_at >= v_cutoff)
        AND (only_accounts IS NULL OR pr.tiktok_account_id = ANY (only_accounts))
-       AND pr.checked_at + vibescaling._status_poll_delay(now() - pr.created_at) > now()
+       AND vibescaling._status_poll_due_at(pr, pr.tiktok_account_id = ANY (v_webhooks)) > now()
        -- Only a post's latest publish: publish_status follows that one.
        AND NOT EXISTS (SELECT 1 FROM vibescaling.publish_records n
                         WHERE n.post_id = pr.post_id AND (n.created_at, n.id) > (pr.created_at, pr.id));
@@ -86,12 +135,12 @@ BEGIN
                                                      ORDER BY pr.checked_at NULLS FIRST, pr.created_at, pr.id)
                                   <= c_fetches_per_account AS actable
                           FROM vibescaling.publish_records pr
-                         WHERE (pr.status = 'processing'
+                         WHERE pr.publish_id IS NOT NULL
+                           AND (pr.status = 'processing'
                                 OR pr.status = 'published' AND cardinality(pr.public_post_ids) = 0 AND pr.created_at >= v_cutoff)
                            AND (only_accounts IS NULL OR pr.tiktok_account_id = ANY (only_accounts))
                            AND (pr.created_at < v_cutoff   -- timed out (only processing ones are left at that age)
-                                OR pr.checked_at IS NULL
-                                OR pr.checked_at + vibescaling._status_poll_delay(now() - pr.created_at) <= now())
+                                OR vibescaling._status_poll_due_at(pr, pr.tiktok_account_id = ANY (v_webhooks)) <= now())
                            AND NOT EXISTS (SELECT 1 FROM vibescaling.publish_records n
                                             WHERE n.post_id = pr.post_id AND (n.created_at, n.id) > (pr.created_at, pr.id))) d) x
          WHERE x.acted_through < max_records OR x.actable AND x.acted_through = max_records
@@ -109,18 +158,19 @@ BEGIN
            AND (pr.status = 'processing'
                 OR pr.status = 'published' AND cardinality(pr.public_post_ids) = 0 AND pr.created_at >= v_cutoff)
            AND (pr.created_at < v_cutoff
-                OR pr.checked_at IS NULL
-                OR pr.checked_at + vibescaling._status_poll_delay(now() - pr.created_at) <= now())
+                OR vibescaling._status_poll_due_at(pr, pr.tiktok_account_id = ANY (v_webhooks)) <= now())
            FOR UPDATE SKIP LOCKED;
         CONTINUE WHEN NOT FOUND;
         IF r.status = 'processing' AND r.created_at < v_cutoff THEN
-            -- No final status within give_up_after: that is the final answer.
-            v_reason := format('timed out: no final status from TikTok after %s', give_up_after);
+            -- No final status within give_up_after: unconfirmed is the final
+            -- answer. TikTok accepted the post, so it is not failed; a late
+            -- webhook still settles the record.
+            v_reason := format('no final status from TikTok after %s', give_up_after);
             UPDATE vibescaling.publish_records
-               SET status = 'failed', fail_reason = v_reason, updated_at = now()
+               SET status = 'unconfirmed', fail_reason = v_reason, updated_at = now()
              WHERE id = r.id;
             UPDATE vibescaling.posts
-               SET status = 'failed', last_error = format('TikTok: publish %s failed: %s', r.publish_id, v_reason)
+               SET last_error = format('TikTok: publish %s unconfirmed: %s', r.publish_id, v_reason)
              WHERE id = r.post_id;
             v_timeouts := v_timeouts + 1;
         ELSE
@@ -174,9 +224,9 @@ $$;
 -- Brings publish records that are not final to their final state: up to
 -- max_records of them, least recently checked first, each locked with SKIP
 -- LOCKED (several pollers may run). A record still processing more than
--- give_up_after after its publish fails as timed out, and so does its post;
--- every other one is due again _status_poll_delay(its age) after its last
--- check, and then TikTok is asked about it, as publish_status() does, all
+-- give_up_after (NULL: vibescaling.publish_confirm_timeout) after its
+-- publish becomes unconfirmed ("timed_out" counts them); every other one is
+-- due again _status_poll_wait(its age) after its last check, and then TikTok is asked about it, as publish_status() does, all
 -- the run's records at once (at most vibescaling.max_concurrent_requests
 -- in flight; at most 25 status fetches per account per run: TikTok allows
 -- 30 a minute per token). A TikTok error on one record is counted and the
@@ -188,18 +238,19 @@ $$;
 -- Runs in the caller's transaction: the records it polled stay locked, and
 -- its updates invisible to others, until that transaction ends.
 CREATE FUNCTION vibescaling.poll_publish_statuses(max_records integer DEFAULT 100,
-                                                  give_up_after interval DEFAULT '2 hours')
+                                                  give_up_after interval DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM vibescaling._require_primary();
-    RETURN vibescaling._poll_publish_statuses(max_records, give_up_after, NULL);
+    RETURN vibescaling._poll_publish_statuses(
+        max_records, coalesce(give_up_after, current_setting('vibescaling.publish_confirm_timeout')::interval), NULL);
 END
 $$;
 COMMENT ON FUNCTION vibescaling.poll_publish_statuses(integer, interval) IS
-    'Polls TikTok for publish records that are not final (backoff by age, 25 fetches per account per run), times out those older than give_up_after; {"polled","final","still_processing","timed_out","errors","skipped_backoff"}.';
+    'Polls TikTok for publish records that are not final (backoff by age, 25 fetches per account per run), turns those older than give_up_after (default vibescaling.publish_confirm_timeout) unconfirmed; {"polled","final","still_processing","timed_out","errors","skipped_backoff"}.';
 
 -- Registers (or updates) the pg_cron job vibescaling-poll-status, which runs
 -- the poller every minute; enable_scheduler() calls it. Returns the job's id,
@@ -244,6 +295,9 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION vibescaling._status_poll_delay(interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._status_poll_wait(interval, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._webhook_accounts() FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._status_poll_due_at(vibescaling.publish_records, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._poll_publish_statuses(integer, interval, uuid[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling.poll_publish_statuses(integer, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._schedule_status_poller() FROM PUBLIC;

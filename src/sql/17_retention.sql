@@ -3,7 +3,7 @@
 -- the vibescaling-logs pg_cron job, creates the coming weeks' partitions
 -- and drops the partitions older than vibescaling.log_retention, after
 -- moving into the default partition the few rows the extension still needs:
---   - the inits, upload chunks and settlements of posts that are not
+--   - the inits and upload chunks of posts that are not
 --     posted (_earlier_init and _publish_progress_from_log read them to
 --     keep a post from being sent twice);
 --   - unsettled inits of unknown outcome, whatever the post's state;
@@ -128,12 +128,12 @@ BEGIN
         SELECT l.id, l.created_at
           FROM %s l
           JOIN vibescaling.posts p ON p.id = l.post_id
-         WHERE l.endpoint IN ('video_init', 'inbox_video_init', 'content_init', 'upload_chunk', 'settlement')
+         WHERE l.endpoint IN ('video_init', 'inbox_video_init', 'content_init', 'upload_chunk')
            AND (p.status <> 'posted'
                 OR (l.outcome_unknown
                     AND l.endpoint IN ('video_init', 'inbox_video_init', 'content_init')
-                    AND NOT EXISTS (SELECT 1 FROM vibescaling.dispatch_logs s
-                                     WHERE s.post_id = l.post_id AND s.endpoint = 'settlement' AND s.id > l.id)))
+                    AND NOT EXISTS (SELECT 1 FROM vibescaling.settlements s
+                                     WHERE s.post_id = l.post_id AND s.settled_through >= l.id)))
         $q$, partition);
 END
 $$;

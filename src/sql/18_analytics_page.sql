@@ -141,7 +141,7 @@ BEGIN
               FROM vibescaling.dispatch_logs l
               LEFT JOIN vibescaling.tiktok_accounts a ON a.id = l.tiktok_account_id
              WHERE l.created_at >= p_from AND l.created_at < p_to
-               AND l.endpoint NOT IN ('webhook', 'settlement')),
+               AND l.endpoint <> 'webhook'),
         per_bucket AS (
             SELECT hour, CASE WHEN grouping(owner) = 1 THEN '*' ELSE owner END AS owner,
                    endpoint, outcome, error_code, bucket, count(*) AS n
@@ -422,7 +422,8 @@ COMMENT ON FUNCTION vibescaling.analytics(timestamptz, timestamptz, text, text) 
     'The Analytics page''s charts for a period, one tenant or all (*): calls, failures, latency, caps, delays, current state.';
 
 -- Posts whose latest init has an unknown outcome (sent, no answer read)
--- and that no operator has settled since: each waits for settle_post. The
+-- and that nothing settled since (vibescaling.settlements): each waits for
+-- settle_unknown_outcomes, or an operator's settle_post. The
 -- inits come from the rolled-up hours (analytics_unknown_inits) and the raw
 -- rows after them; a call still under way (in flight for less than 10
 -- minutes) is not unknown yet.
@@ -433,14 +434,15 @@ CREATE VIEW vibescaling.unknown_outcomes AS
             SELECT * FROM vibescaling._log_unknown_inits l
              WHERE l.created_at >= coalesce((SELECT s.rolled_until FROM vibescaling.analytics_rollup_state s), '-infinity')) u
       JOIN vibescaling.posts p ON p.id = u.post_id
-     WHERE p.status NOT IN ('posted', 'publishing')
+     WHERE p.status <> 'posted'
        AND NOT (u.error_code = 'in_flight' AND u.created_at > now() - interval '10 minutes')
+       AND NOT EXISTS (SELECT 1 FROM vibescaling.settlements s
+                        WHERE s.post_id = u.post_id AND s.created_at >= u.created_at)
        AND NOT EXISTS (SELECT 1 FROM vibescaling.dispatch_logs s
-                        WHERE s.post_id = u.post_id AND s.created_at >= u.created_at
-                          AND (s.endpoint = 'settlement'
-                               OR s.endpoint = u.endpoint AND s.created_at > u.created_at AND NOT s.outcome_unknown));
+                        WHERE s.post_id = u.post_id AND s.created_at > u.created_at
+                          AND s.endpoint = u.endpoint AND NOT s.outcome_unknown);
 COMMENT ON VIEW vibescaling.unknown_outcomes IS
-    'Posts whose latest init has an unknown outcome and no operator decision yet (settle_post).';
+    'Posts whose latest init has an unknown outcome and no settlement yet (settle_unknown_outcomes, settle_post).';
 
 -- The page's "now": posts scheduled in the next 24 hours, publishes TikTok
 -- is still processing, accounts that need the creator to authorise again,

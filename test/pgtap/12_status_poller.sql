@@ -129,15 +129,15 @@ SELECT is(pg_temp.fetches(:'oid'), 9::bigint, 'four more status fetches answered
 SELECT is(pg_temp.poll(:'acct'), pg_temp.counts(0, 0, 0, 0, 0, 2), 'at once again: the 2 unfinished records back off');
 SELECT is(pg_temp.fetches(:'oid'), 9::bigint, '... no status fetch');
 
--- Older than give_up_after and still processing: timed out, without asking TikTok.
+-- Older than give_up_after and still processing: unconfirmed, without asking TikTok.
 UPDATE vibescaling.publish_records SET created_at = now() - interval '3 hours' WHERE post_id = :'stuck';
 SELECT is(pg_temp.poll(:'acct'), pg_temp.counts(0, 0, 0, 1, 0, 1), 'a record processing for 3 hours: timed out');
 SELECT is((SELECT status || ': ' || fail_reason FROM vibescaling.publish_records WHERE post_id = :'stuck'),
-          'failed: timed out: no final status from TikTok after 02:00:00',
-          '... the record fails with the reason');
+          'unconfirmed: no final status from TikTok after 02:00:00',
+          '... the record is unconfirmed, saying why');
 SELECT is((SELECT status || ': ' || last_error FROM vibescaling.posts WHERE id = :'stuck'),
-          format('failed: TikTok: publish %s failed: timed out: no final status from TikTok after 02:00:00', :'stuck_pid'),
-          '... and so does its post');
+          format('posted: TikTok: publish %s unconfirmed: no final status from TikTok after 02:00:00', :'stuck_pid'),
+          '... and its post stays posted (TikTok accepted it), saying so');
 SELECT is(pg_temp.fetches(:'oid'), 9::bigint, '... TikTok was not asked');
 SELECT is(pg_temp.poll(:'acct', give_up_after => '1 hour') - 'skipped_backoff',
           pg_temp.counts(0, 0, 0, 0, 0, 0) - 'skipped_backoff', 'a timed-out record is final');

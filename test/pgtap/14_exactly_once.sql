@@ -41,8 +41,8 @@ INSERT INTO vibescaling.dispatch_logs (post_id, tiktok_account_id, trigger, endp
 VALUES (:'p3', :'a3', 'scheduler', 'video_init', 'failure', 'in_flight', true);
 CALL vibescaling.dispatch_due_posts(:'later');
 SELECT matches((SELECT status || ': ' || last_error FROM vibescaling.posts WHERE id = :'p3'),
-               '^failed: post .* may already be on TikTok: an earlier init''s outcome is unknown',
-               'an init of unknown outcome is not resent: the post fails with the reason');
+               '^publishing: an earlier init''s outcome is unknown; settle_unknown_outcomes looks for it on TikTok$',
+               'an init of unknown outcome is not resent: the post is publishing, waiting for a settlement');
 SELECT is((SELECT count(*) FROM vs_test.sim_requests('eo3_' || :'run', 'video_init')), 0::bigint, '... no init was sent');
 
 -- 4. publish_post refuses it too, until an operator settles it.

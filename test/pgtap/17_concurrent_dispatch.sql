@@ -5,7 +5,7 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(43);
+SELECT plan(45);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 SET vibescaling.max_concurrent_requests = 4;
@@ -117,8 +117,8 @@ SELECT is((SELECT status FROM vibescaling.posts WHERE id = (SELECT id FROM mix W
 SELECT matches((SELECT last_error FROM vibescaling.posts WHERE id = (SELECT id FROM mix WHERE label = 'private')),
                '^privacy_level PUBLIC_TO_EVERYONE is not offered to this creator \[SQLSTATE 22023\]$',
                '... with the reason');
-SELECT is((SELECT status FROM vibescaling.posts WHERE id = (SELECT id FROM mix WHERE label = 'dropped')), 'failed',
-          'init dropped after TikTok took it: the post fails');
+SELECT is((SELECT status FROM vibescaling.posts WHERE id = (SELECT id FROM mix WHERE label = 'dropped')), 'publishing',
+          'init dropped after TikTok took it: the post is publishing until settled');
 SELECT matches((SELECT last_error FROM vibescaling.posts WHERE id = (SELECT id FROM mix WHERE label = 'dropped')),
                'outcome is unknown', '... as of unknown outcome');
 SELECT is((SELECT array_agg(error_code || ' ' || outcome_unknown ORDER BY id) FROM vibescaling.dispatch_logs
@@ -131,11 +131,17 @@ SELECT ok((SELECT count(*) > 0 FROM vibescaling.dispatch_logs
           '... its chunk reached TikTok');
 
 -- The unknown outcome is never resent, however often the dispatcher runs.
+SELECT is(vs_test.sqlstate_of(format($$UPDATE vibescaling.posts SET status = 'scheduled', next_attempt_at = NULL WHERE id = %L$$,
+                                     (SELECT id FROM mix WHERE label = 'dropped'))),
+          '55000', 'a publishing post cannot be rescheduled by hand');
+UPDATE vibescaling.posts SET status = 'failed' WHERE id = (SELECT id FROM mix WHERE label = 'dropped');
 UPDATE vibescaling.posts SET status = 'scheduled', next_attempt_at = NULL
  WHERE id = (SELECT id FROM mix WHERE label = 'dropped');
 CALL vibescaling.dispatch_due_posts(:'later');
 SELECT is((SELECT count(*) FROM vs_test.sim_requests('mxdropped_' || :'run', 'video_init')), 1::bigint,
-          'rescheduled by hand, the post of unknown outcome is still not sent again');
+          'failed then rescheduled by hand, the post of unknown outcome is still not sent again');
+SELECT is((SELECT status FROM vibescaling.posts WHERE id = (SELECT id FROM mix WHERE label = 'dropped')), 'publishing',
+          '... the dispatcher puts it back to publishing');
 
 -- ---------------------------------------------------------------------------
 -- _tiktok_call_many itself.

@@ -91,9 +91,9 @@ WITH wanted (label, keep, post_id, account_id, trig, endpoint, outcome, unknown,
     RETURNING id, error_message
 )
 INSERT INTO old_rows SELECT w.label, ins.id, w.keep FROM ins JOIN wanted w ON w.label = ins.error_message;
--- The settlement of the settled post came later (this week).
-INSERT INTO vibescaling.dispatch_logs (post_id, trigger, endpoint, outcome)
-SELECT settled, 'manual', 'settlement', 'success' FROM old_posts;
+-- The settlement of the settled post came later (this week), deciding on its init.
+INSERT INTO vibescaling.settlements (post_id, settled_through, on_tiktok, decided_by)
+SELECT o.settled, r.id, false, 'operator' FROM old_posts o, old_rows r WHERE r.label = 'settled unknown init';
 
 SELECT is((SELECT count(*) FROM old_rows r JOIN vibescaling.dispatch_logs l ON l.id = r.id AND l.tableoid = :'old_partition'::regclass),
           8::bigint, 'eight rows of that week are in its partition');

@@ -55,7 +55,7 @@ SELECT count(*) AS a_calls,
        count(*) FILTER (WHERE outcome_unknown) AS a_unknown
   FROM vibescaling.dispatch_logs
  WHERE tiktok_account_id = :'acct_a' AND created_at >= date_trunc('hour', now() - interval '1 day')
-   AND endpoint NOT IN ('webhook', 'settlement') \gset
+   AND endpoint <> 'webhook' \gset
 
 ------------------------------------------------------------------------------
 -- 1. From the raw rows (nothing rolled up), then from the rollups: the same.
@@ -110,7 +110,7 @@ SELECT is((:'rolled_a'::jsonb)->'unknown_outcomes', 'null'::jsonb, 'a tenant is 
 SELECT is((SELECT sum((c->>'calls')::bigint)
              FROM jsonb_array_elements(pg_temp.page('vibescaling_user', :'b', :'day_args') #> '{rows,0,a,calls}') c),
           (SELECT count(*) FROM vibescaling.dispatch_logs WHERE tiktok_account_id = :'acct_b'
-              AND created_at >= date_trunc('hour', now() - interval '1 day') AND endpoint NOT IN ('webhook', 'settlement'))::numeric,
+              AND created_at >= date_trunc('hour', now() - interval '1 day') AND endpoint <> 'webhook')::numeric,
           'B counts exactly its own calls');
 SELECT is(pg_temp.page('vibescaling_user', :'b', :'day_args' || format(', owner => %L', :'a')) ->> 'http', '403',
           'B asking for A''s analytics: 403');
@@ -118,7 +118,7 @@ SELECT is(pg_temp.page('vibescaling_anon', NULL, :'day_args') ->> 'http', '401',
 SELECT pg_temp.page('vibescaling_operator', NULL, :'day_args') #> '{rows,0,a}' AS op \gset
 SELECT is((SELECT sum((c->>'calls')::bigint) FROM jsonb_array_elements((:'op'::jsonb)->'calls') c),
           (SELECT count(*) FROM vibescaling.dispatch_logs WHERE created_at >= date_trunc('hour', now() - interval '1 day')
-              AND created_at < now() + interval '1 minute' AND endpoint NOT IN ('webhook', 'settlement'))::numeric,
+              AND created_at < now() + interval '1 minute' AND endpoint <> 'webhook')::numeric,
           'an operator counts every tenant''s calls');
 SELECT is(pg_temp.page('vibescaling_operator', NULL, :'day_args' || format(', owner => %L', :'a')) #> '{rows,0,a,calls}',
           (:'rolled_a'::jsonb)->'calls', '... or one tenant''s, as that tenant sees them');
