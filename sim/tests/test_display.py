@@ -273,6 +273,41 @@ class DisplayAccessTests(DisplayTestCase):
         self.assertEnvelope(self.call("GET", "/v2/user/info/?fields=open_id", token="tok_a"),
                             429, "rate_limit_exceeded")
 
+    # user.info.stats fields: follower/following counts from the profile, video_count and
+    # likes_count from the public videos; each field needs its scope.
+    def test_user_info_stats(self):
+        stats = "follower_count,following_count,likes_count,video_count"
+        self.user("tok_s", open_id="ou_s", scopes=["user.info.basic", "user.info.stats",
+                                                   "video.publish"],
+                  follower_count=1200, following_count=34)
+        empty = self.assertEnvelope(self.call("GET", f"/v2/user/info/?fields={stats}",
+                                              token="tok_s"), 200, "ok")["user"]
+        self.assertEqual(empty, {"follower_count": 1200, "following_count": 34,
+                                 "likes_count": 0, "video_count": 0})
+        _, first = self.post_public(token="tok_s")
+        _, second = self.post_public(token="tok_s")
+        self.control("POST", f"/_sim/videos/{first}", {"like_count": 40})
+        self.control("POST", f"/_sim/videos/{second}", {"like_count": 2})
+        user = self.assertEnvelope(self.call("GET", f"/v2/user/info/?fields=open_id,{stats}",
+                                             token="tok_s"), 200, "ok")["user"]
+        self.assertEqual(user, {"open_id": "ou_s", "follower_count": 1200,
+                                "following_count": 34, "likes_count": 42, "video_count": 2})
+        self.assertEnvelope(self.call("GET", "/v2/user/info/?fields=username", token="tok_s"),
+                            400, "scope_permission_missed")
+        self.assertEnvelope(self.call("GET", "/v2/user/info/?fields=open_id,video_count",
+                                      token="tok_a"), 400, "scope_permission_missed")
+        self.user("tok_p", open_id="ou_p", scopes=["user.info.basic", "user.info.profile"])
+        profile = self.assertEnvelope(self.call(
+            "GET", "/v2/user/info/?fields=username,is_verified,bio_description,"
+            "profile_deep_link", token="tok_p"), 200, "ok")["user"]
+        self.assertEqual(profile["profile_deep_link"],
+                         f"https://www.tiktok.com/@{profile['username']}")
+        self.user("tok_v", open_id="ou_v", scopes=["video.publish"])
+        self.assertEnvelope(self.call("GET", "/v2/user/info/?fields=open_id", token="tok_v"),
+                            401, "scope_not_authorized")
+        status, _, body = self.call("POST", "/_sim/users/ou_s", body={"follower_count": -1})
+        self.assertEqual(status, 400, body)
+
 
 class TakedownTests(DisplayTestCase):
     """POST /_sim/videos/<id> {"public": false|true}: moderation takes a video down."""

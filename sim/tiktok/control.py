@@ -54,7 +54,7 @@ PROFILE_FIELD_TYPES = {
     "privacy_level_options": (list, type(None)), "comment_disabled": bool,
     "duet_disabled": bool, "stitch_disabled": bool, "max_video_post_duration_sec": int,
     "nickname": str, "username": str, "avatar_url": str, "cannot_post": (str, type(None)),
-    "banned": bool, "daily_post_cap": int,
+    "banned": bool, "daily_post_cap": int, "follower_count": int, "following_count": int,
 }
 BULK_PREFIX_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")
 MAX_BULK_USERS = 100000
@@ -173,6 +173,9 @@ class ControlApi:
             bad_int = types is int and not is_int(body[key])
             if bad_int or not isinstance(body[key], types):
                 raise ControlError(f"bad type for user field {key}")
+        for key in ("follower_count", "following_count"):
+            if key in body and body[key] < 0:
+                raise ControlError(f"{key} must not be negative")
         if body.get("cannot_post") not in (None, *CANNOT_POST_CODES):
             raise ControlError(f"cannot_post must be null or one of {CANNOT_POST_CODES}")
         for key in ("expires_at", "expires_in", "refresh_expires_at"):

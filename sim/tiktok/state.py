@@ -380,6 +380,8 @@ class SimState:
             "cannot_post": None,
             "banned": False,
             "daily_post_cap": 15,
+            "follower_count": 0,          # user info (user.info.stats)
+            "following_count": 0,
         }
 
     # Look up the profile behind a bearer token, creating an auto user if allowed.
