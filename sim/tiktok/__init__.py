@@ -1,4 +1,5 @@
-"""A loopback simulator of TikTok's Content Posting API, OAuth v2, user info and webhooks.
+"""A loopback simulator of TikTok's Content Posting API, OAuth v2, the Display API (user
+info, video list and query) and webhooks.
 
 It answers as docs/tiktok-api.md describes TikTok (envelope, HTTP statuses, error codes,
 TikTok's field spelling) and uses only the Python 3.11 standard library.  Run it with
@@ -13,6 +14,8 @@ API under /_sim/ and every config key.  One module per part:
     publish.py   creator_info and the video, inbox video and content (photo) inits
     uploads.py   FILE_UPLOAD chunk PUTs and the synthetic media under /_sim/media/
     status.py    status fetch and cancel
+    display.py   the Display API's /v2/video/list/ and /v2/video/query/
+    videos.py    which publishes are public videos, and their Video Objects
     webhooks.py  signed webhook deliveries (opt-in: config key webhook_url)
     wire.py      Request, Reply, TikTok's envelope and OAuth replies, the bearer check
     common.py    constants, helpers, error types

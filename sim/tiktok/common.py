@@ -1,7 +1,10 @@
 """Constants, small helpers and error types shared by every part of the simulator.
 
 What TikTok documents (docs/tiktok-api.md):
-- Scopes: `user.info.basic`, `video.publish` (Direct Post), `video.upload` (inbox).
+- Scopes: `user.info.basic`, `video.publish` (Direct Post), `video.upload` (inbox);
+  the Display API adds `video.list` (a creator's public videos), and user info fields need
+  `user.info.profile` (username, bio, profile link, verified) or `user.info.stats`
+  (follower, following, likes and video counts).
 - Privacy levels: a public account is offered PUBLIC_TO_EVERYONE, MUTUAL_FOLLOW_FRIENDS,
   SELF_ONLY; a private one FOLLOWER_OF_CREATOR, MUTUAL_FOLLOW_FRIENDS, SELF_ONLY.
 - Publish statuses: PROCESSING_UPLOAD, PROCESSING_DOWNLOAD, SEND_TO_USER_INBOX,
@@ -32,6 +35,12 @@ DAY = 24 * 3600
 SCOPE_BASIC = "user.info.basic"
 SCOPE_PUBLISH = "video.publish"
 SCOPE_UPLOAD = "video.upload"
+SCOPE_PROFILE = "user.info.profile"
+SCOPE_STATS = "user.info.stats"
+SCOPE_VIDEO_LIST = "video.list"
+# What a user grants unless a test says otherwise: what vibescaling's consent URL asks for
+# (the extension's tests check this exact list).  video.list and the user.info.* extras
+# must be granted explicitly, through POST /_sim/users {"scopes": [...]}.
 DEFAULT_SCOPES = [SCOPE_BASIC, SCOPE_PUBLISH, SCOPE_UPLOAD]
 
 PUBLIC_OPTIONS = ["PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY"]
@@ -65,7 +74,7 @@ UPLOAD_READ_TIMEOUT = 60.0
 # "media" (the synthetic video source under the control API; a "*" fault skips it).
 ENDPOINT_NAMES = sorted({"creator_info", "video_init", "inbox_video_init", "content_init",
                          "status_fetch", "cancel", "oauth_token", "oauth_revoke",
-                         "user_info"} | {"upload", "media"})
+                         "user_info", "video_list", "video_query"} | {"upload", "media"})
 OAUTH_ENDPOINTS = ("oauth_token", "oauth_revoke")
 
 # Request-body keys whose values never reach the request log.

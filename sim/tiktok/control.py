@@ -3,8 +3,10 @@
 What TikTok documents: nothing; TikTok has no such API.  The control API exists so tests
 can set up what TikTok's documentation describes (docs/tiktok-api.md): creators with
 private accounts, disabled interactions, missing scopes, daily caps or bans; expired or
-revoked tokens; publishes forced to a status, a fail_reason or post ids; faults; and so
-they can read what a client really sent (the request log never holds a token).
+revoked tokens; publishes forced to a status, a fail_reason or post ids; videos taken
+down by moderation and restored (TikTok then sends post.publish.no_longer_publicaly_
+available / post.publish.publicly_available), and their metrics; faults; and so they
+can read what a client really sent (the request log never holds a token).
 
 What this module does: ControlApi routes these calls (all under the state lock) and
 answers (HTTP status, JSON body):
@@ -21,6 +23,13 @@ answers (HTTP status, JSON body):
     GET|POST|DELETE /_sim/faults       GET|DELETE /_sim/requests?endpoint=&open_id=&...
     GET  /_sim/publishes[/<id>]        POST /_sim/publishes/<id> {status?, ...}
     GET|DELETE /_sim/webhooks?event=&publish_id=   (deliveries, see webhooks.py)
+    GET  /_sim/videos[?open_id=]       GET  /_sim/videos/<video id>
+    POST /_sim/videos/<video id> {"public"?: bool, "view_count"?: int|null, ...}
+         takes a public video down ({"public": false}: it leaves video.list and
+         publicaly_available_post_id, and webhooks send
+         post.publish.no_longer_publicaly_available) or makes it public again
+         ({"public": true}: post.publish.publicly_available); pins view_count,
+         like_count, comment_count or share_count (null lets it grow again)
 
 Errors answer {"ok": false, "error": ...} with 400 (bad input) or 404 (unknown path,
 user or publish).  GET|HEAD /_sim/media/<name> is served by the server with uploads.py.
@@ -37,6 +46,7 @@ from .common import (ALL_PRIVACY_LEVELS, ALL_STATUSES, CANNOT_POST_CODES, ST_COM
                      ControlError, is_int, is_number, now, token_hash)
 from .faults import queue_fault
 from .state import Publish, RefreshRecord, SimState, TokenRecord
+from .videos import METRIC_FIELDS, Video, all_videos, find_video, metrics
 from .webhooks import WebhookSender
 
 PROFILE_FIELD_TYPES = {
@@ -44,7 +54,7 @@ PROFILE_FIELD_TYPES = {
     "privacy_level_options": (list, type(None)), "comment_disabled": bool,
     "duet_disabled": bool, "stitch_disabled": bool, "max_video_post_duration_sec": int,
     "nickname": str, "username": str, "avatar_url": str, "cannot_post": (str, type(None)),
-    "banned": bool, "daily_post_cap": int,
+    "banned": bool, "daily_post_cap": int, "follower_count": int, "following_count": int,
 }
 BULK_PREFIX_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")
 MAX_BULK_USERS = 100000
@@ -127,6 +137,14 @@ class ControlApi:
             if method == "DELETE":
                 self.webhooks.clear()
                 return 200, {"ok": True}
+        if path == "/_sim/videos" and method == "GET":
+            open_id = query.get("open_id", [""])[0]
+            at = now()
+            return 200, {"videos": [self.describe_video(video, public, at)
+                                    for video, public in all_videos(state, at)
+                                    if not open_id or video.publish.open_id == open_id]}
+        if path.startswith("/_sim/videos/") and method in ("GET", "POST"):
+            return 200, self.video(unquote(path[len("/_sim/videos/"):]), method, body)
         if path == "/_sim/publishes" and method == "GET":
             at = now()
             return 200, {"publishes": [p.describe(at) for p in state.publishes.values()]}
@@ -155,6 +173,9 @@ class ControlApi:
             bad_int = types is int and not is_int(body[key])
             if bad_int or not isinstance(body[key], types):
                 raise ControlError(f"bad type for user field {key}")
+        for key in ("follower_count", "following_count"):
+            if key in body and body[key] < 0:
+                raise ControlError(f"{key} must not be negative")
         if body.get("cannot_post") not in (None, *CANNOT_POST_CODES):
             raise ControlError(f"cannot_post must be null or one of {CANNOT_POST_CODES}")
         for key in ("expires_at", "expires_in", "refresh_expires_at"):
@@ -310,6 +331,62 @@ class ControlApi:
             result.append(entry)
         return result
 
+    # ---- videos (the Display API's view) --------------------------------------
+
+    # GET or POST /_sim/videos/<video id>: read, take down, restore, pin metrics.
+    def video(self, text_id: str, method: str, body) -> dict:
+        if not (text_id.isascii() and text_id.isdigit()):
+            raise ControlError("a video id is the post id, digits only", 404)
+        at = now()
+        found = find_video(self.state, int(text_id), at)
+        if found is None:
+            raise ControlError(f"no published video {text_id} (is it a complete, "
+                               "PUBLIC_TO_EVERYONE video Direct Post?)", 404)
+        video, public = found
+        if method == "POST":
+            public = self.change_video(video, public, body)
+        return self.describe_video(video, public, at)
+
+    # Apply POST /_sim/videos/<id> {public?, metrics?}; returns whether it is public now.
+    def change_video(self, video: Video, public: bool, body) -> bool:
+        if not isinstance(body, dict):
+            raise ControlError("body must be a JSON object")
+        unknown = sorted(set(body) - {"public", *METRIC_FIELDS})
+        if unknown:
+            raise ControlError(f"unknown fields: {', '.join(unknown)}")
+        if "public" in body and not isinstance(body["public"], bool):
+            raise ControlError("public must be a boolean")
+        for key in METRIC_FIELDS:
+            value = body.get(key)
+            if key in body and value is not None and (not is_int(value) or value < 0):
+                raise ControlError(f"{key} must be a non-negative integer or null")
+        pinned = self.state.video_metrics.setdefault(video.video_id, {})
+        for key in METRIC_FIELDS:
+            if key in body:
+                if body[key] is None:
+                    pinned.pop(key, None)
+                else:
+                    pinned[key] = body[key]
+        if not pinned:
+            del self.state.video_metrics[video.video_id]
+        if "public" in body:
+            # The webhook ticker sees the post id leave or come back, and sends the event.
+            public = body["public"]
+            if public:
+                video.publish.taken_down_ids.discard(video.video_id)
+            else:
+                video.publish.taken_down_ids.add(video.video_id)
+        return public
+
+    # JSON view of a video for /_sim/videos.
+    def describe_video(self, video: Video, public: bool, at: float) -> dict:
+        publish = video.publish
+        return {"id": str(video.video_id), "publish_id": publish.publish_id,
+                "open_id": publish.open_id, "public": public,
+                "create_time": int(video.posted_at), "title": publish.title,
+                "metrics": metrics(self.state, video, at),
+                "pinned_metrics": dict(self.state.video_metrics.get(video.video_id, {}))}
+
     # POST /_sim/publishes/<id>: force a state, a planned failure or a processing time.
     def force_publish(self, publish: Publish, body) -> None:
         if not isinstance(body, dict):
@@ -329,6 +406,11 @@ class ControlApi:
                 raise ControlError("processing_seconds must be a non-negative number")
             publish.processing_seconds = body["processing_seconds"]
         if status is not None:
+            at = now()
+            # A post already published keeps its publish time (the Display API's
+            # create_time) when only its post ids are forced.
+            was_complete = publish.raw_progress(at)[0] == ST_COMPLETE
+            publish.forced_at = publish.published_at() if was_complete else at
             publish.forced_status = status
             publish.forced_fail_reason = body.get("fail_reason")
             publish.forced_post_ids = post_ids

@@ -11,28 +11,43 @@ What TikTok documents (docs/tiktok-api.md):
 - `POST /v2/oauth/revoke/` form `client_key, client_secret, token`; success is an empty
   body.  When a user's authorization ends, TikTok sends the webhook
   `authorization.removed` (content `reason` 0 to 5; 5 = the developer revoked it).
-- `GET /v2/user/info/?fields=open_id,union_id,avatar_url,display_name` (scope
-  user.info.basic); this simulator answers in the envelope, the fields under `data.user`.
+- `GET /v2/user/info/?fields=...` ("Get User Info", Display API) answers in the envelope,
+  the fields under `data.user`.  Each field has its scope: user.info.basic for open_id,
+  union_id, avatar_url, avatar_url_100, avatar_large_url, display_name; user.info.profile
+  for bio_description, profile_deep_link, is_verified, username; user.info.stats for
+  follower_count, following_count, likes_count, video_count.  A field whose scope the
+  token lacks is 400 `scope_permission_missed` ("some fields need additional scopes",
+  TikTok's v2 error list).  600 calls a minute per token (429 rate_limit_exceeded).
 
 What this module does: OAuthApi checks the configured client (`client_key` /
 `client_secret`, defaults sim_client_key / sim_client_secret), redeems single-use codes
 (`code-<open_id>` works for any open_id), rotates refresh tokens, revokes a token with its
 pair (and, when webhooks are on, queues `authorization.removed` with reason 5), and
-answers user info from the profile.
+answers user info from the profile: follower_count and following_count are profile
+fields (0 unless a test sets them), video_count counts the creator's public videos and
+likes_count sums their like_count, both as the Display API shows them (videos.py).  A
+token with none of the user.info.* scopes is 401 scope_not_authorized; an unknown field
+stays 400 invalid_param, as before.
 """
 
 from __future__ import annotations
 
 import re
 
-from .common import SCOPE_BASIC, ApiError, OAuthError, now
+from .common import SCOPE_BASIC, SCOPE_PROFILE, SCOPE_STATS, ApiError, OAuthError, now
 from .state import TokenRecord
+from .videos import metrics, public_videos
 from .wire import EndpointFamily, Reply, Request, envelope_reply, oauth_reply
 
-USER_INFO_FIELDS = ("open_id", "union_id", "avatar_url", "avatar_url_100", "avatar_large_url",
-                    "display_name", "username", "bio_description", "profile_deep_link",
-                    "is_verified", "follower_count", "following_count", "likes_count",
-                    "video_count")
+# Each user info field and the scope TikTok's "Get User Info" lists for it.
+USER_INFO_FIELDS = {
+    "open_id": SCOPE_BASIC, "union_id": SCOPE_BASIC, "avatar_url": SCOPE_BASIC,
+    "avatar_url_100": SCOPE_BASIC, "avatar_large_url": SCOPE_BASIC,
+    "display_name": SCOPE_BASIC, "bio_description": SCOPE_PROFILE,
+    "profile_deep_link": SCOPE_PROFILE, "is_verified": SCOPE_PROFILE,
+    "username": SCOPE_PROFILE, "follower_count": SCOPE_STATS,
+    "following_count": SCOPE_STATS, "likes_count": SCOPE_STATS, "video_count": SCOPE_STATS,
+}
 
 # authorization.removed reason for a revoke through the API: "Developer revoke authorization".
 REVOKE_REASON = 5
@@ -138,20 +153,30 @@ class OAuthApi(EndpointFamily):
 
     # GET /v2/user/info/?fields=...
     def user_info(self, req: Request) -> Reply:
-        profile = self.authorize(req, (SCOPE_BASIC,))
+        profile = self.authorize(req, (SCOPE_BASIC, SCOPE_PROFILE, SCOPE_STATS))
         fields = [f.strip() for f in req.query.get("fields", [""])[0].split(",") if f.strip()]
         if not fields:
             raise ApiError(400, "invalid_param", "fields is required")
         unknown = [f for f in fields if f not in USER_INFO_FIELDS]
         if unknown:
             raise ApiError(400, "invalid_param", f"unknown fields: {','.join(unknown)}")
+        missing = sorted({USER_INFO_FIELDS[f] for f in fields} - set(profile["scopes"]))
+        if missing:
+            raise ApiError(400, "scope_permission_missed",
+                           f"Some fields need additional scopes: {','.join(missing)}")
         source = {
             "open_id": profile["open_id"], "union_id": profile["union_id"],
             "avatar_url": profile["avatar_url"], "avatar_url_100": profile["avatar_url"],
             "avatar_large_url": profile["avatar_url"], "display_name": profile["nickname"],
             "username": profile["username"], "bio_description": "",
             "profile_deep_link": f"https://www.tiktok.com/@{profile['username']}",
-            "is_verified": False, "follower_count": 0, "following_count": 0,
-            "likes_count": 0, "video_count": 0,
+            "is_verified": False, "follower_count": profile["follower_count"],
+            "following_count": profile["following_count"],
         }
+        if "video_count" in fields or "likes_count" in fields:
+            at = now()
+            videos = public_videos(self.state, profile["open_id"], at)
+            source["video_count"] = len(videos)
+            source["likes_count"] = sum(metrics(self.state, v, at)["like_count"]
+                                        for v in videos)
         return envelope_reply(200, {"user": {f: source[f] for f in fields}})

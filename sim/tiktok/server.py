@@ -7,13 +7,15 @@ What TikTok documents (docs/tiktok-api.md):
     POST /v2/post/publish/status/fetch/           POST /v2/post/publish/cancel/
     POST /v2/oauth/token/                         POST /v2/oauth/revoke/
     GET  /v2/user/info/                           PUT  <upload_url> (chunks)
+    POST /v2/video/list/                          POST /v2/video/query/  (Display API)
 - Every /v2/post/publish/* reply carries `error.log_id`, which TikTok support asks for.
 
 What this module does: SimHTTPServer (one thread per connection, listen backlog 4096)
 and SimHandler (HTTP/1.1 keep-alive, one send() per reply).  Paths must match exactly,
 trailing slash included; anything else is 404 `not_found` in the envelope.  A TikTok call
 goes: read the body, sleep `latency_ms` (outside the state lock), take a queued fault,
-run the handler family (publish.py, status.py, oauth.py; uploads.py for chunk PUTs) under
+run the handler family (publish.py, status.py, oauth.py, display.py; uploads.py for chunk
+PUTs) under
 the state lock, log the call (secrets redacted, bearer tokens never), reply.  /_sim/media/
 is streamed here from uploads.py's plan, and the rest of /_sim/ goes to control.py.
 The server owns the WebhookSender (webhooks.py), whose threads run only once webhooks are
@@ -43,6 +45,7 @@ from urllib.parse import parse_qs, urlsplit
 from .common import (ENDPOINT_NAMES, MAX_JSON_BODY, OAUTH_ENDPOINTS, UPLOAD_READ_TIMEOUT,
                      ApiError, OAuthError, now, redact, redact_path)
 from .control import ControlApi
+from .display import DisplayApi
 from .faults import Fault, fault_reply, take_fault
 from .oauth import OAuthApi
 from .publish import PublishApi
@@ -63,6 +66,8 @@ ROUTES = {
     ("POST", "/v2/oauth/token/"): "oauth_token",
     ("POST", "/v2/oauth/revoke/"): "oauth_revoke",
     ("GET", "/v2/user/info/"): "user_info",
+    ("POST", "/v2/video/list/"): "video_list",
+    ("POST", "/v2/video/query/"): "video_query",
 }
 UPLOAD_PATH_RE = re.compile(r"^/upload/([A-Za-z0-9_-]+)$")
 # Every logical endpoint but "upload" and "media" has exactly one route.
@@ -87,6 +92,7 @@ class SimHTTPServer(ThreadingHTTPServer):
         publish = PublishApi(state)
         status = StatusApi(state)
         oauth = OAuthApi(state, self.webhooks)
+        display = DisplayApi(state)
         # Logical endpoint name (ROUTES' values) -> handler.
         self.endpoints = {
             "creator_info": publish.creator_info,
@@ -98,6 +104,8 @@ class SimHTTPServer(ThreadingHTTPServer):
             "oauth_token": oauth.oauth_token,
             "oauth_revoke": oauth.oauth_revoke,
             "user_info": oauth.user_info,
+            "video_list": display.video_list,
+            "video_query": display.video_query,
         }
         self.uploads = UploadHandler(state)
         self.control = ControlApi(state, self.webhooks)

@@ -5,7 +5,9 @@ What TikTok documents (docs/tiktok-api.md):
   too (`refresh_expires_in`, 180 days); a refresh rotates the refresh token, and the old
   one stops working.
 - Rate limits per user access token, per minute: the three inits share 6, status_fetch
-  30, creator_info 20; over the limit is 429 `rate_limit_exceeded`.
+  30, creator_info 20; over the limit is 429 `rate_limit_exceeded`.  The Display API's
+  rate-limit page gives /v2/user/info/, /v2/video/list/ and /v2/video/query/ 600 each
+  ("set and enforced separately", one-minute sliding window, 429 rate_limit_exceeded).
 - Caps: about 15 Direct Posts a day per creator (`spam_risk_too_many_posts`), at most 5
   unfinished inbox drafts per user in 24 h (`spam_risk_too_many_pending_share`), and an
   unaudited app may post for at most 5 users a day.
@@ -40,8 +42,11 @@ from .common import (DAY, DEFAULT_SCOPES, DIRECT, FILE, INBOX, MAX_LOG_ENTRIES, 
 
 # Which endpoints share which per-token rate-limit bucket.
 RATE_GROUPS = {"video_init": "init", "inbox_video_init": "init", "content_init": "init",
-               "status_fetch": "status_fetch", "creator_info": "creator_info"}
-DEFAULT_RATE_LIMITS = {"init": 6, "status_fetch": 30, "creator_info": 20}
+               "status_fetch": "status_fetch", "creator_info": "creator_info",
+               "user_info": "user_info", "video_list": "video_list",
+               "video_query": "video_query"}
+DEFAULT_RATE_LIMITS = {"init": 6, "status_fetch": 30, "creator_info": 20,
+                       "user_info": 600, "video_list": 600, "video_query": 600}
 
 
 # Whether a webhook target is an absolute http(s) URL with a host.
@@ -79,6 +84,8 @@ class Config:
             "pending_share_limit": 5,
             "upload_base_url": None,
             "webhook_url": None,
+            # TikTok's Video Object: a cover_image_url "has a TTL of 6 hours".
+            "cover_url_ttl_seconds": 6 * 3600,
         }
         self.values = copy.deepcopy(self.defaults)
 
@@ -106,7 +113,7 @@ class Config:
     @staticmethod
     def _apply(staged: dict, key: str, value) -> None:
         if key in ("latency_ms", "processing_seconds", "upload_url_ttl_seconds",
-                   "rate_limit_window_seconds"):
+                   "rate_limit_window_seconds", "cover_url_ttl_seconds"):
             if not is_number(value) or value < 0:
                 raise ControlError(f"{key} must be a non-negative number")
         elif key in ("access_expires_in", "refresh_expires_in", "unaudited_user_cap",
@@ -211,9 +218,28 @@ class Publish:
     forced_status: str | None = None
     forced_fail_reason: str | None = None
     forced_post_ids: list | None = None
+    forced_at: float | None = None    # when POST /_sim/publishes/<id> forced the status
+    taken_down_ids: set = field(default_factory=set)    # post ids no longer public
+    # Media checks (checker.py; only with config check_media): None (not checked),
+    # "pending", "done" or "skipped" (over check_media_max_bytes), and what they found.
+    media_check: str | None = None
+    media_fail_reason: str | None = None
+    media_info: dict | None = None    # duration, width, height, fps, codec, format
+    media_checked_at: float | None = None
+    media_error: str | None = None    # why the check failed or was skipped, for /_sim/
+    pulled_bytes: int | None = None   # bytes really downloaded by a media check
+    spool_path: str | None = None     # FILE_UPLOAD bytes kept for the check
 
-    # Current (status, fail_reason, visible post ids) at time `at`.
+    # Current (status, fail_reason, visible post ids) at time `at`.  A post id taken
+    # down through the control API is left out: TikTok no longer lists it as public.
     def progress(self, at: float) -> tuple[str, str | None, list]:
+        status, fail_reason, post_ids = self.raw_progress(at)
+        if self.taken_down_ids:
+            post_ids = [i for i in post_ids if i not in self.taken_down_ids]
+        return status, fail_reason, post_ids
+
+    # (status, fail_reason, post ids) at time `at`, takedowns not applied.
+    def raw_progress(self, at: float) -> tuple[str, str | None, list]:
         if self.forced_status:
             if self.forced_status == ST_FAILED:
                 return ST_FAILED, self.forced_fail_reason or "internal", []
@@ -225,27 +251,48 @@ class Publish:
             return self.forced_status, None, []
         if self.cancelled:
             return ST_FAILED, "publish_cancelled", []
-        if self.source == FILE:
-            if self.upload_completed_at is None:
-                return ST_UPLOAD, None, []
-            started, busy = self.upload_completed_at, ST_UPLOAD
-        else:
-            started, busy = self.created_at, ST_DOWNLOAD
-        elapsed = at - started
-        if elapsed < self.processing_seconds:
+        if self.source == FILE and self.upload_completed_at is None:
+            return ST_UPLOAD, None, []
+        busy = ST_UPLOAD if self.source == FILE else ST_DOWNLOAD
+        done_at = self.processing_done_at()
+        if done_at is None or at < done_at:
             return busy, None, []
         if self.planned_fail_reason:
             return ST_FAILED, self.planned_fail_reason, []
+        if self.media_fail_reason:
+            return ST_FAILED, self.media_fail_reason, []
         if self.mode == INBOX:
             return ST_INBOX, None, []
-        visible = elapsed >= 2 * self.processing_seconds and self.post_id is not None
+        # Moderation takes another processing_seconds before the post id shows.
+        visible = at >= done_at + self.processing_seconds and self.post_id is not None
         return ST_COMPLETE, None, ([self.post_id] if visible else [])
+
+    # When processing ends (epoch s): processing_seconds after the pull started or the last
+    # chunk arrived, and not before a media check (checker.py) has finished; None while
+    # the upload or the check is still under way.
+    def processing_done_at(self) -> float | None:
+        started = self.upload_completed_at if self.source == FILE else self.created_at
+        if started is None or self.media_check == "pending":
+            return None
+        done_at = started + self.processing_seconds
+        if self.media_checked_at is not None:
+            done_at = max(done_at, self.media_checked_at)
+        return done_at
+
+    # When the post was published (epoch s; the Display API's create_time): the forced
+    # moment for a forced PUBLISH_COMPLETE, else when processing ended.
+    def published_at(self) -> float | None:
+        if self.forced_status == ST_COMPLETE:
+            return self.forced_at
+        return self.processing_done_at()
 
     # Bytes TikTok has pulled so far (PULL_FROM_URL only).
     def downloaded_bytes(self, at: float) -> int:
         status, _, _ = self.progress(at)
         if status == ST_FAILED:
             return 0
+        if status != ST_DOWNLOAD and self.pulled_bytes is not None:
+            return self.pulled_bytes
         if status != ST_DOWNLOAD or self.processing_seconds <= 0:
             return SIMULATED_PULL_BYTES
         fraction = min(1.0, (at - self.created_at) / self.processing_seconds)
@@ -269,6 +316,11 @@ class Publish:
             "content_types": list(self.content_types),
             "upload_completed_at": self.upload_completed_at, "post_ids": post_ids,
             "assigned_post_id": self.post_id,
+            "taken_down_post_ids": sorted(self.taken_down_ids),
+            "media_check": None if self.media_check is None else {
+                "state": self.media_check, "fail_reason": self.media_fail_reason,
+                "info": self.media_info, "error": self.media_error,
+                "checked_at": self.media_checked_at, "pulled_bytes": self.pulled_bytes},
         }
 
 
@@ -304,6 +356,8 @@ class SimState:
             self.faults: list = []                       # pending faults.Fault, in queue order
             self.rate_windows: dict[tuple[str, str], deque] = {}
             self.post_counter = 0
+            # video id (int) -> metrics a test set through POST /_sim/videos/<id>
+            self.video_metrics: dict[int, dict] = {}
 
     # ---- users and tokens -------------------------------------------------
 
@@ -326,6 +380,8 @@ class SimState:
             "cannot_post": None,
             "banned": False,
             "daily_post_cap": 15,
+            "follower_count": 0,          # user info (user.info.stats)
+            "following_count": 0,
         }
 
     # Look up the profile behind a bearer token, creating an auto user if allowed.
