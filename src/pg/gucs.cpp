@@ -33,6 +33,7 @@ int			vs_guc_log_lock_timeout_ms = 200;
 int			vs_guc_unknown_outcome_policy = 0;
 int			vs_guc_unknown_outcome_quiet_period_s = 21600;
 int			vs_guc_publish_confirm_timeout_s = 7200;
+int			vs_guc_metrics_follow_days = 90;
 
 /* vibescaling.unknown_outcome_policy's values (read by SQL as text). */
 static const struct config_enum_entry unknown_outcome_policies[] = {
@@ -437,6 +438,16 @@ vs_define_gucs(void)
 							7200, 60, 30 * 86400,
 							PGC_SUSET,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	/* Read by SQL (vibescaling.collect_metrics). */
+	DefineCustomIntVariable("vibescaling.metrics_follow_days",
+							"How many days after its publish collect_metrics follows a public post's counts.",
+							NULL,
+							&vs_guc_metrics_follow_days,
+							90, 1, 3650,
+							PGC_SUSET,
+							0,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("vibescaling");

@@ -23,6 +23,7 @@ extern int	vs_guc_log_lock_timeout_ms;
 extern int	vs_guc_unknown_outcome_policy;
 extern int	vs_guc_unknown_outcome_quiet_period_s;
 extern int	vs_guc_publish_confirm_timeout_s;
+extern int	vs_guc_metrics_follow_days;
 
 /* Defines the vibescaling.* GUCs; called once from _PG_init. */
 void		vs_define_gucs(void);

@@ -68,11 +68,12 @@ check_call(VsBatchCall *c, int index)
 	if (strcmp(c->trigger, "manual") != 0 && strcmp(c->trigger, "scheduler") != 0 &&
 		strcmp(c->trigger, "status") != 0 && strcmp(c->trigger, "connect") != 0 &&
 		strcmp(c->trigger, "refresh") != 0 && strcmp(c->trigger, "disconnect") != 0 &&
-		strcmp(c->trigger, "webhook") != 0)
+		strcmp(c->trigger, "webhook") != 0 && strcmp(c->trigger, "settle") != 0 &&
+		strcmp(c->trigger, "metrics") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("call %d: unknown trigger \"%s\"", index + 1, c->trigger),
-				 errhint("Use manual, scheduler, status, connect, refresh, disconnect or webhook.")));
+				 errhint("Use manual, scheduler, status, connect, refresh, disconnect, webhook, settle or metrics.")));
 	c->endpoint = vs_endpoint_from_name(c->endpoint_name);
 	if (c->endpoint == VS_EP_UNKNOWN || c->endpoint == VS_EP_OAUTH_TOKEN || c->endpoint == VS_EP_OAUTH_REVOKE)
 		ereport(ERROR,

@@ -372,13 +372,20 @@ DECLARE
     v_why      text := CASE p_decided_by WHEN 'operator' THEN 'by an operator'
                                          WHEN 'quiet_period' THEN 'after the quiet period without a sign of it'
                                          ELSE format('from TikTok''s %s', replace(p_decided_by, '_', ' ')) END;
-    v_requeued boolean := false;
+    -- Only a post the dispatcher sent (publishing, with a time) goes back on the queue.
+    v_requeued boolean := NOT p_on_tiktok AND p_requeue AND p.status = 'publishing' AND p.scheduled_at IS NOT NULL;
     v_id       bigint;
 BEGIN
+    IF p_on_tiktok AND p.tiktok_account_id IS NULL THEN
+        RAISE EXCEPTION 'post % has no TikTok account to have been published to', p.id USING ERRCODE = '55000';
+    END IF;
+    -- First the decision: the posts trigger lets a settled post be scheduled again.
+    INSERT INTO vibescaling.settlements (post_id, tiktok_account_id, settled_through, on_tiktok, publish_id,
+                                         public_post_id, decided_by, evidence, requeued)
+    VALUES (p.id, p.tiktok_account_id, vibescaling._last_init_log_id(p.id), p_on_tiktok, p_publish_id,
+            p_public_post_id, p_decided_by, coalesce(p_evidence, '{}'), v_requeued)
+    RETURNING id INTO v_id;
     IF p_on_tiktok THEN
-        IF p.tiktok_account_id IS NULL THEN
-            RAISE EXCEPTION 'post % has no TikTok account to have been published to', p.id USING ERRCODE = '55000';
-        END IF;
         IF p_publish_id IS NOT NULL THEN
             PERFORM vibescaling._reconcile_sent(p, p_publish_id, v_endpoint);
         ELSE
@@ -390,12 +397,11 @@ BEGIN
             UPDATE vibescaling.posts t SET status = 'posted', posted_at = coalesce(t.posted_at, now()) WHERE t.id = p.id;
         END IF;
         UPDATE vibescaling.posts t SET last_error = 'settled ' || v_why || ': on TikTok' WHERE t.id = p.id;
-    ELSIF p_requeue AND p.scheduled_at IS NOT NULL THEN
+    ELSIF v_requeued THEN
         UPDATE vibescaling.posts t
            SET status = 'scheduled', next_attempt_at = now(),
                last_error = 'settled ' || v_why || ': not on TikTok; back on the queue'
          WHERE t.id = p.id;
-        v_requeued := true;
     ELSE
         UPDATE vibescaling.posts t
            SET status = CASE WHEN t.status = 'publishing' THEN 'failed' ELSE t.status END,
@@ -405,11 +411,6 @@ BEGIN
                                     ELSE '' END
          WHERE t.id = p.id;
     END IF;
-    INSERT INTO vibescaling.settlements (post_id, tiktok_account_id, settled_through, on_tiktok, publish_id,
-                                         public_post_id, decided_by, evidence, requeued)
-    VALUES (p.id, p.tiktok_account_id, vibescaling._last_init_log_id(p.id), p_on_tiktok, p_publish_id,
-            p_public_post_id, p_decided_by, coalesce(p_evidence, '{}'), v_requeued)
-    RETURNING id INTO v_id;
     RETURN v_id;
 END
 $$;

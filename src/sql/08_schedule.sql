@@ -20,7 +20,10 @@ BEGIN
     END IF;
 
     IF p_new.status = 'scheduled' THEN
-        IF p_old.id IS NOT NULL AND p_old.status = 'publishing' THEN
+        -- A publishing post is scheduled again only once settled (a requeue:
+        -- its time was set before, so the 5-minute rule is not for it).
+        IF p_old.id IS NOT NULL AND p_old.status = 'publishing'
+           AND (SELECT e.state FROM vibescaling._earlier_init(p_old.id) e) IS NOT DISTINCT FROM 'unknown' THEN
             RAISE EXCEPTION 'post % is publishing: its init''s outcome is unknown; it cannot be scheduled', p_old.id
                 USING ERRCODE = '55000',
                       HINT = 'settle_unknown_outcomes() settles it from TikTok''s signals; an operator may call settle_post().';
@@ -30,7 +33,8 @@ BEGIN
         END IF;
         -- The 5-minute rule applies when the time is set, not to later edits
         -- of an already scheduled post.
-        IF (p_old.id IS NULL OR p_old.status <> 'scheduled' OR p_new.scheduled_at IS DISTINCT FROM p_old.scheduled_at)
+        IF (p_old.id IS NULL OR p_old.status NOT IN ('scheduled', 'publishing')
+            OR p_new.scheduled_at IS DISTINCT FROM p_old.scheduled_at)
            AND p_new.scheduled_at < now() + interval '5 minutes' THEN
             RAISE EXCEPTION 'scheduled_at must be at least 5 minutes in the future'
                 USING ERRCODE = '22023',

@@ -711,8 +711,10 @@ $$;
 -- vibescaling-analytics rolls up the Analytics page's hourly tables
 -- (roll_up_analytics), every 5 minutes; vibescaling-settle settles posts
 -- whose init had an unknown outcome (settle_unknown_outcomes), every 5
--- minutes; vibescaling-poll-status follows publishes to their final state,
--- every minute. Returns the dispatch job's id.
+-- minutes; vibescaling-metrics takes snapshots of public posts' and
+-- accounts' counts (collect_metrics), every 15 minutes;
+-- vibescaling-poll-status follows publishes to their final state, every
+-- minute. Returns the dispatch job's id.
 CREATE FUNCTION vibescaling.enable_scheduler(schedule text DEFAULT '*/5 * * * *')
 RETURNS bigint
 LANGUAGE plpgsql
@@ -739,6 +741,8 @@ BEGIN
       USING 'vibescaling-analytics', '*/5 * * * *', 'SELECT vibescaling.roll_up_analytics()';
     EXECUTE 'SELECT cron.schedule($1, $2, $3)'
       USING 'vibescaling-settle', '*/5 * * * *', 'SELECT vibescaling.settle_unknown_outcomes()';
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)'
+      USING 'vibescaling-metrics', '*/15 * * * *', 'SELECT vibescaling.collect_metrics()';
     -- The logs' partitions for this week and the next, now rather than at the job's first run.
     PERFORM vibescaling._create_log_partition(t.parent, w)
        FROM vibescaling._log_tables() t, vibescaling._log_weeks_needed(t.parent) w;
@@ -758,9 +762,9 @@ DECLARE
     v_found boolean := false;
 BEGIN
     PERFORM vibescaling._require_pg_cron();
-    FOR v_job IN EXECUTE 'SELECT jobname FROM cron.job WHERE jobname IN ($1, $2, $3, $4, $5, $6)'
+    FOR v_job IN EXECUTE 'SELECT jobname FROM cron.job WHERE jobname IN ($1, $2, $3, $4, $5, $6, $7)'
                  USING 'vibescaling-dispatch', 'vibescaling-uploads', 'vibescaling-refresh', 'vibescaling-logs',
-                       'vibescaling-analytics', 'vibescaling-settle' LOOP
+                       'vibescaling-analytics', 'vibescaling-settle', 'vibescaling-metrics' LOOP
         EXECUTE 'SELECT cron.unschedule($1)' USING v_job;
         v_found := true;
     END LOOP;

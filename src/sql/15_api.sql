@@ -459,6 +459,9 @@ BEGIN
                     vibescaling_api.posts_per_account_day, vibescaling_api.schedule_delay,
                     vibescaling.dispatch_stats, vibescaling.dispatch_failures,
                     vibescaling.posts_per_account_day, vibescaling.schedule_delay TO vibescaling_user;
+    GRANT SELECT ON vibescaling_api.post_metrics, vibescaling_api.account_metrics,
+                    vibescaling.post_metrics_latest, vibescaling.account_metrics_latest,
+                    vibescaling.post_metrics, vibescaling.account_metrics TO vibescaling_user, vibescaling_operator;
     GRANT EXECUTE ON FUNCTION
         vibescaling_api.publish_post(uuid, uuid, text, text, boolean, boolean, boolean, boolean, boolean),
         vibescaling_api.schedule_post(uuid, timestamptz, uuid, text, text, boolean, boolean, boolean, boolean, boolean),

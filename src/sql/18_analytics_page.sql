@@ -415,7 +415,8 @@ BEGIN
                       'p95_s', round(vibescaling._hist_quantile(d.b, d.n, 0.95)::numeric, 1))
                       ORDER BY b.t) FROM buckets b LEFT JOIN delay_t d ON d.t = b.t), '[]'))
       INTO v_result;
-    RETURN v_result || vibescaling._analytics_now(v_scope);
+    RETURN v_result || vibescaling._analytics_now(v_scope)
+                    || vibescaling._analytics_metrics(v_scope, p_from, p_to, p_tz);
 END
 $$;
 COMMENT ON FUNCTION vibescaling.analytics(timestamptz, timestamptz, text, text) IS

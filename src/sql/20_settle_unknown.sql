@@ -38,7 +38,7 @@ $$;
 
 -- The account's videos TikTok lists (video/list, newest first) created at
 -- or after since: up to three pages of 20. NULL when the account did not
--- grant video.list; raises (the call's error) when TikTok refused or could
+-- grant video.list (its scopes say so, or TikTok does); raises (the call's error) when TikTok refused or could
 -- not be reached, so that absence is never concluded from a failed look.
 -- Each row: id (text: 19 digits), create_time, caption key.
 CREATE FUNCTION vibescaling._listed_videos(p_account_id uuid, p_post_id uuid, p_since timestamptz)
@@ -53,13 +53,16 @@ DECLARE
     v_videos jsonb := '[]';
     v_page   jsonb;
 BEGIN
-    IF v_scopes IS NULL OR NOT ('video.list' = ANY (v_scopes)) THEN
+    -- Unknown scopes (an account added with a token alone): ask all the same.
+    IF NOT coalesce('video.list' = ANY (v_scopes), true) THEN
         RETURN NULL;
     END IF;
     FOR i IN 1 .. 3 LOOP
         v_call := vibescaling._tiktok_call('video_list', p_account_id, p_post_id, 'settle',
                                            jsonb_strip_nulls(jsonb_build_object('max_count', 20, 'cursor', v_cursor)));
-        IF NOT v_call.ok THEN
+        IF NOT v_call.ok AND v_call.error_code = 'scope_not_authorized' AND v_scopes IS NULL THEN
+            RETURN NULL;     -- the account's scopes were unknown: now we know
+        ELSIF NOT v_call.ok THEN
             PERFORM vibescaling._raise_tiktok_error(v_call, 'video_list');
         END IF;
         SELECT coalesce(jsonb_agg(jsonb_build_object(
@@ -174,9 +177,9 @@ BEGIN
           FROM jsonb_array_elements(videos) v
          WHERE v->>'caption' = v_key
            AND (v->>'create_time')::timestamptz BETWEEN u.created_at - interval '1 minute' AND v_window_end
-           AND NOT EXISTS (SELECT 1 FROM vibescaling.publish_records r
-                            WHERE r.tiktok_account_id = p.tiktok_account_id
-                              AND (v->>'id')::bigint = ANY (r.public_post_ids))
+           AND NOT EXISTS (SELECT 1 FROM vibescaling.publish_records k
+                            WHERE k.tiktok_account_id = p.tiktok_account_id
+                              AND (v->>'id')::bigint = ANY (k.public_post_ids))
            AND NOT EXISTS (SELECT 1 FROM vibescaling.settlements s WHERE s.public_post_id = (v->>'id')::bigint);
         IF jsonb_array_length(v_matches) > 1 THEN
             RETURN 'ambiguous';
@@ -206,9 +209,6 @@ BEGIN
         v_status := vibescaling._confirm_publish(p.tiktok_account_id, p.id, v_publish_id);
         IF v_status IS NULL THEN
             v_publish_id := NULL;     -- not this account's: the webhook's publish is no evidence
-            IF v_video IS NULL THEN
-                RETURN 'ambiguous';
-            END IF;
         END IF;
     END IF;
 
@@ -307,7 +307,7 @@ BEGIN
                     v_quiet, v_requeue);
                 v_result := coalesce(v_result, 'waiting');
                 v_counts := jsonb_set(v_counts, ARRAY[v_result], to_jsonb((v_counts->>v_result)::integer + 1));
-                IF v_result = 'quiet_period' AND v_requeue AND p.scheduled_at IS NOT NULL THEN
+                IF v_result = 'quiet_period' AND v_requeue AND p.status = 'publishing' AND p.scheduled_at IS NOT NULL THEN
                     v_counts := jsonb_set(v_counts, '{requeued}', to_jsonb((v_counts->>'requeued')::integer + 1));
                 END IF;
                 -- A publish settled here explains nothing else.
