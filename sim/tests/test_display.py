@@ -149,8 +149,9 @@ class VideoListTests(DisplayTestCase):
                     {"max_count": 2.5}, {"cursor": -1}, {"cursor": "1643332803000"}):
             with self.subTest(body=bad):
                 self.assertEnvelope(self.display(LIST, bad), 400, "invalid_params")
-        self.assertEnvelope(self.call("POST", LIST + "?fields=id", raw=b"[1]",
-                                      token="tok_a"), 400, "invalid_param")
+        for raw in (b"[1]", b"{not json"):
+            self.assertEnvelope(self.call("POST", LIST + "?fields=id", raw=raw,
+                                          token="tok_a"), 400, "invalid_params")
 
     # A title longer than the Video Object's 150 characters is cut to 150.
     def test_long_caption(self):

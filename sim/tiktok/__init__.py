@@ -17,6 +17,9 @@ API under /_sim/ and every config key.  One module per part:
     display.py   the Display API's /v2/video/list/ and /v2/video/query/
     videos.py    which publishes are public videos, and their Video Objects
     webhooks.py  signed webhook deliveries (opt-in: config key webhook_url)
+    checker.py   media checks after an init (opt-in: config key check_media)
+    probe.py     TikTok's video and photo rules, checked with ffprobe
+    fetch.py     downloads PULL_FROM_URL media for the checks
     wire.py      Request, Reply, TikTok's envelope and OAuth replies, the bearer check
     common.py    constants, helpers, error types
 """

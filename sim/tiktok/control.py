@@ -67,10 +67,11 @@ class ControlApi:
     """The /_sim/ endpoints: health, reset, config, users, faults, requests, publishes,
     webhooks."""
 
-    # Keep the shared state and the webhook sender.
-    def __init__(self, state: SimState, webhooks: WebhookSender):
+    # Keep the shared state, the webhook sender and the media checker.
+    def __init__(self, state: SimState, webhooks: WebhookSender, checker=None):
         self.state = state
         self.webhooks = webhooks
+        self.checker = checker
 
     # Route a control request; returns (HTTP status, JSON body).
     def handle(self, method: str, path: str, query: dict, raw_body: bytes) -> tuple[int, dict]:
@@ -99,6 +100,8 @@ class ControlApi:
         if path == "/_sim/reset" and method == "POST":
             state.reset()
             self.webhooks.reset()
+            if self.checker is not None:
+                self.checker.reset()
             return 200, {"ok": True}
         if path == "/_sim/config":
             if method == "POST":

@@ -51,7 +51,7 @@ class DisplayApi(EndpointFamily):
     def video_list(self, req: Request) -> Reply:
         profile = self.authorize(req, (SCOPE_VIDEO_LIST,))
         fields = self.requested_fields(req)
-        body = req.json_object(allow_empty=True)
+        body = self.body(req, allow_empty=True)
         at = now()
         cursor = body.get("cursor")
         if cursor is None or cursor == 0:
@@ -80,7 +80,7 @@ class DisplayApi(EndpointFamily):
     def video_query(self, req: Request) -> Reply:
         profile = self.authorize(req, (SCOPE_VIDEO_LIST,))
         fields = self.requested_fields(req)
-        body = req.json_object()
+        body = self.body(req, allow_empty=False)
         filters = body.get("filters")
         if not isinstance(filters, dict):
             raise invalid("filters is required: {\"video_ids\": [...]}")
@@ -95,6 +95,14 @@ class DisplayApi(EndpointFamily):
         wanted = [mine[i] for i in dict.fromkeys(ids) if i in mine]
         return envelope_reply(200, {
             "videos": [video_object(self.state, v, fields, at) for v in wanted]})
+
+    # The JSON object body, any problem with it answered as invalid_params.
+    @staticmethod
+    def body(req: Request, allow_empty: bool) -> dict:
+        try:
+            return req.json_object(allow_empty=allow_empty)
+        except ApiError as err:
+            raise invalid(err.message) from None
 
     # The known Video Object fields named by ?fields= (required; unknown names ignored).
     @staticmethod

@@ -30,7 +30,8 @@ What TikTok documents (docs/tiktok-api.md):
   (`reached_active_user_cap`).
 
 What this module does: PublishApi validates each init in TikTok's order, creates the
-Publish record (a 19-digit post id for Direct Posts, an upload URL for FILE_UPLOAD) and
+Publish record (a 19-digit post id for Direct Posts, an upload URL for FILE_UPLOAD),
+hands it to the media checker (checker.py; it acts only with config check_media) and
 answers in the envelope.  Simulator markers in a media URL: `sim_fail=<reason>` makes the
 publish end FAILED with that reason, `sim_processing_seconds=N` sets its processing time.
 """
@@ -137,6 +138,11 @@ def chunk_rule_violation(video_size, chunk_size, total_chunk_count) -> str | Non
 
 class PublishApi(EndpointFamily):
     """creator_info and the three inits (handlers run with state.lock held)."""
+
+    # Keep the shared state and the media checker (checker.MediaChecker, or None).
+    def __init__(self, state, checker=None):
+        super().__init__(state)
+        self.checker = checker
 
     # ---- endpoints ------------------------------------------------------
 
@@ -375,6 +381,8 @@ class PublishApi(EndpointFamily):
             data["upload_url"] = (f"{base.rstrip('/')}/upload/{publish.upload_id}"
                                   f"?upload_token={quote(publish.upload_token)}")
             state.uploads[publish.upload_id] = publish.publish_id
+        if self.checker is not None:
+            self.checker.prepare(publish, profile)
         state.add_publish(publish)
         req.publish_id = publish.publish_id
         return publish, data

@@ -19,10 +19,11 @@ PUTs) under
 the state lock, log the call (secrets redacted, bearer tokens never), reply.  /_sim/media/
 is streamed here from uploads.py's plan, and the rest of /_sim/ goes to control.py.
 The server owns the WebhookSender (webhooks.py), whose threads run only once webhooks are
-configured, and stops them when it closes.
+configured, and the MediaChecker (checker.py), whose threads run only once config
+check_media has a check to run; it stops both when it closes.
 
     python3 sim/tiktok_sim.py --port 18443 [--host 127.0.0.1] [--latency-ms 0]
-        [--processing-seconds 3] [--no-rate-limits] [--quiet] [--verbose]
+        [--processing-seconds 3] [--no-rate-limits] [--check-media] [--quiet] [--verbose]
 
 prints `tiktok_sim listening on http://HOST:PORT` once listening (`--port 0` picks a free
 port) and stops cleanly, exit 0, on SIGTERM or SIGINT.
@@ -44,9 +45,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from .common import (ENDPOINT_NAMES, MAX_JSON_BODY, OAUTH_ENDPOINTS, UPLOAD_READ_TIMEOUT,
                      ApiError, OAuthError, now, redact, redact_path)
+from .checker import MediaChecker
 from .control import ControlApi
 from .display import DisplayApi
 from .faults import Fault, fault_reply, take_fault
+from . import probe
 from .oauth import OAuthApi
 from .publish import PublishApi
 from .state import Config, SimState
@@ -89,7 +92,8 @@ class SimHTTPServer(ThreadingHTTPServer):
         super().__init__(address, SimHandler)
         self.state = state
         self.webhooks = WebhookSender(state)
-        publish = PublishApi(state)
+        self.checker = MediaChecker(state)
+        publish = PublishApi(state, self.checker)
         status = StatusApi(state)
         oauth = OAuthApi(state, self.webhooks)
         display = DisplayApi(state)
@@ -107,8 +111,8 @@ class SimHTTPServer(ThreadingHTTPServer):
             "video_list": display.video_list,
             "video_query": display.video_query,
         }
-        self.uploads = UploadHandler(state)
-        self.control = ControlApi(state, self.webhooks)
+        self.uploads = UploadHandler(state, self.checker)
+        self.control = ControlApi(state, self.webhooks, self.checker)
         self.verbose = verbose
         self.quiet = quiet
 
@@ -123,10 +127,11 @@ class SimHTTPServer(ThreadingHTTPServer):
             return oauth_reply(err.http_status, {"error": err.error,
                                                  "error_description": err.description})
 
-    # Close the socket and stop the webhook threads.
+    # Close the socket, stop the webhook threads and the media checks.
     def server_close(self) -> None:
         super().server_close()
         self.webhooks.close()
+        self.checker.close()
 
 
 class SimHandler(BaseHTTPRequestHandler):
@@ -455,9 +460,10 @@ class SimHandler(BaseHTTPRequestHandler):
 # Build a server (not yet serving) from options; port 0 picks a free port.
 def make_server(host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0,
                 processing_seconds: float = 3, rate_limits: bool = True,
-                verbose: bool = False, quiet: bool = False) -> SimHTTPServer:
+                verbose: bool = False, quiet: bool = False,
+                check_media: bool = False) -> SimHTTPServer:
     config = Config(latency_ms=latency_ms, processing_seconds=processing_seconds,
-                    rate_limits=rate_limits)
+                    rate_limits=rate_limits, check_media=check_media)
     return SimHTTPServer((host, port), SimState(config), verbose=verbose, quiet=quiet)
 
 
@@ -469,6 +475,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=float, default=0)
     parser.add_argument("--processing-seconds", type=float, default=3)
     parser.add_argument("--no-rate-limits", action="store_true")
+    parser.add_argument("--check-media", action="store_true",
+                        help="check uploaded and pulled media with ffprobe (config "
+                             "check_media)")
     parser.add_argument("--quiet", action="store_true", help="print only the listening line")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return parser.parse_args(argv)
@@ -477,8 +486,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 # Run the server until SIGTERM/SIGINT.
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.check_media and not probe.available():
+        print("tiktok_sim: --check-media needs ffprobe on PATH (Debian: apt-get install "
+              "ffmpeg)", file=sys.stderr)
+        return 2
     server = make_server(args.host, args.port, args.latency_ms, args.processing_seconds,
-                         not args.no_rate_limits, args.verbose, args.quiet)
+                         not args.no_rate_limits, args.verbose, args.quiet,
+                         args.check_media)
     host, port = server.server_address[:2]
 
     # Stop serving from a helper thread (shutdown() must not run in serve_forever's thread).

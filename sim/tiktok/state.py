@@ -17,7 +17,8 @@ What TikTok documents (docs/tiktok-api.md):
   and an inbox upload SEND_TO_USER_INBOX; FAILED carries a `fail_reason`.
 
 What this module does: Config holds the settings (command-line defaults, changed through
-POST /_sim/config; `webhook_url`, null by default, turns on webhooks.py's deliveries).
+POST /_sim/config; `webhook_url`, null by default, turns on webhooks.py's deliveries;
+`check_media`, false by default, turns on checker.py's media checks and needs ffprobe).
 TokenRecord, RefreshRecord and Publish are the records; a Publish works out its status
 lazily from the clock (`progress`), so nothing has to run for a publish to advance.
 SimState holds users, tokens, publishes, pending faults, rate windows and the request log,
@@ -36,6 +37,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from . import probe
 from .common import (DAY, DEFAULT_SCOPES, DIRECT, FILE, INBOX, MAX_LOG_ENTRIES, POST_ID_BASE,
                      RNG, SIMULATED_PULL_BYTES, ST_COMPLETE, ST_DOWNLOAD, ST_FAILED, ST_INBOX,
                      ST_UPLOAD, ControlError, is_int, is_number, now, token_hash)
@@ -49,8 +51,8 @@ DEFAULT_RATE_LIMITS = {"init": 6, "status_fetch": 30, "creator_info": 20,
                        "user_info": 600, "video_list": 600, "video_query": 600}
 
 
-# Whether a webhook target is an absolute http(s) URL with a host.
-def webhook_url_ok(value) -> bool:
+# Whether a value is an absolute http(s) URL with a host (webhook targets, pull rewrites).
+def http_url_ok(value) -> bool:
     if not isinstance(value, str):
         return False
     try:
@@ -65,7 +67,7 @@ class Config:
 
     # Build the default settings from command-line options.
     def __init__(self, latency_ms: float = 0, processing_seconds: float = 3,
-                 rate_limits: bool = True):
+                 rate_limits: bool = True, check_media: bool = False):
         self.defaults = {
             "latency_ms": latency_ms,
             "processing_seconds": processing_seconds,
@@ -86,6 +88,11 @@ class Config:
             "webhook_url": None,
             # TikTok's Video Object: a cover_image_url "has a TTL of 6 hours".
             "cover_url_ttl_seconds": 6 * 3600,
+            # Media checks (checker.py).  Off by default: load tests and the extension's
+            # tests send synthetic bytes that are not video and would all fail them.
+            "check_media": check_media,
+            "check_media_max_bytes": 256 * 1024 * 1024,
+            "pull_url_rewrites": {},
         }
         self.values = copy.deepcopy(self.defaults)
 
@@ -117,12 +124,20 @@ class Config:
             if not is_number(value) or value < 0:
                 raise ControlError(f"{key} must be a non-negative number")
         elif key in ("access_expires_in", "refresh_expires_in", "unaudited_user_cap",
-                     "pending_share_limit"):
+                     "pending_share_limit", "check_media_max_bytes"):
             if not is_int(value) or value < 0:
                 raise ControlError(f"{key} must be a non-negative integer")
-        elif key in ("unaudited", "auto_users"):
+        elif key in ("unaudited", "auto_users", "check_media"):
             if not isinstance(value, bool):
                 raise ControlError(f"{key} must be a boolean")
+            if key == "check_media" and value and not probe.available():
+                raise ControlError("check_media needs ffprobe on PATH (Debian: apt-get "
+                                   "install ffmpeg)")
+        elif key == "pull_url_rewrites":
+            if not isinstance(value, dict) or not all(
+                    isinstance(k, str) and k and http_url_ok(v) for k, v in value.items()):
+                raise ControlError("pull_url_rewrites maps URL prefixes to http:// or "
+                                   "https:// URL prefixes")
         elif key in ("client_key", "client_secret"):
             if not isinstance(value, str) or not value:
                 raise ControlError(f"{key} must be a non-empty string")
@@ -130,7 +145,7 @@ class Config:
             if value is not None and not isinstance(value, str):
                 raise ControlError("upload_base_url must be a string or null")
         elif key == "webhook_url":
-            if value is not None and not webhook_url_ok(value):
+            if value is not None and not http_url_ok(value):
                 raise ControlError("webhook_url must be null or an http:// or https:// URL")
         elif key == "verified_url_prefixes":
             if not isinstance(value, list) or not all(isinstance(p, str) for p in value):

@@ -14,7 +14,9 @@ What TikTok documents (docs/tiktok-api.md):
 
 What this module does: UploadHandler checks a chunk's headers before reading its body,
 streams the body without keeping it (counting bytes and the running CRC32 /_sim/publishes
-shows), and takes the state lock only around the checks and the bookkeeping.  The media
+shows), and takes the state lock only around the checks and the bookkeeping.  Only when
+the publish has a spool file (config check_media, see checker.py) are the bytes also
+written there, each at its offset in the video; the last chunk then starts the check.  The media
 half is the simulator's own download source for tests: media_plan validates
 GET/HEAD /_sim/media/<name>?size=N&type=mp4|mov|webm and works out the status, headers and
 byte range (one Range of bytes; 416 when unsatisfiable); media_pieces produces the
@@ -25,6 +27,7 @@ time, so an 8 GiB file is never held in memory.
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import socket
@@ -53,14 +56,53 @@ MEDIA_PIECE = 64 * 1024
 _MEDIA_PATTERN = bytes((i * 31 + 7) & 0xFF for i in range(MEDIA_PIECE + 256))
 
 
+class Spool:
+    """Writes one chunk into a publish's spool file at the chunk's offset in the video.
+
+    Positional writes need no state lock: a chunk only counts once the handler accepts
+    it, and a chunk sent again (after an error) rewrites the same bytes.  A write error
+    (disk full) is kept, and the handler then gives up the check (checker.abandon).
+    """
+
+    # Open the spool file for one chunk starting at `offset`.
+    def __init__(self, path: str, offset: int):
+        self.offset = offset
+        self.error: str | None = None
+        try:
+            self.fd: int | None = os.open(path, os.O_WRONLY)
+        except OSError as exc:
+            self.fd, self.error = None, f"spool: {exc}"
+
+    # Write the next piece of the chunk.
+    def write(self, piece: bytes) -> None:
+        if self.fd is None:
+            return
+        try:
+            view = memoryview(piece)
+            while view:
+                written = os.pwrite(self.fd, view, self.offset)
+                self.offset += written
+                view = view[written:]
+        except OSError as exc:
+            self.error = f"spool: {exc}"
+            self.close()
+
+    # Close the file (the bytes stay for the check).
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 class UploadHandler:
     """Validates and counts FILE_UPLOAD chunks without keeping the bytes."""
 
     CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
 
-    # Keep the shared state.
-    def __init__(self, state: SimState):
+    # Keep the shared state and the media checker (checker.MediaChecker, or None).
+    def __init__(self, state: SimState, checker=None):
         self.state = state
+        self.checker = checker
 
     # Handle one chunk: validate headers, stream-count the body, record progress.
     def handle(self, req: Request, upload_id: str) -> Reply:
@@ -69,9 +111,10 @@ class UploadHandler:
             with self.state.lock:
                 publish, first, last, total = self.check_before_body(req, upload_id, length)
                 base_crc = publish.uploaded_crc32
+                spool = Spool(publish.spool_path, first) if publish.spool_path else None
         except ApiError as err:
             return self.reject(req, err, length)
-        received, crc = self.read_and_count(req, length, base_crc)
+        received, crc = self.read_and_count(req, length, base_crc, spool)
         if received != length:
             reply = self.error_reply(ApiError(400, "invalid_param",
                                               "body shorter than Content-Length"))
@@ -88,8 +131,12 @@ class UploadHandler:
             publish.chunks.append([first, last])
             publish.content_types.append(req.headers.get("Content-Type", "").strip())
             done = publish.uploaded_bytes == total
+            if spool is not None and spool.error and publish.spool_path and self.checker:
+                self.checker.abandon(publish, spool.error)
             if done:
                 publish.upload_completed_at = now()
+                if publish.spool_path and self.checker is not None:
+                    self.checker.upload_done(publish)
         reply = Reply(201 if done else 206, b"", error_code="ok")
         reply.headers["Content-Range"] = f"bytes 0-{last}/{total}"
         return reply
@@ -149,9 +196,11 @@ class UploadHandler:
             raise ApiError(400, "invalid_param",
                            f"chunk {index + 1} must be exactly chunk_size bytes")
 
-    # Read the body in pieces; returns (bytes that arrived, zlib.crc32 continued from crc).
+    # Read the body in pieces (also into the spool, if any); returns (bytes that arrived,
+    # zlib.crc32 continued from crc).
     @staticmethod
-    def read_and_count(req: Request, length: int, crc: int = 0) -> tuple[int, int]:
+    def read_and_count(req: Request, length: int, crc: int = 0,
+                       spool: Spool | None = None) -> tuple[int, int]:
         received = 0
         try:
             if req.set_read_timeout:
@@ -160,10 +209,15 @@ class UploadHandler:
                 piece = req.rfile.read(min(256 * 1024, length - received))
                 if not piece:
                     break
+                if spool is not None:
+                    spool.write(piece)
                 received += len(piece)
                 crc = zlib.crc32(piece, crc)
         except (OSError, socket.timeout):
             pass
+        finally:
+            if spool is not None:
+                spool.close()
         return received, crc
 
     # Read and discard a body; True when all of it arrived (the connection stays usable).
