@@ -427,7 +427,7 @@ COMMENT ON FUNCTION vibescaling.analytics(timestamptz, timestamptz, text, text) 
 -- settle_unknown_outcomes, or an operator's settle_post. The
 -- inits come from the rolled-up hours (analytics_unknown_inits) and the raw
 -- rows after them; a call still under way (in flight for less than 10
--- minutes) is not unknown yet.
+-- minutes, its backend alive) is not unknown yet.
 CREATE VIEW vibescaling.unknown_outcomes AS
     SELECT u.post_id, u.tiktok_account_id, u.endpoint, u.created_at, u.error_code, u.log_id, p.caption, p.status
       FROM (SELECT * FROM vibescaling.analytics_unknown_inits
@@ -436,7 +436,11 @@ CREATE VIEW vibescaling.unknown_outcomes AS
              WHERE l.created_at >= coalesce((SELECT s.rolled_until FROM vibescaling.analytics_rollup_state s), '-infinity')) u
       JOIN vibescaling.posts p ON p.id = u.post_id
      WHERE p.status <> 'posted'
-       AND NOT (u.error_code = 'in_flight' AND u.created_at > now() - interval '10 minutes')
+       -- A call "in flight" may still be under way, for 10 minutes at most,
+       -- and only while the backend that made it lives.
+       AND NOT (u.error_code = 'in_flight' AND u.created_at > now() - interval '10 minutes'
+                AND EXISTS (SELECT 1 FROM vibescaling.dispatch_logs l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.backend_pid
+                             WHERE l.post_id = u.post_id AND l.created_at = u.created_at AND l.error_code = 'in_flight'))
        AND NOT EXISTS (SELECT 1 FROM vibescaling.settlements s
                         WHERE s.post_id = u.post_id AND s.created_at >= u.created_at)
        AND NOT EXISTS (SELECT 1 FROM vibescaling.dispatch_logs s

@@ -4,15 +4,17 @@
 -- connection, a server stop) may or may not have made a post on TikTok,
 -- and TikTok has no idempotency key: sending it again could post twice.
 -- settle_unknown_outcomes() (pg_cron job vibescaling-settle, every 5
--- minutes, see enable_scheduler) looks for the post in TikTok's own signals, for each such post
--- (vibescaling.unknown_outcomes):
+-- minutes, see enable_scheduler) looks for each such post
+-- (vibescaling.unknown_outcomes) in TikTok's own signals, within a day of
+-- its init (_evidence_window):
 --   1. the creator's recent videos (Display API video/list, scope
 --      video.list; public posts only): one whose caption is the post's and
 --      whose create time follows the init is the post;
 --   2. webhooks that name a publish_id no publish record has, for the
 --      post's account (user_openid), received after the init: when the
 --      account has one such init and one such publish_id, that is the post;
---      a publicly_available event's post_id ties a publish_id to a video
+--      as many of each: all are on TikTok, paired in time order; a
+--      publicly_available event's post_id ties a publish_id to a video
 --      found in step 1;
 --   3. a publish_id learned that way is asked about (status/fetch with the
 --      account's token: another app's or another account's publish is
@@ -23,17 +25,19 @@
 -- and vibescaling.unknown_outcome_policy says what follows: hold (it fails,
 -- a person publishes it again) or retry_after_quiet_period (a scheduled
 -- post goes back on the queue). Evidence that cannot be told apart (two
--- posts of one account with the same caption, more than one unexplained
--- publish_id) settles nothing: those wait for an operator's settle_post.
+-- posts of one account with the same caption; an account with more lost
+-- inits than unexplained publishes, or fewer) settles nothing: those wait
+-- for an operator's settle_post.
 
 -- A caption as TikTok shows it back, for comparison: trimmed, runs of
--- white space as one space.
+-- white space as one space, and its first 150 characters (the Display
+-- API's title and video_description are cut there).
 CREATE FUNCTION vibescaling._caption_key(caption text)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT nullif(regexp_replace(btrim(coalesce(caption, '')), '\s+', ' ', 'g'), '')
+    SELECT nullif(btrim(left(regexp_replace(btrim(coalesce(caption, '')), '\s+', ' ', 'g'), 150)), '')
 $$;
 
 -- The account's videos TikTok lists (video/list, newest first) created at
@@ -143,16 +147,26 @@ BEGIN
 END
 $$;
 
+-- How long after an init TikTok's signs of it may come: processing,
+-- moderation ("a few hours" at most, TikTok says) and webhook retries. A
+-- video or publish first seen later is not this init's.
+CREATE FUNCTION vibescaling._evidence_window()
+RETURNS interval
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT interval '1 day' $$;
+
 -- Settles one post of unknown outcome (u: its vibescaling.unknown_outcomes
 -- row; the post's row locked by the caller) from what TikTok shows:
 -- videos (_listed_videos' answer for its account, NULL without video.list)
 -- and publishes (_unexplained_publishes' rows as jsonb) of its account,
 -- and siblings, how many unsettled inits of unknown outcome the account
--- has in the same window. Returns how it was settled: 'video_list',
--- 'webhook', 'quiet_period', 'ambiguous' (evidence that cannot be told
--- apart: an operator decides) or NULL (nothing yet: it waits).
+-- has in the same window, and rank, this one's place among them (by
+-- time). Returns how it was settled: 'video_list', 'webhook',
+-- 'quiet_period', 'ambiguous' (evidence that cannot be told apart: an
+-- operator decides) or NULL (nothing yet: it waits).
 CREATE FUNCTION vibescaling._settle_from_evidence(p vibescaling.posts, u vibescaling.unknown_outcomes, videos jsonb,
-                                                  publishes jsonb, siblings integer, quiet interval,
+                                                  publishes jsonb, siblings integer, rank integer, quiet interval,
                                                   requeue boolean)
 RETURNS text
 LANGUAGE plpgsql
@@ -160,13 +174,14 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_key        text := vibescaling._caption_key(coalesce(p.caption, p.title));
-    v_window_end timestamptz := u.created_at + quiet;
+    v_window_end timestamptz := u.created_at + vibescaling._evidence_window();
     v_matches    jsonb;
     v_video      jsonb;
     v_publish    jsonb;
     v_unclaimed  jsonb;
     v_status     jsonb;
     v_publish_id text;
+    v_paired     boolean := false;
     v_video_id   bigint;
     v_settled    text;
     r            vibescaling.publish_records;
@@ -193,12 +208,21 @@ BEGIN
     END IF;
 
     IF v_video IS NULL THEN
-        -- Without a video, a webhook's publish_id names the post only when it
-        -- is the one unexplained publish after the account's one such init.
-        SELECT coalesce(jsonb_agg(x), '[]') INTO v_unclaimed FROM jsonb_array_elements(publishes) x
+        -- Without a video, a webhook's publish_id names the post when it is
+        -- the one unexplained publish after the account's one such init.
+        -- When the account has as many unexplained publishes as lost inits,
+        -- every one of those posts is on TikTok: they are paired in time
+        -- order (TikTok finishes them in the order they came, unless their
+        -- sizes differ much), which the evidence says (paired_by_order).
+        -- Fewer or more: which post is missing cannot be told.
+        SELECT coalesce(jsonb_agg(x ORDER BY (x->>'first_seen')::timestamptz, x->>'publish_id'), '[]') INTO v_unclaimed
+          FROM jsonb_array_elements(publishes) x
          WHERE (x->>'first_seen')::timestamptz BETWEEN u.created_at - interval '1 minute' AND v_window_end;
         IF jsonb_array_length(v_unclaimed) = 1 AND siblings = 1 THEN
             v_publish := v_unclaimed->0;
+        ELSIF jsonb_array_length(v_unclaimed) = siblings AND siblings > 1 THEN
+            v_publish := v_unclaimed->(rank - 1);
+            v_paired := true;
         ELSIF jsonb_array_length(v_unclaimed) > 0 THEN
             RETURN 'ambiguous';
         END IF;
@@ -207,7 +231,9 @@ BEGIN
     IF v_publish IS NOT NULL THEN
         v_publish_id := v_publish->>'publish_id';
         v_status := vibescaling._confirm_publish(p.tiktok_account_id, p.id, v_publish_id);
-        IF v_status IS NULL THEN
+        IF v_status IS NULL AND v_paired THEN
+            RETURN 'ambiguous';       -- one of the publishes is not the account's: the pairing fails
+        ELSIF v_status IS NULL THEN
             v_publish_id := NULL;     -- not this account's: the webhook's publish is no evidence
         END IF;
     END IF;
@@ -217,7 +243,8 @@ BEGIN
                                     CASE WHEN v_video IS NOT NULL THEN 'video_list' ELSE 'webhook' END,
                                     jsonb_strip_nulls(jsonb_build_object(
                                         'init_at', u.created_at, 'video', v_video, 'webhook', v_publish,
-                                        'status', v_status)), false);
+                                        'status', v_status, 'paired_by_order', CASE WHEN v_paired THEN siblings END)),
+                                    false);
         -- From now on the record follows TikTok's status, FAILED included.
         SELECT * INTO r FROM vibescaling.publish_records pr WHERE pr.publish_id = v_publish_id;
         PERFORM vibescaling._apply_status_reply(r, v_status);
@@ -229,7 +256,7 @@ BEGIN
     END IF;
 
     -- No sign of it. After the quiet period that is the answer.
-    IF now() >= v_window_end THEN
+    IF now() >= u.created_at + quiet THEN
         PERFORM vibescaling._settle(p, false, NULL, NULL, 'quiet_period',
                                     jsonb_build_object('init_at', u.created_at, 'quiet_period', quiet,
                                                        'video_list', CASE WHEN videos IS NULL THEN 'not granted'
@@ -271,6 +298,8 @@ DECLARE
     v_result   text;
     v_message  text;
     v_settled  uuid[] := '{}';   -- the run's posts settled from evidence
+    v_siblings integer;
+    v_rank     integer;
 BEGIN
     PERFORM vibescaling._require_primary();
     IF max_posts IS NULL OR max_posts < 1 THEN
@@ -299,12 +328,14 @@ BEGIN
                    FOR UPDATE SKIP LOCKED;
                 CONTINUE WHEN NOT FOUND;
                 v_counts := jsonb_set(v_counts, '{examined}', to_jsonb((v_counts->>'examined')::integer + 1));
-                v_result := vibescaling._settle_from_evidence(
-                    p, u, v_videos, v_publishes,
-                    (SELECT count(*)::integer FROM unnest(v_inits) s
-                      WHERE s.created_at BETWEEN u.created_at - v_quiet AND u.created_at + v_quiet
-                        AND NOT (s.post_id = ANY (v_settled))),
-                    v_quiet, v_requeue);
+                SELECT count(*)::integer, count(*) FILTER (WHERE s.created_at <= u.created_at)::integer
+                  INTO v_siblings, v_rank
+                  FROM unnest(v_inits) s
+                 WHERE s.created_at BETWEEN u.created_at - vibescaling._evidence_window()
+                                        AND u.created_at + vibescaling._evidence_window()
+                   AND NOT (s.post_id = ANY (v_settled));
+                v_result := vibescaling._settle_from_evidence(p, u, v_videos, v_publishes, v_siblings, v_rank,
+                                                              v_quiet, v_requeue);
                 v_result := coalesce(v_result, 'waiting');
                 v_counts := jsonb_set(v_counts, ARRAY[v_result], to_jsonb((v_counts->>v_result)::integer + 1));
                 IF v_result = 'quiet_period' AND v_requeue AND p.status = 'publishing' AND p.scheduled_at IS NOT NULL THEN
@@ -332,9 +363,10 @@ COMMENT ON FUNCTION vibescaling.settle_unknown_outcomes(integer, interval) IS
     'Settles posts whose init had an unknown outcome from TikTok''s signals (video list, webhooks, status) or their absence after the quiet period; {"examined","video_list","webhook","quiet_period","requeued","ambiguous","waiting","errors"}.';
 
 REVOKE ALL ON FUNCTION vibescaling._caption_key(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._evidence_window() FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._listed_videos(uuid, uuid, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._unexplained_publishes(uuid, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._confirm_publish(uuid, uuid, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._settle_from_evidence(vibescaling.posts, vibescaling.unknown_outcomes, jsonb, jsonb,
-                                                         integer, interval, boolean) FROM PUBLIC;
+                                                         integer, integer, interval, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling.settle_unknown_outcomes(integer, interval) FROM PUBLIC;
