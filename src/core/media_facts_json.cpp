@@ -81,7 +81,8 @@ facts_to_json(const MediaFacts &facts)
 	json_put(o.get(), "height", integer_or_null(facts.height, 1).get());
 	json_put_new(o.get(), "size_bytes", json_integer(facts.size_bytes));
 	json_put_new(o.get(), "bytes_read", json_integer(facts.bytes_read));
-	return json_dump(o.get());
+	/* Ten significant digits: 29.97 stays 29.97 (the default 17 would print 29.969999999999999). */
+	return json_dump(o.get(), kDumpFlags | JSON_REAL_PRECISION(10));
 }
 
 /* Facts from their JSON object. */
