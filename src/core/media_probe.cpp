@@ -37,7 +37,6 @@ extern "C" {
 #include <cmath>
 #include <cstdarg>
 #include <cstring>
-#include <mutex>
 #include <new>
 #include <string>
 #include <vector>
@@ -95,16 +94,17 @@ drop_log_line(void *, int, const char *, va_list)
 {
 }
 
-/* Silences libav's logging, once per process. */
+/* Silences libav's logging, once per process (a function-local static: thread-safe, cannot throw). */
 void
 silence_libav() noexcept
 {
-	static std::once_flag once;
-
-	std::call_once(once, [] {
+	static const bool silenced = [] {
 		av_log_set_level(AV_LOG_QUIET);
 		av_log_set_callback(drop_log_line);
-	});
+		return true;
+	}();
+
+	(void) silenced;
 }
 
 /* libav's text for an error number. */
@@ -443,6 +443,7 @@ open_and_read(const WindowSet &windows, MediaKind kind, const AVInputFormat *fmt
 	format.ctx->interrupt_callback = io.interrupt_callback();
 	format.ctx->io_open = refuse_nested_open;
 	format.ctx->max_streams = kMaxStreams;
+	/* A photo's packet is its whole picture (libavformat's image parsers read to the end of the file). */
 	format.ctx->probesize = (kind == MediaKind::kPhoto || family == Family::kJpeg || family == Family::kWebp)
 		? kPhotoProbeSize : kVideoProbeSize;
 	format.ctx->max_analyze_duration = kVideoAnalyzeMicroseconds;
