@@ -23,8 +23,12 @@ DATA       = $(sort $(wildcard src/sql/releases/$(EXTENSION)--*.sql))
 REGRESS      = 00_setup 01_surface 02_bad_input 03_scheduler
 REGRESS_OPTS = --inputdir=. --load-extension=pgcrypto --load-extension=vibescaling
 
+# Debian's FFmpeg libraries (libavformat, libavcodec, libavutil) for the
+# media checks. PG_CPPFLAGS reach the bitcode rule too.
+LIBAV_PKGS  = libavformat libavcodec libavutil
+PG_CPPFLAGS = $(shell pkg-config --cflags $(LIBAV_PKGS))
 PG_CXXFLAGS = -std=c++17 -fPIC -Wall -Wno-missing-field-initializers -Wno-register
-SHLIB_LINK  = -lcurl -ljansson -lstdc++
+SHLIB_LINK  = -lcurl -ljansson $(shell pkg-config --libs $(LIBAV_PKGS)) -lstdc++
 EXTRA_CLEAN = $(DATA_built)
 
 PG_CONFIG ?= pg_config

@@ -8,6 +8,7 @@ packages=(
   postgresql-15 postgresql-server-dev-15 postgresql-contrib
   postgresql-15-cron postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
   libcurl4-openssl-dev libjansson-dev libgtest-dev libcpp-httplib-dev
+  libavformat-dev libavcodec-dev libavutil-dev ffmpeg
   clang-14 llvm-14
   nginx-light nghttp2-proxy openssl
   nodejs chromium fonts-dejavu-core

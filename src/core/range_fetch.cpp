@@ -10,7 +10,8 @@
  *   - nothing past TikTok's 4 GiB is read, and a source announcing more is
  *     refused;
  *   - the probe reads the first bytes and only a video container (sniffed,
- *     whatever the Content-Type says) is accepted;
+ *     whatever the Content-Type says) is accepted, unless its caller
+ *     probes any media (the media checks name the format themselves);
  *   - messages never quote the source's reply, and every transport
  *     failure (refused address, refused connection, DNS, timeout, stall,
  *     TLS, redirects) is the one generic "source_unreachable", so that a
@@ -175,10 +176,12 @@ transport_failure(const HttpReply &reply)
 
 /*
  * The probe's answer from a reply (GET Range: bytes=0-63) whose first
- * head_len bytes are in head.
+ * head_len bytes are in head; bytes that are no video are refused only
+ * when require_video.
  */
 CallOutcome
-probe_outcome(const HttpReply &reply, const unsigned char *head, std::size_t head_len)
+probe_outcome(const HttpReply &reply, const unsigned char *head, std::size_t head_len,
+			  bool require_video)
 {
 	long		status = reply.http_status;
 	long long	size = -1;
@@ -219,7 +222,7 @@ probe_outcome(const HttpReply &reply, const unsigned char *head, std::size_t hea
 			" without its size: no Content-Range total or Content-Length)";
 		return out;
 	}
-	if (size > 0 && type == nullptr)
+	if (require_video && size > 0 && type == nullptr)
 	{
 		out.error_code = "source_not_video";
 		out.error_message = "the video source is not MP4, MOV or WebM: its first bytes match none "
@@ -319,7 +322,7 @@ send_source_request(HttpRequest &req, bool *perform_started)
 
 /* Size and type of the source at url; see the header. */
 CallOutcome
-probe_source(const vs_http_options *opt, const char *url, bool *perform_started)
+probe_source(const vs_http_options *opt, const char *url, bool *perform_started, bool require_video)
 {
 	if (opt == nullptr)
 		return refused("no HTTP options given for the source download");
@@ -342,7 +345,7 @@ probe_source(const vs_http_options *opt, const char *url, bool *perform_started)
 	req.sink_capacity = sizeof head;	/* a 200 (whole file) stops after these bytes */
 
 	HttpReply	reply = send_source_request(req, perform_started);
-	CallOutcome out = reply.completed ? probe_outcome(reply, head, reply.sink_bytes) : transport_failure(reply);
+	CallOutcome out = reply.completed ? probe_outcome(reply, head, reply.sink_bytes, require_video) : transport_failure(reply);
 
 	out.duration_ms = reply.duration_ms;
 	out.error_message = redact_url(std::move(out.error_message), url_text);

@@ -15,9 +15,12 @@ constexpr long kSourceMaxRedirects = 5;
 
 /*
  * Size and type of the source at url (see vs_probe_source). The URL's
- * query string never appears in error_message. Throws std::bad_alloc.
+ * query string never appears in error_message. With require_video false
+ * any first bytes are accepted (vs_probe_media_source: photos, and videos
+ * whose container the media probe names). Throws std::bad_alloc.
  */
-CallOutcome probe_source(const vs_http_options *opt, const char *url, bool *perform_started);
+CallOutcome probe_source(const vs_http_options *opt, const char *url, bool *perform_started,
+						 bool require_video = true);
 
 /*
  * Bytes [first, first + length) of the source at url into buffer (see

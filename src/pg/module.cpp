@@ -17,6 +17,7 @@
  *   kept_plans.h            its interface
  *   log_writer.cpp          the permanent dispatch log writer: a queue in shared memory, one writer per database
  *   log_writer.h            its interface
+ *   media_check.cpp         _media_facts(), _media_verdict(): a video's or photo's facts (FFmpeg) and TikTok's limits on them
  *   module.cpp              this file: module magic and _PG_init
  *   pg_headers.h            the PostgreSQL headers with C linkage (no C++ resource owners in src/pg)
  *   pool_stats.cpp          vibescaling.http_pool_stats(), this backend's connection pool counters
@@ -29,7 +30,7 @@
  *   token_refresher.h       its interface, and why refreshes run that way
  *   token_seal.cpp          sealing tokens at rest with pgcrypto's C functions; _seal(), _unseal()
  *   token_seal.h            its interface
- *   video_source.cpp        reading a video chunk by chunk from a large object, vibescaling.media or a URL
+ *   video_source.cpp        reading a video (or photo) chunk by chunk from a large object, vibescaling.media or a URL
  *   video_source.h          its interface
  *   video_upload.cpp        FILE_UPLOAD: _describe_video(), _plan_chunks(), _upload_chunks()
  *   webhook_hmac.cpp        _webhook_hmac(), HMAC-SHA256 with PostgreSQL's own implementation

@@ -4,6 +4,7 @@
  */
 #include "pg_headers.h"
 #include "video_source.h"
+#include "../core/vs_media.h"
 
 extern "C" {
 #include "catalog/pg_largeobject.h"
@@ -194,6 +195,74 @@ vs_source_read(VsVideoSource *source, long long offset, long long length, char *
 	}
 }
 
+/* Size of a vibescaling.media row's bytes; P0002 when the row does not exist. */
+static long long
+media_row_size(const char *media_id)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(media_id)};
+	long long	size;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT octet_length(data) FROM vibescaling.media WHERE id = $1::uuid",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("media %s not found", media_id)));
+	size = strtoll(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), NULL, 10);
+	SPI_finish();
+	return size;
+}
+
+/*
+ * Size of the source at a URL, from a probe of its first bytes. With
+ * require_video the probe itself refuses a source whose first bytes are
+ * no video container (source_not_video); without, any bytes do (the media
+ * checks name the format themselves).
+ */
+static long long
+url_source_size(VsVideoSource *source, bool require_video)
+{
+	vs_call_result reply;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	long long	size;
+
+	if (require_video)
+		vs_probe_source(source->http, source->url, &reply);
+	else
+		vs_probe_media_source(source->http, source->url, &reply);
+	if (!reply.ok)
+		raise_download_error(source, &reply);
+	args[0] = CStringGetTextDatum(reply.data_json);
+	vs_call_result_free(&reply);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT (d->>'size')::bigint FROM (SELECT $1::jsonb AS d) x",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the probe of the video URL");
+	size = strtoll(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), NULL, 10);
+	SPI_finish();
+	return size;
+}
+
+/* Size in bytes of any source, whatever its bytes are (see video_source.h). */
+long long
+vs_source_size(VsVideoSource *source)
+{
+	switch (source->kind)
+	{
+		case VS_SOURCE_LARGE_OBJECT:
+			return large_object_size(source->large_object);
+		case VS_SOURCE_MEDIA:
+			return media_row_size(source->media_id);
+		case VS_SOURCE_URL:
+			break;
+	}
+	return url_source_size(source, false);
+}
+
 /*
  * Size and content type of the video (see video_source.h). The type is
  * what the first bytes are, never what a Content-Type header or the media
@@ -212,42 +281,12 @@ vs_source_describe(VsVideoSource *source, long long *size, const char **content_
 			*size = large_object_size(source->large_object);
 			break;
 		case VS_SOURCE_MEDIA:
-			{
-				Oid			argtypes[1] = {TEXTOID};
-				Datum		args[1] = {CStringGetTextDatum(source->media_id)};
-
-				if (SPI_connect() != SPI_OK_CONNECT)
-					elog(ERROR, "SPI_connect failed");
-				if (SPI_execute_with_args("SELECT octet_length(data) FROM vibescaling.media WHERE id = $1::uuid",
-										  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed == 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_NO_DATA_FOUND),
-							 errmsg("media %s not found", source->media_id)));
-				*size = strtoll(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), NULL, 10);
-				SPI_finish();
-				break;
-			}
+			*size = media_row_size(source->media_id);
+			break;
 		case VS_SOURCE_URL:
-			{
-				vs_call_result reply;
-				Oid			argtypes[1] = {TEXTOID};
-				Datum		args[1];
-
-				/* The probe itself refuses a source whose first bytes are no video (source_not_video). */
-				vs_probe_source(source->http, source->url, &reply);
-				if (!reply.ok)
-					raise_download_error(source, &reply);
-				args[0] = CStringGetTextDatum(reply.data_json);
-				vs_call_result_free(&reply);
-				if (SPI_connect() != SPI_OK_CONNECT)
-					elog(ERROR, "SPI_connect failed");
-				if (SPI_execute_with_args("SELECT (d->>'size')::bigint FROM (SELECT $1::jsonb AS d) x",
-										  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-					elog(ERROR, "could not read the probe of the video URL");
-				*size = strtoll(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), NULL, 10);
-				SPI_finish();
-				break;
-			}
+			/* The probe itself refuses a source whose first bytes are no video (source_not_video). */
+			*size = url_source_size(source, true);
+			break;
 	}
 
 	if (*size <= 0)

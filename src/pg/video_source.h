@@ -42,6 +42,14 @@ void		vs_source_open(const char *source_json, const vs_http_options *http, VsVid
  */
 void		vs_source_describe(VsVideoSource *source, long long *size, const char **content_type);
 
+/*
+ * Size in bytes, whatever the bytes are (a photo, or a container the media
+ * checks will name and refuse): no sniffing. Raises as vs_source_describe
+ * does for a missing object or a URL that cannot be read (or is over
+ * 4 GiB); 0 for an empty source.
+ */
+long long	vs_source_size(VsVideoSource *source);
+
 /* Reads exactly length bytes at offset into buffer; raises on any failure. */
 void		vs_source_read(VsVideoSource *source, long long offset, long long length, char *buffer);
 
