@@ -6,7 +6,9 @@
 # for database DBNAME with jobs in background workers, worker slots for the
 # dispatch-log writer and token refresher, and the TikTok simulator's app
 # credentials, the URL prefixes the simulator treats as verified, and a
-# throwaway token encryption key. PG* point at it. More server settings
+# throwaway token encryption key, and the media checks off (most suites
+# upload synthetic bytes that are no video; test/pgtap/23_media.sql turns
+# them on). PG* point at it. More server settings
 # may follow DBNAME as "-o name=value" pairs; VS_EXTRA_PRELOAD adds a
 # library to shared_preload_libraries.
 #   scripts/pg-cluster.sh DBNAME [-o name=value ...] COMMAND [ARGS...]
@@ -26,6 +28,7 @@ exec pg_virtualenv -t \
   -o vibescaling.client_key=sim_client_key \
   -o "vibescaling.pull_url_prefixes=https://verified.example/,https://cdn.vibescaling.test/" \
   -o vibescaling.client_secret=sim_client_secret \
+  -o vibescaling.media_checks=off \
   -o "vibescaling.token_encryption_key=throwaway-test-key-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
   "${extra[@]}" \
   "$@"

@@ -150,6 +150,7 @@ async function refresh({ history = false, quiet = false } = {}) {
     rememberAccounts(json);
     renderNow(json);
     renderCharts(json);
+    renderPostMetrics(json);
     fillAccountFilter();
     if (history) await loadHistory();
     showError('');
@@ -221,6 +222,9 @@ function renderNow(d) {
   fillBody($('#processing tbody'), d.processing.map((r) => [
     fmtTime(r.since), r.tiktok_status || 'not checked yet', postButton(r.post_id),
   ]), 'TikTok is processing nothing of yours.', 3);
+  fillBody($('#unconfirmed tbody'), d.unconfirmed.map((r) => [
+    fmtTime(r.since), r.tiktok_status || 'never checked', postButton(r.post_id, r.caption || r.post_id.slice(0, 8)),
+  ]), 'TikTok confirmed every publish.', 3);
   fillBody($('#reauth tbody'), d.needs_reauth.map((a) => [a.account, a.status_reason || '', fmtTime(a.since)]),
     'Every account is authorised.', 3);
   if (d.unknown_outcomes) {
@@ -233,6 +237,14 @@ function renderNow(d) {
       return [fmtTime(u.sent_at), postButton(u.post_id, u.caption || u.post_id.slice(0, 8)), u.error_code || '', settle];
     }), 'No post is waiting for a decision.', 4);
   }
+}
+
+// The most viewed posts after their publish, with what they gained in the period.
+function renderPostMetrics(d) {
+  fillBody($('#post-metrics tbody'), d.post_metrics.map((m) => [
+    postButton(m.post_id, m.caption || m.post_id.slice(0, 8)), m.views ?? '', m.views_gained ?? '', m.likes ?? '',
+    m.comments ?? '', m.shares ?? '', fmtTime(m.taken_at), m.taken_down_at ? fmtTime(m.taken_down_at) : '',
+  ]), 'No public post has metrics yet.', 8);
 }
 
 // Fills a table with a header row and its rows (emptyText when there are none).
@@ -337,6 +349,17 @@ function renderCharts(d) {
     ] }, options: { ...common, scales: { y: { beginAtZero: true } } } });
   dataTable('delay', [byDay ? 'Day' : 'Hour', 'Posts', 'p50 s', 'p95 s'],
     delay.map((r) => [label(r.t), r.posts, r.p50_s ?? '', r.p95_s ?? '']));
+
+  // Followers: one line per account over the days that have a snapshot.
+  const followers = d.followers;
+  const days = [...new Set(followers.map((f) => f.day))].sort();
+  const accounts = [...new Set(followers.map((f) => f.account))];
+  const palette = ['#0b5cad', '#a3161b', '#1b7f3b', '#d08c00', '#6b3fa0', '#00727a'];
+  draw('followers', { type: 'line', data: { labels: days, datasets: accounts.map((name, i) => ({
+      label: name, borderColor: palette[i % palette.length], backgroundColor: palette[i % palette.length], spanGaps: true,
+      data: days.map((day) => followers.find((f) => f.account === name && f.day === day)?.followers ?? null),
+    })) }, options: { ...common, scales: { y: { beginAtZero: false } } } });
+  dataTable('followers', ['Account', 'Day', 'Followers'], followers.map((f) => [f.account, f.day, f.followers]));
 }
 
 // The account filter's choices: every account seen, by name.

@@ -34,6 +34,8 @@ int			vs_guc_unknown_outcome_policy = 0;
 int			vs_guc_unknown_outcome_quiet_period_s = 21600;
 int			vs_guc_publish_confirm_timeout_s = 7200;
 int			vs_guc_metrics_follow_days = 90;
+bool		vs_guc_media_checks = true;
+bool		vs_guc_probe_pull_urls = false;
 
 /* vibescaling.unknown_outcome_policy's values (read by SQL as text). */
 static const struct config_enum_entry unknown_outcome_policies[] = {
@@ -449,6 +451,29 @@ vs_define_gucs(void)
 							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);
+
+	/*
+	 * Read by SQL (vibescaling._check_media). Superuser-only: turning the
+	 * checks off lets media through that TikTok refuses after the upload.
+	 */
+	DefineCustomBoolVariable("vibescaling.media_checks",
+							 "Probe a post's media (FFmpeg's libavformat) and refuse what TikTok would refuse, "
+							 "before anything is sent.",
+							 NULL,
+							 &vs_guc_media_checks,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("vibescaling.probe_pull_urls",
+							 "Also probe the videos and photos TikTok pulls itself (range requests to their URLs).",
+							 NULL,
+							 &vs_guc_probe_pull_urls,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("vibescaling");
 }

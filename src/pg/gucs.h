@@ -24,6 +24,8 @@ extern int	vs_guc_unknown_outcome_policy;
 extern int	vs_guc_unknown_outcome_quiet_period_s;
 extern int	vs_guc_publish_confirm_timeout_s;
 extern int	vs_guc_metrics_follow_days;
+extern bool vs_guc_media_checks;
+extern bool vs_guc_probe_pull_urls;
 
 /* Defines the vibescaling.* GUCs; called once from _PG_init. */
 void		vs_define_gucs(void);

@@ -71,7 +71,11 @@ AS $$
               FROM generate_series(0, octet_length(convert_to(value, 'UTF8')) - 1) i) bytes
 $$;
 
--- The TikTok consent URL (Login Kit) asking for the scopes vibescaling needs.
+-- The TikTok consent URL (Login Kit) asking for the scopes vibescaling
+-- uses: to post (user.info.basic, video.publish, video.upload), and to
+-- follow what happens after (video.list: the creator's videos, which settle
+-- unknown outcomes and give post metrics; user.info.stats: follower
+-- counts). The creator may decline the last two; nothing else needs them.
 CREATE FUNCTION vibescaling.authorize_url(redirect_uri text, state text)
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -90,7 +94,7 @@ BEGIN
     END IF;
     RETURN 'https://www.tiktok.com/v2/auth/authorize/'
         || '?client_key=' || vibescaling._url_encode(v_client_key)
-        || '&scope=' || vibescaling._url_encode('user.info.basic,video.publish,video.upload')
+        || '&scope=' || vibescaling._url_encode('user.info.basic,video.publish,video.upload,video.list,user.info.stats')
         || '&response_type=code'
         || '&redirect_uri=' || vibescaling._url_encode(redirect_uri)
         || '&state=' || vibescaling._url_encode(state);

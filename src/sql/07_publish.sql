@@ -241,6 +241,12 @@ BEGIN
         END IF;
         PERFORM vibescaling._check_creator_allows(p, v_call.data);
     END IF;
+    -- Media TikTok would refuse after the upload is refused now. The
+    -- dispatcher's posts were checked when they were scheduled.
+    IF p_trigger = 'manual' THEN
+        PERFORM vibescaling._check_media(p, CASE WHEN p.mode = 'direct'
+                                                 THEN (v_call.data->>'max_video_post_duration_sec')::integer END);
+    END IF;
 
     -- TikTok pulls photos and videos under verified prefixes; we upload the rest.
     IF p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload' THEN

@@ -4,13 +4,16 @@
 
 -- The checks of a post being written (p_new; p_old is NULL for an INSERT): a
 -- posted post never goes back to draft or scheduled, and a post being
--- (re)scheduled is at least 5 minutes ahead and publishable. Runs as the
--- table's owner, called only by _post_write_checked.
+-- (re)scheduled is at least 5 minutes ahead, publishable, and has media
+-- TikTok would take (_check_media). Runs as the table's owner, called only
+-- by _post_write_checked.
 CREATE FUNCTION vibescaling._check_post_write(p_new vibescaling.posts, p_old vibescaling.posts)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_creator jsonb;   -- creator_info's data, when it could be had
 BEGIN
     -- A post TikTok has is never a draft or scheduled again (that would
     -- publish it twice); only TikTok's verdict (publish_status, a webhook) may turn it failed.
@@ -47,10 +50,20 @@ BEGIN
         -- scheduling.
         IF p_new.mode = 'direct' THEN
             BEGIN
-                PERFORM vibescaling._check_creator_allows(p_new, vibescaling.creator_info(p_new.tiktok_account_id)->'data');
+                v_creator := vibescaling.creator_info(p_new.tiktok_account_id)->'data';
+                PERFORM vibescaling._check_creator_allows(p_new, v_creator);
             EXCEPTION WHEN connection_exception OR insufficient_resources THEN
                 NULL;
             END;
+        END IF;
+        -- The media, when it or the post's account is new to the schedule
+        -- (the dispatcher does not probe again; publish_post does).
+        IF p_old.id IS NULL OR p_old.status <> 'scheduled'
+           OR (p_new.video_url, p_new.video_lo, p_new.media_id, p_new.photo_urls, p_new.upload_method,
+               p_new.media_type, p_new.tiktok_account_id)
+              IS DISTINCT FROM (p_old.video_url, p_old.video_lo, p_old.media_id, p_old.photo_urls, p_old.upload_method,
+                                p_old.media_type, p_old.tiktok_account_id) THEN
+            PERFORM vibescaling._check_media(p_new, (v_creator->>'max_video_post_duration_sec')::integer);
         END IF;
     END IF;
 END

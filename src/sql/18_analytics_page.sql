@@ -450,9 +450,10 @@ COMMENT ON VIEW vibescaling.unknown_outcomes IS
     'Posts whose latest init has an unknown outcome and no settlement yet (settle_unknown_outcomes, settle_post).';
 
 -- The page's "now": posts scheduled in the next 24 hours, publishes TikTok
--- is still processing, accounts that need the creator to authorise again,
--- and (for every tenant only, i.e. operators) the posts whose init has an
--- unknown outcome and wait for settle_post.
+-- is still processing, publishes of the last 30 days TikTok never
+-- confirmed (unconfirmed), accounts that need the creator to authorise
+-- again, and (for every tenant only, i.e. operators) the posts whose init
+-- has an unknown outcome and wait for a settlement.
 CREATE FUNCTION vibescaling._analytics_now(p_scope text)
 RETURNS jsonb
 LANGUAGE sql STABLE
@@ -477,6 +478,14 @@ AS $$
               FROM (SELECT r.* FROM vibescaling.publish_records r JOIN vibescaling.posts p ON p.id = r.post_id
                      WHERE r.status = 'processing' AND (p_scope = '*' OR p.owner = p_scope)
                      ORDER BY r.created_at LIMIT 200) r), '[]'),
+        'unconfirmed', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                'post_id', r.post_id, 'publish_id', r.publish_id, 'tiktok_status', r.tiktok_status,
+                'since', r.created_at, 'caption', left(r.caption, 80))
+                ORDER BY r.created_at DESC)
+              FROM (SELECT r.*, p.caption FROM vibescaling.publish_records r JOIN vibescaling.posts p ON p.id = r.post_id
+                     WHERE r.status = 'unconfirmed' AND r.created_at > now() - interval '30 days'
+                       AND (p_scope = '*' OR p.owner = p_scope)
+                     ORDER BY r.created_at DESC LIMIT 200) r), '[]'),
         'needs_reauth', coalesce((SELECT jsonb_agg(jsonb_build_object(
                 'tiktok_account_id', a.id, 'account', coalesce(a.display_name, a.open_id),
                 'status_reason', a.status_reason, 'since', a.updated_at) ORDER BY a.updated_at)

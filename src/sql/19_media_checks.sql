@@ -42,3 +42,63 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'vs_sql_media_verdict'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
 REVOKE ALL ON FUNCTION vibescaling._media_verdict(jsonb, text, integer) FROM PUBLIC;
+
+-- Refuses a post whose media TikTok would refuse after the upload, before
+-- anything is sent (22023, the reason in words, DETAIL fail_reason=<code>):
+-- a video the extension uploads (large object, bytea, downloaded URL)
+-- always; a video or photos TikTok pulls itself only when
+-- vibescaling.probe_pull_urls is on (the probe downloads parts of them:
+-- range requests, under the source address rules). max_duration_sec is
+-- creator_info's max_video_post_duration_sec, NULL when not known (no
+-- duration check). Media whose probe ran out of its budget
+-- ("incomplete") pass: TikTok decides. Nothing is checked while
+-- vibescaling.media_checks is off.
+CREATE FUNCTION vibescaling._check_media(p vibescaling.posts, max_duration_sec integer)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_sources jsonb[];
+    v_kind    text := p.media_type;
+    v_facts   jsonb;
+    v_verdict record;
+    v_what    text;
+BEGIN
+    IF NOT current_setting('vibescaling.media_checks')::boolean THEN
+        RETURN;
+    END IF;
+    IF p.media_type = 'video' AND vibescaling._upload_method(p) = 'upload' THEN
+        v_sources := ARRAY[vibescaling._video_source(p)];
+    ELSIF current_setting('vibescaling.probe_pull_urls')::boolean THEN
+        v_sources := CASE WHEN p.media_type = 'photo'
+                          THEN ARRAY(SELECT jsonb_build_object('url', u) FROM unnest(p.photo_urls) u)
+                          ELSE ARRAY[jsonb_build_object('url', p.video_url)] END;
+    ELSE
+        RETURN;
+    END IF;
+    FOR i IN 1 .. coalesce(cardinality(v_sources), 0) LOOP
+        v_facts := vibescaling._media_facts(v_sources[i], v_kind);
+        CONTINUE WHEN v_facts->>'status' = 'incomplete';
+        v_verdict := vibescaling._media_verdict(v_facts, v_kind, max_duration_sec);
+        IF v_verdict.code IS NOT NULL THEN
+            v_what := CASE WHEN v_kind = 'photo' THEN format('photo %s of post %s', i, p.id)
+                           ELSE format('the video of post %s', p.id) END;
+            RAISE EXCEPTION 'TikTok would refuse %: %', v_what, v_verdict.message
+                USING ERRCODE = '22023',
+                      DETAIL = format('fail_reason=%s container=%s codec=%s size=%sx%s fps=%s duration_ms=%s bytes=%s',
+                                      v_verdict.code, coalesce(v_facts->>'container', '?'),
+                                      coalesce(v_facts->>'video_codec', '-'), coalesce(v_facts->>'width', '?'),
+                                      coalesce(v_facts->>'height', '?'), coalesce(v_facts->>'fps', '-'),
+                                      coalesce(v_facts->>'duration_ms', '-'), coalesce(v_facts->>'size_bytes', '?')),
+                      HINT = CASE v_verdict.code
+                                 WHEN 'file_format_check_failed' THEN 'TikTok takes MP4, MOV or WebM with H.264, H.265, VP8 or VP9 video; photos in JPEG or WebP.'
+                                 WHEN 'frame_rate_check_failed' THEN 'Re-encode the video at 23 to 60 frames a second.'
+                                 WHEN 'picture_size_check_failed' THEN 'Videos need 360 to 4096 pixels a side; photos at most 1080p.'
+                                 WHEN 'duration_check_failed' THEN 'Cut the video to the creator''s longest allowed duration (creator_info).'
+                                 ELSE 'Videos are at most 4 GB, photos at most 20 MB.' END;
+        END IF;
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._check_media(vibescaling.posts, integer) FROM PUBLIC;

@@ -12,7 +12,7 @@ SELECT vs_test.sim_post('/_sim/config', '{"access_expires_in": 3600, "refresh_ex
 -- authorize_url
 SELECT is(vibescaling.authorize_url('https://app.example/cb?x=1', 'st ate'),
           'https://www.tiktok.com/v2/auth/authorize/?client_key=sim_client_key'
-          || '&scope=user.info.basic%2Cvideo.publish%2Cvideo.upload&response_type=code'
+          || '&scope=user.info.basic%2Cvideo.publish%2Cvideo.upload%2Cvideo.list%2Cuser.info.stats&response_type=code'
           || '&redirect_uri=https%3A%2F%2Fapp.example%2Fcb%3Fx%3D1&state=st%20ate',
           'authorize_url asks for the scopes vibescaling needs, every value URL-encoded');
 
