@@ -352,12 +352,12 @@ function renderCharts(d) {
 
   // Followers: one line per account over the days that have a snapshot.
   const followers = d.followers;
-  const days = [...new Set(followers.map((f) => f.day))].sort();
+  const followerDays = [...new Set(followers.map((f) => f.day))].sort();
   const accounts = [...new Set(followers.map((f) => f.account))];
   const palette = ['#0b5cad', '#a3161b', '#1b7f3b', '#d08c00', '#6b3fa0', '#00727a'];
-  draw('followers', { type: 'line', data: { labels: days, datasets: accounts.map((name, i) => ({
+  draw('followers', { type: 'line', data: { labels: followerDays, datasets: accounts.map((name, i) => ({
       label: name, borderColor: palette[i % palette.length], backgroundColor: palette[i % palette.length], spanGaps: true,
-      data: days.map((day) => followers.find((f) => f.account === name && f.day === day)?.followers ?? null),
+      data: followerDays.map((day) => followers.find((f) => f.account === name && f.day === day)?.followers ?? null),
     })) }, options: { ...common, scales: { y: { beginAtZero: false } } } });
   dataTable('followers', ['Account', 'Day', 'Followers'], followers.map((f) => [f.account, f.day, f.followers]));
 }

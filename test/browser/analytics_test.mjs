@@ -66,7 +66,13 @@ async function open(browser, token, errors) {
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
   page.on('pageerror', (e) => errors.push(String(e)));
   await page.goto(`${base}/analytics/#token=${token}`);
-  await page.waitForFunction(() => /Updated at/.test(document.querySelector('#status').textContent), null, { timeout: 20000 });
+  try {
+    await page.waitForFunction(() => /Updated at/.test(document.querySelector('#status').textContent), null, { timeout: 20000 });
+  } catch (e) {
+    // The page's own errors say why it never loaded.
+    console.log(`# the page did not load; its status: ${await page.textContent('#status')}; console: ${errors.join(' | ')}`);
+    throw e;
+  }
   await page.waitForFunction(() => document.querySelector('#page-info').textContent.startsWith('Calls'), null, { timeout: 20000 });
   return page;
 }
@@ -135,7 +141,25 @@ try {
   check('now: the account to authorise again', JSON.stringify((await cells(a, '#reauth')).map((r) => r[0]))
     === JSON.stringify(['acme creator 6']), await cells(a, '#reauth'));
   check('a tenant is not shown the unknown outcomes to settle', await a.isHidden('#unknown-box'), null);
-  for (const chart of ['calls', 'success', 'latency', 'failures', 'caps', 'delay']) {
+  const unconfirmed = Number(sql(`SELECT count(*) FROM vibescaling.publish_records r JOIN vibescaling.posts p ON p.id = r.post_id
+                                 WHERE p.owner = '${tenantA}' AND r.status = 'unconfirmed'`));
+  check(`now: the ${unconfirmed} publish TikTok never confirmed`, unconfirmed === 1
+    && (await cells(a, '#unconfirmed')).length === unconfirmed, await cells(a, '#unconfirmed'));
+
+  // After the publish: the posts' latest counts, and the followers by day.
+  const latest = sql(`SELECT string_agg(view_count::text, ',' ORDER BY view_count DESC) FROM vibescaling.post_metrics_latest
+                       WHERE post_id IN (SELECT id FROM vibescaling.posts WHERE owner = '${tenantA}')`);
+  const metricRows = await cells(a, '#post-metrics');
+  check(`post metrics: each post's latest views, most viewed first (${latest})`,
+    metricRows.map((r) => r[1]).join(',') === latest, metricRows);
+  check('... with what each gained in the period', metricRows.every((r) => Number(r[2]) > 0), metricRows);
+  const followerRows = Number(sql(`SELECT count(DISTINCT (tiktok_account_id, (taken_at AT TIME ZONE 'Europe/Paris')::date))
+                                    FROM vibescaling.account_metrics WHERE owner = '${tenantA}'
+                                     AND taken_at >= '${aPeriod.from}' AND taken_at < '${aPeriod.to}'`));
+  check(`followers: one row per account and day with a snapshot in the period (${followerRows})`,
+    followerRows > 0 && (await cells(a, '[data-chart="followers"] table.data')).length === followerRows,
+    await cells(a, '[data-chart="followers"] table.data'));
+  for (const chart of ['calls', 'success', 'latency', 'failures', 'caps', 'delay', 'followers']) {
     const drawn = await a.$eval(`[data-chart="${chart}"] canvas`, (c) => c.width > 0 && c.height > 0);
     check(`the ${chart} chart is drawn`, drawn, drawn);
   }
@@ -226,6 +250,8 @@ try {
     !/acme/.test(bText) && !aPosts.some((id) => bText.includes(id.slice(0, 8))), bText.match(/acme.{0,40}/));
   const bHistoryPosts = await b.$$eval('#history button[data-post]', (bs) => bs.map((x) => x.dataset.post));
   check("... and its history none of A's calls", bHistoryPosts.every((id) => !aPosts.includes(id)), bHistoryPosts);
+  check("... nor A's post metrics or followers", (await cells(b, '#post-metrics')).length === 0
+    && (await cells(b, '[data-chart="followers"] table.data')).length === 0, await cells(b, '#post-metrics'));
   await b.close();
 
   // ---------------------------------------------------------------- operator

@@ -65,3 +65,22 @@ UPDATE vibescaling.posts SET owner = :'a', tiktok_account_id = (SELECT id FROM p
 INSERT INTO vibescaling.dispatch_logs (post_id, tiktok_account_id, trigger, endpoint, outcome, error_code, outcome_unknown, created_at)
 SELECT :'unknown_post', tiktok_account_id, 'manual', 'video_init', 'failure', 'timeout', true, now() - interval '2 hours'
   FROM vibescaling.posts WHERE id = :'unknown_post';
+
+-- After the publish: snapshots of two of acme's posts (two each, an hour
+-- apart) and of its first account's followers over three days, as
+-- collect_metrics stores them; and one of acme's publishes TikTok never
+-- confirmed.
+INSERT INTO vibescaling.post_metrics (publish_record_id, post_id, tiktok_account_id, video_id, view_count, like_count,
+                                      comment_count, share_count, owner, taken_at)
+SELECT r.id, r.post_id, r.tiktok_account_id, 7300000000000000000 + r.n, 1000 * g * r.n, 100 * g, 10 * g, g, :'a',
+       now() - (3 - g) * interval '1 hour'
+  FROM (SELECT r.*, row_number() OVER (ORDER BY r.id) AS n
+          FROM vibescaling.publish_records r JOIN public.browser_posts b ON b.id = r.post_id
+         WHERE b.owner = :'a' ORDER BY r.id LIMIT 2) r, generate_series(1, 2) g;
+INSERT INTO vibescaling.account_metrics (tiktok_account_id, follower_count, following_count, likes_count, video_count,
+                                         owner, taken_at)
+SELECT a.id, 5000 + 10 * d, 12, 300, 3, a.owner, now() - d * interval '1 day'
+  FROM public.browser_accounts a, generate_series(0, 2) d WHERE a.owner = :'a' AND a.i = 1;
+UPDATE vibescaling.publish_records SET status = 'unconfirmed', fail_reason = 'no final status from TikTok after 02:00:00'
+ WHERE id = (SELECT r.id FROM vibescaling.publish_records r JOIN public.browser_posts b ON b.id = r.post_id
+              WHERE b.owner = :'a' ORDER BY r.id DESC LIMIT 1);

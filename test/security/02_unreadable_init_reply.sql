@@ -7,7 +7,7 @@
 \set QUIET 1
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(30);
+SELECT plan(31);
 
 SELECT substr(md5(random()::text), 1, 8) AS run \gset
 
@@ -97,17 +97,20 @@ SELECT is(:'r'::jsonb->>'inits', '1', '... no second init');
 SELECT pg_temp.garbled('refused', '{"action": "error", "http_status": 403, "error_code": "spam_risk_too_many_posts"}') AS r \gset
 SELECT is(:'r'::jsonb->>'unknown', 'false', 'a documented refusal (spam_risk_too_many_posts) is a known outcome');
 
--- The dispatcher: the post fails with the reason, and is never sent again.
+-- The dispatcher: the post waits for a settlement (publishing), and is never sent again.
 SELECT vs_test.new_account('dupd_' || :'run') AS acct \gset
 SELECT (vibescaling.schedule_post(vs_test.new_video(), now() + interval '10 minutes', :'acct', 'SELF_ONLY') #>> '{data,id}') AS p \gset
 SELECT vs_test.sim_post('/_sim/faults', jsonb_build_object('endpoint', 'video_init', 'action', 'malformed',
                         'after_processing', true, 'open_id', 'dupd_' || :'run')) IS NOT NULL AS armed \gset
 SELECT now() + interval '11 minutes' AS later \gset
 CALL vibescaling.dispatch_due_posts(:'later');
-SELECT is((SELECT status FROM vibescaling.posts WHERE id = :'p'), 'failed',
-          'the dispatcher fails a post whose init reply was unreadable');
+SELECT is((SELECT status FROM vibescaling.posts WHERE id = :'p'), 'publishing',
+          'the dispatcher leaves a post whose init reply was unreadable publishing, until settled');
 SELECT matches((SELECT last_error FROM vibescaling.posts WHERE id = :'p'), 'unknown',
                '... saying its outcome is unknown');
+SELECT is(vs_test.sqlstate_of(format($$UPDATE vibescaling.posts SET status = 'scheduled', scheduled_at = now() + interval '10 minutes'
+                                       WHERE id = %L$$, :'p')), '55000', '... which cannot be rescheduled as it is');
+UPDATE vibescaling.posts SET status = 'failed' WHERE id = :'p';
 UPDATE vibescaling.posts SET status = 'scheduled', scheduled_at = now() + interval '10 minutes' WHERE id = :'p';
 SELECT now() + interval '2 hours' AS much_later \gset
 CALL vibescaling.dispatch_due_posts(:'much_later');
