@@ -152,13 +152,13 @@ CREATE TABLE vibescaling.publish_records (
     uploaded_bytes     bigint,
     downloaded_bytes   bigint,
     checked_at         timestamptz,
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    updated_at         timestamptz NOT NULL DEFAULT now(),
     -- The last time TikTok made the post public (publicly_available), and
     -- the last time it took it down (no_longer_publicaly_available): down
     -- now when taken_down_at is the later one.
     public_at          timestamptz,
-    taken_down_at      timestamptz,
-    created_at         timestamptz NOT NULL DEFAULT now(),
-    updated_at         timestamptz NOT NULL DEFAULT now()
+    taken_down_at      timestamptz
 );
 CREATE INDEX publish_records_post_idx ON vibescaling.publish_records (post_id, created_at DESC);
 

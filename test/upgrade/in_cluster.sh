@@ -37,6 +37,15 @@ VALUES ('manual', 'creator_info', 'success', now() - interval '1 year');
 INSERT INTO vibescaling.dispatch_logs (post_id, tiktok_account_id, trigger, endpoint, outcome, outcome_unknown, created_at)
 SELECT vs_test.new_video('unknown outcome'), acct, 'manual', 'video_init', 'failure', true, now() - interval '200 days'
   FROM public.before_upgrade LIMIT 1;
+-- Another one an operator settled (not on TikTok): before 0.1.7 the
+-- decision was a 'settlement' row of the log.
+INSERT INTO vibescaling.dispatch_logs (post_id, tiktok_account_id, trigger, endpoint, outcome, outcome_unknown, created_at)
+SELECT vs_test.new_video('settled unknown outcome'), acct, 'manual', 'video_init', 'failure', true, now() - interval '200 days'
+  FROM public.before_upgrade LIMIT 1;
+INSERT INTO vibescaling.dispatch_logs (post_id, tiktok_account_id, trigger, endpoint, outcome, error_code, created_at)
+SELECT p.id, (SELECT acct FROM public.before_upgrade LIMIT 1), 'manual', 'settlement', 'success', 'not_on_tiktok',
+       now() - interval '199 days'
+  FROM vibescaling.posts p WHERE p.caption = 'settled unknown outcome';
 -- A webhook delivered before the upgrade (TikTok may redeliver it after).
 CREATE TABLE public.webhook_body AS
 SELECT jsonb_build_object('client_key', 'sim_client_key', 'event', 'post.publish.complete',
@@ -92,10 +101,22 @@ check "ALTER EXTENSION vibescaling UPDATE from $old_version" "$new_version" \
 q -c "SELECT vibescaling.setup_api_roles()" >/dev/null
 after=$(q -c "$counts")
 before_logs_plus_probe=$(( $(echo "$after" | cut -d/ -f3) + 1 ))
-check "every row is still there (accounts/posts/dispatch_logs/publish_records/cron jobs: $before, +3 jobs: vibescaling-uploads, vibescaling-logs, vibescaling-analytics)" \
-      "$(echo "$before" | awk -F/ '{ print $1 "/" $2 "/" $3 "/" $4 "/" $5 + 3 }')" "$after"
-check "the Analytics page's rollup takes in the old log: as many calls as the log holds (but webhooks and settlements)" \
-      "$(q -c "SELECT count(*) FROM vibescaling.dispatch_logs WHERE endpoint NOT IN ('webhook', 'settlement')")" \
+check "every row is still there (accounts/posts/dispatch_logs/publish_records/cron jobs: $before; the log's settlement row moved out, +5 jobs: vibescaling-uploads, -logs, -analytics, -settle, -metrics)" \
+      "$(echo "$before" | awk -F/ '{ print $1 "/" $2 "/" $3 - 1 "/" $4 "/" $5 + 5 }')" "$after"
+check "the operator's decision of the old log is a row of vibescaling.settlements now" "operator false 1" \
+      "$(q -c "SELECT s.decided_by || ' ' || s.on_tiktok || ' ' || count(*) OVER ()
+                 FROM vibescaling.settlements s JOIN vibescaling.posts p ON p.id = s.post_id
+                WHERE p.caption = 'settled unknown outcome'")"
+check "... and no settlement row is left in dispatch_logs" 0 \
+      "$(q -c "SELECT count(*) FROM vibescaling.dispatch_logs WHERE endpoint = 'settlement'")"
+check "unknown_outcomes lists the unsettled draft, not the settled one" "unknown outcome" \
+      "$(q -c "SELECT string_agg(caption, ',') FROM vibescaling.unknown_outcomes")"
+check "the settled post may be published again (its init was settled)" "" \
+      "$(q -c "SELECT e.state FROM vibescaling.posts p, vibescaling._earlier_init(p.id) e WHERE p.caption = 'settled unknown outcome'")"
+check "the published post's record is still followed: not unconfirmed, publish_id kept" 1 \
+      "$(q -c "SELECT count(*) FROM vibescaling.publish_records WHERE publish_id IS NOT NULL AND status <> 'unconfirmed'")"
+check "the Analytics page's rollup takes in the old log: as many calls as the log holds (but webhooks)" \
+      "$(q -c "SELECT count(*) FROM vibescaling.dispatch_logs WHERE endpoint <> 'webhook'")" \
       "$(q -c "SELECT vibescaling.roll_up_analytics() IS NOT NULL" >/dev/null
          q -c "SELECT sum((c->>'calls')::bigint) FROM jsonb_array_elements(
                  vibescaling.analytics(now() - interval '400 days', now())->'calls') c")"
