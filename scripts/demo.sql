@@ -89,12 +89,49 @@ SELECT p.media_type, p.mode, p.status AS post_status, r.status, r.tiktok_status,
  ORDER BY r.id;
 
 \echo
-\echo '== 9. The dispatch log: every call to TikTok (no tokens in it)'
+\echo '== 9. After the publish: TikTok''s counts, kept with their history (collect_metrics,'
+\echo '   pg_cron job vibescaling-metrics: the Display API''s video/query and user/info)'
+SELECT vibescaling.collect_metrics() AS snapshots;
+SELECT p.caption, m.video_id, m.view_count, m.like_count, m.comment_count, m.share_count, m.taken_at
+  FROM vibescaling.post_metrics_latest m JOIN vibescaling.posts p ON p.id = m.post_id;
+SELECT a.open_id, m.follower_count, m.following_count, m.likes_count, m.video_count
+  FROM vibescaling.account_metrics_latest m JOIN vibescaling.accounts a ON a.id = m.tiktok_account_id;
+
+\echo
+\echo '== 10. A lost reply: TikTok makes the post, the answer never arrives (the simulator drops it)'
+INSERT INTO vibescaling.posts (caption, video_url)
+VALUES ('Lost in transit #vibescaling', 'https://verified.example/lost.mp4') RETURNING id AS lost_post \gset
+SELECT jsonb_build_object('status', r #>> '{data,status}') AS answer
+  FROM vibescaling.schedule_post(:'lost_post', now() + interval '10 minutes', :'account_id', 'PUBLIC_TO_EVERYONE') r;
+\! curl -s -X POST "$VS_DEMO_SIM/_sim/faults" -d "$VS_DEMO_FAULT" >/dev/null
+SELECT now() + interval '11 minutes' AS later \gset
+CALL vibescaling.dispatch_due_posts(:'later');
+\echo 'The dispatcher cannot tell whether TikTok has it: the post is publishing, never sent again blindly.'
+SELECT id, status, last_error FROM vibescaling.posts WHERE id = :'lost_post';
+SELECT pg_sleep(5);
+\echo 'settle_unknown_outcomes (pg_cron job vibescaling-settle) finds it in the creator''s video list:'
+SELECT vibescaling.settle_unknown_outcomes() AS settled;
+SELECT s.decided_by, s.on_tiktok, s.public_post_id, p.status
+  FROM vibescaling.settlements s JOIN vibescaling.posts p ON p.id = s.post_id WHERE s.post_id = :'lost_post';
+
+\echo
+\echo '== 11. Media checked before TikTok sees it (FFmpeg''s libavformat): a 90 fps video is refused'
+\! ffmpeg -v error -y -f lavfi -i testsrc=size=720x1280:rate=90 -t 1 -c:v libx264 -pix_fmt yuv420p "$VS_DEMO_DIR/90fps.mp4"
+SET vibescaling.media_checks = on;   -- the demo cluster has it off, as the test clusters do
+INSERT INTO vibescaling.media (data) SELECT pg_read_binary_file(:'demo_dir' || '/90fps.mp4') RETURNING id AS media_id \gset
+INSERT INTO vibescaling.posts (caption, media_id) VALUES ('Too fast', :'media_id') RETURNING id AS fast_post \gset
+\set ON_ERROR_STOP 0
+SELECT vibescaling.publish_post(:'fast_post', :'account_id', 'SELF_ONLY');
+\set ON_ERROR_STOP 1
+SELECT count(*) AS inits_sent_for_it FROM vibescaling.dispatch_logs WHERE post_id = :'fast_post' AND endpoint = 'video_init';
+
+\echo
+\echo '== 12. The dispatch log: every call to TikTok (no tokens in it)'
 SELECT id, trigger, endpoint, http_status, outcome, error_code, log_id, publish_id, round(duration_ms::numeric, 1) AS ms
   FROM vibescaling.dispatch_logs ORDER BY id;
 
 \echo
-\echo '== 10. A burst: 300 accounts with a post each, all due at once, dispatched in rounds'
+\echo '== 13. A burst: 300 accounts with a post each, all due at once, dispatched in rounds'
 \echo '   (up to max_concurrent_requests posts per round, their calls in flight together)'
 SELECT count(*) AS accounts_connected
   FROM generate_series(1, 300) i,

@@ -95,8 +95,8 @@ $$;
 
 -- The snapshots due now, as calls for _tiktok_call_many: up to max_calls
 -- of them, the least recently taken first. video_query calls take up to
--- 20 of an account's public posts (active accounts that granted
--- video.list; posts public, not taken down, published within
+-- 20 of an account's public videos (Direct Posts; active accounts that
+-- granted video.list; public, not taken down, published within
 -- follow_days); user_stats calls one account each (user.info.stats, last
 -- snapshot an hour old or more).
 CREATE FUNCTION vibescaling._metrics_calls_due(max_calls integer, follow_days integer)
@@ -113,6 +113,7 @@ BEGIN
               LEFT JOIN LATERAL (SELECT max(pm.taken_at) AS last_at FROM vibescaling.post_metrics pm
                                   WHERE pm.publish_record_id = r.id) m ON true
              WHERE r.status = 'published' AND cardinality(r.public_post_ids) > 0
+               AND r.endpoint = 'video_init'   -- the Display API counts videos, not photo posts
                AND (r.taken_down_at IS NULL OR r.public_at > r.taken_down_at)
                AND r.created_at > now() - make_interval(days => follow_days)
                AND a.status = 'active' AND 'video.list' = ANY (a.scopes)

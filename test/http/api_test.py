@@ -325,8 +325,12 @@ def main() -> int:
         sim("POST", "/_sim/config", {"webhook_url": None})
 
     print("# tenant isolation, paging")
+    # A snapshot of A's published post, as collect_metrics takes them.
+    sql(f"INSERT INTO vibescaling.post_metrics (publish_record_id, post_id, tiktok_account_id, video_id, view_count, owner) "
+        f"SELECT r.id, r.post_id, r.tiktok_account_id, 7300000000000000123, 42, '{TENANT_A}' "
+        f"FROM vibescaling.publish_records r WHERE r.post_id = '{post_a}' LIMIT 1")
     for rel in ("posts", "accounts", "publish_records", "dispatch_logs", "dispatch_stats", "dispatch_failures",
-                "posts_per_account_day", "schedule_delay"):
+                "posts_per_account_day", "schedule_delay", "post_metrics", "account_metrics"):
         r = http("GET", f"/api/v1/{rel}", token=TOKEN_B)
         leaked = [row for row in (r.json or []) if post_a in json.dumps(row) or acct_a in json.dumps(row)
                   or open_a in json.dumps(row)]
@@ -337,6 +341,10 @@ def main() -> int:
               f"(SELECT id FROM vibescaling.tiktok_accounts WHERE owner = '{TENANT_A}')")
     check(f"GET /api/v1/dispatch_stats: A counts exactly its own {own} calls",
           r.status == 200 and str(sum(row["attempts"] for row in r.json)) == own, r)
+    r = http("GET", "/api/v1/post_metrics", token=TOKEN_A)
+    check("GET /api/v1/post_metrics: A's post with its views, and its 19-digit video id exact (a string)",
+          r.status == 200 and [(row["post_id"], row["view_count"], row["video_id"]) for row in r.json]
+          == [(post_a, 42, "7300000000000000123")], r)
     r = http("GET", "/api/v1/posts_per_account_day", token=TOKEN_A)
     posted = sql(f"SELECT count(*) FROM vibescaling.posts WHERE owner = '{TENANT_A}' AND status = 'posted'")
     check(f"GET /api/v1/posts_per_account_day: A's {posted} posts",
