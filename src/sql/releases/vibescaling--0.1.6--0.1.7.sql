@@ -1902,6 +1902,7 @@ BEGIN
               LEFT JOIN LATERAL (SELECT max(pm.taken_at) AS last_at FROM vibescaling.post_metrics pm
                                   WHERE pm.publish_record_id = r.id) m ON true
              WHERE r.status = 'published' AND cardinality(r.public_post_ids) > 0
+               AND r.endpoint = 'video_init'   -- the Display API counts videos, not photo posts
                AND (r.taken_down_at IS NULL OR r.public_at > r.taken_down_at)
                AND r.created_at > now() - make_interval(days => follow_days)
                AND a.status = 'active' AND 'video.list' = ANY (a.scopes)
