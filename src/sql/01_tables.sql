@@ -122,9 +122,14 @@ CREATE TABLE vibescaling.posts (
     owner                 text DEFAULT vibescaling._jwt_sub(),  -- the tenant (JWT sub); must match the account's
     created_at            timestamptz NOT NULL DEFAULT now(),
     updated_at            timestamptz NOT NULL DEFAULT now(),
-    source_role           oid     -- the role that set video_lo / media_id: it must still be able to read it when sent
+    source_role           oid,    -- the role that set video_lo / media_id: it must still be able to read it when sent
+    -- A target of a post sent to several accounts (22_targets.sql): that
+    -- post's id. A target is a post of its own, for one account.
+    parent_id             uuid REFERENCES vibescaling.posts (id) ON DELETE CASCADE
 );
 CREATE INDEX posts_owner_idx ON vibescaling.posts (owner);
+-- A post's targets, one per account.
+CREATE UNIQUE INDEX posts_target_idx ON vibescaling.posts (parent_id, tiktok_account_id) WHERE parent_id IS NOT NULL;
 COMMENT ON TABLE vibescaling.posts IS
     'TikTok posts. status: draft -> scheduled -> posted | failed (publish_post goes draft -> posted); publishing: an init''s outcome is unknown until settled.';
 

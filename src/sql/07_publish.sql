@@ -316,6 +316,11 @@ BEGIN
                              ELSE 'Set it back to draft (or schedule it) first.' END;
     END IF;
 
+    IF EXISTS (SELECT 1 FROM vibescaling.posts t WHERE t.parent_id = p.id) THEN
+        RAISE EXCEPTION 'post % has targets: it is sent to accounts through them', p.id
+            USING ERRCODE = '55000', HINT = 'publish_targets(post_id, targets) adds accounts.';
+    END IF;
+
     p.tiktok_account_id    := publish_post.tiktok_account_id;
     p.privacy_level        := publish_post.privacy_level;
     p.mode                 := publish_post.mode;

@@ -34,6 +34,10 @@ BEGIN
         IF p_new.scheduled_at IS NULL THEN
             RAISE EXCEPTION 'scheduled_at is required to schedule a post' USING ERRCODE = '22004';
         END IF;
+        IF p_old.id IS NOT NULL AND EXISTS (SELECT 1 FROM vibescaling.posts t WHERE t.parent_id = p_old.id) THEN
+            RAISE EXCEPTION 'post % has targets: they are scheduled, not the post', p_old.id
+                USING ERRCODE = '55000', HINT = 'schedule_targets(post_id, scheduled_at, targets) adds accounts.';
+        END IF;
         -- The 5-minute rule applies when the time is set, not to later edits
         -- of an already scheduled post.
         IF (p_old.id IS NULL OR p_old.status NOT IN ('scheduled', 'publishing')

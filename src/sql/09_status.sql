@@ -195,6 +195,10 @@ BEGIN
     IF publish_status.post_id IS NULL THEN
         RAISE EXCEPTION 'post_id is required' USING ERRCODE = '22004';
     END IF;
+    -- A post sent to several accounts: as a whole and per target.
+    IF EXISTS (SELECT 1 FROM vibescaling.posts t WHERE t.parent_id = publish_status.post_id) THEN
+        RETURN vibescaling._targets_status(publish_status.post_id);
+    END IF;
     IF v_read_only THEN
         SELECT * INTO r FROM vibescaling.publish_records pr
          WHERE pr.post_id = publish_status.post_id

@@ -88,7 +88,7 @@ CREATE VIEW vibescaling_api.posts WITH (security_invoker = true) AS
     SELECT id, media_type, caption, title, video_url, upload_method, video_cover_timestamp_ms, is_aigc,
            photo_urls, photo_cover_index, status, scheduled_at, tiktok_account_id, privacy_level, mode,
            disable_comment, disable_duet, disable_stitch, brand_content_toggle, brand_organic_toggle,
-           posted_at, last_error, attempts, next_attempt_at, created_at, updated_at
+           posted_at, last_error, attempts, next_attempt_at, created_at, updated_at, parent_id
       FROM vibescaling.posts;
 COMMENT ON VIEW vibescaling_api.posts IS 'The tenant''s posts (row level security).';
 
@@ -134,7 +134,8 @@ CREATE FUNCTION vibescaling_api.publish_post(
     disable_duet          boolean DEFAULT false,
     disable_stitch        boolean DEFAULT false,
     brand_content_toggle  boolean DEFAULT false,
-    brand_organic_toggle  boolean DEFAULT false)
+    brand_organic_toggle  boolean DEFAULT false,
+    targets               jsonb   DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -146,11 +147,26 @@ DECLARE
     v_state   text;
     v_hint    text;
     v_detail  text;
+    t         jsonb;
 BEGIN
     PERFORM vibescaling._api_check_post(v_post_id);
-    PERFORM vibescaling._api_check_account(publish_post.tiktok_account_id);
     -- Another request publishing this post holds its row: 409 at once, not a wait.
     PERFORM 1 FROM vibescaling.posts p WHERE p.id = v_post_id FOR UPDATE NOWAIT;
+    -- Several accounts: each target's account must be the tenant's.
+    IF publish_post.targets IS NOT NULL THEN
+        IF publish_post.tiktok_account_id IS NOT NULL THEN
+            RAISE EXCEPTION 'give tiktok_account_id or targets, not both' USING ERRCODE = '22023';
+        END IF;
+        IF jsonb_typeof(publish_post.targets) = 'array' THEN
+            FOR t IN SELECT x FROM jsonb_array_elements(publish_post.targets) x LOOP
+                PERFORM vibescaling._api_check_account(CASE WHEN jsonb_typeof(t) = 'object'
+                                                            AND t->>'tiktok_account_id' ~* '^[0-9a-f-]{36}$'
+                                                            THEN (t->>'tiktok_account_id')::uuid END);
+            END LOOP;
+        END IF;
+        RETURN vibescaling.publish_targets(v_post_id, publish_post.targets);
+    END IF;
+    PERFORM vibescaling._api_check_account(publish_post.tiktok_account_id);
     RETURN vibescaling.publish_post(v_post_id, publish_post.tiktok_account_id, publish_post.privacy_level,
                                     publish_post.mode, publish_post.disable_comment, publish_post.disable_duet,
                                     publish_post.disable_stitch, publish_post.brand_content_toggle,
@@ -463,7 +479,7 @@ BEGIN
                     vibescaling.post_metrics_latest, vibescaling.account_metrics_latest,
                     vibescaling.post_metrics, vibescaling.account_metrics TO vibescaling_user, vibescaling_operator;
     GRANT EXECUTE ON FUNCTION
-        vibescaling_api.publish_post(uuid, uuid, text, text, boolean, boolean, boolean, boolean, boolean),
+        vibescaling_api.publish_post(uuid, uuid, text, text, boolean, boolean, boolean, boolean, boolean, jsonb),
         vibescaling_api.schedule_post(uuid, timestamptz, uuid, text, text, boolean, boolean, boolean, boolean, boolean),
         vibescaling_api.cancel_post(uuid),
         vibescaling_api.publish_status(uuid),

@@ -324,6 +324,31 @@ def main() -> int:
     finally:
         sim("POST", "/_sim/config", {"webhook_url": None})
 
+    print("# POST /api/v1/posts/:id/publish to several accounts (targets)")
+    t1 = connect(TOKEN_A, f"{open_a}_t1").json["data"]["id"]
+    t2 = connect(TOKEN_A, f"{open_a}_t2").json["data"]["id"]
+    campaign = new_post(TOKEN_A, "one post, two accounts")
+    r = http("POST", f"/api/v1/posts/{campaign}/publish",
+             {"targets": [{"tiktok_account_id": t1, "privacy_level": "SELF_ONLY"},
+                          {"tiktok_account_id": acct_b, "privacy_level": "SELF_ONLY"}]}, TOKEN_A)
+    check("targets with another tenant's account: 403, and nothing sent",
+          r.status == 403 and sql(f"SELECT count(*) FROM vibescaling.posts WHERE parent_id = '{campaign}'") == "0", r)
+    r = http("POST", f"/api/v1/posts/{campaign}/publish",
+             {"targets": [{"tiktok_account_id": t1, "privacy_level": "SELF_ONLY"},
+                          {"tiktok_account_id": t2, "privacy_level": "MUTUAL_FOLLOW_FRIENDS", "caption": "t2's words"}]},
+             TOKEN_A)
+    answers = ((r.json or {}).get("data") or {}).get("targets") or []
+    check("A publishes one post to two accounts: 200, a publish_id per target",
+          r.status == 200 and len(answers) == 2 and all(a.get("publish_id", "").startswith("v_pub") for a in answers), r)
+    r = http("GET", f"/api/v1/posts/{campaign}/publish-status", token=TOKEN_A)
+    targets = ((r.json or {}).get("data") or {}).get("targets") or []
+    check("GET .../publish-status: the post as a whole and each target",
+          r.status == 200 and len(targets) == 2 and {t["tiktok_account_id"] for t in targets} == {t1, t2}, r)
+    r = http("GET", f"/api/v1/posts?parent_id=eq.{campaign}&select=tiktok_account_id,status,caption", token=TOKEN_A)
+    check("GET /api/v1/posts?parent_id=eq.<post>: the targets, each a post of its own",
+          r.status == 200 and sorted((p["status"], p["caption"]) for p in r.json)
+          == [("posted", "one post, two accounts"), ("posted", "t2's words")], r)
+
     print("# tenant isolation, paging")
     # A snapshot of A's published post, as collect_metrics takes them.
     sql(f"INSERT INTO vibescaling.post_metrics (publish_record_id, post_id, tiktok_account_id, video_id, view_count, owner) "

@@ -15,6 +15,10 @@ ALTER TABLE vibescaling.publish_records
     ADD COLUMN taken_down_at timestamptz;
 UPDATE vibescaling.publish_records SET public_at = coalesce(checked_at, updated_at)
  WHERE cardinality(public_post_ids) > 0;
+-- A post sent to several accounts: each target is a post of its own.
+ALTER TABLE vibescaling.posts ADD COLUMN parent_id uuid REFERENCES vibescaling.posts (id) ON DELETE CASCADE;
+-- publish_post of the API takes targets: a new signature.
+DROP FUNCTION vibescaling_api.publish_post(uuid, uuid, text, text, boolean, boolean, boolean, boolean, boolean);
 COMMENT ON TABLE vibescaling.posts IS
     'TikTok posts. status: draft -> scheduled -> posted | failed (publish_post goes draft -> posted); publishing: an init''s outcome is unknown until settled.';
 
@@ -66,6 +70,13 @@ SELECT l.post_id, l.tiktok_account_id, l.id, l.error_code = 'on_tiktok', l.publi
 DELETE FROM vibescaling.dispatch_logs WHERE endpoint = 'settlement';
 
 -- What waits for a settlement; post and account metrics with their views.
+CREATE UNIQUE INDEX posts_target_idx ON vibescaling.posts (parent_id, tiktok_account_id) WHERE parent_id IS NOT NULL;
+CREATE OR REPLACE VIEW vibescaling_api.posts WITH (security_invoker = true) AS
+    SELECT id, media_type, caption, title, video_url, upload_method, video_cover_timestamp_ms, is_aigc,
+           photo_urls, photo_cover_index, status, scheduled_at, tiktok_account_id, privacy_level, mode,
+           disable_comment, disable_duet, disable_stitch, brand_content_toggle, brand_organic_toggle,
+           posted_at, last_error, attempts, next_attempt_at, created_at, updated_at, parent_id
+      FROM vibescaling.posts;
 CREATE OR REPLACE VIEW vibescaling.unknown_outcomes AS
     SELECT u.post_id, u.tiktok_account_id, u.endpoint, u.created_at, u.error_code, u.log_id, p.caption, p.status
       FROM (SELECT * FROM vibescaling.analytics_unknown_inits
@@ -356,6 +367,60 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION vibescaling.publish_post(
+    post_id               uuid,
+    tiktok_account_id     uuid,
+    privacy_level         text,
+    mode                  text    DEFAULT 'direct',
+    disable_comment       boolean DEFAULT false,
+    disable_duet          boolean DEFAULT false,
+    disable_stitch        boolean DEFAULT false,
+    brand_content_toggle  boolean DEFAULT false,
+    brand_organic_toggle  boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p vibescaling.posts;
+BEGIN
+    -- The row lock makes a racing publish or dispatcher wait, then see 'posted'.
+    p := vibescaling._lock_post(publish_post.post_id);
+    IF p.status <> 'draft' THEN
+        RAISE EXCEPTION 'post % is %; only a draft can be published', p.id, p.status
+            USING ERRCODE = '55000',
+                  HINT = CASE p.status
+                             WHEN 'posted' THEN 'It was already published.'
+                             WHEN 'scheduled' THEN 'The dispatcher will publish it; set it back to draft to publish now.'
+                             ELSE 'Set it back to draft (or schedule it) first.' END;
+    END IF;
+
+    IF EXISTS (SELECT 1 FROM vibescaling.posts t WHERE t.parent_id = p.id) THEN
+        RAISE EXCEPTION 'post % has targets: it is sent to accounts through them', p.id
+            USING ERRCODE = '55000', HINT = 'publish_targets(post_id, targets) adds accounts.';
+    END IF;
+
+    p.tiktok_account_id    := publish_post.tiktok_account_id;
+    p.privacy_level        := publish_post.privacy_level;
+    p.mode                 := publish_post.mode;
+    p.disable_comment      := coalesce(publish_post.disable_comment, false);
+    p.disable_duet         := coalesce(publish_post.disable_duet, false);
+    p.disable_stitch       := coalesce(publish_post.disable_stitch, false);
+    p.brand_content_toggle := coalesce(publish_post.brand_content_toggle, false);
+    p.brand_organic_toggle := coalesce(publish_post.brand_organic_toggle, false);
+    PERFORM vibescaling._check_publishable(p);
+
+    UPDATE vibescaling.posts
+       SET tiktok_account_id = p.tiktok_account_id, privacy_level = p.privacy_level, mode = p.mode,
+           disable_comment = p.disable_comment, disable_duet = p.disable_duet,
+           disable_stitch = p.disable_stitch, brand_content_toggle = p.brand_content_toggle,
+           brand_organic_toggle = p.brand_organic_toggle
+     WHERE id = p.id;
+
+    RETURN vibescaling._publish_locked(p.id, 'manual');
+END
+$$;
+
 CREATE OR REPLACE FUNCTION vibescaling._last_init_log_id(p_post_id uuid)
 RETURNS bigint
 LANGUAGE plpgsql STABLE
@@ -482,6 +547,10 @@ BEGIN
         END IF;
         IF p_new.scheduled_at IS NULL THEN
             RAISE EXCEPTION 'scheduled_at is required to schedule a post' USING ERRCODE = '22004';
+        END IF;
+        IF p_old.id IS NOT NULL AND EXISTS (SELECT 1 FROM vibescaling.posts t WHERE t.parent_id = p_old.id) THEN
+            RAISE EXCEPTION 'post % has targets: they are scheduled, not the post', p_old.id
+                USING ERRCODE = '55000', HINT = 'schedule_targets(post_id, scheduled_at, targets) adds accounts.';
         END IF;
         -- The 5-minute rule applies when the time is set, not to later edits
         -- of an already scheduled post.
@@ -635,6 +704,10 @@ DECLARE
 BEGIN
     IF publish_status.post_id IS NULL THEN
         RAISE EXCEPTION 'post_id is required' USING ERRCODE = '22004';
+    END IF;
+    -- A post sent to several accounts: as a whole and per target.
+    IF EXISTS (SELECT 1 FROM vibescaling.posts t WHERE t.parent_id = publish_status.post_id) THEN
+        RETURN vibescaling._targets_status(publish_status.post_id);
     END IF;
     IF v_read_only THEN
         SELECT * INTO r FROM vibescaling.publish_records pr
@@ -1209,6 +1282,60 @@ REVOKE ALL ON FUNCTION vibescaling._webhook_accounts() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION vibescaling._status_poll_due_at(vibescaling.publish_records, boolean) FROM PUBLIC;
 
+CREATE OR REPLACE FUNCTION vibescaling_api.publish_post(
+    post_id               uuid    DEFAULT NULL,
+    tiktok_account_id     uuid    DEFAULT NULL,
+    privacy_level         text    DEFAULT NULL,
+    mode                  text    DEFAULT 'direct',
+    disable_comment       boolean DEFAULT false,
+    disable_duet          boolean DEFAULT false,
+    disable_stitch        boolean DEFAULT false,
+    brand_content_toggle  boolean DEFAULT false,
+    brand_organic_toggle  boolean DEFAULT false,
+    targets               jsonb   DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_post_id uuid := coalesce(publish_post.post_id, vibescaling._api_path_post_id());
+    v_message text;
+    v_state   text;
+    v_hint    text;
+    v_detail  text;
+    t         jsonb;
+BEGIN
+    PERFORM vibescaling._api_check_post(v_post_id);
+    -- Another request publishing this post holds its row: 409 at once, not a wait.
+    PERFORM 1 FROM vibescaling.posts p WHERE p.id = v_post_id FOR UPDATE NOWAIT;
+    -- Several accounts: each target's account must be the tenant's.
+    IF publish_post.targets IS NOT NULL THEN
+        IF publish_post.tiktok_account_id IS NOT NULL THEN
+            RAISE EXCEPTION 'give tiktok_account_id or targets, not both' USING ERRCODE = '22023';
+        END IF;
+        IF jsonb_typeof(publish_post.targets) = 'array' THEN
+            FOR t IN SELECT x FROM jsonb_array_elements(publish_post.targets) x LOOP
+                PERFORM vibescaling._api_check_account(CASE WHEN jsonb_typeof(t) = 'object'
+                                                            AND t->>'tiktok_account_id' ~* '^[0-9a-f-]{36}$'
+                                                            THEN (t->>'tiktok_account_id')::uuid END);
+            END LOOP;
+        END IF;
+        RETURN vibescaling.publish_targets(v_post_id, publish_post.targets);
+    END IF;
+    PERFORM vibescaling._api_check_account(publish_post.tiktok_account_id);
+    RETURN vibescaling.publish_post(v_post_id, publish_post.tiktok_account_id, publish_post.privacy_level,
+                                    publish_post.mode, publish_post.disable_comment, publish_post.disable_duet,
+                                    publish_post.disable_stitch, publish_post.brand_content_toggle,
+                                    publish_post.brand_organic_toggle);
+EXCEPTION WHEN OTHERS THEN
+    -- Every error, the checks' included, leaves with its HTTP status.
+    GET STACKED DIAGNOSTICS v_message = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE,
+                            v_hint = PG_EXCEPTION_HINT, v_detail = PG_EXCEPTION_DETAIL;
+    PERFORM vibescaling._raise_http_error(v_state, v_message, v_detail, v_hint);
+END
+$$;
+
 CREATE OR REPLACE FUNCTION vibescaling.setup_api_roles(authenticator_password text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -1255,7 +1382,7 @@ BEGIN
                     vibescaling.post_metrics_latest, vibescaling.account_metrics_latest,
                     vibescaling.post_metrics, vibescaling.account_metrics TO vibescaling_user, vibescaling_operator;
     GRANT EXECUTE ON FUNCTION
-        vibescaling_api.publish_post(uuid, uuid, text, text, boolean, boolean, boolean, boolean, boolean),
+        vibescaling_api.publish_post(uuid, uuid, text, text, boolean, boolean, boolean, boolean, boolean, jsonb),
         vibescaling_api.schedule_post(uuid, timestamptz, uuid, text, text, boolean, boolean, boolean, boolean, boolean),
         vibescaling_api.cancel_post(uuid),
         vibescaling_api.publish_status(uuid),
@@ -2052,10 +2179,280 @@ REVOKE ALL ON FUNCTION vibescaling.collect_metrics(integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION vibescaling._analytics_metrics(text, timestamptz, timestamptz, text) FROM PUBLIC;
 
+CREATE OR REPLACE FUNCTION vibescaling._max_targets()
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT 100 $$;
+
+CREATE OR REPLACE FUNCTION vibescaling._target_post(p vibescaling.posts, target jsonb)
+RETURNS uuid
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_account uuid := (target->>'tiktok_account_id')::uuid;
+    v_id      uuid;
+BEGIN
+    SELECT t.id INTO v_id FROM vibescaling.posts t WHERE t.parent_id = p.id AND t.tiktok_account_id = v_account;
+    IF v_id IS NULL THEN
+        INSERT INTO vibescaling.posts (parent_id, owner, media_type, caption, title, video_url, video_lo, media_id,
+                                       upload_method, video_cover_timestamp_ms, is_aigc, photo_urls,
+                                       photo_cover_index, tiktok_account_id)
+        VALUES (p.id, p.owner, p.media_type, p.caption, p.title, p.video_url, p.video_lo, p.media_id,
+                p.upload_method, p.video_cover_timestamp_ms, p.is_aigc, p.photo_urls, p.photo_cover_index, v_account)
+        RETURNING id INTO v_id;
+    END IF;
+    RETURN v_id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._ready_target(p vibescaling.posts, p_target uuid, target jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t vibescaling.posts := vibescaling._lock_post(p_target);
+BEGIN
+    IF t.status <> 'draft' THEN
+        RAISE EXCEPTION 'post % already has a target for account % (%)', p.id, t.tiktok_account_id, t.status
+            USING ERRCODE = '55000',
+                  HINT = 'A target is sent once; its own post (' || t.id || ') can be cancelled or rescheduled.';
+    END IF;
+    UPDATE vibescaling.posts x
+       SET caption = CASE WHEN target ? 'caption' THEN target->>'caption' ELSE p.caption END,
+           title = CASE WHEN target ? 'title' THEN target->>'title' ELSE p.title END
+     WHERE x.id = p_target;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._check_targets(targets jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_allowed text[] := ARRAY['tiktok_account_id', 'privacy_level', 'mode', 'caption', 'title', 'disable_comment',
+                              'disable_duet', 'disable_stitch', 'brand_content_toggle', 'brand_organic_toggle',
+                              'scheduled_at'];
+    v_unknown text;
+    v_t       jsonb;
+BEGIN
+    IF jsonb_typeof(targets) IS DISTINCT FROM 'array' OR jsonb_array_length(targets) = 0 THEN
+        RAISE EXCEPTION 'targets must be a non-empty JSON array of {"tiktok_account_id", "privacy_level", ...}'
+            USING ERRCODE = '22023';
+    END IF;
+    IF jsonb_array_length(targets) > vibescaling._max_targets() THEN
+        RAISE EXCEPTION 'at most % targets a post', vibescaling._max_targets() USING ERRCODE = '22023';
+    END IF;
+    FOR v_t IN SELECT x FROM jsonb_array_elements(targets) x LOOP
+        IF jsonb_typeof(v_t) IS DISTINCT FROM 'object' THEN
+            RAISE EXCEPTION 'each target is a JSON object' USING ERRCODE = '22023';
+        END IF;
+        SELECT k INTO v_unknown FROM jsonb_object_keys(v_t) k WHERE NOT (k = ANY (v_allowed)) LIMIT 1;
+        IF v_unknown IS NOT NULL THEN
+            RAISE EXCEPTION 'unknown target option "%"', v_unknown USING ERRCODE = '22023',
+                  HINT = 'A target takes: ' || array_to_string(v_allowed, ', ') || '.';
+        END IF;
+        IF v_t->>'tiktok_account_id' IS NULL THEN
+            RAISE EXCEPTION 'each target needs its tiktok_account_id' USING ERRCODE = '22004';
+        END IF;
+        IF v_t->>'tiktok_account_id' !~* '^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$' THEN
+            RAISE EXCEPTION 'a target''s tiktok_account_id is not a uuid' USING ERRCODE = '22023';
+        END IF;
+        IF v_t ? 'scheduled_at' AND jsonb_typeof(v_t->'scheduled_at') <> 'string' THEN
+            RAISE EXCEPTION 'a target''s scheduled_at is a timestamp string' USING ERRCODE = '22023';
+        END IF;
+    END LOOP;
+    IF (SELECT count(DISTINCT (t->>'tiktok_account_id')::uuid) <> count(*) FROM jsonb_array_elements(targets) t) THEN
+        RAISE EXCEPTION 'each account may be a target once' USING ERRCODE = '22023';
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._lock_parent(p_post_id uuid)
+RETURNS vibescaling.posts
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p vibescaling.posts := vibescaling._lock_post(p_post_id);
+BEGIN
+    IF p.parent_id IS NOT NULL THEN
+        RAISE EXCEPTION 'post % is a target of post %; targets have no targets', p.id, p.parent_id
+            USING ERRCODE = '55000';
+    END IF;
+    IF p.status <> 'draft' THEN
+        RAISE EXCEPTION 'post % is %; only a draft can be sent to targets', p.id, p.status USING ERRCODE = '55000';
+    END IF;
+    RETURN p;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._record_target_error(p_target uuid, p_message text, p_state text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE vibescaling.posts x SET last_error = format('%s [SQLSTATE %s]', p_message, p_state)
+     WHERE x.id = p_target AND x.status = 'draft';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._target_answer(account_id uuid, post_id uuid, answer jsonb, sqlstate text, message text)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT jsonb_strip_nulls(jsonb_build_object('tiktok_account_id', account_id, 'post_id', post_id)
+                             || coalesce(answer, '{}')
+                             || CASE WHEN sqlstate IS NOT NULL
+                                     THEN jsonb_build_object('error', jsonb_build_object('sqlstate', sqlstate, 'message', message))
+                                     ELSE '{}' END)
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling.publish_targets(post_id uuid, targets jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p         vibescaling.posts;
+    t         jsonb;
+    v_target  uuid;
+    v_answer  jsonb;
+    v_answers jsonb := '[]';
+    v_state   text;
+    v_message text;
+BEGIN
+    p := vibescaling._lock_parent(publish_targets.post_id);
+    PERFORM vibescaling._check_targets(targets);
+    FOR t IN SELECT x FROM jsonb_array_elements(targets) x LOOP
+        v_target := vibescaling._target_post(p, t);
+        BEGIN
+            PERFORM vibescaling._ready_target(p, v_target, t);
+            v_answer := vibescaling.publish_post(
+                v_target, (t->>'tiktok_account_id')::uuid, t->>'privacy_level', coalesce(t->>'mode', 'direct'),
+                coalesce((t->>'disable_comment')::boolean, false), coalesce((t->>'disable_duet')::boolean, false),
+                coalesce((t->>'disable_stitch')::boolean, false), coalesce((t->>'brand_content_toggle')::boolean, false),
+                coalesce((t->>'brand_organic_toggle')::boolean, false));
+            v_answers := v_answers || vibescaling._target_answer((t->>'tiktok_account_id')::uuid, v_target,
+                                                                 v_answer->'data', NULL, NULL);
+        EXCEPTION WHEN OTHERS THEN
+            -- This target's publish rolled back (its calls stay in the log);
+            -- its post, a draft again, keeps the reason.
+            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
+            PERFORM vibescaling._record_target_error(v_target, v_message, v_state);
+            v_answers := v_answers || vibescaling._target_answer((t->>'tiktok_account_id')::uuid, v_target,
+                                                                 NULL, v_state, v_message);
+        END;
+    END LOOP;
+    RETURN jsonb_build_object('data', jsonb_build_object('post_id', p.id, 'targets', v_answers));
+END
+$$;
+
+COMMENT ON FUNCTION vibescaling.publish_targets(uuid, jsonb) IS
+    'Publishes a draft to several accounts now, each target a post of its own; {"data":{"post_id","targets":[...]}}.';
+
+CREATE OR REPLACE FUNCTION vibescaling.schedule_targets(post_id uuid, scheduled_at timestamptz, targets jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p         vibescaling.posts;
+    t         jsonb;
+    v_target  uuid;
+    v_at      timestamptz;
+    v_answers jsonb := '[]';
+    v_state   text;
+    v_message text;
+BEGIN
+    p := vibescaling._lock_parent(schedule_targets.post_id);
+    PERFORM vibescaling._check_targets(targets);
+    FOR t IN SELECT x FROM jsonb_array_elements(targets) x LOOP
+        v_target := vibescaling._target_post(p, t);
+        BEGIN
+            PERFORM vibescaling._ready_target(p, v_target, t);
+            v_at := coalesce((t->>'scheduled_at')::timestamptz, schedule_targets.scheduled_at);
+            PERFORM vibescaling.schedule_post(
+                v_target, v_at, (t->>'tiktok_account_id')::uuid, t->>'privacy_level', coalesce(t->>'mode', 'direct'),
+                coalesce((t->>'disable_comment')::boolean, false), coalesce((t->>'disable_duet')::boolean, false),
+                coalesce((t->>'disable_stitch')::boolean, false), coalesce((t->>'brand_content_toggle')::boolean, false),
+                coalesce((t->>'brand_organic_toggle')::boolean, false));
+            v_answers := v_answers || vibescaling._target_answer((t->>'tiktok_account_id')::uuid, v_target,
+                                                                 jsonb_build_object('scheduled_at', v_at), NULL, NULL);
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
+            PERFORM vibescaling._record_target_error(v_target, v_message, v_state);
+            v_answers := v_answers || vibescaling._target_answer((t->>'tiktok_account_id')::uuid, v_target,
+                                                                 NULL, v_state, v_message);
+        END;
+    END LOOP;
+    RETURN jsonb_build_object('data', jsonb_build_object('post_id', p.id, 'targets', v_answers));
+END
+$$;
+
+COMMENT ON FUNCTION vibescaling.schedule_targets(uuid, timestamptz, jsonb) IS
+    'Schedules a draft for several accounts, each target a post of its own; {"data":{"post_id","targets":[...]}}.';
+
+CREATE OR REPLACE FUNCTION vibescaling._targets_status(p_post_id uuid)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c         record;
+    v_targets jsonb := '[]';
+    v_status  text;
+BEGIN
+    FOR c IN SELECT t.id, t.tiktok_account_id, t.status, t.last_error FROM vibescaling.posts t
+              WHERE t.parent_id = p_post_id ORDER BY t.created_at, t.id LOOP
+        v_targets := v_targets || jsonb_strip_nulls(jsonb_build_object(
+            'tiktok_account_id', c.tiktok_account_id, 'post_id', c.id, 'post_status', c.status,
+            'last_error', CASE WHEN c.status IN ('draft', 'failed', 'publishing') THEN c.last_error END)
+            || CASE WHEN EXISTS (SELECT 1 FROM vibescaling.publish_records r WHERE r.post_id = c.id)
+                    THEN vibescaling.publish_status(c.id)->'data' ELSE '{}' END);
+    END LOOP;
+    SELECT CASE WHEN count(DISTINCT x->>'post_status') = 1 THEN min(x->>'post_status')
+                WHEN bool_or(x->>'post_status' = 'posted') THEN 'partial'
+                ELSE 'mixed' END
+      INTO v_status FROM jsonb_array_elements(v_targets) x;
+    RETURN jsonb_build_object('data', jsonb_build_object('post_id', p_post_id, 'status', v_status, 'targets', v_targets));
+END
+$$;
+
+REVOKE ALL ON FUNCTION vibescaling._max_targets() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION vibescaling._target_post(vibescaling.posts, jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION vibescaling._check_targets(jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION vibescaling._lock_parent(uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION vibescaling._target_answer(uuid, uuid, jsonb, text, text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION vibescaling._record_target_error(uuid, text, text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION vibescaling._ready_target(vibescaling.posts, uuid, jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION vibescaling.publish_targets(uuid, jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION vibescaling.schedule_targets(uuid, timestamptz, jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION vibescaling._targets_status(uuid) FROM PUBLIC;
+
 -- Posts the dispatcher failed for an init of unknown outcome are now
 -- 'publishing' until settled, as such posts are from this version on.
 UPDATE vibescaling.posts p SET status = 'publishing'
  WHERE p.status = 'failed' AND p.id IN (SELECT o.post_id FROM vibescaling.unknown_outcomes o);
+
+-- The API's publish_post is new (its signature): PUBLIC may not call it
+-- (setup_api_roles grants it to the tenants).
+REVOKE ALL ON FUNCTION vibescaling_api.publish_post(uuid, uuid, text, text, boolean, boolean, boolean, boolean, boolean, jsonb)
+    FROM PUBLIC;
 
 -- Where the scheduler runs, its two new pg_cron jobs (enable_scheduler
 -- registers them from now on).
