@@ -478,6 +478,7 @@ BEGIN
     GRANT SELECT ON vibescaling_api.post_metrics, vibescaling_api.account_metrics,
                     vibescaling.post_metrics_latest, vibescaling.account_metrics_latest,
                     vibescaling.post_metrics, vibescaling.account_metrics TO vibescaling_user, vibescaling_operator;
+    GRANT SELECT ON vibescaling_api.posting_slots, vibescaling.posting_slots TO vibescaling_user;
     GRANT EXECUTE ON FUNCTION
         vibescaling_api.publish_post(uuid, uuid, text, text, boolean, boolean, boolean, boolean, boolean, jsonb),
         vibescaling_api.schedule_post(uuid, timestamptz, uuid, text, text, boolean, boolean, boolean, boolean, boolean),
@@ -487,7 +488,9 @@ BEGIN
         vibescaling_api.authorize_url(text, text),
         vibescaling_api.connect_account(text, text, text),
         vibescaling_api.disconnect_account(uuid),
-        vibescaling_api.analytics(timestamptz, timestamptz, text, text)
+        vibescaling_api.analytics(timestamptz, timestamptz, text, text),
+        vibescaling_api.set_posting_slots(uuid, text, jsonb),
+        vibescaling_api.add_to_queue(uuid, uuid, text, text, boolean, boolean, boolean, boolean, boolean)
         TO vibescaling_user;
     -- The operator: not a tenant, so row level security shows it every row.
     GRANT USAGE ON SCHEMA vibescaling_api, vibescaling TO vibescaling_operator;

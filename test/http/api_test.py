@@ -349,6 +349,25 @@ def main() -> int:
           r.status == 200 and sorted((p["status"], p["caption"]) for p in r.json)
           == [("posted", "one post, two accounts"), ("posted", "t2's words")], r)
 
+    print("# posting slots and the queue")
+    r = http("POST", "/api/v1/rpc/set_posting_slots",
+             {"tiktok_account_id": t1, "time_zone": "Europe/Paris",
+              "slots": [{"weekday": "mon", "time": "09:00"}, {"weekday": "thu", "time": "18:30"}]}, TOKEN_A)
+    check("POST /rpc/set_posting_slots: A's account gets two weekly slots in Paris",
+          r.status == 200 and len(r.json["data"]["slots"]) == 2, r)
+    status_is("... B setting slots on A's account", http("POST", "/api/v1/rpc/set_posting_slots",
+              {"tiktok_account_id": t1, "time_zone": "Europe/Paris", "slots": []}, TOKEN_B), 403)
+    status_is("... an unknown time zone", http("POST", "/api/v1/rpc/set_posting_slots",
+              {"tiktok_account_id": t1, "time_zone": "Mars/Olympus", "slots": []}, TOKEN_A), 400)
+    queued = new_post(TOKEN_A, "queued for the next slot")
+    r = http("POST", "/api/v1/rpc/add_to_queue",
+             {"post_id": queued, "tiktok_account_id": t1, "privacy_level": "SELF_ONLY"}, TOKEN_A)
+    local = sql(f"SELECT to_char(scheduled_at AT TIME ZONE 'Europe/Paris', 'ID HH24:MI') FROM vibescaling.posts WHERE id = '{queued}'")
+    check("POST /rpc/add_to_queue: scheduled into the next slot (Monday 09:00 or Thursday 18:30, Paris time)",
+          r.status == 200 and r.json["data"]["status"] == "scheduled" and local in ("1 09:00", "4 18:30"), (r, local))
+    r = http("GET", "/api/v1/posting_slots", token=TOKEN_B)
+    check("GET /api/v1/posting_slots as B: none of A's", r.status == 200 and r.json == [], r)
+
     print("# tenant isolation, paging")
     # A snapshot of A's published post, as collect_metrics takes them.
     sql(f"INSERT INTO vibescaling.post_metrics (publish_record_id, post_id, tiktok_account_id, video_id, view_count, owner) "

@@ -57,6 +57,7 @@ SELECT is(ARRAY(SELECT name FROM ext_routines
 SELECT is(ARRAY(SELECT name FROM ext_routines WHERE prosecdef ORDER BY name),
           ARRAY['vibescaling._own_account_ids()',
                 'vibescaling.handle_webhook(text,text)',
+                'vibescaling_api.add_to_queue(uuid,uuid,text,text,boolean,boolean,boolean,boolean,boolean)',
                 'vibescaling_api.analytics(timestamp with time zone,timestamp with time zone,text,text)',
                 'vibescaling_api.authorize_url(text,text)',
                 'vibescaling_api.cancel_post(uuid)',
@@ -67,6 +68,7 @@ SELECT is(ARRAY(SELECT name FROM ext_routines WHERE prosecdef ORDER BY name),
                 'vibescaling_api.publish_post(uuid,uuid,text,text,boolean,boolean,boolean,boolean,boolean,jsonb)',
                 'vibescaling_api.publish_status(uuid)',
                 'vibescaling_api.schedule_post(uuid,timestamp with time zone,uuid,text,text,boolean,boolean,boolean,boolean,boolean)',
+                'vibescaling_api.set_posting_slots(uuid,text,jsonb)',
                 'vibescaling_api.settle_post(uuid,boolean,text)'],
           'SECURITY DEFINER only on the API entry points, handle_webhook and _own_account_ids');
 
