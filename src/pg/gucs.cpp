@@ -36,6 +36,8 @@ int			vs_guc_publish_confirm_timeout_s = 7200;
 int			vs_guc_metrics_follow_days = 90;
 bool		vs_guc_media_checks = true;
 bool		vs_guc_probe_pull_urls = false;
+bool		vs_guc_app_audited = true;
+int			vs_guc_max_posts_per_account_day = 15;
 
 /* vibescaling.unknown_outcome_policy's values (read by SQL as text). */
 static const struct config_enum_entry unknown_outcome_policies[] = {
@@ -474,6 +476,27 @@ vs_define_gucs(void)
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	/* Read by SQL (vibescaling._check_caps). */
+	DefineCustomBoolVariable("vibescaling.app_audited",
+							 "Whether TikTok has audited the app: an unaudited one may only post SELF_ONLY, "
+							 "from at most 5 accounts a day.",
+							 NULL,
+							 &vs_guc_app_audited,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("vibescaling.max_posts_per_account_day",
+							"Most Direct Posts scheduling plans for one account a UTC day (TikTok's cap: about 15; "
+							"a lower cap TikTok shows is learned).",
+							NULL,
+							&vs_guc_max_posts_per_account_day,
+							15, 1, 1000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("vibescaling");
 }

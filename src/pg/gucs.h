@@ -26,6 +26,8 @@ extern int	vs_guc_publish_confirm_timeout_s;
 extern int	vs_guc_metrics_follow_days;
 extern bool vs_guc_media_checks;
 extern bool vs_guc_probe_pull_urls;
+extern bool vs_guc_app_audited;
+extern int	vs_guc_max_posts_per_account_day;
 
 /* Defines the vibescaling.* GUCs; called once from _PG_init. */
 void		vs_define_gucs(void);

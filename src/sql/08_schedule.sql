@@ -69,6 +69,12 @@ BEGIN
                                 p_old.media_type, p_old.tiktok_account_id) THEN
             PERFORM vibescaling._check_media(p_new, (v_creator->>'max_video_post_duration_sec')::integer);
         END IF;
+        -- TikTok's caps on the post's day, when its time, account or kind is new.
+        IF p_old.id IS NULL OR p_old.status <> 'scheduled'
+           OR (p_new.scheduled_at, p_new.tiktok_account_id, p_new.mode, p_new.privacy_level)
+              IS DISTINCT FROM (p_old.scheduled_at, p_old.tiktok_account_id, p_old.mode, p_old.privacy_level) THEN
+            PERFORM vibescaling._check_caps(p_new);
+        END IF;
     END IF;
 END
 $$;

@@ -102,19 +102,11 @@ $$;
 COMMENT ON FUNCTION vibescaling.set_posting_slots(uuid, text, jsonb) IS
     'Sets an account''s weekly posting slots (weekday and local time in an IANA zone), replacing its old ones.';
 
--- TikTok's Direct Post cap per creator and day, as the extension plans with
--- it: about 15 (TikTok's docs), counted per UTC day.
-CREATE FUNCTION vibescaling._daily_post_cap()
-RETURNS integer
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT 15 $$;
-
 -- The account's next free slot at or after not_before (at least 5 minutes
 -- from now): the earliest occurrence, within the coming 8 weeks, of one of
 -- its slots that no scheduled or posted post of the account takes, on a
--- UTC day where the account has fewer than _daily_post_cap posts
--- scheduled or posted. NULL when there is none; P0002 for an unknown
+-- UTC day where the account has fewer posts scheduled or posted than its
+-- daily cap (daily_cap, 24_caps.sql). NULL when there is none; P0002 for an unknown
 -- account.
 CREATE FUNCTION vibescaling.next_free_slot(tiktok_account_id uuid, not_before timestamptz DEFAULT NULL)
 RETURNS timestamptz
@@ -149,7 +141,7 @@ BEGIN
                        >= date_trunc('day', o.at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
                    AND CASE WHEN p.status = 'posted' THEN p.posted_at ELSE p.scheduled_at END
                        < (date_trunc('day', o.at AT TIME ZONE 'UTC') + interval '1 day') AT TIME ZONE 'UTC')
-               < vibescaling._daily_post_cap());
+               < vibescaling.daily_cap(next_free_slot.tiktok_account_id));
 END
 $$;
 COMMENT ON FUNCTION vibescaling.next_free_slot(uuid, timestamptz) IS
@@ -198,7 +190,6 @@ COMMENT ON FUNCTION vibescaling.add_to_queue(uuid, uuid, text, text, boolean, bo
 REVOKE ALL ON TABLE vibescaling.posting_slots FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling.at_local(timestamp, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling.set_posting_slots(uuid, text, jsonb) FROM PUBLIC;
-REVOKE ALL ON FUNCTION vibescaling._daily_post_cap() FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling.next_free_slot(uuid, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling.add_to_queue(uuid, uuid, text, text, boolean, boolean, boolean, boolean, boolean) FROM PUBLIC;
 
