@@ -28,14 +28,16 @@ class ControlApiTests(SimTestCase):
                          ["https://verified.example/", "https://cdn.vibescaling.test/"])
         self.user()
         self.init_pull()
-        cfg = self.config(latency_ms=5, unaudited=True, rate_limits=False)
-        self.assertEqual((cfg["latency_ms"], cfg["unaudited"], cfg["rate_limits"]), (5, True, False))
+        cfg = self.config(latency_ms=5, audited=False, active_user_cap=3, rate_limits=False)
+        self.assertEqual((cfg["latency_ms"], cfg["audited"], cfg["active_user_cap"],
+                          cfg["rate_limits"]), (5, False, 3, False))
         status, _, body = self.call("POST", "/_sim/config", body={"no_such_key": 1})
         self.assertEqual(status, 400)
         self.assertIn("no_such_key", body["error"])
         self.call("POST", "/_sim/reset")
         cfg = self.call("GET", "/_sim/config")[2]
-        self.assertEqual((cfg["latency_ms"], cfg["unaudited"], cfg["rate_limits"]), (0, False, True))
+        self.assertEqual((cfg["latency_ms"], cfg["audited"], cfg["active_user_cap"],
+                          cfg["rate_limits"]), (0, True, None, True))
         self.assertEqual(self.call("GET", "/_sim/users")[2]["users"], [])
         self.assertEqual(self.call("GET", "/_sim/publishes")[2]["publishes"], [])
         self.assertEqual(self.requests_log(), [])

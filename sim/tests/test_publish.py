@@ -109,7 +109,7 @@ class VideoInitTests(SimTestCase):
 
     # Unaudited apps may only post SELF_ONLY to private accounts.
     def test_unaudited(self):
-        self.config(unaudited=True)
+        self.config(audited=False)
         self.assertEnvelope(self.api(self.PATH, self.video_body("SELF_ONLY")),
                             403, "unaudited_client_can_only_post_to_private_accounts")
         self.user("tok_pa", private_account=True)

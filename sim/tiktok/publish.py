@@ -24,10 +24,11 @@ What TikTok documents (docs/tiktok-api.md):
   most 1000 chunks, at most 4 GB.
 - PULL_FROM_URL: https, a host name (no IP), a verified domain or URL prefix, else 403
   `url_ownership_unverified`.
-- Caps: a daily Direct Post cap per creator (`spam_risk_too_many_posts`); an unaudited
-  app posts only SELF_ONLY to private accounts
-  (`unaudited_client_can_only_post_to_private_accounts`) for at most 5 users a day
-  (`reached_active_user_cap`).
+- Caps: a daily Direct Post cap per creator (`spam_risk_too_many_posts`); a daily cap of
+  active posting creators per app (`reached_active_user_cap`); an unaudited app posts
+  only SELF_ONLY to private accounts (`unaudited_client_can_only_post_to_private_accounts`)
+  for at most 5 users in 24 h.  TikTok's docs do not say what creator_info offers an
+  unaudited app; this simulator offers only SELF_ONLY there (config `audited` false).
 
 What this module does: PublishApi validates each init in TikTok's order, creates the
 Publish record (a 19-digit post id for Direct Posts, an upload URL for FILE_UPLOAD),
@@ -153,11 +154,14 @@ class PublishApi(EndpointFamily):
         reason = self.cannot_post_reason(profile)
         if reason:
             return envelope_reply(200, {}, reason, f"The creator cannot post now: {reason}")
+        options = self.privacy_options(profile)
+        if not self.state.config["audited"]:
+            options = [o for o in options if o == "SELF_ONLY"]
         return envelope_reply(200, {
             "creator_avatar_url": profile["avatar_url"],
             "creator_username": profile["username"],
             "creator_nickname": profile["nickname"],
-            "privacy_level_options": self.privacy_options(profile),
+            "privacy_level_options": options,
             "comment_disabled": profile["comment_disabled"],
             "duet_disabled": profile["duet_disabled"],
             "stitch_disabled": profile["stitch_disabled"],
@@ -258,21 +262,28 @@ class PublishApi(EndpointFamily):
 
     # ---- checks shared by the inits -------------------------------------
 
-    # The privacy options TikTok offers this creator.
+    # The privacy options of this creator's account (creator_info narrows them to
+    # SELF_ONLY for an unaudited app; the inits check against these, so that a public
+    # privacy level from an unaudited app gets TikTok's unaudited error).
     @staticmethod
     def privacy_options(profile: dict) -> list[str]:
         if profile.get("privacy_level_options"):
             return list(profile["privacy_level_options"])
         return list(PRIVATE_OPTIONS if profile["private_account"] else PUBLIC_OPTIONS)
 
-    # The reason this creator cannot Direct Post right now, or None.
+    # The reason this creator cannot Direct Post right now, or None.  The app's active
+    # user cap refuses only creators without a Direct Post in the last 24 h.
     def cannot_post_reason(self, profile: dict) -> str | None:
         if profile["banned"]:
             return "spam_risk_user_banned_from_posting"
         if profile["cannot_post"]:
             return profile["cannot_post"]
-        if self.state.direct_posts_today(profile["open_id"]) >= profile["daily_post_cap"]:
+        posts = self.state.direct_posts_today(profile["open_id"])
+        if posts >= profile["daily_post_cap"]:
             return "spam_risk_too_many_posts"
+        cap = self.state.config.effective_active_user_cap()
+        if cap is not None and posts == 0 and len(self.state.active_posters_today()) >= cap:
+            return "reached_active_user_cap"
         return None
 
     # Validate post_info fields common to video and photo Direct Posts.
@@ -306,20 +317,15 @@ class PublishApi(EndpointFamily):
                                f"the creator has disabled {toggle}s: disable_{toggle} must be true")
         return privacy
 
-    # Reject Direct Posts the creator/app may not make now (ban, cap, unaudited rules).
+    # Reject Direct Posts the creator/app may not make now (ban, caps, unaudited rules).
     def check_direct_post_allowed(self, profile: dict, privacy: str) -> None:
         reason = self.cannot_post_reason(profile)
         if reason:
             raise ApiError(403, reason, f"The creator cannot post now: {reason}")
-        if self.state.config["unaudited"]:
+        if not self.state.config["audited"]:
             if privacy != "SELF_ONLY" or not profile["private_account"]:
                 raise ApiError(403, "unaudited_client_can_only_post_to_private_accounts",
                                "Unaudited clients can only post SELF_ONLY to private accounts")
-            posters = self.state.active_posters_today()
-            if (profile["open_id"] not in posters
-                    and len(posters) >= self.state.config["unaudited_user_cap"]):
-                raise ApiError(403, "reached_active_user_cap",
-                               "The unaudited app reached its daily cap of posting users")
 
     # Reject inbox uploads over the pending-share limit (or from banned users).
     def check_inbox_allowed(self, profile: dict) -> None:

@@ -9,15 +9,20 @@ What TikTok documents (docs/tiktok-api.md):
   rate-limit page gives /v2/user/info/, /v2/video/list/ and /v2/video/query/ 600 each
   ("set and enforced separately", one-minute sliding window, 429 rate_limit_exceeded).
 - Caps: about 15 Direct Posts a day per creator (`spam_risk_too_many_posts`), at most 5
-  unfinished inbox drafts per user in 24 h (`spam_risk_too_many_pending_share`), and an
-  unaudited app may post for at most 5 users a day.
+  unfinished inbox drafts per user in 24 h (`spam_risk_too_many_pending_share`), and a
+  per-app daily cap of active posting creators (`reached_active_user_cap`).
+- An unaudited app ("Direct Post API - Developer Guidelines"): content is restricted to
+  SELF_ONLY, every posting account must be private at the time of posting
+  (`unaudited_client_can_only_post_to_private_accounts`), and at most 5 users may post
+  in a 24 hour window.
 - Processing is asynchronous: PULL_FROM_URL is PROCESSING_DOWNLOAD, FILE_UPLOAD is
   PROCESSING_UPLOAD, then a Direct Post is PUBLISH_COMPLETE (its
   `publicaly_available_post_id` filled only after moderation, so it can be empty at first)
   and an inbox upload SEND_TO_USER_INBOX; FAILED carries a `fail_reason`.
 
 What this module does: Config holds the settings (command-line defaults, changed through
-POST /_sim/config; `webhook_url`, null by default, turns on webhooks.py's deliveries;
+POST /_sim/config; `audited` false makes the app unaudited, `active_user_cap` caps the
+creators posting in 24 h; `webhook_url`, null by default, turns on webhooks.py's deliveries;
 `check_media`, false by default, turns on checker.py's media checks and needs ffprobe).
 TokenRecord, RefreshRecord and Publish are the records; a Publish works out its status
 lazily from the clock (`progress`), so nothing has to run for a publish to advance.
@@ -47,6 +52,8 @@ RATE_GROUPS = {"video_init": "init", "inbox_video_init": "init", "content_init":
                "status_fetch": "status_fetch", "creator_info": "creator_info",
                "user_info": "user_info", "video_list": "video_list",
                "video_query": "video_query"}
+# TikTok: "Unaudited API Clients can allow up to 5 users to post in a 24 hour window."
+UNAUDITED_ACTIVE_USER_CAP = 5
 DEFAULT_RATE_LIMITS = {"init": 6, "status_fetch": 30, "creator_info": 20,
                        "user_info": 600, "video_list": 600, "video_query": 600}
 
@@ -75,8 +82,12 @@ class Config:
             "rate_limit_per_minute": dict(DEFAULT_RATE_LIMITS),
             "rate_limit_window_seconds": 60,
             "verified_url_prefixes": ["https://verified.example/", "https://cdn.vibescaling.test/"],
-            "unaudited": False,
-            "unaudited_user_cap": 5,
+            # An unaudited app (audited false) may only post SELF_ONLY to private
+            # accounts, for at most UNAUDITED_ACTIVE_USER_CAP creators a day.
+            "audited": True,
+            # Creators with a Direct Post in the last 24 h the app may have; null is no
+            # cap (then an unaudited app has UNAUDITED_ACTIVE_USER_CAP).
+            "active_user_cap": None,
             "auto_users": True,
             "client_key": "sim_client_key",
             "client_secret": "sim_client_secret",
@@ -123,11 +134,14 @@ class Config:
                    "rate_limit_window_seconds", "cover_url_ttl_seconds"):
             if not is_number(value) or value < 0:
                 raise ControlError(f"{key} must be a non-negative number")
-        elif key in ("access_expires_in", "refresh_expires_in", "unaudited_user_cap",
-                     "pending_share_limit", "check_media_max_bytes"):
+        elif key in ("access_expires_in", "refresh_expires_in", "pending_share_limit",
+                     "check_media_max_bytes"):
             if not is_int(value) or value < 0:
                 raise ControlError(f"{key} must be a non-negative integer")
-        elif key in ("unaudited", "auto_users", "check_media"):
+        elif key == "active_user_cap":
+            if value is not None and (not is_int(value) or value < 0):
+                raise ControlError("active_user_cap must be null or a non-negative integer")
+        elif key in ("audited", "auto_users", "check_media"):
             if not isinstance(value, bool):
                 raise ControlError(f"{key} must be a boolean")
             if key == "check_media" and value and not probe.available():
@@ -165,6 +179,13 @@ class Config:
                 staged["rate_limits"] = True
             return
         staged[key] = value
+
+    # The app's cap of creators posting in 24 h: active_user_cap, else 5 for an
+    # unaudited app, else None (no cap).
+    def effective_active_user_cap(self) -> int | None:
+        if self.values["active_user_cap"] is not None:
+            return self.values["active_user_cap"]
+        return None if self.values["audited"] else UNAUDITED_ACTIVE_USER_CAP
 
     # All settings as a JSON-ready dict.
     def as_dict(self) -> dict:
@@ -522,7 +543,7 @@ class SimState:
                     count += 1
         return count
 
-    # Distinct users with a Direct Post in the last 24 h (unaudited app cap).
+    # Distinct users with a Direct Post in the last 24 h (the app's active user cap).
     def active_posters_today(self) -> set[str]:
         since = now() - DAY
         return {p.open_id for p in self.publishes.values()
