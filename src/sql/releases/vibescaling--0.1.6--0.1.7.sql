@@ -184,7 +184,7 @@ COMMENT ON VIEW vibescaling_api.posting_slots IS 'The tenant''s accounts'' weekl
 REVOKE ALL ON TABLE vibescaling_api.posting_slots FROM PUBLIC;
 REVOKE ALL ON vibescaling.unknown_outcomes FROM PUBLIC;
 
--- The functions: settlement, final states, media checks, metrics.
+-- The functions: settlement, final states, media checks, metrics, targets, slots, caps.
 CREATE OR REPLACE FUNCTION vibescaling._rate_limit_bucket(endpoint text, OUT endpoints text[], OUT calls integer)
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
@@ -604,6 +604,12 @@ BEGIN
               IS DISTINCT FROM (p_old.video_url, p_old.video_lo, p_old.media_id, p_old.photo_urls, p_old.upload_method,
                                 p_old.media_type, p_old.tiktok_account_id) THEN
             PERFORM vibescaling._check_media(p_new, (v_creator->>'max_video_post_duration_sec')::integer);
+        END IF;
+        -- TikTok's caps on the post's day, when its time, account or kind is new.
+        IF p_old.id IS NULL OR p_old.status <> 'scheduled'
+           OR (p_new.scheduled_at, p_new.tiktok_account_id, p_new.mode, p_new.privacy_level)
+              IS DISTINCT FROM (p_old.scheduled_at, p_old.tiktok_account_id, p_old.mode, p_old.privacy_level) THEN
+            PERFORM vibescaling._check_caps(p_new);
         END IF;
     END IF;
 END
@@ -2538,12 +2544,6 @@ $$;
 COMMENT ON FUNCTION vibescaling.set_posting_slots(uuid, text, jsonb) IS
     'Sets an account''s weekly posting slots (weekday and local time in an IANA zone), replacing its old ones.';
 
-CREATE OR REPLACE FUNCTION vibescaling._daily_post_cap()
-RETURNS integer
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$ SELECT 15 $$;
-
 CREATE OR REPLACE FUNCTION vibescaling.next_free_slot(tiktok_account_id uuid, not_before timestamptz DEFAULT NULL)
 RETURNS timestamptz
 LANGUAGE plpgsql STABLE
@@ -2577,7 +2577,7 @@ BEGIN
                        >= date_trunc('day', o.at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
                    AND CASE WHEN p.status = 'posted' THEN p.posted_at ELSE p.scheduled_at END
                        < (date_trunc('day', o.at AT TIME ZONE 'UTC') + interval '1 day') AT TIME ZONE 'UTC')
-               < vibescaling._daily_post_cap());
+               < vibescaling.daily_cap(next_free_slot.tiktok_account_id));
 END
 $$;
 
@@ -2623,8 +2623,6 @@ COMMENT ON FUNCTION vibescaling.add_to_queue(uuid, uuid, text, text, boolean, bo
 REVOKE ALL ON FUNCTION vibescaling.at_local(timestamp, text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION vibescaling.set_posting_slots(uuid, text, jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION vibescaling._daily_post_cap() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION vibescaling.next_free_slot(uuid, timestamptz) FROM PUBLIC;
 
@@ -2691,6 +2689,157 @@ $$;
 REVOKE ALL ON FUNCTION vibescaling_api.set_posting_slots(uuid, text, jsonb) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION vibescaling_api.add_to_queue(uuid, uuid, text, text, boolean, boolean, boolean, boolean, boolean) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION vibescaling.learned_daily_cap(p_account_id uuid)
+RETURNS integer
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan  -- see _earlier_init
+AS $$
+DECLARE
+    v_since   timestamptz := now() - interval '30 days';
+    v_refused timestamptz;
+BEGIN
+    IF p_account_id IS NULL THEN
+        RAISE EXCEPTION 'an account id is required' USING ERRCODE = '22004';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM vibescaling.accounts a WHERE a.id = p_account_id) THEN
+        RAISE EXCEPTION 'TikTok account % not found', p_account_id USING ERRCODE = 'P0002';
+    END IF;
+    SELECT max(l.created_at) INTO v_refused FROM vibescaling.dispatch_logs l
+     WHERE l.tiktok_account_id = p_account_id AND l.created_at > v_since
+       AND l.error_code = 'spam_risk_too_many_posts';
+    IF v_refused IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN greatest(1, (SELECT count(*)::integer FROM vibescaling.dispatch_logs l
+                         WHERE l.tiktok_account_id = p_account_id
+                           AND l.created_at > v_refused - interval '24 hours' AND l.created_at < v_refused
+                           AND l.endpoint IN ('video_init', 'content_init') AND l.outcome = 'success'));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling.daily_cap(p_account_id uuid)
+RETURNS integer
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN least(current_setting('vibescaling.max_posts_per_account_day')::integer,
+                 coalesce(vibescaling.learned_daily_cap(p_account_id), 2147483647));
+END
+$$;
+
+COMMENT ON FUNCTION vibescaling.daily_cap(uuid) IS
+    'The Direct Posts a UTC day scheduling plans for an account: max_posts_per_account_day, or the lower cap TikTok showed.';
+
+CREATE OR REPLACE FUNCTION vibescaling._utc_day(t timestamptz, OUT day_start timestamptz, OUT day_end timestamptz)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT date_trunc('day', t AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+           (date_trunc('day', t AT TIME ZONE 'UTC') + interval '1 day') AT TIME ZONE 'UTC'
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._direct_posts_on(p_account_id uuid, p_day_start timestamptz, p_day_end timestamptz,
+                                             p_except uuid)
+RETURNS integer
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT count(*)::integer FROM vibescaling.posts p
+     WHERE p.tiktok_account_id = p_account_id AND p.id IS DISTINCT FROM p_except AND p.mode = 'direct'
+       AND (p.status IN ('scheduled', 'publishing') AND p.scheduled_at >= p_day_start AND p.scheduled_at < p_day_end
+            OR p.status = 'posted' AND p.posted_at >= p_day_start AND p.posted_at < p_day_end)
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling._check_caps(p vibescaling.posts)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_day     record := vibescaling._utc_day(p.scheduled_at);
+    v_cap     integer;
+    v_count   integer;
+    v_posting integer;
+BEGIN
+    IF p.tiktok_account_id IS NULL OR p.scheduled_at IS NULL THEN
+        RETURN;
+    END IF;
+    IF NOT current_setting('vibescaling.app_audited')::boolean THEN
+        IF p.mode = 'direct' AND p.privacy_level IS DISTINCT FROM 'SELF_ONLY' THEN
+            RAISE EXCEPTION 'the TikTok app is not audited: it may only post SELF_ONLY (TikTok: unaudited_client_can_only_post_to_private_accounts)'
+                USING ERRCODE = '22023',
+                      HINT = 'Choose SELF_ONLY, or set vibescaling.app_audited once TikTok has audited the app.';
+        END IF;
+        SELECT count(DISTINCT x.tiktok_account_id)::integer INTO v_posting FROM vibescaling.posts x
+         WHERE x.tiktok_account_id <> p.tiktok_account_id
+           AND (x.status IN ('scheduled', 'publishing') AND x.scheduled_at >= v_day.day_start AND x.scheduled_at < v_day.day_end
+                OR x.status = 'posted' AND x.posted_at >= v_day.day_start AND x.posted_at < v_day.day_end);
+        IF v_posting >= 5 THEN
+            RAISE EXCEPTION 'the TikTok app is not audited: 5 other accounts already post on % (UTC) (TikTok: reached_active_user_cap)',
+                            to_char(v_day.day_start AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+                USING ERRCODE = '53400', HINT = 'An unaudited app may have at most 5 accounts posting a day.';
+        END IF;
+    END IF;
+    IF p.mode = 'direct' THEN
+        v_cap := vibescaling.daily_cap(p.tiktok_account_id);
+        v_count := vibescaling._direct_posts_on(p.tiktok_account_id, v_day.day_start, v_day.day_end, p.id);
+        IF v_count >= v_cap THEN
+            RAISE EXCEPTION 'account % already has % Direct Posts on % (UTC), its daily cap (TikTok: spam_risk_too_many_posts)',
+                            p.tiktok_account_id, v_count, to_char(v_day.day_start AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+                USING ERRCODE = '53400',
+                      DETAIL = format('daily_cap=%s learned_from_tiktok=%s', v_cap,
+                                      vibescaling.learned_daily_cap(p.tiktok_account_id) IS NOT NULL),
+                      HINT = 'Schedule it on another day (add_to_queue finds the next free slot under the cap).';
+        END IF;
+    ELSE
+        SELECT count(*)::integer INTO v_count FROM vibescaling.posts x
+         WHERE x.tiktok_account_id = p.tiktok_account_id AND x.id <> p.id AND x.mode = 'inbox'
+           AND (x.status IN ('scheduled', 'publishing') AND x.scheduled_at > p.scheduled_at - interval '24 hours'
+                                                       AND x.scheduled_at <= p.scheduled_at
+                OR x.status = 'posted' AND x.posted_at > p.scheduled_at - interval '24 hours'
+                                       AND x.posted_at <= p.scheduled_at);
+        IF v_count >= 5 THEN
+            RAISE EXCEPTION 'account % already has % inbox uploads in the 24 hours up to % (TikTok: spam_risk_too_many_pending_share)',
+                            p.tiktok_account_id, v_count, p.scheduled_at
+                USING ERRCODE = '53400', HINT = 'TikTok holds at most 5 unfinished inbox drafts per creator in 24 hours.';
+        END IF;
+    END IF;
+END
+$$;
+
+REVOKE ALL ON FUNCTION vibescaling.learned_daily_cap(uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION vibescaling.daily_cap(uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION vibescaling._utc_day(timestamptz) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION vibescaling._direct_posts_on(uuid, timestamptz, timestamptz, uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION vibescaling._check_caps(vibescaling.posts) FROM PUBLIC;
+
+-- The view of the accounts' caps, which calls daily_cap (created above).
+CREATE VIEW vibescaling.account_caps WITH (security_invoker = true) AS
+    SELECT a.id AS tiktok_account_id, d.day::date AS day,
+           (SELECT count(*) FROM vibescaling.posts p
+             WHERE p.tiktok_account_id = a.id AND p.mode = 'direct'
+               AND (p.status IN ('scheduled', 'publishing') AND p.scheduled_at >= b.day_start AND p.scheduled_at < b.day_end
+                    OR p.status = 'posted' AND p.posted_at >= b.day_start AND p.posted_at < b.day_end)) AS direct_posts,
+           vibescaling.daily_cap(a.id) AS daily_cap,
+           vibescaling.learned_daily_cap(a.id) IS NOT NULL AS cap_learned_from_tiktok,
+           (SELECT count(*) FROM vibescaling.posts x
+             WHERE x.tiktok_account_id = a.id AND x.mode = 'inbox' AND x.status = 'posted'
+               AND x.posted_at > now() - interval '24 hours') AS inbox_uploads_24h
+      FROM vibescaling.accounts a,
+           generate_series(date_trunc('day', now() AT TIME ZONE 'UTC'), date_trunc('day', now() AT TIME ZONE 'UTC') + interval '7 days',
+                           interval '1 day') d(day),
+           LATERAL (SELECT d.day AT TIME ZONE 'UTC' AS day_start, (d.day + interval '1 day') AT TIME ZONE 'UTC' AS day_end) b
+     WHERE a.status = 'active';
+COMMENT ON VIEW vibescaling.account_caps IS
+    'Per active account and UTC day (today and 7 more): Direct Posts scheduled or posted against the daily cap scheduling plans with; inbox uploads of the last 24 h.';
+REVOKE ALL ON TABLE vibescaling.account_caps FROM PUBLIC;
 
 -- Posts the dispatcher failed for an init of unknown outcome are now
 -- 'publishing' until settled, as such posts are from this version on.
