@@ -125,7 +125,9 @@ CREATE TABLE vibescaling.posts (
     source_role           oid,    -- the role that set video_lo / media_id: it must still be able to read it when sent
     -- A target of a post sent to several accounts (22_targets.sql): that
     -- post's id. A target is a post of its own, for one account.
-    parent_id             uuid REFERENCES vibescaling.posts (id) ON DELETE CASCADE
+    parent_id             uuid REFERENCES vibescaling.posts (id) ON DELETE CASCADE,
+    -- An occurrence of a repeating rule (25_recurrence.sql adds the key).
+    recurrence_id         bigint
 );
 CREATE INDEX posts_owner_idx ON vibescaling.posts (owner);
 -- A post's targets, one per account.

@@ -712,7 +712,9 @@ $$;
 -- (roll_up_analytics), every 5 minutes; vibescaling-settle settles posts
 -- whose init had an unknown outcome (settle_unknown_outcomes), every 5
 -- minutes; vibescaling-metrics takes snapshots of public posts' and
--- accounts' counts (collect_metrics), every 15 minutes;
+-- accounts' counts (collect_metrics), every 15 minutes; vibescaling-recur
+-- schedules the coming week's occurrences of repeating posts
+-- (expand_recurrences), every 15 minutes;
 -- vibescaling-poll-status follows publishes to their final state, every
 -- minute. Returns the dispatch job's id.
 CREATE FUNCTION vibescaling.enable_scheduler(schedule text DEFAULT '*/5 * * * *')
@@ -743,6 +745,8 @@ BEGIN
       USING 'vibescaling-settle', '*/5 * * * *', 'SELECT vibescaling.settle_unknown_outcomes()';
     EXECUTE 'SELECT cron.schedule($1, $2, $3)'
       USING 'vibescaling-metrics', '*/15 * * * *', 'SELECT vibescaling.collect_metrics()';
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)'
+      USING 'vibescaling-recur', '*/15 * * * *', 'SELECT vibescaling.expand_recurrences()';
     -- The logs' partitions for this week and the next, now rather than at the job's first run.
     PERFORM vibescaling._create_log_partition(t.parent, w)
        FROM vibescaling._log_tables() t, vibescaling._log_weeks_needed(t.parent) w;
@@ -762,9 +766,9 @@ DECLARE
     v_found boolean := false;
 BEGIN
     PERFORM vibescaling._require_pg_cron();
-    FOR v_job IN EXECUTE 'SELECT jobname FROM cron.job WHERE jobname IN ($1, $2, $3, $4, $5, $6, $7)'
+    FOR v_job IN EXECUTE 'SELECT jobname FROM cron.job WHERE jobname IN ($1, $2, $3, $4, $5, $6, $7, $8)'
                  USING 'vibescaling-dispatch', 'vibescaling-uploads', 'vibescaling-refresh', 'vibescaling-logs',
-                       'vibescaling-analytics', 'vibescaling-settle', 'vibescaling-metrics' LOOP
+                       'vibescaling-analytics', 'vibescaling-settle', 'vibescaling-metrics', 'vibescaling-recur' LOOP
         EXECUTE 'SELECT cron.unschedule($1)' USING v_job;
         v_found := true;
     END LOOP;

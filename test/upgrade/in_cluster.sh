@@ -101,8 +101,8 @@ check "ALTER EXTENSION vibescaling UPDATE from $old_version" "$new_version" \
 q -c "SELECT vibescaling.setup_api_roles()" >/dev/null
 after=$(q -c "$counts")
 before_logs_plus_probe=$(( $(echo "$after" | cut -d/ -f3) + 1 ))
-check "every row is still there (accounts/posts/dispatch_logs/publish_records/cron jobs: $before; the log's settlement row moved out, +5 jobs: vibescaling-uploads, -logs, -analytics, -settle, -metrics)" \
-      "$(echo "$before" | awk -F/ '{ print $1 "/" $2 "/" $3 - 1 "/" $4 "/" $5 + 5 }')" "$after"
+check "every row is still there (accounts/posts/dispatch_logs/publish_records/cron jobs: $before; the log's settlement row moved out, +6 jobs: vibescaling-uploads, -logs, -analytics, -settle, -metrics, -recur)" \
+      "$(echo "$before" | awk -F/ '{ print $1 "/" $2 "/" $3 - 1 "/" $4 "/" $5 + 6 }')" "$after"
 check "the operator's decision of the old log is a row of vibescaling.settlements now" "operator false 1" \
       "$(q -c "SELECT s.decided_by || ' ' || s.on_tiktok || ' ' || count(*) OVER ()
                  FROM vibescaling.settlements s JOIN vibescaling.posts p ON p.id = s.post_id
