@@ -299,3 +299,23 @@ BEGIN
     RETURN jsonb_build_object('data', to_jsonb(p));
 END
 $$;
+
+-- Schedules a post as schedule_post does, its options a JSON object
+-- ({"privacy_level", "mode", "disable_comment", "disable_duet",
+-- "disable_stitch", "brand_content_toggle", "brand_organic_toggle"};
+-- absent: schedule_post's defaults): how targets, occurrences of a
+-- repeating post and CSV rows are scheduled. Returns schedule_post's answer.
+CREATE FUNCTION vibescaling._schedule_with(p_post_id uuid, p_at timestamptz, p_account_id uuid, options jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN vibescaling.schedule_post(
+        p_post_id, p_at, p_account_id, options->>'privacy_level', coalesce(options->>'mode', 'direct'),
+        coalesce((options->>'disable_comment')::boolean, false), coalesce((options->>'disable_duet')::boolean, false),
+        coalesce((options->>'disable_stitch')::boolean, false), coalesce((options->>'brand_content_toggle')::boolean, false),
+        coalesce((options->>'brand_organic_toggle')::boolean, false));
+END
+$$;
+REVOKE ALL ON FUNCTION vibescaling._schedule_with(uuid, timestamptz, uuid, jsonb) FROM PUBLIC;

@@ -236,11 +236,7 @@ BEGIN
         BEGIN
             PERFORM vibescaling._ready_target(p, v_target, t);
             v_at := coalesce((t->>'scheduled_at')::timestamptz, schedule_targets.scheduled_at);
-            PERFORM vibescaling.schedule_post(
-                v_target, v_at, (t->>'tiktok_account_id')::uuid, t->>'privacy_level', coalesce(t->>'mode', 'direct'),
-                coalesce((t->>'disable_comment')::boolean, false), coalesce((t->>'disable_duet')::boolean, false),
-                coalesce((t->>'disable_stitch')::boolean, false), coalesce((t->>'brand_content_toggle')::boolean, false),
-                coalesce((t->>'brand_organic_toggle')::boolean, false));
+            PERFORM vibescaling._schedule_with(v_target, v_at, (t->>'tiktok_account_id')::uuid, t);
             v_answers := v_answers || vibescaling._target_answer((t->>'tiktok_account_id')::uuid, v_target,
                                                                  jsonb_build_object('scheduled_at', v_at), NULL, NULL);
         EXCEPTION WHEN OTHERS THEN

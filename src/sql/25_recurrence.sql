@@ -182,12 +182,7 @@ BEGIN
                 p.upload_method, p.video_cover_timestamp_ms, p.is_aigc, p.photo_urls, p.photo_cover_index)
         RETURNING id INTO v_post;
         BEGIN
-            PERFORM vibescaling.schedule_post(
-                v_post, v_at, r.tiktok_account_id, r.options->>'privacy_level', coalesce(r.options->>'mode', 'direct'),
-                coalesce((r.options->>'disable_comment')::boolean, false), coalesce((r.options->>'disable_duet')::boolean, false),
-                coalesce((r.options->>'disable_stitch')::boolean, false),
-                coalesce((r.options->>'brand_content_toggle')::boolean, false),
-                coalesce((r.options->>'brand_organic_toggle')::boolean, false));
+            PERFORM vibescaling._schedule_with(v_post, v_at, r.tiktok_account_id, r.options);
             r.occurrences := r.occurrences + 1;
             v_n := v_n + 1;
         EXCEPTION WHEN OTHERS THEN

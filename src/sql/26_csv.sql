@@ -140,13 +140,8 @@ BEGIN
             SELECT jsonb_object_agg(v_header[o], nullif(f, '')) INTO v_rec FROM unnest(v_row) WITH ORDINALITY u(f, o);
             INSERT INTO vibescaling.posts (caption, video_url) VALUES (v_rec->>'caption', v_rec->>'video_url')
             RETURNING id INTO v_post;
-            PERFORM vibescaling.schedule_post(
-                v_post, (v_rec->>'scheduled_at')::timestamptz, (v_rec->>'tiktok_account_id')::uuid,
-                v_rec->>'privacy_level', coalesce(v_rec->>'mode', 'direct'),
-                coalesce((v_rec->>'disable_comment')::boolean, false), coalesce((v_rec->>'disable_duet')::boolean, false),
-                coalesce((v_rec->>'disable_stitch')::boolean, false),
-                coalesce((v_rec->>'brand_content_toggle')::boolean, false),
-                coalesce((v_rec->>'brand_organic_toggle')::boolean, false));
+            PERFORM vibescaling._schedule_with(v_post, (v_rec->>'scheduled_at')::timestamptz,
+                                               (v_rec->>'tiktok_account_id')::uuid, v_rec);
             v_posts := v_posts || to_jsonb(v_post);
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;

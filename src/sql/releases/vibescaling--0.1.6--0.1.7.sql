@@ -645,6 +645,22 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION vibescaling._schedule_with(p_post_id uuid, p_at timestamptz, p_account_id uuid, options jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN vibescaling.schedule_post(
+        p_post_id, p_at, p_account_id, options->>'privacy_level', coalesce(options->>'mode', 'direct'),
+        coalesce((options->>'disable_comment')::boolean, false), coalesce((options->>'disable_duet')::boolean, false),
+        coalesce((options->>'disable_stitch')::boolean, false), coalesce((options->>'brand_content_toggle')::boolean, false),
+        coalesce((options->>'brand_organic_toggle')::boolean, false));
+END
+$$;
+
+REVOKE ALL ON FUNCTION vibescaling._schedule_with(uuid, timestamptz, uuid, jsonb) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION vibescaling._fail_reason_retryable(fail_reason text)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -2440,11 +2456,7 @@ BEGIN
         BEGIN
             PERFORM vibescaling._ready_target(p, v_target, t);
             v_at := coalesce((t->>'scheduled_at')::timestamptz, schedule_targets.scheduled_at);
-            PERFORM vibescaling.schedule_post(
-                v_target, v_at, (t->>'tiktok_account_id')::uuid, t->>'privacy_level', coalesce(t->>'mode', 'direct'),
-                coalesce((t->>'disable_comment')::boolean, false), coalesce((t->>'disable_duet')::boolean, false),
-                coalesce((t->>'disable_stitch')::boolean, false), coalesce((t->>'brand_content_toggle')::boolean, false),
-                coalesce((t->>'brand_organic_toggle')::boolean, false));
+            PERFORM vibescaling._schedule_with(v_target, v_at, (t->>'tiktok_account_id')::uuid, t);
             v_answers := v_answers || vibescaling._target_answer((t->>'tiktok_account_id')::uuid, v_target,
                                                                  jsonb_build_object('scheduled_at', v_at), NULL, NULL);
         EXCEPTION WHEN OTHERS THEN
@@ -2981,12 +2993,7 @@ BEGIN
                 p.upload_method, p.video_cover_timestamp_ms, p.is_aigc, p.photo_urls, p.photo_cover_index)
         RETURNING id INTO v_post;
         BEGIN
-            PERFORM vibescaling.schedule_post(
-                v_post, v_at, r.tiktok_account_id, r.options->>'privacy_level', coalesce(r.options->>'mode', 'direct'),
-                coalesce((r.options->>'disable_comment')::boolean, false), coalesce((r.options->>'disable_duet')::boolean, false),
-                coalesce((r.options->>'disable_stitch')::boolean, false),
-                coalesce((r.options->>'brand_content_toggle')::boolean, false),
-                coalesce((r.options->>'brand_organic_toggle')::boolean, false));
+            PERFORM vibescaling._schedule_with(v_post, v_at, r.tiktok_account_id, r.options);
             r.occurrences := r.occurrences + 1;
             v_n := v_n + 1;
         EXCEPTION WHEN OTHERS THEN
@@ -3204,13 +3211,8 @@ BEGIN
             SELECT jsonb_object_agg(v_header[o], nullif(f, '')) INTO v_rec FROM unnest(v_row) WITH ORDINALITY u(f, o);
             INSERT INTO vibescaling.posts (caption, video_url) VALUES (v_rec->>'caption', v_rec->>'video_url')
             RETURNING id INTO v_post;
-            PERFORM vibescaling.schedule_post(
-                v_post, (v_rec->>'scheduled_at')::timestamptz, (v_rec->>'tiktok_account_id')::uuid,
-                v_rec->>'privacy_level', coalesce(v_rec->>'mode', 'direct'),
-                coalesce((v_rec->>'disable_comment')::boolean, false), coalesce((v_rec->>'disable_duet')::boolean, false),
-                coalesce((v_rec->>'disable_stitch')::boolean, false),
-                coalesce((v_rec->>'brand_content_toggle')::boolean, false),
-                coalesce((v_rec->>'brand_organic_toggle')::boolean, false));
+            PERFORM vibescaling._schedule_with(v_post, (v_rec->>'scheduled_at')::timestamptz,
+                                               (v_rec->>'tiktok_account_id')::uuid, v_rec);
             v_posts := v_posts || to_jsonb(v_post);
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
