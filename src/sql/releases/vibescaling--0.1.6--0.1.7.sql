@@ -1919,6 +1919,18 @@ BEGIN
             -- A webhook may name the publish behind the video.
             SELECT x INTO v_publish FROM jsonb_array_elements(publishes) x
              WHERE (x->>'public_post_id')::bigint = v_video_id;
+            -- Else TikTok's status of each unexplained publish of the window
+            -- may: one whose public post is this video is its publish, so
+            -- that it explains nothing else (another lost init of the account
+            -- must not be paired with it).
+            IF v_publish IS NULL THEN
+                SELECT x INTO v_publish FROM jsonb_array_elements(publishes) x
+                 WHERE (x->>'first_seen')::timestamptz BETWEEN u.created_at - interval '1 minute' AND v_window_end
+                   AND v_video->>'id' IN (SELECT jsonb_array_elements_text(
+                                              vibescaling._confirm_publish(p.tiktok_account_id, p.id, x->>'publish_id')
+                                              -> 'publicaly_available_post_id'))
+                 LIMIT 1;
+            END IF;
         END IF;
     END IF;
 
@@ -1946,6 +1958,14 @@ BEGIN
     IF v_publish IS NOT NULL THEN
         v_publish_id := v_publish->>'publish_id';
         v_status := vibescaling._confirm_publish(p.tiktok_account_id, p.id, v_publish_id);
+        -- A publish whose public post another record of the account holds
+        -- (a post found in the video list) is that post's: no evidence here.
+        IF v_video IS NULL AND EXISTS (SELECT 1 FROM vibescaling.publish_records k,
+                                              jsonb_array_elements_text(v_status->'publicaly_available_post_id') x
+                                        WHERE k.tiktok_account_id = p.tiktok_account_id
+                                          AND x ~ '^[0-9]{1,19}$' AND x::bigint = ANY (k.public_post_ids)) THEN
+            RETURN 'ambiguous';
+        END IF;
         IF v_status IS NULL AND v_paired THEN
             RETURN 'ambiguous';       -- one of the publishes is not the account's: the pairing fails
         ELSIF v_status IS NULL THEN
