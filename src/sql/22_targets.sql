@@ -231,6 +231,8 @@ DECLARE
 BEGIN
     p := vibescaling._lock_parent(schedule_targets.post_id);
     PERFORM vibescaling._check_targets(targets);
+    -- Every target account's scheduling lock first, in _lock_accounts' order.
+    PERFORM vibescaling._lock_accounts(ARRAY(SELECT (x->>'tiktok_account_id')::uuid FROM jsonb_array_elements(targets) x));
     FOR t IN SELECT x FROM jsonb_array_elements(targets) x LOOP
         v_target := vibescaling._target_post(p, t);
         BEGIN

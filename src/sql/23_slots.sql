@@ -72,7 +72,7 @@ BEGIN
     IF jsonb_typeof(slots) IS DISTINCT FROM 'array' OR jsonb_array_length(slots) > 168 THEN
         RAISE EXCEPTION 'slots must be an array of at most 168 {"weekday", "time"}' USING ERRCODE = '22023';
     END IF;
-    PERFORM pg_advisory_xact_lock(hashtext('vibescaling.queue'), hashtext(set_posting_slots.tiktok_account_id::text));
+    PERFORM vibescaling._lock_accounts(ARRAY[set_posting_slots.tiktok_account_id]);
     DELETE FROM vibescaling.posting_slots p WHERE p.tiktok_account_id = set_posting_slots.tiktok_account_id;
     FOR s IN SELECT x FROM jsonb_array_elements(slots) x LOOP
         v_day := CASE WHEN jsonb_typeof(s->'weekday') = 'number' AND (s->>'weekday') ~ '^[1-7]$' THEN (s->>'weekday')::smallint
@@ -172,7 +172,7 @@ BEGIN
     IF add_to_queue.tiktok_account_id IS NULL THEN
         RAISE EXCEPTION 'tiktok_account_id is required' USING ERRCODE = '22004';
     END IF;
-    PERFORM pg_advisory_xact_lock(hashtext('vibescaling.queue'), hashtext(add_to_queue.tiktok_account_id::text));
+    PERFORM vibescaling._lock_accounts(ARRAY[add_to_queue.tiktok_account_id]);
     v_at := vibescaling.next_free_slot(add_to_queue.tiktok_account_id);
     IF v_at IS NULL THEN
         RAISE EXCEPTION 'account % has no free posting slot in the coming 8 weeks', add_to_queue.tiktok_account_id

@@ -90,8 +90,30 @@ AS $$
             OR p.status = 'posted' AND p.posted_at >= p_day_start AND p.posted_at < p_day_end)
 $$;
 
+-- Takes, for the rest of the transaction, the scheduling lock of each
+-- account (the one add_to_queue takes), in one fixed order: a transaction
+-- that schedules for several accounts (targets, a CSV, recurrences) takes
+-- them all first, so that two such transactions never wait on each other
+-- in a cycle.
+CREATE FUNCTION vibescaling._lock_accounts(p_accounts uuid[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k integer;
+BEGIN
+    FOR k IN SELECT DISTINCT hashtext(a::text) FROM unnest(p_accounts) a WHERE a IS NOT NULL ORDER BY 1 LOOP
+        PERFORM pg_advisory_xact_lock(hashtext('vibescaling.queue'), k);
+    END LOOP;
+END
+$$;
+
 -- Refuses a post being scheduled (p: as it will be) that would break one
--- of TikTok's caps on its day (see the top of this file).
+-- of TikTok's caps on its day (see the top of this file). It counts under
+-- the account's scheduling lock (and, while the app is not audited, one
+-- lock for every account), so two sessions scheduling the last post a
+-- day allows take turns: the second one sees the first one's post.
 CREATE FUNCTION vibescaling._check_caps(p vibescaling.posts)
 RETURNS void
 LANGUAGE plpgsql
@@ -106,7 +128,9 @@ BEGIN
     IF p.tiktok_account_id IS NULL OR p.scheduled_at IS NULL THEN
         RETURN;
     END IF;
+    PERFORM vibescaling._lock_accounts(ARRAY[p.tiktok_account_id]);
     IF NOT current_setting('vibescaling.app_audited')::boolean THEN
+        PERFORM pg_advisory_xact_lock(hashtext('vibescaling.active_users'));
         IF p.mode = 'direct' AND p.privacy_level IS DISTINCT FROM 'SELF_ONLY' THEN
             RAISE EXCEPTION 'the TikTok app is not audited: it may only post SELF_ONLY (TikTok: unaudited_client_can_only_post_to_private_accounts)'
                 USING ERRCODE = '22023',
@@ -180,3 +204,4 @@ REVOKE ALL ON FUNCTION vibescaling.daily_cap(uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._utc_day(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._direct_posts_on(uuid, timestamptz, timestamptz, uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._check_caps(vibescaling.posts) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._lock_accounts(uuid[]) FROM PUBLIC;

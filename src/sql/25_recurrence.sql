@@ -211,9 +211,13 @@ DECLARE
     v_n     integer := 0;
 BEGIN
     PERFORM vibescaling._require_primary();
+    -- In the order _lock_accounts takes accounts' scheduling locks, so that
+    -- this run and a transaction scheduling for several accounts never
+    -- wait on each other in a cycle.
     FOR v_id IN SELECT x.id FROM vibescaling.recurrences x
                  WHERE x.stopped_at IS NULL AND (x.max_count IS NULL OR x.occurrences < x.max_count)
-                   AND (x.ends_at IS NULL OR x.ends_at > now()) LOOP
+                   AND (x.ends_at IS NULL OR x.ends_at > now())
+                 ORDER BY hashtext(x.tiktok_account_id::text), x.id LOOP
         v_rules := v_rules + 1;
         v_n := v_n + vibescaling._expand_recurrence(v_id, interval '7 days');
     END LOOP;

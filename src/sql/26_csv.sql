@@ -111,10 +111,24 @@ DECLARE
     v_state    text;
     v_message  text;
     v_unknown  text;
+    v_first    boolean := true;
+    v_col      integer;
+    v_accounts uuid[] := '{}';
 BEGIN
     IF csv IS NULL THEN
         RAISE EXCEPTION 'a CSV text is required' USING ERRCODE = '22004';
     END IF;
+    -- The scheduling locks of every account the file names, first and in
+    -- _lock_accounts' order (a pass over the rows for that column alone).
+    FOR v_row IN SELECT r FROM vibescaling._csv_rows(csv) r LOOP
+        IF v_first THEN
+            v_col := array_position(ARRAY(SELECT lower(btrim(h)) FROM unnest(v_row) h), 'tiktok_account_id');
+            v_first := false;
+        ELSIF v_row[v_col] ~* '^\s*[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\s*$' THEN
+            v_accounts := v_accounts || btrim(v_row[v_col])::uuid;
+        END IF;
+    END LOOP;
+    PERFORM vibescaling._lock_accounts(v_accounts);
     -- All or nothing: a refused row undoes the others (the block's
     -- rollback); the report outlives it.
     BEGIN
