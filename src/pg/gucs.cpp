@@ -38,11 +38,19 @@ bool		vs_guc_media_checks = true;
 bool		vs_guc_probe_pull_urls = false;
 bool		vs_guc_app_audited = true;
 int			vs_guc_max_posts_per_account_day = 15;
+int			vs_guc_caps_policy = 0;
 
 /* vibescaling.unknown_outcome_policy's values (read by SQL as text). */
 static const struct config_enum_entry unknown_outcome_policies[] = {
 	{"hold", 0, false},
 	{"retry_after_quiet_period", 1, false},
+	{NULL, 0, false}
+};
+
+/* vibescaling.caps_policy's values (read by SQL as text). */
+static const struct config_enum_entry caps_policies[] = {
+	{"refuse", 0, false},
+	{"warn", 1, false},
 	{NULL, 0, false}
 };
 
@@ -497,6 +505,17 @@ vs_define_gucs(void)
 							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("vibescaling.caps_policy",
+							 "What scheduling does with a post that would exceed one of TikTok's caps on its day "
+							 "(the daily Direct Post cap, 5 pending inbox drafts, an unaudited app's 5 accounts): "
+							 "refuse it (53400), or schedule it with a warning.",
+							 NULL,
+							 &vs_guc_caps_policy,
+							 0, caps_policies,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("vibescaling");
 }

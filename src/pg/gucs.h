@@ -28,6 +28,7 @@ extern bool vs_guc_media_checks;
 extern bool vs_guc_probe_pull_urls;
 extern bool vs_guc_app_audited;
 extern int	vs_guc_max_posts_per_account_day;
+extern int	vs_guc_caps_policy;
 
 /* Defines the vibescaling.* GUCs; called once from _PG_init. */
 void		vs_define_gucs(void);

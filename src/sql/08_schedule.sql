@@ -209,7 +209,8 @@ CREATE TRIGGER posts_before_delete
     FOR EACH ROW EXECUTE FUNCTION vibescaling._posts_before_delete();
 
 -- Schedules a post (draft, already scheduled, or failed) for scheduled_at with
--- the given publish options. Returns {"data": <the post>}.
+-- the given publish options. Returns {"data": <the post>}, and "warnings"
+-- (_cap_warnings: the day is near one of TikTok's caps) when there are any.
 CREATE FUNCTION vibescaling.schedule_post(
     post_id               uuid,
     scheduled_at          timestamptz,
@@ -226,7 +227,8 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    p vibescaling.posts;
+    p          vibescaling.posts;
+    v_warnings jsonb;
 BEGIN
     PERFORM vibescaling._require_primary();
     IF schedule_post.post_id IS NULL THEN
@@ -247,7 +249,11 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'post % not found', schedule_post.post_id USING ERRCODE = 'P0002';
     END IF;
-    RETURN jsonb_build_object('data', to_jsonb(p));
+    v_warnings := vibescaling._cap_warnings(p);
+    IF v_warnings = '[]' THEN
+        RETURN jsonb_build_object('data', to_jsonb(p));
+    END IF;
+    RETURN jsonb_build_object('data', to_jsonb(p), 'warnings', v_warnings);
 END
 $$;
 COMMENT ON FUNCTION vibescaling.schedule_post(uuid, timestamptz, uuid, text, text, boolean, boolean, boolean, boolean, boolean) IS

@@ -213,8 +213,8 @@ COMMENT ON FUNCTION vibescaling.publish_targets(uuid, jsonb) IS
 -- its own (_target_post), scheduled at the target's "scheduled_at" or
 -- scheduled_at, with schedule_post's checks. A refusal is that target's
 -- answer; the others are scheduled. Returns {"data": {"post_id",
--- "targets": [{"tiktok_account_id", "post_id", "scheduled_at"} | {...,
--- "error"}]}}.
+-- "targets": [{"tiktok_account_id", "post_id", "scheduled_at"[,
+-- "warnings"]} | {..., "error"}]}}.
 CREATE FUNCTION vibescaling.schedule_targets(post_id uuid, scheduled_at timestamptz, targets jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -225,6 +225,7 @@ DECLARE
     t         jsonb;
     v_target  uuid;
     v_at      timestamptz;
+    v_answer  jsonb;
     v_answers jsonb := '[]';
     v_state   text;
     v_message text;
@@ -238,9 +239,11 @@ BEGIN
         BEGIN
             PERFORM vibescaling._ready_target(p, v_target, t);
             v_at := coalesce((t->>'scheduled_at')::timestamptz, schedule_targets.scheduled_at);
-            PERFORM vibescaling._schedule_with(v_target, v_at, (t->>'tiktok_account_id')::uuid, t);
+            v_answer := vibescaling._schedule_with(v_target, v_at, (t->>'tiktok_account_id')::uuid, t);
             v_answers := v_answers || vibescaling._target_answer((t->>'tiktok_account_id')::uuid, v_target,
-                                                                 jsonb_build_object('scheduled_at', v_at), NULL, NULL);
+                                                                 jsonb_build_object('scheduled_at', v_at,
+                                                                                    'warnings', v_answer->'warnings'),
+                                                                 NULL, NULL);
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
             PERFORM vibescaling._record_target_error(v_target, v_message, v_state);

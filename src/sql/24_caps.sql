@@ -109,53 +109,83 @@ BEGIN
 END
 $$;
 
--- Refuses a post being scheduled (p: as it will be) that would break one
--- of TikTok's caps on its day (see the top of this file). It counts under
--- the account's scheduling lock (and, while the app is not audited, one
--- lock for every account), so two sessions scheduling the last post a
--- day allows take turns: the second one sees the first one's post.
-CREATE FUNCTION vibescaling._check_caps(p vibescaling.posts)
-RETURNS void
-LANGUAGE plpgsql
+-- What scheduling p (the post as it will be) meets of TikTok's caps on
+-- its day (see the top of this file): a JSON array of findings {"code"
+-- (TikTok's error code, or near_* for a warning), "level" ("refuse" or
+-- "warn"), "sqlstate", "message", "detail", "hint"}. A cap the post would
+-- exceed is a refusal, or a warning under vibescaling.caps_policy 'warn'
+-- (except the unaudited app's privacy rule: TikTok refuses those posts
+-- whatever it counts). A post that leaves its day with little room is a
+-- warning: TikTok's cap is shared by every app the creator uses, so the
+-- last few are the likeliest to be refused at publish time. Counts without
+-- taking a lock: _check_caps takes them.
+CREATE FUNCTION vibescaling._cap_findings(p vibescaling.posts)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_day     record := vibescaling._utc_day(p.scheduled_at);
+    v_date    text := to_char(v_day.day_start AT TIME ZONE 'UTC', 'YYYY-MM-DD');
+    v_over    text := CASE current_setting('vibescaling.caps_policy') WHEN 'warn' THEN 'warn' ELSE 'refuse' END;
+    v_found   jsonb := '[]';
     v_cap     integer;
     v_count   integer;
     v_posting integer;
+    v_here    boolean;
 BEGIN
     IF p.tiktok_account_id IS NULL OR p.scheduled_at IS NULL THEN
-        RETURN;
+        RETURN v_found;
     END IF;
-    PERFORM vibescaling._lock_accounts(ARRAY[p.tiktok_account_id]);
     IF NOT current_setting('vibescaling.app_audited')::boolean THEN
-        PERFORM pg_advisory_xact_lock(hashtext('vibescaling.active_users'));
         IF p.mode = 'direct' AND p.privacy_level IS DISTINCT FROM 'SELF_ONLY' THEN
-            RAISE EXCEPTION 'the TikTok app is not audited: it may only post SELF_ONLY (TikTok: unaudited_client_can_only_post_to_private_accounts)'
-                USING ERRCODE = '22023',
-                      HINT = 'Choose SELF_ONLY, or set vibescaling.app_audited once TikTok has audited the app.';
+            v_found := v_found || jsonb_build_object(
+                'code', 'unaudited_client_can_only_post_to_private_accounts', 'level', 'refuse', 'sqlstate', '22023',
+                'message', 'the TikTok app is not audited: it may only post SELF_ONLY (TikTok: unaudited_client_can_only_post_to_private_accounts)',
+                'detail', format('privacy_level=%s', p.privacy_level),
+                'hint', 'Choose SELF_ONLY, or set vibescaling.app_audited once TikTok has audited the app.');
         END IF;
-        SELECT count(DISTINCT x.tiktok_account_id)::integer INTO v_posting FROM vibescaling.posts x
-         WHERE x.tiktok_account_id <> p.tiktok_account_id
-           AND (x.status IN ('scheduled', 'publishing') AND x.scheduled_at >= v_day.day_start AND x.scheduled_at < v_day.day_end
-                OR x.status = 'posted' AND x.posted_at >= v_day.day_start AND x.posted_at < v_day.day_end);
+        -- The other accounts posting that day, and whether this one already does.
+        SELECT count(DISTINCT x.tiktok_account_id) FILTER (WHERE x.tiktok_account_id <> p.tiktok_account_id)::integer,
+               bool_or(x.tiktok_account_id = p.tiktok_account_id AND x.id <> p.id)
+          INTO v_posting, v_here
+          FROM vibescaling.posts x
+         WHERE x.status IN ('scheduled', 'publishing') AND x.scheduled_at >= v_day.day_start AND x.scheduled_at < v_day.day_end
+            OR x.status = 'posted' AND x.posted_at >= v_day.day_start AND x.posted_at < v_day.day_end;
         IF v_posting >= 5 THEN
-            RAISE EXCEPTION 'the TikTok app is not audited: 5 other accounts already post on % (UTC) (TikTok: reached_active_user_cap)',
-                            to_char(v_day.day_start AT TIME ZONE 'UTC', 'YYYY-MM-DD')
-                USING ERRCODE = '53400', HINT = 'An unaudited app may have at most 5 accounts posting a day.';
+            v_found := v_found || jsonb_build_object(
+                'code', 'reached_active_user_cap', 'level', v_over, 'sqlstate', '53400',
+                'message', format('the TikTok app is not audited: 5 other accounts already post on %s (UTC) (TikTok: reached_active_user_cap)', v_date),
+                'detail', format('accounts_posting=%s day=%s', v_posting, v_date),
+                'hint', 'An unaudited app may have at most 5 accounts posting a day.');
+        ELSIF v_posting = 4 AND NOT coalesce(v_here, false) THEN
+            v_found := v_found || jsonb_build_object(
+                'code', 'near_active_user_cap', 'level', 'warn', 'sqlstate', '01000',
+                'message', format('the TikTok app is not audited: account %s is the 5th and last account it may have posting on %s (UTC)',
+                                  p.tiktok_account_id, v_date),
+                'detail', format('accounts_posting=%s day=%s', v_posting + 1, v_date),
+                'hint', 'No other account can be scheduled that day until TikTok audits the app.');
         END IF;
     END IF;
     IF p.mode = 'direct' THEN
         v_cap := vibescaling.daily_cap(p.tiktok_account_id);
         v_count := vibescaling._direct_posts_on(p.tiktok_account_id, v_day.day_start, v_day.day_end, p.id);
         IF v_count >= v_cap THEN
-            RAISE EXCEPTION 'account % already has % Direct Posts on % (UTC), its daily cap (TikTok: spam_risk_too_many_posts)',
-                            p.tiktok_account_id, v_count, to_char(v_day.day_start AT TIME ZONE 'UTC', 'YYYY-MM-DD')
-                USING ERRCODE = '53400',
-                      DETAIL = format('daily_cap=%s learned_from_tiktok=%s', v_cap,
-                                      vibescaling.learned_daily_cap(p.tiktok_account_id) IS NOT NULL),
-                      HINT = 'Schedule it on another day (add_to_queue finds the next free slot under the cap).';
+            v_found := v_found || jsonb_build_object(
+                'code', 'spam_risk_too_many_posts', 'level', v_over, 'sqlstate', '53400',
+                'message', format('account %s already has %s Direct Posts on %s (UTC), its daily cap (TikTok: spam_risk_too_many_posts)',
+                                  p.tiktok_account_id, v_count, v_date),
+                'detail', format('daily_cap=%s learned_from_tiktok=%s', v_cap,
+                                 vibescaling.learned_daily_cap(p.tiktok_account_id) IS NOT NULL),
+                'hint', 'Schedule it on another day (add_to_queue finds the next free slot under the cap).');
+        ELSIF v_count + 1 >= ceil(v_cap * 0.8) THEN
+            v_found := v_found || jsonb_build_object(
+                'code', 'near_daily_cap', 'level', 'warn', 'sqlstate', '01000',
+                'message', format('account %s will have %s of its %s Direct Posts a day on %s (UTC)',
+                                  p.tiktok_account_id, v_count + 1, v_cap, v_date),
+                'detail', format('direct_posts=%s daily_cap=%s learned_from_tiktok=%s', v_count + 1, v_cap,
+                                 vibescaling.learned_daily_cap(p.tiktok_account_id) IS NOT NULL),
+                'hint', 'TikTok counts the creator''s posts from every app against this cap: the last ones of a day are the likeliest to be refused.');
         END IF;
     ELSE
         SELECT count(*)::integer INTO v_count FROM vibescaling.posts x
@@ -165,12 +195,64 @@ BEGIN
                 OR x.status = 'posted' AND x.posted_at > p.scheduled_at - interval '24 hours'
                                        AND x.posted_at <= p.scheduled_at);
         IF v_count >= 5 THEN
-            RAISE EXCEPTION 'account % already has % inbox uploads in the 24 hours up to % (TikTok: spam_risk_too_many_pending_share)',
-                            p.tiktok_account_id, v_count, p.scheduled_at
-                USING ERRCODE = '53400', HINT = 'TikTok holds at most 5 unfinished inbox drafts per creator in 24 hours.';
+            v_found := v_found || jsonb_build_object(
+                'code', 'spam_risk_too_many_pending_share', 'level', v_over, 'sqlstate', '53400',
+                'message', format('account %s already has %s inbox uploads in the 24 hours up to %s (TikTok: spam_risk_too_many_pending_share)',
+                                  p.tiktok_account_id, v_count, p.scheduled_at),
+                'detail', format('inbox_uploads_24h=%s limit=5', v_count),
+                'hint', 'TikTok holds at most 5 unfinished inbox drafts per creator in 24 hours.');
+        ELSIF v_count + 1 >= 4 THEN
+            v_found := v_found || jsonb_build_object(
+                'code', 'near_pending_share_limit', 'level', 'warn', 'sqlstate', '01000',
+                'message', format('account %s will have %s of the 5 inbox uploads TikTok holds in the 24 hours up to %s',
+                                  p.tiktok_account_id, v_count + 1, p.scheduled_at),
+                'detail', format('inbox_uploads_24h=%s limit=5', v_count + 1),
+                'hint', 'Drafts the creator has not finished in the TikTok app count until they are posted or deleted.');
         END IF;
     END IF;
+    RETURN v_found;
 END
+$$;
+
+-- Refuses a post being scheduled (p: as it will be) that would break one
+-- of TikTok's caps on its day (_cap_findings' refusals). It counts under
+-- the account's scheduling lock (and, while the app is not audited, one
+-- lock for every account), so two sessions scheduling the last post a
+-- day allows take turns: the second one sees the first one's post.
+CREATE FUNCTION vibescaling._check_caps(p vibescaling.posts)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    f jsonb;
+BEGIN
+    IF p.tiktok_account_id IS NULL OR p.scheduled_at IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM vibescaling._lock_accounts(ARRAY[p.tiktok_account_id]);
+    IF NOT current_setting('vibescaling.app_audited')::boolean THEN
+        PERFORM pg_advisory_xact_lock(hashtext('vibescaling.active_users'));
+    END IF;
+    SELECT x INTO f FROM jsonb_array_elements(vibescaling._cap_findings(p)) x WHERE x->>'level' = 'refuse' LIMIT 1;
+    IF f IS NOT NULL THEN
+        RAISE EXCEPTION USING MESSAGE = f->>'message', ERRCODE = f->>'sqlstate', DETAIL = f->>'detail',
+                              HINT = f->>'hint';
+    END IF;
+END
+$$;
+
+-- The warnings of a scheduled post (p, as stored): _cap_findings' warnings
+-- as [{"code", "message", "detail"}], for the answers of the scheduling
+-- functions. [] when there is none.
+CREATE FUNCTION vibescaling._cap_warnings(p vibescaling.posts)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(jsonb_agg(jsonb_build_object('code', x->>'code', 'message', x->>'message', 'detail', x->>'detail')), '[]')
+      FROM jsonb_array_elements(vibescaling._cap_findings(p)) x
+     WHERE x->>'level' = 'warn'
 $$;
 
 -- Each account's use of its Direct Post cap, for today and the 7 coming
@@ -178,23 +260,28 @@ $$;
 -- _direct_posts_on counts them), the cap scheduling plans with, whether
 -- TikTok showed it, and the inbox uploads of the last 24 hours (TikTok
 -- holds at most 5 unfinished). Over vibescaling.accounts: a reader needs
--- no right on the token table.
+-- no right on the token table. The caps are computed once per account
+-- (the OFFSET 0 keeps the planner from computing them once per day).
 CREATE VIEW vibescaling.account_caps WITH (security_invoker = true) AS
     SELECT a.id AS tiktok_account_id, d.day::date AS day,
            (SELECT count(*) FROM vibescaling.posts p
              WHERE p.tiktok_account_id = a.id AND p.mode = 'direct'
                AND (p.status IN ('scheduled', 'publishing') AND p.scheduled_at >= b.day_start AND p.scheduled_at < b.day_end
                     OR p.status = 'posted' AND p.posted_at >= b.day_start AND p.posted_at < b.day_end)) AS direct_posts,
-           vibescaling.daily_cap(a.id) AS daily_cap,
-           vibescaling.learned_daily_cap(a.id) IS NOT NULL AS cap_learned_from_tiktok,
+           a.daily_cap,
+           a.cap_learned_from_tiktok,
            (SELECT count(*) FROM vibescaling.posts x
              WHERE x.tiktok_account_id = a.id AND x.mode = 'inbox' AND x.status = 'posted'
-               AND x.posted_at > now() - interval '24 hours') AS inbox_uploads_24h
-      FROM vibescaling.accounts a,
+               AND x.posted_at > now() - interval '24 hours') AS inbox_uploads_24h,
+           a.owner
+      FROM (SELECT a.id, a.owner, vibescaling.daily_cap(a.id) AS daily_cap,
+                   vibescaling.learned_daily_cap(a.id) IS NOT NULL AS cap_learned_from_tiktok
+              FROM vibescaling.accounts a
+             WHERE a.status = 'active'
+            OFFSET 0) a,
            generate_series(date_trunc('day', now() AT TIME ZONE 'UTC'), date_trunc('day', now() AT TIME ZONE 'UTC') + interval '7 days',
                            interval '1 day') d(day),
-           LATERAL (SELECT d.day AT TIME ZONE 'UTC' AS day_start, (d.day + interval '1 day') AT TIME ZONE 'UTC' AS day_end) b
-     WHERE a.status = 'active';
+           LATERAL (SELECT d.day AT TIME ZONE 'UTC' AS day_start, (d.day + interval '1 day') AT TIME ZONE 'UTC' AS day_end) b;
 COMMENT ON VIEW vibescaling.account_caps IS
     'Per active account and UTC day (today and 7 more): Direct Posts scheduled or posted against the daily cap scheduling plans with; inbox uploads of the last 24 h.';
 
@@ -204,4 +291,6 @@ REVOKE ALL ON FUNCTION vibescaling.daily_cap(uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._utc_day(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._direct_posts_on(uuid, timestamptz, timestamptz, uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._check_caps(vibescaling.posts) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._cap_findings(vibescaling.posts) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._cap_warnings(vibescaling.posts) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._lock_accounts(uuid[]) FROM PUBLIC;

@@ -145,7 +145,8 @@ BEGIN
     PERFORM vibescaling._expand_recurrence(v_id, interval '7 days');
     RETURN jsonb_build_object('data', jsonb_build_object('recurrence_id', v_id, 'occurrences',
         coalesce((SELECT jsonb_agg(o.scheduled_at ORDER BY o.scheduled_at) FROM vibescaling.posts o
-                   WHERE o.recurrence_id = v_id), '[]')));
+                   WHERE o.recurrence_id = v_id), '[]')))
+           || vibescaling._recurrence_warnings(v_id);
 END
 $$;
 COMMENT ON FUNCTION vibescaling.repeat_post(uuid, uuid, jsonb, text, jsonb, timestamptz, timestamptz, integer) IS
@@ -196,6 +197,21 @@ BEGIN
        SET occurrences = r.occurrences, last_at = r.last_at, last_error = r.last_error WHERE x.id = r.id;
     RETURN v_n;
 END
+$$;
+
+-- The cap warnings (_cap_warnings) of a rule's scheduled occurrences, as
+-- {"warnings": [{"post_id", "scheduled_at", "code", "message",
+-- "detail"}]} for a function's answer; {} when there is none.
+CREATE FUNCTION vibescaling._recurrence_warnings(p_id bigint)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN count(*) = 0 THEN '{}'::jsonb
+                ELSE jsonb_build_object('warnings', jsonb_agg(jsonb_build_object('post_id', o.id, 'scheduled_at', o.scheduled_at)
+                                                               || w ORDER BY o.scheduled_at)) END
+      FROM vibescaling.posts o, jsonb_array_elements(vibescaling._cap_warnings(o)) w
+     WHERE o.recurrence_id = p_id AND o.status = 'scheduled'
 $$;
 
 -- Schedules the coming week's occurrences of every rule (pg_cron job
@@ -268,7 +284,8 @@ BEGIN
     SELECT * INTO r FROM vibescaling.recurrences x WHERE x.id = r.id;
     RETURN jsonb_build_object('data', to_jsonb(r) || jsonb_build_object('removed', v_removed, 'scheduled',
         coalesce((SELECT jsonb_agg(o.scheduled_at ORDER BY o.scheduled_at) FROM vibescaling.posts o
-                   WHERE o.recurrence_id = r.id AND o.status = 'scheduled'), '[]')));
+                   WHERE o.recurrence_id = r.id AND o.status = 'scheduled'), '[]')))
+           || vibescaling._recurrence_warnings(r.id);
 END
 $$;
 COMMENT ON FUNCTION vibescaling.change_recurrence(bigint, jsonb, text, jsonb, timestamptz, integer, boolean) IS
@@ -280,5 +297,6 @@ REVOKE ALL ON FUNCTION vibescaling._weekday(jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._next_occurrence(vibescaling.recurrences, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling.repeat_post(uuid, uuid, jsonb, text, jsonb, timestamptz, timestamptz, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._expand_recurrence(bigint, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._recurrence_warnings(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling.expand_recurrences() FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling.change_recurrence(bigint, jsonb, text, jsonb, timestamptz, integer, boolean) FROM PUBLIC;

@@ -92,9 +92,10 @@ $$;
 -- scheduled_at required, the rest optional), each as a new draft then
 -- schedule_post with its checks (the 5-minute rule, the account, TikTok's
 -- caps, the media). All or nothing: when any row is refused, nothing is
--- written. Returns {"data": {"imported", "post_ids": [...]}} or {"data":
--- {"imported": 0, "rejected": [{"line", "error", "sqlstate"}]}}. At most
--- 1,000 rows.
+-- written. Returns {"data": {"imported", "post_ids": [...]}} (with
+-- "warnings": [{"line", "code", "message", "detail"}] when a day comes
+-- near one of TikTok's caps) or {"data": {"imported": 0, "rejected":
+-- [{"line", "error", "sqlstate"}]}}. At most 1,000 rows.
 CREATE FUNCTION vibescaling.import_schedule(csv text)
 RETURNS jsonb
 LANGUAGE plpgsql
@@ -114,6 +115,8 @@ DECLARE
     v_first    boolean := true;
     v_col      integer;
     v_accounts uuid[] := '{}';
+    v_answer   jsonb;
+    v_warnings jsonb := '[]';
 BEGIN
     IF csv IS NULL THEN
         RAISE EXCEPTION 'a CSV text is required' USING ERRCODE = '22004';
@@ -154,9 +157,11 @@ BEGIN
             SELECT jsonb_object_agg(v_header[o], nullif(f, '')) INTO v_rec FROM unnest(v_row) WITH ORDINALITY u(f, o);
             INSERT INTO vibescaling.posts (caption, video_url) VALUES (v_rec->>'caption', v_rec->>'video_url')
             RETURNING id INTO v_post;
-            PERFORM vibescaling._schedule_with(v_post, (v_rec->>'scheduled_at')::timestamptz,
-                                               (v_rec->>'tiktok_account_id')::uuid, v_rec);
+            v_answer := vibescaling._schedule_with(v_post, (v_rec->>'scheduled_at')::timestamptz,
+                                                   (v_rec->>'tiktok_account_id')::uuid, v_rec);
             v_posts := v_posts || to_jsonb(v_post);
+            v_warnings := v_warnings || coalesce((SELECT jsonb_agg(jsonb_build_object('line', v_line) || w)
+                                                    FROM jsonb_array_elements(v_answer->'warnings') w), '[]');
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
             v_rejected := v_rejected || jsonb_build_object('line', v_line, 'error', v_message, 'sqlstate', v_state);
@@ -174,7 +179,8 @@ BEGIN
         END IF;
         RETURN jsonb_build_object('data', jsonb_build_object('imported', 0, 'rejected', v_rejected));
     END;
-    RETURN jsonb_build_object('data', jsonb_build_object('imported', jsonb_array_length(v_posts), 'post_ids', v_posts));
+    RETURN jsonb_build_object('data', jsonb_build_object('imported', jsonb_array_length(v_posts), 'post_ids', v_posts))
+           || CASE WHEN v_warnings = '[]' THEN '{}' ELSE jsonb_build_object('warnings', v_warnings) END;
 END
 $$;
 COMMENT ON FUNCTION vibescaling.import_schedule(text) IS

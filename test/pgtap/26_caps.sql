@@ -3,7 +3,7 @@
 -- and an unaudited app's rules; account_caps shows each account's use.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(16);
+SELECT plan(27);
 
 SELECT md5(random()::text) AS run \gset
 -- A day no other test schedules on.
@@ -78,5 +78,54 @@ SELECT is((SELECT count(*) FROM generate_series(1, 4) n
 SELECT is(pg_temp.schedule(vs_test.new_account('capu6_' || :'run'), :'uday', 'SELF_ONLY'), '53400',
           'a 6th account that day: refused (reached_active_user_cap)');
 RESET vibescaling.app_audited;
+
+-- Warnings: a post that leaves its day with little room is scheduled, and
+-- its answer says so (TikTok's cap is shared by every app of the creator).
+SELECT '2027-08-10 06:00+00'::timestamptz AS wday \gset
+SELECT vs_test.new_account('capw_' || :'run') AS w \gset
+SELECT is((SELECT count(*) FROM generate_series(1, 10) n
+            WHERE pg_temp.schedule(:'w', :'wday'::timestamptz + n * interval '10 minutes') = 'ok'), 10::bigint,
+          'warnings: 10 Direct Posts of a day');
+SELECT vibescaling.schedule_post(vs_test.new_video('the 11th'), :'wday'::timestamptz + interval '3 hours', :'w', 'SELF_ONLY') AS w11 \gset
+SELECT ok(NOT (:'w11'::jsonb ? 'warnings'), 'the 11th of 15 comes with no warning');
+SELECT vibescaling.schedule_post(vs_test.new_video('the 12th'), :'wday'::timestamptz + interval '4 hours', :'w', 'SELF_ONLY') AS w12 \gset
+SELECT is(:'w12'::jsonb #>> '{warnings,0,code}', 'near_daily_cap', 'the 12th (80 % of the cap) is scheduled with a near_daily_cap warning');
+SELECT is(:'w12'::jsonb #>> '{data,status}', 'scheduled', '... and is scheduled');
+SELECT ok(:'w12'::jsonb #>> '{warnings,0,message}' LIKE '%12 of its 15 Direct Posts a day on 2027-08-10%',
+          '... saying how much of which day''s cap it takes');
+
+-- caps_policy 'warn': a post over a cap is scheduled, with the cap's own code as a warning.
+SET vibescaling.caps_policy = 'warn';
+SELECT vibescaling.schedule_post(vs_test.new_video('the 16th'), :'day'::timestamptz + interval '7 hours', :'a', 'SELF_ONLY') AS over \gset
+SELECT is(:'over'::jsonb #>> '{warnings,0,code}', 'spam_risk_too_many_posts',
+          'caps_policy warn: the 16th Direct Post of a day is scheduled with a spam_risk_too_many_posts warning');
+SELECT is(pg_temp.schedule(:'a', :'day'::timestamptz + interval '8 hours', 'PUBLIC_TO_EVERYONE'), 'ok', '... any privacy level while the app is audited');
+SET vibescaling.app_audited = off;
+SELECT is(pg_temp.schedule(:'a', :'day'::timestamptz + interval '9 hours', 'PUBLIC_TO_EVERYONE'), '22023',
+          '... but an unaudited app''s public post is still refused: TikTok refuses it whatever it counts');
+RESET vibescaling.app_audited;
+RESET vibescaling.caps_policy;
+
+-- The inbox: the 4th upload of 24 hours warns.
+SELECT vs_test.new_account('capwi_' || :'run') AS wi \gset
+SELECT count(*) FROM generate_series(1, 3) n
+ WHERE pg_temp.schedule(:'wi', :'wday'::timestamptz + n * interval '1 hour', 'SELF_ONLY', 'inbox') = 'ok' \gset
+SELECT is(vibescaling.schedule_post(vs_test.new_video('4th draft'), :'wday'::timestamptz + interval '5 hours', :'wi', 'SELF_ONLY', 'inbox')
+          #>> '{warnings,0,code}', 'near_pending_share_limit', 'the 4th inbox upload of 24 hours: near_pending_share_limit');
+
+-- Fan-out and CSV carry each target's and each line's warnings.
+SELECT vibescaling.schedule_targets(vs_test.new_video('fan-out warned'), :'wday'::timestamptz + interval '6 hours', jsonb_build_array(
+         jsonb_build_object('tiktok_account_id', :'w', 'privacy_level', 'SELF_ONLY'),
+         jsonb_build_object('tiktok_account_id', :'f', 'privacy_level', 'SELF_ONLY'))) AS fw \gset
+SELECT is((SELECT string_agg(coalesce(t #>> '{warnings,0,code}', '-'), ',' ORDER BY t->>'tiktok_account_id' = :'w')
+             FROM jsonb_array_elements(:'fw'::jsonb #> '{data,targets}') t), '-,near_daily_cap',
+          'schedule_targets: the target on a nearly full day carries the warning, the other none');
+SELECT vibescaling.import_schedule(format(E'caption,video_url,tiktok_account_id,privacy_level,scheduled_at\n'
+                                          'csv one,https://verified.example/a.mp4,%s,SELF_ONLY,%s\n'
+                                          'csv two,https://verified.example/b.mp4,%s,SELF_ONLY,%s\n',
+                                          :'f', :'wday'::timestamptz + interval '7 hours',
+                                          :'w', :'wday'::timestamptz + interval '8 hours')) AS cw \gset
+SELECT is((SELECT string_agg((x->>'line') || ':' || (x->>'code'), ',') FROM jsonb_array_elements(:'cw'::jsonb -> 'warnings') x),
+          '3:near_daily_cap', 'import_schedule: the warnings name their line');
 
 SELECT * FROM finish();
