@@ -115,6 +115,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_from timestamptz := greatest(coalesce(not_before, now()), now() + interval '5 minutes');
+    v_cap  integer;
 BEGIN
     IF next_free_slot.tiktok_account_id IS NULL THEN
         RAISE EXCEPTION 'tiktok_account_id is required' USING ERRCODE = '22004';
@@ -122,8 +123,11 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM vibescaling.tiktok_accounts a WHERE a.id = next_free_slot.tiktok_account_id) THEN
         RAISE EXCEPTION 'TikTok account % not found', next_free_slot.tiktok_account_id USING ERRCODE = 'P0002';
     END IF;
+    v_cap := vibescaling.daily_cap(next_free_slot.tiktok_account_id);
+    -- The candidates in time order, the first free one wins; each test is
+    -- a range scan of the account's posts (posts_account_cap_time_idx).
     RETURN (
-        SELECT min(o.at)
+        SELECT o.at
           FROM (SELECT (d::date + s.local_time) AT TIME ZONE s.time_zone AS at
                   FROM vibescaling.posting_slots s,
                        generate_series((v_from AT TIME ZONE s.time_zone)::date,
@@ -133,7 +137,8 @@ BEGIN
          WHERE o.at >= v_from
            AND NOT EXISTS (SELECT 1 FROM vibescaling.posts p
                             WHERE p.tiktok_account_id = next_free_slot.tiktok_account_id
-                              AND p.status IN ('scheduled', 'publishing', 'posted') AND p.scheduled_at = o.at)
+                              AND p.status IN ('scheduled', 'publishing', 'posted')
+                              AND CASE WHEN p.status = 'posted' THEN p.posted_at ELSE p.scheduled_at END = o.at)
            AND (SELECT count(*) FROM vibescaling.posts p
                  WHERE p.tiktok_account_id = next_free_slot.tiktok_account_id
                    AND p.status IN ('scheduled', 'publishing', 'posted')
@@ -141,7 +146,8 @@ BEGIN
                        >= date_trunc('day', o.at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
                    AND CASE WHEN p.status = 'posted' THEN p.posted_at ELSE p.scheduled_at END
                        < (date_trunc('day', o.at AT TIME ZONE 'UTC') + interval '1 day') AT TIME ZONE 'UTC')
-               < vibescaling.daily_cap(next_free_slot.tiktok_account_id));
+               < v_cap
+         ORDER BY o.at LIMIT 1);
 END
 $$;
 COMMENT ON FUNCTION vibescaling.next_free_slot(uuid, timestamptz) IS

@@ -75,6 +75,14 @@ AS $$
            (date_trunc('day', t AT TIME ZONE 'UTC') + interval '1 day') AT TIME ZONE 'UTC'
 $$;
 
+-- Where an account's posts are counted against TikTok's caps: by account
+-- and by the time that counts (posted_at once posted, else scheduled_at).
+-- Every caps query spells that time as this index does, so that each is a
+-- range scan of one account's posts, whatever the size of the table.
+CREATE INDEX posts_account_cap_time_idx ON vibescaling.posts
+    (tiktok_account_id, (CASE WHEN status = 'posted' THEN posted_at ELSE scheduled_at END))
+    WHERE status IN ('scheduled', 'publishing', 'posted');
+
 -- The posts of an account (but p_except) that count on a UTC day against
 -- its Direct Post cap: scheduled (or publishing) for the day, or posted on
 -- it, not to the inbox.
@@ -86,8 +94,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT count(*)::integer FROM vibescaling.posts p
      WHERE p.tiktok_account_id = p_account_id AND p.id IS DISTINCT FROM p_except AND p.mode = 'direct'
-       AND (p.status IN ('scheduled', 'publishing') AND p.scheduled_at >= p_day_start AND p.scheduled_at < p_day_end
-            OR p.status = 'posted' AND p.posted_at >= p_day_start AND p.posted_at < p_day_end)
+       AND p.status IN ('scheduled', 'publishing', 'posted')
+       AND CASE WHEN p.status = 'posted' THEN p.posted_at ELSE p.scheduled_at END >= p_day_start
+       AND CASE WHEN p.status = 'posted' THEN p.posted_at ELSE p.scheduled_at END < p_day_end
 $$;
 
 -- Takes, for the rest of the transaction, the scheduling lock of each
@@ -190,10 +199,9 @@ BEGIN
     ELSE
         SELECT count(*)::integer INTO v_count FROM vibescaling.posts x
          WHERE x.tiktok_account_id = p.tiktok_account_id AND x.id <> p.id AND x.mode = 'inbox'
-           AND (x.status IN ('scheduled', 'publishing') AND x.scheduled_at > p.scheduled_at - interval '24 hours'
-                                                       AND x.scheduled_at <= p.scheduled_at
-                OR x.status = 'posted' AND x.posted_at > p.scheduled_at - interval '24 hours'
-                                       AND x.posted_at <= p.scheduled_at);
+           AND x.status IN ('scheduled', 'publishing', 'posted')
+           AND CASE WHEN x.status = 'posted' THEN x.posted_at ELSE x.scheduled_at END > p.scheduled_at - interval '24 hours'
+           AND CASE WHEN x.status = 'posted' THEN x.posted_at ELSE x.scheduled_at END <= p.scheduled_at;
         IF v_count >= 5 THEN
             v_found := v_found || jsonb_build_object(
                 'code', 'spam_risk_too_many_pending_share', 'level', v_over, 'sqlstate', '53400',
@@ -265,14 +273,15 @@ $$;
 CREATE VIEW vibescaling.account_caps WITH (security_invoker = true) AS
     SELECT a.id AS tiktok_account_id, d.day::date AS day,
            (SELECT count(*) FROM vibescaling.posts p
-             WHERE p.tiktok_account_id = a.id AND p.mode = 'direct'
-               AND (p.status IN ('scheduled', 'publishing') AND p.scheduled_at >= b.day_start AND p.scheduled_at < b.day_end
-                    OR p.status = 'posted' AND p.posted_at >= b.day_start AND p.posted_at < b.day_end)) AS direct_posts,
+             WHERE p.tiktok_account_id = a.id AND p.mode = 'direct' AND p.status IN ('scheduled', 'publishing', 'posted')
+               AND CASE WHEN p.status = 'posted' THEN p.posted_at ELSE p.scheduled_at END >= b.day_start
+               AND CASE WHEN p.status = 'posted' THEN p.posted_at ELSE p.scheduled_at END < b.day_end) AS direct_posts,
            a.daily_cap,
            a.cap_learned_from_tiktok,
            (SELECT count(*) FROM vibescaling.posts x
              WHERE x.tiktok_account_id = a.id AND x.mode = 'inbox' AND x.status = 'posted'
-               AND x.posted_at > now() - interval '24 hours') AS inbox_uploads_24h,
+               AND CASE WHEN x.status = 'posted' THEN x.posted_at ELSE x.scheduled_at END > now() - interval '24 hours')
+           AS inbox_uploads_24h,
            a.owner
       FROM (SELECT a.id, a.owner, vibescaling.daily_cap(a.id) AS daily_cap,
                    vibescaling.learned_daily_cap(a.id) IS NOT NULL AS cap_learned_from_tiktok
