@@ -452,8 +452,10 @@ COMMENT ON VIEW vibescaling.unknown_outcomes IS
 -- The page's "now": posts scheduled in the next 24 hours, publishes TikTok
 -- is still processing, publishes of the last 30 days TikTok never
 -- confirmed (unconfirmed), accounts that need the creator to authorise
--- again, and (for every tenant only, i.e. operators) the posts whose init
--- has an unknown outcome and wait for a settlement.
+-- again, each account's use of TikTok's caps (account_caps: today and the
+-- 7 coming UTC days; the 100 busiest accounts), and (for every tenant
+-- only, i.e. operators) the posts whose init has an unknown outcome and
+-- wait for a settlement.
 CREATE FUNCTION vibescaling._analytics_now(p_scope text)
 RETURNS jsonb
 LANGUAGE sql STABLE
@@ -491,6 +493,18 @@ AS $$
                 'status_reason', a.status_reason, 'since', a.updated_at) ORDER BY a.updated_at)
               FROM vibescaling.tiktok_accounts a
              WHERE a.status = 'needs_reauth' AND (p_scope = '*' OR a.owner = p_scope)), '[]'),
+        'caps', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                'tiktok_account_id', c.tiktok_account_id, 'account', c.account, 'daily_cap', c.daily_cap,
+                'cap_learned_from_tiktok', c.cap_learned_from_tiktok, 'inbox_uploads_24h', c.inbox_uploads_24h,
+                'days', c.days) ORDER BY c.busiest DESC, c.account, c.tiktok_account_id)
+              FROM (SELECT c.tiktok_account_id, coalesce(a.display_name, a.open_id) AS account, c.daily_cap,
+                           c.cap_learned_from_tiktok, max(c.inbox_uploads_24h) AS inbox_uploads_24h,
+                           max(c.direct_posts) AS busiest,
+                           jsonb_agg(jsonb_build_object('day', c.day, 'direct_posts', c.direct_posts) ORDER BY c.day) AS days
+                      FROM vibescaling.account_caps c JOIN vibescaling.tiktok_accounts a ON a.id = c.tiktok_account_id
+                     WHERE p_scope = '*' OR c.owner = p_scope
+                     GROUP BY c.tiktok_account_id, a.display_name, a.open_id, c.daily_cap, c.cap_learned_from_tiktok
+                     ORDER BY max(c.direct_posts) DESC, 2, 1 LIMIT 100) c), '[]'),
         'unknown_outcomes', CASE WHEN p_scope = '*' THEN coalesce((SELECT jsonb_agg(jsonb_build_object(
                 'post_id', u.post_id, 'tiktok_account_id', u.tiktok_account_id, 'endpoint', u.endpoint,
                 'sent_at', u.created_at, 'error_code', u.error_code, 'caption', left(u.caption, 80))

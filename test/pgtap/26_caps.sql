@@ -3,7 +3,7 @@
 -- and an unaudited app's rules; account_caps shows each account's use.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(27);
+SELECT plan(29);
 
 SELECT md5(random()::text) AS run \gset
 -- A day no other test schedules on.
@@ -127,5 +127,16 @@ SELECT vibescaling.import_schedule(format(E'caption,video_url,tiktok_account_id,
                                           :'w', :'wday'::timestamptz + interval '8 hours')) AS cw \gset
 SELECT is((SELECT string_agg((x->>'line') || ':' || (x->>'code'), ',') FROM jsonb_array_elements(:'cw'::jsonb -> 'warnings') x),
           '3:near_daily_cap', 'import_schedule: the warnings name their line');
+
+-- The Analytics page's caps: each account with its cap and its 8 days.
+SELECT vibescaling.analytics(now() - interval '1 hour', now(), 'UTC', NULL) -> 'caps' AS caps \gset
+SELECT is((SELECT (c->>'daily_cap') || ' ' || (c->>'cap_learned_from_tiktok') || ' ' || jsonb_array_length(c->'days')
+             FROM jsonb_array_elements(:'caps'::jsonb) c WHERE c->>'tiktok_account_id' = :'l'), '3 true 8',
+          'analytics caps: an account''s cap, learned or not, and today and the 7 coming days');
+SELECT is((SELECT string_agg(d->>'direct_posts', ',' ORDER BY d->>'day')
+             FROM jsonb_array_elements(:'caps'::jsonb) c, jsonb_array_elements(c->'days') d
+            WHERE c->>'tiktok_account_id' = :'a'),
+          (SELECT string_agg(direct_posts::text, ',' ORDER BY day) FROM vibescaling.account_caps WHERE tiktok_account_id = :'a'),
+          '... each day''s Direct Posts as account_caps counts them');
 
 SELECT * FROM finish();
