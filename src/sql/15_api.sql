@@ -147,7 +147,6 @@ DECLARE
     v_state   text;
     v_hint    text;
     v_detail  text;
-    t         jsonb;
 BEGIN
     PERFORM vibescaling._api_check_post(v_post_id);
     -- Another request publishing this post holds its row: 409 at once, not a wait.
@@ -157,13 +156,7 @@ BEGIN
         IF publish_post.tiktok_account_id IS NOT NULL THEN
             RAISE EXCEPTION 'give tiktok_account_id or targets, not both' USING ERRCODE = '22023';
         END IF;
-        IF jsonb_typeof(publish_post.targets) = 'array' THEN
-            FOR t IN SELECT x FROM jsonb_array_elements(publish_post.targets) x LOOP
-                PERFORM vibescaling._api_check_account(CASE WHEN jsonb_typeof(t) = 'object'
-                                                            AND t->>'tiktok_account_id' ~* '^[0-9a-f-]{36}$'
-                                                            THEN (t->>'tiktok_account_id')::uuid END);
-            END LOOP;
-        END IF;
+        PERFORM vibescaling._api_check_targets(publish_post.targets);
         RETURN vibescaling.publish_targets(v_post_id, publish_post.targets);
     END IF;
     PERFORM vibescaling._api_check_account(publish_post.tiktok_account_id);
@@ -478,7 +471,8 @@ BEGIN
     GRANT SELECT ON vibescaling_api.post_metrics, vibescaling_api.account_metrics,
                     vibescaling.post_metrics_latest, vibescaling.account_metrics_latest,
                     vibescaling.post_metrics, vibescaling.account_metrics TO vibescaling_user, vibescaling_operator;
-    GRANT SELECT ON vibescaling_api.posting_slots, vibescaling.posting_slots TO vibescaling_user;
+    GRANT SELECT ON vibescaling_api.posting_slots, vibescaling.posting_slots,
+                    vibescaling_api.recurrences, vibescaling.recurrences TO vibescaling_user;
     GRANT EXECUTE ON FUNCTION
         vibescaling_api.publish_post(uuid, uuid, text, text, boolean, boolean, boolean, boolean, boolean, jsonb),
         vibescaling_api.schedule_post(uuid, timestamptz, uuid, text, text, boolean, boolean, boolean, boolean, boolean),
@@ -490,14 +484,21 @@ BEGIN
         vibescaling_api.disconnect_account(uuid),
         vibescaling_api.analytics(timestamptz, timestamptz, text, text),
         vibescaling_api.set_posting_slots(uuid, text, jsonb),
-        vibescaling_api.add_to_queue(uuid, uuid, text, text, boolean, boolean, boolean, boolean, boolean)
+        vibescaling_api.add_to_queue(uuid, uuid, text, text, boolean, boolean, boolean, boolean, boolean),
+        vibescaling_api.schedule_targets(uuid, timestamptz, jsonb),
+        vibescaling_api.repeat_post(uuid, uuid, jsonb, text, jsonb, timestamptz, timestamptz, integer),
+        vibescaling_api.change_recurrence(bigint, jsonb, text, jsonb, timestamptz, integer, boolean),
+        vibescaling_api.import_schedule(text),
+        vibescaling_api.export_schedule(),
+        vibescaling_api.account_caps()
         TO vibescaling_user;
     -- The operator: not a tenant, so row level security shows it every row.
     GRANT USAGE ON SCHEMA vibescaling_api, vibescaling TO vibescaling_operator;
     GRANT SELECT ON vibescaling_api.posts, vibescaling_api.publish_records, vibescaling_api.dispatch_logs,
                     vibescaling.posts, vibescaling.publish_records, vibescaling.dispatch_logs TO vibescaling_operator;
     GRANT EXECUTE ON FUNCTION vibescaling_api.analytics(timestamptz, timestamptz, text, text),
-                              vibescaling_api.settle_post(uuid, boolean, text) TO vibescaling_operator;
+                              vibescaling_api.settle_post(uuid, boolean, text),
+                              vibescaling_api.account_caps() TO vibescaling_operator;
     GRANT EXECUTE ON FUNCTION vibescaling_api.handle_webhook(json) TO vibescaling_webhook;
     -- What 0.1.0 granted that no API role may call any more: the posts
     -- trigger's checks run as the table's owner now.

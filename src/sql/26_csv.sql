@@ -195,6 +195,17 @@ RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+    SELECT vibescaling._export_schedule(NULL)
+$$;
+
+-- export_schedule's text, of one owner's posts (NULL: every post the
+-- caller may read). The HTTP API's export runs as the extension's owner
+-- and names the tenant.
+CREATE FUNCTION vibescaling._export_schedule(p_owner text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
     SELECT array_to_string(vibescaling._csv_columns(), ',') || E'\n'
            || coalesce(string_agg(concat_ws(',',
                   vibescaling._csv_field(p.caption), vibescaling._csv_field(p.video_url),
@@ -205,6 +216,7 @@ AS $$
                   '' ORDER BY p.scheduled_at, p.id), '')
       FROM vibescaling.posts p
      WHERE p.status = 'scheduled' AND p.media_type = 'video' AND p.video_url IS NOT NULL
+       AND (p_owner IS NULL OR p.owner = p_owner)
 $$;
 COMMENT ON FUNCTION vibescaling.export_schedule() IS
     'The scheduled video posts (from a URL) as a CSV text in import_schedule''s columns.';
@@ -214,3 +226,4 @@ REVOKE ALL ON FUNCTION vibescaling._csv_rows(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling._csv_field(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling.import_schedule(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION vibescaling.export_schedule() FROM PUBLIC;
+REVOKE ALL ON FUNCTION vibescaling._export_schedule(text) FROM PUBLIC;

@@ -368,6 +368,67 @@ def main() -> int:
     r = http("GET", "/api/v1/posting_slots", token=TOKEN_B)
     check("GET /api/v1/posting_slots as B: none of A's", r.status == 200 and r.json == [], r)
 
+    print("# campaigns: several accounts, repeating posts, CSV, caps")
+    fan = new_post(TOKEN_A, "scheduled for two accounts")
+    status_is("POST /rpc/schedule_targets with another tenant's account: 403",
+              http("POST", "/api/v1/rpc/schedule_targets",
+                   {"post_id": fan, "scheduled_at": "2030-03-04T10:00:00Z",
+                    "targets": [{"tiktok_account_id": t1, "privacy_level": "SELF_ONLY"},
+                                {"tiktok_account_id": acct_b, "privacy_level": "SELF_ONLY"}]}, TOKEN_A), 403)
+    check("... and nothing written", sql(f"SELECT count(*) FROM vibescaling.posts WHERE parent_id = '{fan}'") == "0")
+    r = http("POST", "/api/v1/rpc/schedule_targets",
+             {"post_id": fan, "scheduled_at": "2030-03-04T10:00:00Z",
+              "targets": [{"tiktok_account_id": t1, "privacy_level": "SELF_ONLY"},
+                          {"tiktok_account_id": t2, "privacy_level": "SELF_ONLY", "scheduled_at": "2030-03-04T12:00:00Z"}]},
+             TOKEN_A)
+    answers = ((r.json or {}).get("data") or {}).get("targets") or []
+    check("POST /rpc/schedule_targets: each target scheduled at its time",
+          r.status == 200 and sorted(a.get("scheduled_at", "")[:16] for a in answers)
+          == ["2030-03-04T10:00", "2030-03-04T12:00"] and all("error" not in a for a in answers), r)
+    rep = new_post(TOKEN_A, "every day at nine, Paris time")
+    r = http("POST", "/api/v1/rpc/repeat_post",
+             {"post_id": rep, "tiktok_account_id": t1, "rule": {"every_days": 1, "time": "09:00"},
+              "time_zone": "Europe/Paris", "options": {"privacy_level": "SELF_ONLY"}, "max_count": 3}, TOKEN_A)
+    rid = ((r.json or {}).get("data") or {}).get("recurrence_id")
+    check("POST /rpc/repeat_post: a rule, its first occurrences scheduled",
+          r.status == 200 and rid is not None and len(r.json["data"]["occurrences"]) == 3, r)
+    r = http("GET", "/api/v1/recurrences", token=TOKEN_B)
+    check("GET /api/v1/recurrences as B: none of A's", r.status == 200 and r.json == [], r)
+    status_is("POST /rpc/change_recurrence of A's rule by B: 404",
+              http("POST", "/api/v1/rpc/change_recurrence", {"recurrence_id": rid, "stop": True}, TOKEN_B), 404)
+    r = http("POST", "/api/v1/rpc/change_recurrence", {"recurrence_id": rid, "stop": True}, TOKEN_A)
+    check("POST /rpc/change_recurrence stop: the occurrences not sent are removed",
+          r.status == 200 and r.json["data"]["removed"] == 3 and r.json["data"]["scheduled"] == []
+          and r.json["data"]["stopped_at"] is not None, r)
+    header = "caption,video_url,tiktok_account_id,privacy_level,scheduled_at"
+    good = (f"{header}\ncsv first,https://verified.example/c1.mp4,{t1},SELF_ONLY,2030-04-01T08:00:00Z\n"
+            f"csv second,https://verified.example/c2.mp4,{t2},SELF_ONLY,2030-04-01T09:00:00Z\n")
+    bad = good + f"csv foreign,https://verified.example/c3.mp4,{acct_b},SELF_ONLY,2030-04-01T10:00:00Z\n"
+    before = sql("SELECT count(*) FROM vibescaling.posts")
+    r = http("POST", "/api/v1/rpc/import_schedule", {"csv": bad}, TOKEN_A)
+    rejected = ((r.json or {}).get("data") or {}).get("rejected") or []
+    check("POST /rpc/import_schedule with a row for B's account: 400, the report names line 4, nothing written",
+          r.status == 400 and [x["line"] for x in rejected] == [4]
+          and sql("SELECT count(*) FROM vibescaling.posts") == before, r)
+    r = http("POST", "/api/v1/rpc/import_schedule", {"csv": good}, TOKEN_A)
+    check("POST /rpc/import_schedule: 200, both rows scheduled as A's",
+          r.status == 200 and r.json["data"]["imported"] == 2, r)
+    r = http("GET", "/api/v1/rpc/export_schedule", token=TOKEN_A, headers={"Accept": "text/csv"})
+    text = r.raw.decode()
+    check("GET /rpc/export_schedule (Accept: text/csv): A's schedule as CSV, the imported rows in it",
+          r.status == 200 and r.headers.get("Content-Type", "").startswith("text/csv")
+          and text.startswith("caption,") and "csv first" in text and "csv second" in text, r)
+    r = http("GET", "/api/v1/rpc/export_schedule", token=TOKEN_B, headers={"Accept": "text/csv"})
+    check("... B's export has none of A's posts", r.status == 200 and "csv first" not in r.raw.decode(), r)
+    r = http("GET", f"/api/v1/rpc/account_caps?tiktok_account_id=eq.{t1}", token=TOKEN_A)
+    want = sql(f"SELECT string_agg(day || ':' || direct_posts || '/' || daily_cap, ',' ORDER BY day) "
+               f"FROM vibescaling.account_caps WHERE tiktok_account_id = '{t1}'")
+    check("GET /rpc/account_caps?tiktok_account_id=eq.<id>: the account's 8 days as account_caps counts them",
+          r.status == 200 and ",".join(f"{c['day']}:{c['direct_posts']}/{c['daily_cap']}" for c in r.json) == want, (r, want))
+    r = http("GET", "/api/v1/rpc/account_caps", token=TOKEN_B)
+    check("GET /rpc/account_caps as B: only B's accounts",
+          r.status == 200 and r.json and {c["tiktok_account_id"] for c in r.json} == {acct_b}, r)
+
     print("# tenant isolation, paging")
     # A snapshot of A's published post, as collect_metrics takes them.
     sql(f"INSERT INTO vibescaling.post_metrics (publish_record_id, post_id, tiktok_account_id, video_id, view_count, owner) "
