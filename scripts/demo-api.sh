@@ -50,3 +50,23 @@ echo "Tenant globex sees none of acme's posts, and may not touch them:"
 call globex GET "/api/v1/posts?select=id"
 call globex POST "/api/v1/posts/$post/publish" "{\"tiktok_account_id\": \"$account\", \"privacy_level\": \"SELF_ONLY\"}"
 call globex PATCH "/api/v1/posts/$later" '{"caption": "mine now"}'
+
+echo
+echo "A campaign over HTTP: one draft, two of acme's accounts, each at its own time"
+second=$(field POST /api/v1/rpc/connect_account \
+  '{"auth_code": "code-acme_second", "redirect_uri": "https://app.example/tiktok/callback"}' "['data']['id']")
+echo "acme connected a second TikTok account $second"
+campaign=$(field POST /api/v1/posts '{"caption": "Campaign through the API", "video_url": "https://verified.example/campaign.mp4"}' "[0]['id']")
+first_at=$(date -u -d '+1 day' +%Y-%m-%dT10:00:00Z)
+second_at=$(date -u -d '+1 day' +%Y-%m-%dT12:00:00Z)
+call acme POST /api/v1/rpc/schedule_targets \
+  "{\"post_id\": \"$campaign\", \"scheduled_at\": \"$first_at\", \"targets\": [{\"tiktok_account_id\": \"$account\", \"privacy_level\": \"SELF_ONLY\"}, {\"tiktok_account_id\": \"$second\", \"privacy_level\": \"SELF_ONLY\", \"scheduled_at\": \"$second_at\"}]}"
+call acme GET "/api/v1/posts/$campaign/publish-status"
+echo "The same schedule, in and out as CSV (all rows or none):"
+csv_at=$(date -u -d '+2 days' +%Y-%m-%dT09:00:00Z)
+csv=$(printf 'caption,video_url,tiktok_account_id,privacy_level,scheduled_at\\nFrom a CSV,https://verified.example/csv.mp4,%s,SELF_ONLY,%s\\n' "$second" "$csv_at")
+call acme POST /api/v1/rpc/import_schedule "{\"csv\": \"$csv\"}"
+echo "\$ curl -H 'Accept: text/csv' $api/api/v1/rpc/export_schedule    (as acme)"
+curl -s -H "Authorization: Bearer $acme" -H 'Accept: text/csv' "$api/api/v1/rpc/export_schedule" | sed 's/^/  /'
+echo "Each account's use of TikTok's daily caps, a week ahead:"
+call acme GET "/api/v1/rpc/account_caps?tiktok_account_id=eq.$second&direct_posts=gt.0"
