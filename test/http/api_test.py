@@ -376,13 +376,14 @@ def main() -> int:
                     "targets": [{"tiktok_account_id": t1, "privacy_level": "SELF_ONLY"},
                                 {"tiktok_account_id": acct_b, "privacy_level": "SELF_ONLY"}]}, TOKEN_A), 403)
     check("... and nothing written", sql(f"SELECT count(*) FROM vibescaling.posts WHERE parent_id = '{fan}'") == "0")
+    # A time may be given as local time and an IANA zone: PostgreSQL reads it with its rules.
     r = http("POST", "/api/v1/rpc/schedule_targets",
-             {"post_id": fan, "scheduled_at": "2030-03-04T10:00:00Z",
+             {"post_id": fan, "scheduled_at": "2030-03-04 11:00 Europe/Paris",
               "targets": [{"tiktok_account_id": t1, "privacy_level": "SELF_ONLY"},
                           {"tiktok_account_id": t2, "privacy_level": "SELF_ONLY", "scheduled_at": "2030-03-04T12:00:00Z"}]},
              TOKEN_A)
     answers = ((r.json or {}).get("data") or {}).get("targets") or []
-    check("POST /rpc/schedule_targets: each target scheduled at its time",
+    check("POST /rpc/schedule_targets: each target scheduled at its time (11:00 Paris time is 10:00 UTC)",
           r.status == 200 and sorted(a.get("scheduled_at", "")[:16] for a in answers)
           == ["2030-03-04T10:00", "2030-03-04T12:00"] and all("error" not in a for a in answers), r)
     rep = new_post(TOKEN_A, "every day at nine, Paris time")
