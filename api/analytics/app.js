@@ -8,6 +8,7 @@ const API = '/api/v1';
 const PAGE_SIZE = 50;
 const REFRESH_MS = 30000;
 const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
+const DEFAULT_DAILY_CAP = 15;   // Direct Posts a day, when no account's cap is known
 const ENDPOINT_COLOURS = ['#0b5cad', '#a3161b', '#1b7f3b', '#7a4b00', '#6a3d9a', '#00727a', '#5b5b5b', '#b3006b'];
 
 const state = {
@@ -239,6 +240,11 @@ function renderNow(d) {
   }
 }
 
+// The caps answer: one entry per account (an older server sent one object).
+function accountCaps(d) {
+  return Array.isArray(d.caps) ? d.caps : [];
+}
+
 // The most viewed posts after their publish, with what they gained in the period.
 function renderPostMetrics(d) {
   fillBody($('#post-metrics tbody'), d.post_metrics.map((m) => [
@@ -330,11 +336,16 @@ function renderCharts(d) {
   }
   const busiest = [...totals.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([id]) => id);
   const cell = new Map(d.posts_per_account_day.map((r) => [`${r.tiktok_account_id}|${r.day}`, r]));
+  // The cap drawn across: the highest daily cap scheduling plans with for
+  // an account in scope (an account TikTok showed a lower cap keeps its own).
+  const caps = accountCaps(d);
+  const cap = caps.length ? Math.max(...caps.map((c) => c.daily_cap))
+    : (d.caps && d.caps.direct_posts_per_day) || DEFAULT_DAILY_CAP;
   draw('caps', { type: 'bar', data: { labels: days, datasets: [
       ...busiest.map((id, i) => ({ label: accountName(id), backgroundColor: ENDPOINT_COLOURS[i % ENDPOINT_COLOURS.length],
         data: days.map((day) => (cell.get(`${id}|${day}`) || { direct_posts: 0 }).direct_posts) })),
-      { type: 'line', label: `Direct Post cap (~${d.caps.direct_posts_per_day} a day)`, borderColor: '#1b1f24',
-        borderDash: [6, 4], pointRadius: days.length === 1 ? 4 : 0, data: days.map(() => d.caps.direct_posts_per_day) },
+      { type: 'line', label: `Direct Post cap (~${cap} a day)`, borderColor: '#1b1f24',
+        borderDash: [6, 4], pointRadius: days.length === 1 ? 4 : 0, data: days.map(() => cap) },
     ] }, options: { ...common, scales: { y: { beginAtZero: true } } } });
   document.querySelector('[data-chart="caps"] summary').textContent = d.accounts_posting > 20
     ? `Data: the 20 busiest of ${d.accounts_posting} accounts` : 'Data';
