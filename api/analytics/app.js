@@ -8,6 +8,7 @@ const API = '/api/v1';
 const PAGE_SIZE = 50;
 const REFRESH_MS = 30000;
 const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
+const INBOX_LIMIT = 5;          // unfinished inbox uploads TikTok holds per creator in 24 hours
 const DEFAULT_DAILY_CAP = 15;   // Direct Posts a day, when no account's cap is known
 const ENDPOINT_COLOURS = ['#0b5cad', '#a3161b', '#1b7f3b', '#7a4b00', '#6a3d9a', '#00727a', '#5b5b5b', '#b3006b'];
 
@@ -150,6 +151,7 @@ async function refresh({ history = false, quiet = false } = {}) {
     state.data = json;
     rememberAccounts(json);
     renderNow(json);
+    renderCaps(json);
     renderCharts(json);
     renderPostMetrics(json);
     fillAccountFilter();
@@ -169,7 +171,7 @@ function showError(message) {
 
 // Collects account names from an analytics answer, for the tables and the filter.
 function rememberAccounts(d) {
-  for (const row of [...d.posts_per_account_day, ...d.scheduled_next_24h, ...d.needs_reauth]) {
+  for (const row of [...d.posts_per_account_day, ...d.scheduled_next_24h, ...d.needs_reauth, ...accountCaps(d)]) {
     if (row.tiktok_account_id && row.account) state.accounts.set(row.tiktok_account_id, row.account);
   }
 }
@@ -179,7 +181,20 @@ function accountName(id) {
   return id ? (state.accounts.get(id) || `${id.slice(0, 8)}…`) : '';
 }
 
-// Replaces a table body's rows; each row is a list of cells (text, or a Node).
+// Puts a cell's content into a table cell: text (a number is right-aligned),
+// a Node, or a list of them.
+function put(cell, content) {
+  for (const part of [content].flat()) {
+    if (part instanceof Node) cell.append(part);
+    else {
+      cell.append(String(part ?? ''));
+      if (typeof part === 'number') cell.classList.add('num');
+    }
+  }
+}
+
+// Replaces a table body's rows; each row is a list of cells: text, a Node,
+// or {content, className, title, rowHeader} (a row header is a <th scope="row">).
 function fillBody(tbody, rows, emptyText, columns) {
   tbody.replaceChildren();
   if (rows.length === 0) {
@@ -193,12 +208,19 @@ function fillBody(tbody, rows, emptyText, columns) {
   for (const cells of rows) {
     const tr = tbody.insertRow();
     for (const cell of cells) {
-      const td = tr.insertCell();
-      if (cell instanceof Node) td.append(cell);
-      else {
-        td.textContent = cell ?? '';
-        if (typeof cell === 'number') td.className = 'num';
+      const spec = cell !== null && typeof cell === 'object' && !(cell instanceof Node) && !Array.isArray(cell)
+        ? cell : { content: cell };
+      let td;
+      if (spec.rowHeader) {
+        td = document.createElement('th');
+        td.scope = 'row';
+        tr.append(td);
+      } else {
+        td = tr.insertCell();
       }
+      put(td, spec.content);
+      if (spec.className) td.classList.add(...spec.className.split(' '));
+      if (spec.title) td.title = spec.title;
     }
   }
 }
@@ -245,6 +267,67 @@ function accountCaps(d) {
   return Array.isArray(d.caps) ? d.caps : [];
 }
 
+// How close a count is to its cap, as scheduling sees it: "near" from 80 %
+// of the cap (where it starts warning: ceil(0.8 * cap), in integers), "full"
+// at the cap (it refuses more), "over" above it (a cap TikTok lowered after
+// the posts were scheduled). null below 80 %.
+function capLevel(n, cap) {
+  if (n > cap) return 'over';
+  if (n === cap) return 'full';
+  if (n >= Math.ceil((4 * cap) / 5)) return 'near';
+  return null;
+}
+
+// A table cell "n / cap", marked by class and by a word (never by colour
+// alone) when near, at or over the cap.
+function capCell(n, cap, what) {
+  const level = capLevel(n, cap);
+  const content = [`${n} / ${cap}`];
+  if (level) {
+    const mark = document.createElement('span');
+    mark.className = 'cap-mark';
+    mark.textContent = level;
+    content.push(' ', mark);
+  }
+  const why = { near: 'at 80 % of the cap or more: scheduling warns', full: 'at the cap: scheduling refuses more',
+    over: 'over the cap' }[level];
+  return { content, className: `num cap-cell${level ? ` cap-${level}${level === 'over' ? ' cap-full' : ''}` : ''}`,
+    title: `${n} of ${cap} ${what}${why ? `: ${why}` : ''}` };
+}
+
+// A UTC day ("YYYY-MM-DD") as a column header: the date, named as UTC.
+function dayHeader(day, i) {
+  const time = document.createElement('time');
+  time.dateTime = day;
+  time.textContent = new Intl.DateTimeFormat(undefined, { weekday: 'short', month: 'short', day: 'numeric', timeZone: 'UTC' })
+    .format(new Date(`${day}T00:00:00Z`));
+  return [time, i === 0 ? ' (UTC, today)' : ' (UTC)'];
+}
+
+// Caps: each account's daily cap, its inbox uploads of the last 24 hours,
+// and its Direct Posts on today and the 7 coming UTC days against the cap.
+function renderCaps(d) {
+  const caps = accountCaps(d);
+  const days = caps.length ? caps[0].days.map((x) => x.day) : [];
+  fillTable($('#account-caps'), ['Account', 'Daily cap', 'Inbox uploads, 24\u00a0h', ...days.map(dayHeader)],
+    caps.map((c) => {
+      const learned = document.createElement('span');
+      learned.className = 'cap-mark';
+      learned.textContent = 'from TikTok';
+      const byDay = new Map(c.days.map((x) => [x.day, x.direct_posts]));
+      return [
+        { content: c.account || accountName(c.tiktok_account_id), rowHeader: true },
+        c.cap_learned_from_tiktok
+          ? { content: [c.daily_cap, ' ', learned], className: 'num cap-learned',
+              title: `TikTok refused a Direct Post after ${c.daily_cap} in 24 hours: scheduling plans with that cap` }
+          : c.daily_cap,
+        capCell(c.inbox_uploads_24h, INBOX_LIMIT, 'the inbox uploads TikTok holds in 24 hours'),
+        ...days.map((day) => capCell(byDay.get(day) ?? 0, c.daily_cap, 'Direct Posts a day')),
+      ];
+    }), 'No active account.');
+  $('#caps-busiest').hidden = caps.length < 100;
+}
+
 // The most viewed posts after their publish, with what they gained in the period.
 function renderPostMetrics(d) {
   fillBody($('#post-metrics tbody'), d.post_metrics.map((m) => [
@@ -253,14 +336,15 @@ function renderPostMetrics(d) {
   ]), 'No public post has metrics yet.', 8);
 }
 
-// Fills a table with a header row and its rows (emptyText when there are none).
+// Fills a table with a header row and its rows (emptyText when there are
+// none); a header is text, a Node or a list of them. A caption stays.
 function fillTable(table, header, rows, emptyText) {
-  table.replaceChildren();
+  table.replaceChildren(...(table.caption ? [table.caption] : []));
   const head = table.createTHead().insertRow();
   for (const h of header) {
     const th = document.createElement('th');
     th.scope = 'col';
-    th.textContent = h;
+    put(th, h);
     head.append(th);
   }
   fillBody(table.createTBody(), rows, emptyText, header.length);
