@@ -1,8 +1,8 @@
 // The Analytics page in a real browser: Debian's Chromium, driven by
 // playwright-core, loads /analytics/ through nginx -> PostgREST -> the
 // database after test/browser/fixture.sql's burst, and checks every chart's
-// data table and the "now" tables against the database's own counts, a
-// filter, paging, a post's detail from the keyboard, that one tenant sees
+// data table, the "now" tables and the Caps table against the database's
+// own counts, a filter, paging, a post's detail from the keyboard, that one tenant sees
 // none of the other's rows, the operator's view and settling, the labels of
 // every control, and that the console stays free of errors.
 //   node analytics_test.mjs BASE_URL JWT_SECRET_FILE DB RUN SCREENSHOT_DIR
@@ -46,6 +46,31 @@ const accountsOf = (owner) => `(SELECT id FROM vibescaling.tiktok_accounts WHERE
 async function cells(page, selector) {
   return page.$$eval(`${selector} tbody tr:not(.empty)`, (rows) =>
     rows.map((r) => [...r.cells].map((c) => c.textContent.trim())));
+}
+
+// How close n is to cap, as account_caps' readers see it (SQL): near from
+// 80 % of the cap (scheduling warns: ceil(0.8 * cap)), full at it, over above it.
+const capMark = (n, cap) => `CASE WHEN ${n} > ${cap} THEN 'over' WHEN ${n} = ${cap} THEN 'full'
+                                  WHEN ${n} >= ceil(0.8 * ${cap}) THEN 'near' ELSE '' END`;
+
+// The Caps table a tenant should see, from vibescaling.account_caps: one
+// line per account, "account|daily cap|inbox uploads / 5|n / cap x 8 days",
+// each count followed by its mark; sorted.
+function capsOf(owner) {
+  return sql(`SELECT concat_ws('|', coalesce(a.display_name, a.open_id),
+                               c.daily_cap || CASE WHEN c.cap_learned_from_tiktok THEN ' from TikTok' ELSE '' END,
+                               max(c.inbox_uploads_24h) || ' / 5 ' || ${capMark('max(c.inbox_uploads_24h)', '5')},
+                               string_agg(c.direct_posts || ' / ' || c.daily_cap || ' ' || ${capMark('c.direct_posts', 'c.daily_cap')},
+                                          '|' ORDER BY c.day))
+                FROM vibescaling.account_caps c JOIN vibescaling.tiktok_accounts a ON a.id = c.tiktok_account_id
+               WHERE c.owner = '${owner}'
+               GROUP BY a.id, a.display_name, a.open_id, c.daily_cap, c.cap_learned_from_tiktok`)
+    .split('\n').filter(Boolean).map((l) => l.split('|').map((x) => x.trim()).join('|')).sort();
+}
+
+// The Caps table's rows as the page shows them, in the same form as capsOf.
+async function capsShown(page) {
+  return (await cells(page, '#account-caps')).map((r) => r.join('|')).sort();
 }
 
 // Sums one column of a chart's data table.
@@ -145,6 +170,48 @@ try {
                                  WHERE p.owner = '${tenantA}' AND r.status = 'unconfirmed'`));
   check(`now: the ${unconfirmed} publish TikTok never confirmed`, unconfirmed === 1
     && (await cells(a, '#unconfirmed')).length === unconfirmed, await cells(a, '#unconfirmed'));
+
+  // Caps: the table against account_caps, cell by cell, with its marks.
+  const aCaps = capsOf(tenantA);
+  const aCapsShown = await capsShown(a);
+  check(`caps: each of A's ${aCaps.length} active accounts, its cap, inbox uploads and 8 UTC days as account_caps counts them`,
+    aCaps.length === 5 && JSON.stringify(aCapsShown) === JSON.stringify(aCaps), { aCapsShown, aCaps });
+  const capDays = sql(`SELECT string_agg(DISTINCT day::text, ',' ORDER BY day::text) FROM vibescaling.account_caps`).split(',');
+  const capHeads = await a.$$eval('#account-caps thead th', (ths) => ths.map((th) => ({
+    scope: th.scope, day: th.querySelector('time')?.dateTime ?? null, text: th.textContent.trim() })));
+  check(`caps: a column per UTC day, today first (${capDays[0]} to ${capDays[7]}), each named as UTC`,
+    capDays.length === 8 && JSON.stringify(capHeads.slice(3).map((h) => h.day)) === JSON.stringify(capDays)
+      && capHeads.slice(3).every((h) => /\(UTC/.test(h.text)) && /today/.test(capHeads[3].text), capHeads);
+  const capMarks = await a.$$eval('#account-caps tbody tr', (rows) => rows.map((r) => [...r.cells].slice(2).map((c) => ({
+    level: (c.textContent.trim().match(/ (near|full|over)$/) || [])[1] || null,
+    near: c.classList.contains('cap-near'), full: c.classList.contains('cap-full'), title: c.title }))));
+  check('caps: a cell near its cap has class cap-near, one at or over it cap-full, with its word and a title; others neither',
+    capMarks.flat().every((c) => c.near === (c.level === 'near') && c.full === (c.level === 'full' || c.level === 'over')
+      && c.title !== ''), capMarks);
+  const creator3 = await a.$$eval('#account-caps tbody tr', (rows) => rows.map((r) => [...r.cells])
+    .filter((cs) => cs[0].textContent.trim() === 'acme creator 3')
+    .map((cs) => cs.slice(3).map((c) => [c.textContent.trim(), c.className])));
+  const creator3Sql = sql(`SELECT string_agg(direct_posts::text, ',' ORDER BY day) FROM vibescaling.account_caps
+                            WHERE tiktok_account_id = (SELECT id FROM public.browser_accounts WHERE owner = '${tenantA}' AND i = 3)`)
+    .split(',').map(Number);
+  check('caps: acme creator 3 has 11 Direct Posts in 2 days (unmarked), 12 in 3 (near), 15 in 4 (full)',
+    creator3Sql.slice(2, 5).join() === '11,12,15' && creator3.length === 1
+      && creator3[0][2][0] === '11 / 15' && !/cap-(near|full)/.test(creator3[0][2][1])
+      && creator3[0][3][0] === '12 / 15 near' && /\bcap-near\b/.test(creator3[0][3][1])
+      && creator3[0][4][0] === '15 / 15 full' && /\bcap-full\b/.test(creator3[0][4][1]), { creator3, creator3Sql });
+  check("caps: acme creator 2's cap is the 3 TikTok showed, marked, and today is full",
+    aCapsShown.some((r) => r.startsWith('acme creator 2|3 from TikTok|') && r.split('|')[3] === '3 / 3 full'), aCapsShown);
+  check('caps: a caption, and a scope on every header cell (a column header per column, the account per row)',
+    (await a.textContent('#account-caps caption')).trim().length > 0
+      && capHeads.every((h) => h.scope === 'col')
+      && await a.$$eval('#account-caps tbody th', (ths) => ths.length === 5 && ths.every((th) => th.scope === 'row')), capHeads);
+  const capLine = await a.evaluate(() => {
+    const ds = window.Chart.getChart(document.querySelector('[data-chart="caps"] canvas')).data.datasets.at(-1);
+    return { label: ds.label, data: ds.data };
+  });
+  const aMaxCap = sql(`SELECT max(daily_cap) FROM vibescaling.account_caps WHERE owner = '${tenantA}'`);
+  check(`posts per account per day: the cap drawn across is the highest account's (${aMaxCap} a day)`,
+    capLine.label === `Direct Post cap (~${aMaxCap} a day)` && capLine.data.every((v) => String(v) === aMaxCap), capLine);
 
   // After the publish: the posts' latest counts, and the followers by day.
   const latest = sql(`SELECT string_agg(view_count::text, ',' ORDER BY view_count DESC) FROM vibescaling.post_metrics_latest
@@ -252,6 +319,9 @@ try {
   check("... and its history none of A's calls", bHistoryPosts.every((id) => !aPosts.includes(id)), bHistoryPosts);
   check("... nor A's post metrics or followers", (await cells(b, '#post-metrics')).length === 0
     && (await cells(b, '[data-chart="followers"] table.data')).length === 0, await cells(b, '#post-metrics'));
+  const bCaps = await capsShown(b);
+  check("... and its Caps table B's own accounts only, as account_caps counts them",
+    JSON.stringify(bCaps) === JSON.stringify(capsOf(tenantB)) && bCaps.length === 1 && !bCaps.some((r) => /acme/.test(r)), bCaps);
   await b.close();
 
   // ---------------------------------------------------------------- operator
@@ -260,6 +330,11 @@ try {
                                AND ${(await periodOf(op)).sql}`));
   check(`the operator counts every tenant's ${allCalls} calls`, await columnSum(op, 'calls', 1) === allCalls,
     await columnSum(op, 'calls', 1));
+  const allAccounts = Number(sql('SELECT count(DISTINCT tiktok_account_id) FROM vibescaling.account_caps'));
+  const opCaps = await capsShown(op);
+  check(`the operator's Caps table has every tenant's ${allAccounts} active accounts`,
+    opCaps.length === Math.min(allAccounts, 100) && capsOf(tenantA).concat(capsOf(tenantB)).every((r) => opCaps.includes(r)),
+    opCaps.length);
   const unknownPost = sql(`SELECT post_id FROM vibescaling.unknown_outcomes u JOIN vibescaling.posts p ON p.id = u.post_id
                            WHERE p.owner = '${tenantA}'`);
   const unknownRows = await cells(op, '#unknown');

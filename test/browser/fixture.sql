@@ -60,6 +60,21 @@ SELECT count(vibescaling.schedule_post(id, now() + (i || ' hours')::interval + C
                                                                                    ELSE interval '0' END,
                                        acct, 'SELF_ONLY')) FROM public.browser_later;
 
+-- Caps: Direct Posts of acme's third account on coming UTC days, from
+-- 10:00 UTC (so more than a day ahead, whenever this runs), under the
+-- default cap of 15 (vibescaling.max_posts_per_account_day): 11 two days
+-- on (under 80 % of it), 12 three days on (80 %: near), 15 four days on
+-- (full). Its second account's cap is the 3 TikTok showed (above).
+CREATE TABLE public.browser_caps AS
+SELECT vs_test.new_video(format('acme caps in %s days %s', t.d, g)) AS id, a.id AS acct, t.d, g
+  FROM public.browser_accounts a, (VALUES (2, 11), (3, 12), (4, 15)) AS t(d, n), generate_series(1, t.n) g
+ WHERE a.owner = :'a' AND a.i = 3;
+UPDATE vibescaling.posts p SET owner = :'a' FROM public.browser_caps c WHERE p.id = c.id;
+SELECT count(vibescaling.schedule_post(id, (date_trunc('day', now() AT TIME ZONE 'UTC') + d * interval '1 day'
+                                            + interval '10 hours' + g * interval '10 minutes') AT TIME ZONE 'UTC',
+                                       acct, 'SELF_ONLY')) AS scheduled
+  FROM (SELECT * FROM public.browser_caps ORDER BY d, g) c;
+
 -- acme's sixth account must be authorised again; an init of acme's has an
 -- unknown outcome (sent two hours ago, no answer read).
 UPDATE vibescaling.tiktok_accounts SET status = 'needs_reauth', status_reason = 'refresh token expired'
