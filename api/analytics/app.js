@@ -262,9 +262,10 @@ function renderNow(d) {
   }
 }
 
-// The caps answer: one entry per account (an older server sent one object).
+// Each account's use of its caps (analytics' account_caps; none from a
+// server older than 0.1.8).
 function accountCaps(d) {
-  return Array.isArray(d.caps) ? d.caps : [];
+  return Array.isArray(d.account_caps) ? d.account_caps : [];
 }
 
 // How close a count is to its cap, as scheduling sees it: "near" from 80 %

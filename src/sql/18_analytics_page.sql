@@ -408,7 +408,8 @@ BEGIN
                       FROM days d LEFT JOIN vibescaling.tiktok_accounts a ON a.id = d.tiktok_account_id
                      WHERE d.tiktok_account_id IN (SELECT b.tiktok_account_id FROM busiest b)), '[]'),
         'accounts_posting', (SELECT count(DISTINCT d.tiktok_account_id) FROM days d),
-        'caps', jsonb_build_object('direct_posts_per_day', 15, 'pending_inbox_per_24h', 5),
+        'caps', jsonb_build_object('direct_posts_per_day', current_setting('vibescaling.max_posts_per_account_day')::integer,
+                                   'pending_inbox_per_24h', 5),
         'schedule_delay', coalesce((SELECT jsonb_agg(jsonb_build_object(
                       't', b.t, 'posts', coalesce(d.posts, 0),
                       'p50_s', round(vibescaling._hist_quantile(d.b, d.n, 0.5)::numeric, 1),
@@ -453,7 +454,8 @@ COMMENT ON VIEW vibescaling.unknown_outcomes IS
 -- is still processing, publishes of the last 30 days TikTok never
 -- confirmed (unconfirmed), accounts that need the creator to authorise
 -- again, each account's use of TikTok's caps (account_caps: today and the
--- 7 coming UTC days; the 100 busiest accounts), and (for every tenant
+-- 7 coming UTC days; the 100 busiest accounts; beside analytics' "caps",
+-- the caps scheduling plans with by default), and (for every tenant
 -- only, i.e. operators) the posts whose init has an unknown outcome and
 -- wait for a settlement.
 CREATE FUNCTION vibescaling._analytics_now(p_scope text)
@@ -493,7 +495,7 @@ AS $$
                 'status_reason', a.status_reason, 'since', a.updated_at) ORDER BY a.updated_at)
               FROM vibescaling.tiktok_accounts a
              WHERE a.status = 'needs_reauth' AND (p_scope = '*' OR a.owner = p_scope)), '[]'),
-        'caps', coalesce((SELECT jsonb_agg(jsonb_build_object(
+        'account_caps', coalesce((SELECT jsonb_agg(jsonb_build_object(
                 'tiktok_account_id', c.tiktok_account_id, 'account', c.account, 'daily_cap', c.daily_cap,
                 'cap_learned_from_tiktok', c.cap_learned_from_tiktok, 'inbox_uploads_24h', c.inbox_uploads_24h,
                 'days', c.days) ORDER BY c.busiest DESC, c.account, c.tiktok_account_id)

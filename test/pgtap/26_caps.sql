@@ -131,7 +131,7 @@ SELECT is((SELECT string_agg((x->>'line') || ':' || (x->>'code'), ',') FROM json
 -- The Analytics page's caps: each account with its cap and its 8 days (a
 -- tenant of this test's own: the page shows the 100 busiest accounts).
 UPDATE vibescaling.tiktok_accounts SET owner = 'caps_' || :'run' WHERE id IN (:'a', :'l');
-SELECT vibescaling.analytics(now() - interval '1 hour', now(), 'UTC', 'caps_' || :'run') -> 'caps' AS caps \gset
+SELECT vibescaling.analytics(now() - interval '1 hour', now(), 'UTC', 'caps_' || :'run') -> 'account_caps' AS caps \gset
 SELECT is((SELECT (c->>'daily_cap') || ' ' || (c->>'cap_learned_from_tiktok') || ' ' || jsonb_array_length(c->'days')
              FROM jsonb_array_elements(:'caps'::jsonb) c WHERE c->>'tiktok_account_id' = :'l'), '3 true 8',
           'analytics caps: an account''s cap, learned or not, and today and the 7 coming days');

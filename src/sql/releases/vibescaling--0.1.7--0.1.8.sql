@@ -214,6 +214,128 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION vibescaling.analytics(p_from timestamptz, p_to timestamptz, p_tz text DEFAULT 'UTC',
+                                      p_owner text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+DECLARE
+    v_scope    text := vibescaling._analytics_scope(p_owner);
+    v_rolled   timestamptz := coalesce((SELECT s.rolled_until FROM vibescaling.analytics_rollup_state s), '-infinity');
+    v_split    timestamptz;
+    v_bucket   text;
+    v_result   jsonb;
+BEGIN
+    IF p_from IS NULL OR p_to IS NULL OR p_from >= p_to THEN
+        RAISE EXCEPTION 'a period is required: from before to' USING ERRCODE = '22023';
+    END IF;
+    IF p_to - p_from > interval '400 days' THEN
+        RAISE EXCEPTION 'a period is at most 400 days' USING ERRCODE = '22023';
+    END IF;
+    p_from := date_trunc('hour', p_from);
+    IF NOT EXISTS (SELECT 1 FROM pg_timezone_names z WHERE z.name = p_tz) THEN
+        RAISE EXCEPTION 'unknown time zone %', p_tz USING ERRCODE = '22023', HINT = 'An IANA name, such as Europe/Paris.';
+    END IF;
+    -- Hours for a period of up to two days, else days in the viewer's zone.
+    v_bucket := CASE WHEN p_to - p_from <= interval '48 hours' THEN 'hour' ELSE 'day' END;
+    -- Rolled-up hours before v_split, raw rows from it on.
+    v_split := least(greatest(coalesce(v_rolled, '-infinity'), date_trunc('hour', p_from)), p_to);
+
+    WITH
+    -- Every bucket of the period, empty ones included, counted in the
+    -- viewer's wall time (a day across a DST change has 23 or 25 hours).
+    buckets AS (
+        SELECT b AT TIME ZONE p_tz AS t
+          FROM generate_series(date_trunc(v_bucket, p_from, p_tz) AT TIME ZONE p_tz, p_to AT TIME ZONE p_tz,
+                               ('1 ' || v_bucket)::interval) b
+         WHERE b AT TIME ZONE p_tz < p_to),
+    calls AS (
+        SELECT * FROM vibescaling.analytics_calls_hourly c
+         WHERE c.owner = v_scope AND c.hour >= date_trunc('hour', p_from) AND c.hour < v_split
+        UNION ALL
+        SELECT * FROM vibescaling._analytics_calls_from_log(greatest(p_from, v_split), p_to) c
+         WHERE c.owner = v_scope),
+    calls_t AS (
+        SELECT date_trunc(v_bucket, c.hour, p_tz) AS t, sum(c.calls) AS calls,
+               sum(c.calls) FILTER (WHERE c.outcome = 'failure') AS failures,
+               sum(c.calls) FILTER (WHERE c.outcome = 'unknown') AS unknown
+          FROM calls c GROUP BY 1),
+    latency AS (
+        SELECT c.endpoint, sum(n) AS calls, array_agg(b) AS b, array_agg(n) AS n
+          FROM calls c, unnest(c.lat_buckets, c.lat_counts) AS u(b, n)
+         GROUP BY c.endpoint),
+    failures AS (
+        SELECT c.error_code, c.endpoint, sum(c.calls) AS failures
+          FROM calls c WHERE c.outcome = 'failure'
+         GROUP BY c.error_code, c.endpoint),
+    days AS (
+        SELECT d.day, d.tiktok_account_id, sum(d.direct_posts) AS direct_posts, sum(d.inbox_posts) AS inbox_posts,
+               sum(d.failed_inits) AS failed_inits
+          FROM (SELECT * FROM vibescaling.analytics_account_days d
+                 WHERE (v_scope = '*' OR d.owner = v_scope)
+                   AND d.day >= (p_from AT TIME ZONE 'UTC')::date
+                   AND d.day <= ((v_split - interval '1 microsecond') AT TIME ZONE 'UTC')::date
+                UNION ALL
+                SELECT * FROM vibescaling._analytics_account_days_from_log(greatest(p_from, v_split), p_to) d
+                 WHERE (v_scope = '*' OR d.owner = v_scope)) d
+         GROUP BY d.day, d.tiktok_account_id),
+    -- The accounts closest to TikTok's caps: the 20 with the most posts in
+    -- a day (an operator's page would otherwise carry every account).
+    busiest AS (
+        SELECT d.tiktok_account_id FROM days d
+         GROUP BY d.tiktok_account_id
+         ORDER BY max(d.direct_posts + d.inbox_posts) DESC, sum(d.direct_posts + d.inbox_posts) DESC, d.tiktok_account_id
+         LIMIT 20),
+    delays AS (
+        SELECT * FROM vibescaling.analytics_delay_hourly d
+         WHERE d.owner = v_scope AND d.hour >= date_trunc('hour', p_from) AND d.hour < v_split
+        UNION ALL
+        SELECT * FROM vibescaling._analytics_delay_from_posts(greatest(p_from, v_split), p_to) d
+         WHERE d.owner = v_scope),
+    delay_t AS (
+        SELECT date_trunc(v_bucket, d.hour, p_tz) AS t, sum(n) AS posts, array_agg(b) AS b, array_agg(n) AS n
+          FROM delays d, unnest(d.delay_buckets, d.delay_counts) AS u(b, n)
+         GROUP BY 1)
+    SELECT jsonb_build_object(
+        'period', jsonb_build_object('from', p_from, 'to', p_to, 'time_zone', p_tz, 'bucket', v_bucket,
+                                     'owner', v_scope, 'rolled_up_until', v_rolled, 'as_of', now()),
+        'calls', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                      't', b.t, 'calls', coalesce(c.calls, 0), 'failures', coalesce(c.failures, 0),
+                      'unknown', coalesce(c.unknown, 0),
+                      'success_rate', round(1 - (coalesce(c.failures, 0) + coalesce(c.unknown, 0))::numeric / c.calls, 4))
+                      ORDER BY b.t) FROM buckets b LEFT JOIN calls_t c ON c.t = b.t), '[]'),
+        'latency', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                      'endpoint', l.endpoint, 'calls', l.calls,
+                      'p50_ms', round(vibescaling._hist_quantile(l.b, l.n, 0.5)::numeric, 1),
+                      'p95_ms', round(vibescaling._hist_quantile(l.b, l.n, 0.95)::numeric, 1),
+                      'p99_ms', round(vibescaling._hist_quantile(l.b, l.n, 0.99)::numeric, 1))
+                      ORDER BY l.endpoint) FROM latency l), '[]'),
+        'failures_by_code', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                      'error_code', f.error_code, 'endpoint', f.endpoint, 'failures', f.failures)
+                      ORDER BY f.failures DESC, f.error_code, f.endpoint) FROM failures f), '[]'),
+        'posts_per_account_day', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                      'day', d.day, 'tiktok_account_id', d.tiktok_account_id,
+                      'account', coalesce(a.display_name, a.open_id),
+                      'direct_posts', d.direct_posts, 'inbox_posts', d.inbox_posts, 'failed_inits', d.failed_inits)
+                      ORDER BY d.day, coalesce(a.display_name, a.open_id), d.tiktok_account_id)
+                      FROM days d LEFT JOIN vibescaling.tiktok_accounts a ON a.id = d.tiktok_account_id
+                     WHERE d.tiktok_account_id IN (SELECT b.tiktok_account_id FROM busiest b)), '[]'),
+        'accounts_posting', (SELECT count(DISTINCT d.tiktok_account_id) FROM days d),
+        'caps', jsonb_build_object('direct_posts_per_day', current_setting('vibescaling.max_posts_per_account_day')::integer,
+                                   'pending_inbox_per_24h', 5),
+        'schedule_delay', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                      't', b.t, 'posts', coalesce(d.posts, 0),
+                      'p50_s', round(vibescaling._hist_quantile(d.b, d.n, 0.5)::numeric, 1),
+                      'p95_s', round(vibescaling._hist_quantile(d.b, d.n, 0.95)::numeric, 1))
+                      ORDER BY b.t) FROM buckets b LEFT JOIN delay_t d ON d.t = b.t), '[]'))
+      INTO v_result;
+    RETURN v_result || vibescaling._analytics_now(v_scope)
+                    || vibescaling._analytics_metrics(v_scope, p_from, p_to, p_tz);
+END
+$$;
+
 CREATE OR REPLACE FUNCTION vibescaling._analytics_now(p_scope text)
 RETURNS jsonb
 LANGUAGE sql STABLE
@@ -251,7 +373,7 @@ AS $$
                 'status_reason', a.status_reason, 'since', a.updated_at) ORDER BY a.updated_at)
               FROM vibescaling.tiktok_accounts a
              WHERE a.status = 'needs_reauth' AND (p_scope = '*' OR a.owner = p_scope)), '[]'),
-        'caps', coalesce((SELECT jsonb_agg(jsonb_build_object(
+        'account_caps', coalesce((SELECT jsonb_agg(jsonb_build_object(
                 'tiktok_account_id', c.tiktok_account_id, 'account', c.account, 'daily_cap', c.daily_cap,
                 'cap_learned_from_tiktok', c.cap_learned_from_tiktok, 'inbox_uploads_24h', c.inbox_uploads_24h,
                 'days', c.days) ORDER BY c.busiest DESC, c.account, c.tiktok_account_id)
