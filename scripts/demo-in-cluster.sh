@@ -19,7 +19,7 @@ chmod 755 "$VS_DEMO_DIR"
 psql -X -d "$db" -v sim_url="$sim" -v demo_dir="$VS_DEMO_DIR" -f scripts/demo.sql
 
 echo
-echo "== 14. The HTTP API: nginx (api/nginx.conf) in front of PostgREST 12 (api/postgrest.conf)"
+echo "== 15. The HTTP API: nginx (api/nginx.conf) in front of PostgREST 12 (api/postgrest.conf)"
 export VS_API_DIR=${VS_API_DIR:-$(mktemp -d /tmp/vibescaling-demo.XXXXXX)}
 trap 'scripts/api-stack.sh stop; rm -rf "$VS_API_DIR" "$VS_DEMO_DIR"' EXIT
 api=$(scripts/api-stack.sh start "$db")
@@ -28,7 +28,7 @@ scripts/demo-api.sh "$api" "$VS_API_DIR/jwt-secret"
 token=$(scripts/jwt.py --secret-file "$VS_API_DIR/jwt-secret" --role vibescaling_user --sub acme --ttl 86400)
 operator=$(scripts/jwt.py --secret-file "$VS_API_DIR/jwt-secret" --role vibescaling_operator --ttl 86400)
 echo
-echo "== 15. The Analytics page (docs/analytics.md), served by nginx next to the API"
+echo "== 16. The Analytics page (docs/analytics.md), served by nginx next to the API"
 echo "Tenant acme's page (its JWT, valid 24 h, is in the address's fragment):"
 echo "  $api/analytics/#token=$token"
 echo "An operator's page (every tenant, the unknown outcomes to settle):"

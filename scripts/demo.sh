@@ -4,9 +4,11 @@
 # PostgreSQL 15 cluster with pg_cron, and runs the demo (scripts/demo.sql):
 # connect an account, publish a video directly, to the inbox and a photo
 # post, schedule one and dispatch it, poll status to completion, print the
-# dispatch log, a burst; then a tenant uses the HTTP API through nginx and
-# PostgREST 12 (scripts/demo-api.sh), which stays up on a terminal until
-# Enter.  Usage: scripts/demo.sh   (as root or with sudo rights)
+# dispatch log, a burst, a campaign (one draft to three accounts, a queue
+# of posting slots, a repeating post, the caps); then a tenant uses the
+# HTTP API through nginx and PostgREST 12 (scripts/demo-api.sh), which
+# stays up on a terminal until Enter.
+# Usage: scripts/demo.sh   (as root or with sudo rights)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -154,3 +154,91 @@ SELECT count(*) FILTER (WHERE status = 'posted') AS posted, count(*) AS burst_po
 SELECT vibescaling.http_pool_stats() AS connection_pool;
 \echo 'Analytics over the dispatch log:'
 SELECT * FROM vibescaling.dispatch_stats ORDER BY endpoint;
+
+\echo
+\echo '== 14. A campaign (docs/campaigns.md): one draft to three accounts, a queue, a repeating post, the caps'
+\echo 'Two more of the brand''s accounts (the simulator accepts the code "code-<open_id>"):'
+SELECT vibescaling.connect_account('code-brand_fr', 'https://app.example/tiktok/callback') AS fr_account \gset
+SELECT vibescaling.connect_account('code-brand_staging', 'https://app.example/tiktok/callback') AS staging_account \gset
+SELECT open_id, status FROM vibescaling.accounts WHERE id IN (:'fr_account', :'staging_account') ORDER BY open_id;
+INSERT INTO vibescaling.posts (caption, video_url)
+VALUES ('Summer drop #brand', 'https://verified.example/drop.mp4') RETURNING id AS campaign \gset
+\echo 'schedule_targets: each account gets a post of its own, with its own options (brand_fr: its own'
+\echo 'caption, no duets, 2 minutes later; brand_staging: to the inbox). Times in Paris:'
+SELECT a.open_id, coalesce(t #>> '{error,sqlstate}', 'scheduled') AS answer,
+       to_char((t->>'scheduled_at')::timestamptz AT TIME ZONE 'Europe/Paris', 'HH24:MI') AS paris_time
+  FROM jsonb_array_elements(vibescaling.schedule_targets(:'campaign', now() + interval '8 minutes', jsonb_build_array(
+         jsonb_build_object('tiktok_account_id', :'account_id', 'privacy_level', 'PUBLIC_TO_EVERYONE'),
+         jsonb_build_object('tiktok_account_id', :'fr_account', 'privacy_level', 'PUBLIC_TO_EVERYONE',
+                            'caption', 'Nouvelle collection #brand', 'disable_duet', true,
+                            'scheduled_at', now() + interval '10 minutes'),
+         jsonb_build_object('tiktok_account_id', :'staging_account', 'privacy_level', 'SELF_ONLY', 'mode', 'inbox')))
+       #> '{data,targets}') t
+  JOIN vibescaling.accounts a ON a.id = (t->>'tiktok_account_id')::uuid
+ ORDER BY a.open_id;
+\echo 'The dispatcher sends each target when it is due (run now "as of" 11 minutes later):'
+SELECT now() + interval '11 minutes' AS later \gset
+CALL vibescaling.dispatch_due_posts(:'later');
+SELECT count(*) FILTER (WHERE status = 'posted') AS targets_sent, count(*) AS targets
+  FROM vibescaling.posts WHERE parent_id = :'campaign';
+
+\echo
+\echo 'Weekly posting slots for brand_fr, in Paris time, then three drafts added to its queue:'
+SELECT (ARRAY['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'])[(x->>'weekday')::integer] AS weekday, x->>'time' AS paris_time
+  FROM jsonb_array_elements(vibescaling.set_posting_slots(:'fr_account', 'Europe/Paris',
+         '[{"weekday": "mon", "time": "09:00"}, {"weekday": "wed", "time": "18:30"}, {"weekday": "sat", "time": "11:00"}]')
+       #> '{data,slots}') x;
+INSERT INTO vibescaling.posts (caption, video_url)
+SELECT 'Lookbook ' || i || ' #brand', 'https://verified.example/lookbook.mp4' FROM generate_series(1, 3) i;
+SELECT q.caption,
+       to_char((vibescaling.add_to_queue(q.id, :'fr_account', 'PUBLIC_TO_EVERYONE') #>> '{data,scheduled_at}')::timestamptz
+               AT TIME ZONE 'Europe/Paris', 'Dy DD Mon HH24:MI') AS paris_time
+  FROM (SELECT id, caption FROM vibescaling.posts WHERE caption LIKE 'Lookbook %' ORDER BY caption) q;
+
+\echo
+\echo 'A repeating post: every 2 days at 10:00 Paris time, 4 times. The coming week''s occurrences are'
+\echo 'scheduled at once, each a post of its own (pg_cron''s expand_recurrences adds the next ones):'
+INSERT INTO vibescaling.posts (caption, video_url)
+VALUES ('Tip of the day #brand', 'https://verified.example/tip.mp4') RETURNING id AS evergreen \gset
+SELECT to_char(o::timestamptz AT TIME ZONE 'Europe/Paris', 'Dy DD Mon HH24:MI') AS occurrence_paris_time
+  FROM jsonb_array_elements_text(vibescaling.repeat_post(:'evergreen', :'account_id', '{"every_days": 2, "time": "10:00"}',
+                                                         'Europe/Paris', '{"privacy_level": "PUBLIC_TO_EVERYONE"}',
+                                                         max_count => 4) #> '{data,occurrences}') o;
+
+\echo
+\echo 'account_caps: the three accounts'' Direct Posts per UTC day against their cap (today, and days with posts):'
+SELECT a.open_id, c.day, c.direct_posts, c.daily_cap
+  FROM vibescaling.account_caps c JOIN vibescaling.accounts a ON a.id = c.tiktok_account_id
+ WHERE c.tiktok_account_id IN (:'account_id', :'fr_account', :'staging_account')
+   AND (c.direct_posts > 0 OR c.day = (now() AT TIME ZONE 'UTC')::date)
+ ORDER BY a.open_id, c.day;
+
+\echo
+\echo 'publish_status of the campaign once TikTok has processed it: as a whole, and per target:'
+-- The campaign's targets still processing at TikTok after polling its
+-- publish_status every 3 s for up to timeout_s (one status/fetch per
+-- target a poll, well inside TikTok's 30 a minute per account).
+CREATE FUNCTION pg_temp.poll_campaign(campaign uuid, timeout_s integer) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_processing integer;
+BEGIN
+    FOR i IN 1..greatest(timeout_s / 3, 1) LOOP
+        SELECT count(*) INTO v_processing
+          FROM jsonb_array_elements(vibescaling.publish_status(campaign) #> '{data,targets}') t
+         WHERE t->>'status' = 'processing';
+        EXIT WHEN v_processing = 0;
+        PERFORM pg_sleep(3);
+    END LOOP;
+    RETURN v_processing;
+END
+$$;
+SELECT pg_temp.poll_campaign(:'campaign', 30) AS still_processing;
+SELECT s #>> '{data,status}' AS campaign_status FROM vibescaling.publish_status(:'campaign') s;
+SELECT a.open_id, p.caption, p.privacy_level, p.mode, p.disable_duet, t->>'post_status' AS post_status,
+       t->>'status' AS publish_status, t->>'tiktok_status' AS tiktok_status
+  FROM vibescaling.publish_status(:'campaign') s,
+       jsonb_array_elements(s #> '{data,targets}') t
+  JOIN vibescaling.accounts a ON a.id = (t->>'tiktok_account_id')::uuid
+  JOIN vibescaling.posts p ON p.id = (t->>'post_id')::uuid
+ ORDER BY a.open_id;
