@@ -14,6 +14,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_creator jsonb;   -- creator_info's data, when it could be had
+    v_caps    boolean; -- whether TikTok's caps are checked (see below)
 BEGIN
     -- A post TikTok has is never a draft or scheduled again (that would
     -- publish it twice); only TikTok's verdict (publish_status, a webhook) may turn it failed.
@@ -49,6 +50,19 @@ BEGIN
                                       p_new.scheduled_at, now() + interval '5 minutes');
         END IF;
         PERFORM vibescaling._check_publishable(p_new);
+        -- TikTok's caps on the post's day, when a person schedules it or
+        -- changes its time, account or kind; not when the extension puts a
+        -- post it already counted back on the queue. The account's
+        -- scheduling lock is taken here, before creator_info may take its
+        -- rate-limit lock: every path takes an account's scheduling lock
+        -- before its rate-limit lock, never after, so that none waits on
+        -- the other in a cycle (test/isolation/specs/targets_deadlock.spec).
+        v_caps := p_old.id IS NULL OR p_old.status NOT IN ('scheduled', 'publishing', 'posted')
+                  OR (p_new.scheduled_at, p_new.tiktok_account_id, p_new.mode, p_new.privacy_level)
+                     IS DISTINCT FROM (p_old.scheduled_at, p_old.tiktok_account_id, p_old.mode, p_old.privacy_level);
+        IF v_caps THEN
+            PERFORM vibescaling._lock_accounts(ARRAY[p_new.tiktok_account_id]);
+        END IF;
         -- What the creator allows (cached creator_info); the dispatcher checks
         -- again with a fresh answer. TikTok being unreachable does not stop
         -- scheduling.
@@ -69,10 +83,7 @@ BEGIN
                                 p_old.media_type, p_old.tiktok_account_id) THEN
             PERFORM vibescaling._check_media(p_new, (v_creator->>'max_video_post_duration_sec')::integer);
         END IF;
-        -- TikTok's caps on the post's day, when its time, account or kind is new.
-        IF p_old.id IS NULL OR p_old.status <> 'scheduled'
-           OR (p_new.scheduled_at, p_new.tiktok_account_id, p_new.mode, p_new.privacy_level)
-              IS DISTINCT FROM (p_old.scheduled_at, p_old.tiktok_account_id, p_old.mode, p_old.privacy_level) THEN
+        IF v_caps THEN
             PERFORM vibescaling._check_caps(p_new);
         END IF;
     END IF;

@@ -183,6 +183,13 @@ DECLARE
 BEGIN
     p := vibescaling._lock_parent(publish_targets.post_id);
     PERFORM vibescaling._check_targets(targets);
+    -- Every target account's rate-limit lock first, in the order batches
+    -- take them (_rate_limit_allowance: by id). Each publish holds its
+    -- account's until the transaction ends, so taken target by target in
+    -- the caller's order, two fan-outs to the same accounts could wait on
+    -- each other in a cycle.
+    PERFORM vibescaling._rate_limit_lock(a)
+       FROM (SELECT DISTINCT (x->>'tiktok_account_id')::uuid AS a FROM jsonb_array_elements(targets) x ORDER BY 1) sorted;
     FOR t IN SELECT x FROM jsonb_array_elements(targets) x LOOP
         v_target := vibescaling._target_post(p, t);
         BEGIN

@@ -103,7 +103,9 @@ $$;
 -- account (the one add_to_queue takes), in one fixed order: a transaction
 -- that schedules for several accounts (targets, a CSV, recurrences) takes
 -- them all first, so that two such transactions never wait on each other
--- in a cycle.
+-- in a cycle. An account's scheduling lock is always taken before its
+-- rate-limit lock (_rate_limit_lock, which a creator_info call takes),
+-- never after: the posts trigger takes it before asking creator_info.
 CREATE FUNCTION vibescaling._lock_accounts(p_accounts uuid[])
 RETURNS void
 LANGUAGE plpgsql

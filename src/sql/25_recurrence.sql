@@ -227,13 +227,17 @@ DECLARE
     v_n     integer := 0;
 BEGIN
     PERFORM vibescaling._require_primary();
-    -- In the order _lock_accounts takes accounts' scheduling locks, so that
-    -- this run and a transaction scheduling for several accounts never
-    -- wait on each other in a cycle.
+    -- Every rule's account's scheduling lock first, in _lock_accounts'
+    -- order, so that this run and a transaction scheduling for several
+    -- accounts never wait on each other in a cycle.
+    PERFORM vibescaling._lock_accounts(ARRAY(
+        SELECT x.tiktok_account_id FROM vibescaling.recurrences x
+         WHERE x.stopped_at IS NULL AND (x.max_count IS NULL OR x.occurrences < x.max_count)
+           AND (x.ends_at IS NULL OR x.ends_at > now())));
     FOR v_id IN SELECT x.id FROM vibescaling.recurrences x
                  WHERE x.stopped_at IS NULL AND (x.max_count IS NULL OR x.occurrences < x.max_count)
                    AND (x.ends_at IS NULL OR x.ends_at > now())
-                 ORDER BY hashtext(x.tiktok_account_id::text), x.id LOOP
+                 ORDER BY x.id LOOP
         v_rules := v_rules + 1;
         v_n := v_n + vibescaling._expand_recurrence(v_id, interval '7 days');
     END LOOP;

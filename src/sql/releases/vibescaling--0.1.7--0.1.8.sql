@@ -33,6 +33,89 @@ CREATE OR REPLACE VIEW vibescaling.account_caps WITH (security_invoker = true) A
 
 -- The functions: new ones (warnings, the scheduling locks, the campaign
 -- API) and changed ones, in an order where each finds what it calls.
+CREATE OR REPLACE FUNCTION vibescaling._check_post_write(p_new vibescaling.posts, p_old vibescaling.posts)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_creator jsonb;   -- creator_info's data, when it could be had
+    v_caps    boolean; -- whether TikTok's caps are checked (see below)
+BEGIN
+    -- A post TikTok has is never a draft or scheduled again (that would
+    -- publish it twice); only TikTok's verdict (publish_status, a webhook) may turn it failed.
+    IF p_old.id IS NOT NULL AND p_old.status = 'posted' AND p_new.status NOT IN ('posted', 'failed') THEN
+        RAISE EXCEPTION 'post % is already posted; its status cannot become %', p_old.id, p_new.status
+            USING ERRCODE = '55000';
+    END IF;
+
+    IF p_new.status = 'scheduled' THEN
+        -- A publishing post is scheduled again only once settled (a requeue:
+        -- its time was set before, so the 5-minute rule is not for it).
+        IF p_old.id IS NOT NULL AND p_old.status = 'publishing'
+           AND (SELECT e.state FROM vibescaling._earlier_init(p_old.id) e) IS NOT DISTINCT FROM 'unknown' THEN
+            RAISE EXCEPTION 'post % is publishing: its init''s outcome is unknown; it cannot be scheduled', p_old.id
+                USING ERRCODE = '55000',
+                      HINT = 'settle_unknown_outcomes() settles it from TikTok''s signals; an operator may call settle_post().';
+        END IF;
+        IF p_new.scheduled_at IS NULL THEN
+            RAISE EXCEPTION 'scheduled_at is required to schedule a post' USING ERRCODE = '22004';
+        END IF;
+        IF p_old.id IS NOT NULL AND EXISTS (SELECT 1 FROM vibescaling.posts t WHERE t.parent_id = p_old.id) THEN
+            RAISE EXCEPTION 'post % has targets: they are scheduled, not the post', p_old.id
+                USING ERRCODE = '55000', HINT = 'schedule_targets(post_id, scheduled_at, targets) adds accounts.';
+        END IF;
+        -- The 5-minute rule applies when the time is set, not to later edits
+        -- of an already scheduled post.
+        IF (p_old.id IS NULL OR p_old.status NOT IN ('scheduled', 'publishing')
+            OR p_new.scheduled_at IS DISTINCT FROM p_old.scheduled_at)
+           AND p_new.scheduled_at < now() + interval '5 minutes' THEN
+            RAISE EXCEPTION 'scheduled_at must be at least 5 minutes in the future'
+                USING ERRCODE = '22023',
+                      DETAIL = format('scheduled_at is %s; the earliest allowed now is %s.',
+                                      p_new.scheduled_at, now() + interval '5 minutes');
+        END IF;
+        PERFORM vibescaling._check_publishable(p_new);
+        -- TikTok's caps on the post's day, when a person schedules it or
+        -- changes its time, account or kind; not when the extension puts a
+        -- post it already counted back on the queue. The account's
+        -- scheduling lock is taken here, before creator_info may take its
+        -- rate-limit lock: every path takes an account's scheduling lock
+        -- before its rate-limit lock, never after, so that none waits on
+        -- the other in a cycle (test/isolation/specs/targets_deadlock.spec).
+        v_caps := p_old.id IS NULL OR p_old.status NOT IN ('scheduled', 'publishing', 'posted')
+                  OR (p_new.scheduled_at, p_new.tiktok_account_id, p_new.mode, p_new.privacy_level)
+                     IS DISTINCT FROM (p_old.scheduled_at, p_old.tiktok_account_id, p_old.mode, p_old.privacy_level);
+        IF v_caps THEN
+            PERFORM vibescaling._lock_accounts(ARRAY[p_new.tiktok_account_id]);
+        END IF;
+        -- What the creator allows (cached creator_info); the dispatcher checks
+        -- again with a fresh answer. TikTok being unreachable does not stop
+        -- scheduling.
+        IF p_new.mode = 'direct' THEN
+            BEGIN
+                v_creator := vibescaling.creator_info(p_new.tiktok_account_id)->'data';
+                PERFORM vibescaling._check_creator_allows(p_new, v_creator);
+            EXCEPTION WHEN connection_exception OR insufficient_resources THEN
+                NULL;
+            END;
+        END IF;
+        -- The media, when it or the post's account is new to the schedule
+        -- (the dispatcher does not probe again; publish_post does).
+        IF p_old.id IS NULL OR p_old.status <> 'scheduled'
+           OR (p_new.video_url, p_new.video_lo, p_new.media_id, p_new.photo_urls, p_new.upload_method,
+               p_new.media_type, p_new.tiktok_account_id)
+              IS DISTINCT FROM (p_old.video_url, p_old.video_lo, p_old.media_id, p_old.photo_urls, p_old.upload_method,
+                                p_old.media_type, p_old.tiktok_account_id) THEN
+            PERFORM vibescaling._check_media(p_new, (v_creator->>'max_video_post_duration_sec')::integer);
+        END IF;
+        IF v_caps THEN
+            PERFORM vibescaling._check_caps(p_new);
+        END IF;
+    END IF;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION vibescaling.schedule_post(
     post_id               uuid,
     scheduled_at          timestamptz,
@@ -390,6 +473,53 @@ AS $$
                 'sent_at', u.created_at, 'error_code', u.error_code, 'caption', left(u.caption, 80))
                 ORDER BY u.created_at)
               FROM vibescaling.unknown_outcomes u), '[]') END)
+$$;
+
+CREATE OR REPLACE FUNCTION vibescaling.publish_targets(post_id uuid, targets jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p         vibescaling.posts;
+    t         jsonb;
+    v_target  uuid;
+    v_answer  jsonb;
+    v_answers jsonb := '[]';
+    v_state   text;
+    v_message text;
+BEGIN
+    p := vibescaling._lock_parent(publish_targets.post_id);
+    PERFORM vibescaling._check_targets(targets);
+    -- Every target account's rate-limit lock first, in the order batches
+    -- take them (_rate_limit_allowance: by id). Each publish holds its
+    -- account's until the transaction ends, so taken target by target in
+    -- the caller's order, two fan-outs to the same accounts could wait on
+    -- each other in a cycle.
+    PERFORM vibescaling._rate_limit_lock(a)
+       FROM (SELECT DISTINCT (x->>'tiktok_account_id')::uuid AS a FROM jsonb_array_elements(targets) x ORDER BY 1) sorted;
+    FOR t IN SELECT x FROM jsonb_array_elements(targets) x LOOP
+        v_target := vibescaling._target_post(p, t);
+        BEGIN
+            PERFORM vibescaling._ready_target(p, v_target, t);
+            v_answer := vibescaling.publish_post(
+                v_target, (t->>'tiktok_account_id')::uuid, t->>'privacy_level', coalesce(t->>'mode', 'direct'),
+                coalesce((t->>'disable_comment')::boolean, false), coalesce((t->>'disable_duet')::boolean, false),
+                coalesce((t->>'disable_stitch')::boolean, false), coalesce((t->>'brand_content_toggle')::boolean, false),
+                coalesce((t->>'brand_organic_toggle')::boolean, false));
+            v_answers := v_answers || vibescaling._target_answer((t->>'tiktok_account_id')::uuid, v_target,
+                                                                 v_answer->'data', NULL, NULL);
+        EXCEPTION WHEN OTHERS THEN
+            -- This target's publish rolled back (its calls stay in the log);
+            -- its post, a draft again, keeps the reason.
+            GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
+            PERFORM vibescaling._record_target_error(v_target, v_message, v_state);
+            v_answers := v_answers || vibescaling._target_answer((t->>'tiktok_account_id')::uuid, v_target,
+                                                                 NULL, v_state, v_message);
+        END;
+    END LOOP;
+    RETURN jsonb_build_object('data', jsonb_build_object('post_id', p.id, 'targets', v_answers));
+END
 $$;
 
 CREATE OR REPLACE FUNCTION vibescaling.schedule_targets(post_id uuid, scheduled_at timestamptz, targets jsonb)
@@ -773,13 +903,17 @@ DECLARE
     v_n     integer := 0;
 BEGIN
     PERFORM vibescaling._require_primary();
-    -- In the order _lock_accounts takes accounts' scheduling locks, so that
-    -- this run and a transaction scheduling for several accounts never
-    -- wait on each other in a cycle.
+    -- Every rule's account's scheduling lock first, in _lock_accounts'
+    -- order, so that this run and a transaction scheduling for several
+    -- accounts never wait on each other in a cycle.
+    PERFORM vibescaling._lock_accounts(ARRAY(
+        SELECT x.tiktok_account_id FROM vibescaling.recurrences x
+         WHERE x.stopped_at IS NULL AND (x.max_count IS NULL OR x.occurrences < x.max_count)
+           AND (x.ends_at IS NULL OR x.ends_at > now())));
     FOR v_id IN SELECT x.id FROM vibescaling.recurrences x
                  WHERE x.stopped_at IS NULL AND (x.max_count IS NULL OR x.occurrences < x.max_count)
                    AND (x.ends_at IS NULL OR x.ends_at > now())
-                 ORDER BY hashtext(x.tiktok_account_id::text), x.id LOOP
+                 ORDER BY x.id LOOP
         v_rules := v_rules + 1;
         v_n := v_n + vibescaling._expand_recurrence(v_id, interval '7 days');
     END LOOP;
