@@ -15,7 +15,10 @@
 --     (unaudited_client_can_only_post_to_private_accounts,
 --     reached_active_user_cap).
 -- A cap is a 53400 (HTTP 429) naming TikTok's code; the unaudited app's
--- privacy rule a 22023. vibescaling.account_caps shows each account's use.
+-- privacy rule a 22023. A post that brings its day near a cap is
+-- scheduled with a warning in the scheduling function's answer, and
+-- vibescaling.caps_policy = 'warn' turns the caps' refusals into warnings
+-- (_cap_findings). vibescaling.account_caps shows each account's use.
 
 -- The Direct Post cap TikTok showed for an account: the Direct Posts it
 -- accepted in the 24 hours before its last spam_risk_too_many_posts answer
